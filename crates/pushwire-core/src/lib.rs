@@ -1,1 +1,32 @@
-//! placeholder
+//! The pushwire node: everything between a decoded command and an encoded message.
+//!
+//! No HTTP and no broker client here: transports feed [`client::Client`] frames and write what
+//! its [`outbox::Outbox`] yields; backends implement [`engine::Broker`] and
+//! [`engine::PresenceManager`].
+//!
+//! Layout:
+//! - [`config`]: typed `client.*` / `channel.*` configuration and its validation.
+//! - [`namespace`]: channel names → namespaces, private and user-limited channels.
+//! - [`node`]: the node and the operations shared by the server API and clients.
+//! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
+//! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
+//! - [`outbox`]: the per-connection queue bounded in bytes.
+//! - [`engine`]: broker and presence contracts and the in-memory engine.
+//! - [`filter`]: tags filters.
+//! - [`auth`]: credentials and the token verifier contract.
+//! - [`registry`], [`metrics`]: live clients and counters.
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod filter;
+pub mod hub;
+pub mod metrics;
+pub mod namespace;
+pub mod node;
+pub mod outbox;
+pub mod registry;
+
+pub use client::{Client, TransportInfo};
+pub use node::Node;

@@ -84,11 +84,12 @@ fn trim_ascii(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Encodes one message as JSON bytes (no trailing newline).
-pub fn encode_json<T: Serialize>(msg: &T) -> Bytes {
+/// Encodes one message as JSON bytes (no trailing newline). Fails only when an embedded raw
+/// payload is not valid JSON.
+pub fn encode_json<T: Serialize>(msg: &T) -> Result<Bytes, serde_json::Error> {
     let mut buf = BytesMut::with_capacity(128).writer();
-    serde_json::to_writer(&mut buf, msg).expect("protocol types always serialize");
-    buf.into_inner().freeze()
+    serde_json::to_writer(&mut buf, msg)?;
+    Ok(buf.into_inner().freeze())
 }
 
 /// Joins encoded messages into one frame in `buf`: JSON with `\n` between messages, protobuf

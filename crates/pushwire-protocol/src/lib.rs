@@ -8,16 +8,19 @@
 //! - [`command`]: what clients send (`Command` and its requests).
 //! - [`reply`]: what the server sends (`Reply`, `Push` and their results).
 //! - [`raw`]: payload bytes that travel as embedded raw JSON in the JSON protocol.
+//! - [`encode`]: replies and pushes to bytes for a connection's protocol.
 //! - [`frame`]: splitting batched frames into commands and joining encoded replies into frames.
 
 pub mod codes;
 pub mod command;
+pub mod encode;
 pub mod frame;
 pub mod raw;
 pub mod reply;
 
 pub use codes::{Disconnect, ErrorCode, Unsubscribe};
 pub use command::*;
+pub use encode::{encode_push, encode_reply, EncodeError};
 pub use frame::{FrameError, Protocol};
 pub use raw::RawJson;
 pub use reply::*;

@@ -1,0 +1,364 @@
+//! A client connection's session: the protocol state machine shared by every transport.
+//!
+//! A transport creates a [`Client`], feeds it every incoming frame with
+//! [`Client::handle_frame`], writes whatever [`Client::outbox`] yields, calls
+//! [`Client::on_timer`] at [`Client::next_deadline`], and calls [`Client::cleanup`] once the
+//! connection is gone. The transport knows framing and HTTP only; everything about channels,
+//! permissions and recovery happens here.
+//!
+//! Files: `connect.rs` (connect, refresh), `subscribe.rs` (subscribe, recovery, unsubscribe),
+//! `commands.rs` (publish, history, presence), `timers.rs` (ping/pong, stale, expiry).
+
+mod commands;
+mod connect;
+mod subscribe;
+mod timers;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use pushwire_protocol::{
+    encode_push, encode_reply, ClientInfo, Command, Disconnect, ErrorCode,
+    Protocol, Push, RawJson, Reply, Request,
+};
+use tokio::time::Instant;
+
+use crate::hub::ClientKey;
+use crate::metrics::Metrics;
+use crate::node::Node;
+
+/// How a transport carries the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportInfo {
+    /// Transport name (`websocket`, `http_stream`, `sse`, `uni_sse`, ...).
+    pub name: &'static str,
+    /// Wire format.
+    pub protocol: Protocol,
+    /// Server-to-client only: pushes are sent bare, pings need no pong.
+    pub unidirectional: bool,
+    /// Bidirectional emulation (HTTP-streaming, SSE + `/emulation`): the connect result
+    /// carries `session` and `node`.
+    pub emulated: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Waiting for connect.
+    Connecting,
+    /// Authenticated.
+    Connected,
+    /// Connect answered with an error: every later command is a protocol violation.
+    Unusable,
+    /// Closed; cleanup ran or is running.
+    Closed,
+}
+
+/// Per-channel state of one subscription.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubState {
+    /// Subscribe in flight: a second subscribe gets 105.
+    pub subscribing: bool,
+    /// Presence entry kept for this subscription.
+    pub presence: bool,
+    /// Join/leave messages are published for this subscription.
+    pub join_leave: bool,
+    /// Channel info from the subscription token.
+    pub chan_info: RawJson,
+    /// Subscription expiry, Unix seconds.
+    pub expire_at: Option<i64>,
+}
+
+#[derive(Debug)]
+struct State {
+    status: Status,
+    user: String,
+    conn_info: RawJson,
+    expire_at: Option<i64>,
+    subs: HashMap<Arc<str>, SubState>,
+    timers: timers::Timers,
+}
+
+/// One client connection.
+pub struct Client {
+    node: Arc<Node>,
+    key: ClientKey,
+    id: Arc<str>,
+    session: Arc<str>,
+    transport: TransportInfo,
+    outbox: Arc<crate::outbox::Outbox>,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .field("transport", &self.transport.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a command handler ends with when it does not reply normally.
+#[derive(Debug)]
+pub(crate) enum CommandError {
+    /// Answer with an error reply.
+    Reply(ErrorCode),
+    /// Close the connection.
+    Disconnect(Disconnect),
+}
+
+impl From<ErrorCode> for CommandError {
+    fn from(e: ErrorCode) -> Self {
+        CommandError::Reply(e)
+    }
+}
+
+impl From<Disconnect> for CommandError {
+    fn from(d: Disconnect) -> Self {
+        CommandError::Disconnect(d)
+    }
+}
+
+pub(crate) type CommandResult = Result<Reply, CommandError>;
+
+impl Client {
+    /// A new, not yet connected client. The stale timer starts now.
+    pub fn new(node: Arc<Node>, transport: TransportInfo) -> Arc<Client> {
+        let cfg = &node.config().client;
+        let outbox = Arc::new(crate::outbox::Outbox::new(cfg.queue_max_size));
+        let now = Instant::now();
+        let timers = timers::Timers::new(now + cfg.stale_close_delay);
+        Metrics::add(&node.metrics().connections_accepted, 1);
+        Arc::new(Client {
+            key: node.next_client_key(),
+            id: Arc::from(uuid::Uuid::new_v4().to_string()),
+            session: Arc::from(if transport.emulated || transport.unidirectional {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                String::new()
+            }),
+            node,
+            transport,
+            outbox,
+            state: Mutex::new(State {
+                status: Status::Connecting,
+                user: String::new(),
+                conn_info: RawJson::default(),
+                expire_at: None,
+                subs: HashMap::new(),
+                timers,
+            }),
+        })
+    }
+
+    /// Key of this client inside the node.
+    pub fn key(&self) -> ClientKey {
+        self.key
+    }
+
+    /// Client id sent to the client (a UUID).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Emulation session id (empty for plain WebSocket).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Transport description.
+    pub fn transport(&self) -> TransportInfo {
+        self.transport
+    }
+
+    /// The outgoing queue the transport's writer drains.
+    pub fn outbox(&self) -> &Arc<crate::outbox::Outbox> {
+        &self.outbox
+    }
+
+    /// User id; empty until connected or for anonymous users.
+    pub fn user(&self) -> String {
+        self.state.lock().user.clone()
+    }
+
+    /// Whether connect succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.state.lock().status == Status::Connected
+    }
+
+    /// Channels this client is subscribed to.
+    pub fn channels(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .subs
+            .iter()
+            .filter(|(_, s)| !s.subscribing)
+            .map(|(c, _)| c.to_string())
+            .collect()
+    }
+
+    pub(crate) fn client_info(&self, chan_info: RawJson) -> ClientInfo {
+        let st = self.state.lock();
+        ClientInfo {
+            user: st.user.clone(),
+            client: self.id.to_string(),
+            conn_info: st.conn_info.clone(),
+            chan_info,
+        }
+    }
+
+    /// Asks the transport to close the connection with `disconnect` (first reason wins).
+    pub fn disconnect(&self, disconnect: Disconnect) {
+        self.outbox.close(disconnect);
+    }
+
+    /// Encodes and queues a reply. An encoding failure (non-JSON payload for a JSON client)
+    /// closes the connection with 3506.
+    pub(crate) fn send_reply(&self, reply: &Reply) -> bool {
+        let encoded = if self.transport.unidirectional {
+            match &reply.push {
+                Some(push) => encode_push(self.transport.protocol, push),
+                // Unidirectional clients get no command replies; a ping is an empty push.
+                None if reply.is_ping() => encode_push(self.transport.protocol, &Push::default()),
+                None => return true,
+            }
+        } else {
+            encode_reply(self.transport.protocol, reply)
+        };
+        match encoded {
+            Ok(bytes) => self.queue(bytes),
+            Err(_) => {
+                self.disconnect(Disconnect::INAPPROPRIATE_PROTOCOL);
+                false
+            }
+        }
+    }
+
+    /// Queues an encoded message.
+    pub(crate) fn queue(&self, bytes: Bytes) -> bool {
+        let ok = self.outbox.push(bytes);
+        if !ok && self.outbox.closed() == Some(Disconnect::SLOW) {
+            Metrics::add(&self.node.metrics().slow_disconnects, 1);
+        }
+        ok
+    }
+
+    /// Handles one incoming frame: decodes every command and handles them in order. An error
+    /// means the connection must close with that disconnect.
+    pub async fn handle_frame(self: &Arc<Self>, frame: &[u8]) -> Result<(), Disconnect> {
+        if frame.len() > self.node.config().client.max_message_size {
+            return Err(self.bad_request("frame too large"));
+        }
+        let commands = match self.transport.protocol {
+            Protocol::Json => pushwire_protocol::frame::decode_json_frame(frame),
+            Protocol::Protobuf => Err(pushwire_protocol::FrameError::Unsupported),
+        }
+        .map_err(|e| self.bad_request(&e.to_string()))?;
+        for cmd in commands {
+            let stop = self.handle_command(cmd).await?;
+            if stop {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn bad_request(&self, why: &str) -> Disconnect {
+        tracing::debug!(client = %self.id, why, "bad request");
+        Metrics::add(&self.node.metrics().bad_requests, 1);
+        Disconnect::BAD_REQUEST
+    }
+
+    /// Handles one decoded command. Returns true when the rest of the frame must be skipped
+    /// (a failed connect).
+    pub async fn handle_command(self: &Arc<Self>, cmd: Command) -> Result<bool, Disconnect> {
+        Metrics::add(&self.node.metrics().commands, 1);
+        let (id, request) = cmd.into_request();
+        let status = self.state.lock().status;
+        match (&request, status) {
+            (_, Status::Closed) => return Ok(true),
+            (Request::Connect(_), Status::Connecting) => {}
+            (_, Status::Connecting | Status::Unusable) | (Request::Connect(_), _) => {
+                return Err(self.bad_request("command before connect or second connect"));
+            }
+            _ => {}
+        }
+        let is_connect = matches!(request, Request::Connect(_));
+        let result = match request {
+            Request::Connect(req) => self.handle_connect(id, req).await,
+            Request::Pong => return self.handle_pong().map(|_| false),
+            Request::Unknown => return Err(self.bad_request("unknown command")),
+            Request::Ping => Err(ErrorCode::NotAvailable.into()),
+            Request::Subscribe(req) => self.handle_subscribe(id, req).await,
+            Request::Unsubscribe(req) => self.handle_unsubscribe(id, req).await,
+            Request::Publish(req) => self.handle_publish(id, req).await,
+            Request::Presence(req) => self.handle_presence(id, req, false).await,
+            Request::PresenceStats(req) => self.handle_presence(id, req, true).await,
+            Request::History(req) => self.handle_history(id, req).await,
+            Request::Rpc(_) => Err(ErrorCode::NotAvailable.into()),
+            Request::Send(_) => Err(Disconnect::NOT_AVAILABLE.into()),
+            Request::Refresh(req) => self.handle_refresh(id, req).await,
+            Request::SubRefresh(req) => self.handle_sub_refresh(id, req).await,
+        };
+        match result {
+            Ok(reply) => {
+                // Subscribe queues its own reply (before buffered publications).
+                if reply.id != 0 {
+                    self.send_reply(&reply);
+                }
+                Ok(false)
+            }
+            Err(CommandError::Reply(code)) => {
+                Metrics::add(&self.node.metrics().command_errors, 1);
+                self.send_reply(&Reply::error(id, code.to_error()));
+                if is_connect {
+                    self.state.lock().status = Status::Unusable;
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+            Err(CommandError::Disconnect(d)) => {
+                if d == Disconnect::BAD_REQUEST {
+                    Metrics::add(&self.node.metrics().bad_requests, 1);
+                }
+                Err(d)
+            }
+        }
+    }
+
+    /// Releases everything the connection holds: subscriptions, presence, the registry entry.
+    /// Idempotent; the transport calls it once the connection is gone.
+    pub async fn cleanup(self: &Arc<Self>) {
+        let (subs, user, was_connected) = {
+            let mut st = self.state.lock();
+            if st.status == Status::Closed {
+                return;
+            }
+            let was_connected = st.status == Status::Connected;
+            st.status = Status::Closed;
+            (
+                std::mem::take(&mut st.subs),
+                st.user.clone(),
+                was_connected,
+            )
+        };
+        for (channel, sub) in subs {
+            self.release_subscription(&channel, &sub).await;
+        }
+        if was_connected {
+            self.node.registry().remove(self.key, &user);
+            self.node
+                .metrics()
+                .connections_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.outbox.close(Disconnect::CONNECTION_CLOSED);
+    }
+}

@@ -1,0 +1,418 @@
+//! `subscribe` (permissions, positioning, recovery) and `unsubscribe`.
+
+use std::sync::Arc;
+
+use pushwire_protocol::{
+    Disconnect, ErrorCode, Publication, Push, RawJson, Reply, StreamPosition,
+    SubscribeRequest, SubscribeResult, Unsubscribe, UnsubscribeRequest,
+    SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
+};
+
+use super::{Client, CommandError, CommandResult, SubState};
+use crate::auth::{unix_now, TokenError};
+use crate::config::{ChannelOptions, RecoveryMode};
+use crate::engine::{EngineError, HistoryQuery};
+use crate::filter;
+use crate::hub::Subscriber;
+use crate::metrics::Metrics;
+use crate::namespace::ChannelInfo;
+use crate::node::api::engine_error;
+
+/// What a subscribe was granted.
+struct Grant {
+    chan_info: RawJson,
+    data: RawJson,
+    expire_at: Option<i64>,
+}
+
+/// Whether a connection may use history (or presence) in a namespace, as a subscriber or not.
+pub(crate) fn allowed(
+    for_client: bool,
+    for_subscriber: bool,
+    for_anonymous: bool,
+    subscribed: bool,
+    anonymous: bool,
+) -> bool {
+    (for_client || (for_subscriber && subscribed)) && (!anonymous || for_anonymous)
+}
+
+impl Client {
+    fn authorize_subscribe(
+        &self,
+        req: &SubscribeRequest,
+        channel: &ChannelInfo,
+        user: &str,
+    ) -> Result<Grant, CommandError> {
+        let ns = &channel.namespace.options;
+        let mut grant = Grant {
+            chan_info: RawJson::default(),
+            data: RawJson::default(),
+            expire_at: None,
+        };
+        if !req.token.is_empty() {
+            let verifier = self.node.verifier().ok_or(ErrorCode::PermissionDenied)?;
+            let creds = match verifier.verify_subscribe(&req.token) {
+                Ok(c) => c,
+                Err(TokenError::Expired) => return Err(ErrorCode::TokenExpired.into()),
+                Err(TokenError::Invalid(_)) => return Err(ErrorCode::PermissionDenied.into()),
+            };
+            if creds.channel != req.channel
+                || creds.user != user
+                || creds.client.as_deref().is_some_and(|c| c != &*self.id)
+            {
+                return Err(Disconnect::INVALID_TOKEN.into());
+            }
+            if creds.expire_at.is_some_and(|e| e <= unix_now()) {
+                return Err(ErrorCode::Expired.into());
+            }
+            grant.chan_info = creds.info;
+            grant.data = creds.data;
+            grant.expire_at = creds.expire_at;
+            return Ok(grant);
+        }
+        let insecure = self.node.config().client.insecure;
+        if channel.private && !insecure {
+            return Err(ErrorCode::PermissionDenied.into());
+        }
+        if let Some(users) = &channel.users {
+            if !user.is_empty() && users.iter().any(|u| u == user) {
+                return Ok(grant);
+            }
+        } else if ns.allow_subscribe_for_client
+            && (!user.is_empty() || ns.allow_subscribe_for_anonymous)
+        {
+            return Ok(grant);
+        }
+        if insecure {
+            return Ok(grant);
+        }
+        Err(ErrorCode::PermissionDenied.into())
+    }
+
+    pub(super) async fn handle_subscribe(
+        self: &Arc<Self>,
+        id: u32,
+        req: SubscribeRequest,
+    ) -> CommandResult {
+        if req.channel.is_empty() {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        if req.sub_type != 0 {
+            return Err(ErrorCode::NotAvailable.into());
+        }
+        if !req.delta.is_empty() && req.delta != "fossil" {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        let channel = self.node.namespaces().resolve(&req.channel)?;
+        let ns = channel.namespace.options.clone();
+        if let Some(tf) = &req.tf {
+            if !ns.allow_tags_filter {
+                return Err(ErrorCode::BadRequest.into());
+            }
+            filter::validate(tf)?;
+        }
+        let user = {
+            let st = self.state.lock();
+            if st.subs.contains_key(req.channel.as_str()) {
+                return Err(ErrorCode::AlreadySubscribed.into());
+            }
+            if st.subs.len() >= self.node.config().client.channel_limit {
+                return Err(ErrorCode::LimitExceeded.into());
+            }
+            st.user.clone()
+        };
+        let grant = self.authorize_subscribe(&req, &channel, &user)?;
+        let key: Arc<str> = Arc::from(req.channel.as_str());
+        let anonymous = user.is_empty();
+        let history_perm = allowed(
+            ns.allow_history_for_client,
+            ns.allow_history_for_subscriber,
+            ns.allow_history_for_anonymous,
+            true,
+            anonymous,
+        );
+        let presence_perm = allowed(
+            ns.allow_presence_for_client,
+            ns.allow_presence_for_subscriber,
+            ns.allow_presence_for_anonymous,
+            true,
+            anonymous,
+        );
+        let history = ns.history_enabled();
+        let recoverable = history
+            && (ns.force_recovery || (req.recoverable && (ns.allow_recovery || history_perm)));
+        let positioned = history
+            && (recoverable
+                || ns.force_positioning
+                || (req.positioned && (ns.allow_positioning || history_perm)));
+        let push_join_leave =
+            ns.force_push_join_leave || (req.join_leave && ns.join_leave && presence_perm);
+        let sub_state = SubState {
+            subscribing: true,
+            presence: ns.presence,
+            join_leave: ns.join_leave,
+            chan_info: grant.chan_info.clone(),
+            expire_at: grant.expire_at,
+        };
+        self.state.lock().subs.insert(key.clone(), sub_state.clone());
+
+        let first = self.node.hub().subscribe(
+            &req.channel,
+            self.key,
+            Subscriber {
+                outbox: self.outbox.clone(),
+                protocol: self.transport.protocol,
+                filter: req.tf.clone().map(Arc::new),
+                push_join_leave,
+            },
+            true,
+        );
+        let outcome = async {
+            if first {
+                self.node
+                    .broker()
+                    .subscribe(&req.channel)
+                    .await
+                    .map_err(engine_error)?;
+            }
+            self.position_and_recover(&req, &ns, positioned, recoverable)
+                .await
+        }
+        .await;
+        let (mut result, delivered) = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                self.abort_subscribe(&key).await;
+                return Err(e);
+            }
+        };
+        let now = unix_now();
+        if let Some(exp) = grant.expire_at {
+            result.expires = true;
+            result.ttl = (exp - now).clamp(0, u32::MAX as i64) as u32;
+        }
+        result.data = grant.data;
+        self.send_reply(&Reply {
+            id,
+            subscribe: Some(result),
+            ..Default::default()
+        });
+        self.node
+            .hub()
+            .finish_recovery(&req.channel, self.key, delivered);
+        if let Some(s) = self.state.lock().subs.get_mut(&key) {
+            s.subscribing = false;
+        }
+        self.announce(&req.channel, &sub_state, true).await;
+        Ok(Reply::default())
+    }
+
+    /// Reads the stream position and, when asked, the missed publications. Returns the result
+    /// to send and the offset up to which publications are in it (live ones above it follow).
+    async fn position_and_recover(
+        &self,
+        req: &SubscribeRequest,
+        ns: &ChannelOptions,
+        positioned: bool,
+        recoverable: bool,
+    ) -> Result<(SubscribeResult, u64), CommandError> {
+        let mut result = SubscribeResult {
+            recoverable,
+            positioned,
+            ..Default::default()
+        };
+        if !positioned {
+            return Ok((result, 0));
+        }
+        let meta_ttl = self.node.meta_ttl(ns);
+        let cache = ns.force_recovery_mode == RecoveryMode::Cache;
+        let recovering = recoverable && (req.recover || (cache && ns.auto_cache_recover));
+        if !recovering {
+            let page = self.read(&req.channel, None, 0, false, meta_ttl).await?;
+            result.epoch = page.position.epoch;
+            result.offset = page.position.offset;
+            let offset = result.offset;
+            return Ok((result, offset));
+        }
+        Metrics::add(&self.node.metrics().recoveries, 1);
+        result.was_recovering = true;
+        let since = StreamPosition {
+            offset: req.offset,
+            epoch: req.epoch.clone(),
+        };
+        let (recovered, publications, top) = if cache {
+            let page = self.read(&req.channel, None, 1, true, meta_ttl).await?;
+            let top = page.position.clone();
+            let fresh = page
+                .publications
+                .into_iter()
+                .filter(|p| req.epoch != top.epoch || p.offset > req.offset)
+                .collect::<Vec<_>>();
+            (true, fresh, top)
+        } else {
+            let limit = self.node.config().client.recovery_max_publication_limit;
+            match self
+                .read(&req.channel, Some(since.clone()), limit + 1, false, meta_ttl)
+                .await
+            {
+                Ok(page) => {
+                    let top = page.position;
+                    let pubs = page.publications;
+                    let complete = match (pubs.first(), pubs.last()) {
+                        (None, _) => top.offset == req.offset,
+                        (Some(first), Some(last)) => {
+                            first.offset == req.offset + 1 && last.offset == top.offset
+                        }
+                        _ => false,
+                    };
+                    let ok = complete && pubs.len() <= limit;
+                    (ok, if ok { pubs } else { Vec::new() }, top)
+                }
+                Err(CommandError::Reply(ErrorCode::UnrecoverablePosition)) => {
+                    let page = self.read(&req.channel, None, 0, false, meta_ttl).await?;
+                    (false, Vec::new(), page.position)
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if !recovered {
+            Metrics::add(&self.node.metrics().recoveries_failed, 1);
+            if req.flag & SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0 {
+                return Err(ErrorCode::UnrecoverablePosition.into());
+            }
+        }
+        result.epoch = top.epoch;
+        result.recovered = recovered;
+        let delivered = publications.last().map(|p| p.offset).unwrap_or(top.offset);
+        result.offset = if recovered && !cache { req.offset } else { top.offset };
+        let publications: Vec<Publication> = match &req.tf {
+            Some(tf) => publications
+                .into_iter()
+                .filter(|p| filter::matches(tf, &p.tags))
+                .collect(),
+            None => publications,
+        };
+        result.publications = publications;
+        Ok((result, delivered.max(top.offset)))
+    }
+
+    async fn read(
+        &self,
+        channel: &str,
+        since: Option<StreamPosition>,
+        limit: usize,
+        reverse: bool,
+        meta_ttl: std::time::Duration,
+    ) -> Result<crate::engine::HistoryPage, CommandError> {
+        self.node
+            .broker()
+            .history(
+                channel,
+                HistoryQuery {
+                    since,
+                    limit,
+                    reverse,
+                    meta_ttl,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                EngineError::EpochMismatch => ErrorCode::UnrecoverablePosition.into(),
+                other => CommandError::Reply(engine_error(other)),
+            })
+    }
+
+    async fn abort_subscribe(&self, channel: &Arc<str>) {
+        let sub = self.state.lock().subs.remove(channel);
+        if let Some(sub) = sub {
+            let quiet = SubState {
+                presence: false,
+                join_leave: false,
+                ..sub
+            };
+            self.release_subscription(channel, &quiet).await;
+        }
+    }
+
+    /// Adds presence and publishes join (`join`), or removes presence and publishes leave.
+    async fn announce(&self, channel: &str, sub: &SubState, join: bool) {
+        if !sub.presence && !sub.join_leave {
+            return;
+        }
+        let info = self.client_info(sub.chan_info.clone());
+        if sub.presence {
+            let r = if join {
+                self.node.presence().add(channel, info.clone()).await
+            } else {
+                self.node.presence().remove(channel, &self.id).await
+            };
+            if let Err(e) = r {
+                tracing::warn!(channel, error = %e, "presence update failed");
+            }
+        }
+        if sub.join_leave {
+            if let Err(e) = self
+                .node
+                .broker()
+                .publish_join_leave(channel, info, join)
+                .await
+            {
+                tracing::warn!(channel, error = %e, "join/leave publish failed");
+            }
+        }
+    }
+
+    /// Drops a subscription from the hub, the broker (when last on this node) and presence.
+    pub(super) async fn release_subscription(&self, channel: &str, sub: &SubState) {
+        let last = self.node.hub().unsubscribe(channel, self.key);
+        if last {
+            if let Err(e) = self.node.broker().unsubscribe(channel).await {
+                tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+            }
+        }
+        if !sub.subscribing {
+            self.announce(channel, sub, false).await;
+        }
+    }
+
+    pub(super) async fn handle_unsubscribe(&self, id: u32, req: UnsubscribeRequest) -> CommandResult {
+        if req.channel.is_empty() {
+            return Err(Disconnect::BAD_REQUEST.into());
+        }
+        let sub = self.state.lock().subs.remove(req.channel.as_str());
+        if let Some(sub) = sub {
+            self.release_subscription(&req.channel, &sub).await;
+        }
+        Ok(Reply {
+            id,
+            unsubscribe: Some(Default::default()),
+            ..Default::default()
+        })
+    }
+
+    /// Unsubscribes from `channel` (every channel when empty) on the server's initiative and
+    /// tells the client with an Unsubscribe push. Returns whether anything was unsubscribed.
+    pub async fn server_unsubscribe(&self, channel: &str, unsubscribe: Unsubscribe) -> bool {
+        let removed: Vec<(Arc<str>, SubState)> = {
+            let mut st = self.state.lock();
+            let keys: Vec<Arc<str>> = st
+                .subs
+                .keys()
+                .filter(|c| channel.is_empty() || &***c == channel)
+                .cloned()
+                .collect();
+            keys.into_iter()
+                .filter_map(|k| st.subs.remove(&k).map(|s| (k, s)))
+                .collect()
+        };
+        for (ch, sub) in &removed {
+            self.release_subscription(ch, sub).await;
+            self.send_reply(&Reply::push(Push {
+                channel: ch.to_string(),
+                unsubscribe: Some(unsubscribe.clone()),
+                ..Default::default()
+            }));
+        }
+        !removed.is_empty()
+    }
+}

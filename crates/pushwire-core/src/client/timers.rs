@@ -1,0 +1,135 @@
+//! Connection timers: stale close before connect, server pings, pong deadline, expiry.
+//!
+//! The transport sleeps until [`Client::next_deadline`] and then calls [`Client::on_timer`];
+//! there is no task or timer per connection beyond the transport's one sleep.
+
+use std::time::Duration;
+
+use pushwire_protocol::{Disconnect, Reply};
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::{Client, State, Status};
+use crate::auth::unix_now;
+
+const FAR: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug)]
+pub(super) struct Timers {
+    stale: Option<Instant>,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    expire_check: Option<Instant>,
+}
+
+impl Timers {
+    pub(super) fn new(stale: Instant) -> Self {
+        Timers {
+            stale: Some(stale),
+            next_ping: None,
+            pong_deadline: None,
+            expire_check: None,
+        }
+    }
+
+    fn next(&self) -> Instant {
+        [
+            self.stale,
+            self.next_ping,
+            self.pong_deadline,
+            self.expire_check,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| Instant::now() + FAR)
+    }
+}
+
+impl Client {
+    /// When the transport must call [`Client::on_timer`] next.
+    pub fn next_deadline(&self) -> Instant {
+        self.state.lock().timers.next()
+    }
+
+    /// Fires due timers: queues a ping, or returns the disconnect for a stale connection (3502),
+    /// a missing pong (3012) or an expired connection (3005).
+    pub fn on_timer(&self) -> Result<(), Disconnect> {
+        let now = Instant::now();
+        let cfg = &self.node.config().client;
+        let mut st = self.state.lock();
+        if let Some(stale) = st.timers.stale {
+            if now >= stale && st.status != Status::Connected {
+                return Err(Disconnect::STALE);
+            }
+        }
+        if st.timers.pong_deadline.is_some_and(|d| now >= d) {
+            return Err(Disconnect::NO_PONG);
+        }
+        if let Some(exp) = st.expire_at {
+            if st.timers.expire_check.is_some_and(|d| now >= d) {
+                let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
+                let left = close_at - unix_now();
+                if left <= 0 {
+                    return Err(Disconnect::EXPIRED);
+                }
+                st.timers.expire_check = Some(now + Duration::from_secs(left as u64));
+            }
+        }
+        if st.timers.next_ping.is_some_and(|d| now >= d) {
+            st.timers.next_ping = Some(now + cfg.ping_interval);
+            if self.expects_pong() && st.timers.pong_deadline.is_none() {
+                st.timers.pong_deadline = Some(now + cfg.pong_timeout);
+            }
+            drop(st);
+            self.send_reply(&Reply::default());
+        }
+        Ok(())
+    }
+
+    fn expects_pong(&self) -> bool {
+        !self.transport.unidirectional && !self.node.config().client.pong_timeout.is_zero()
+    }
+
+    /// Ping interval in whole seconds for the connect result (0 = pings off).
+    pub(super) fn ping_secs(&self) -> u32 {
+        self.node.config().client.ping_interval.as_secs() as u32
+    }
+
+    /// Whether the connect result must say `pong: true`.
+    pub(super) fn pong_flag(&self) -> bool {
+        self.ping_secs() > 0 && self.expects_pong()
+    }
+
+    /// Arms pings (first one at a random point of the second half of the interval, to spread
+    /// reconnect storms) and the expiry check. Called with the state locked at connect.
+    pub(super) fn arm_timers(&self, st: &mut State) {
+        let now = Instant::now();
+        st.timers.stale = None;
+        let interval = self.node.config().client.ping_interval;
+        if !interval.is_zero() {
+            let half = interval / 2;
+            let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+            st.timers.next_ping = Some(now + half + Duration::from_millis(jitter));
+        }
+        self.arm_expiry(st);
+    }
+
+    pub(super) fn arm_expiry(&self, st: &mut State) {
+        st.timers.expire_check = st.expire_at.map(|exp| {
+            let grace = self.node.config().client.expired_close_delay.as_secs() as i64;
+            let left = (exp + grace - unix_now()).max(0) as u64;
+            Instant::now() + Duration::from_secs(left)
+        });
+    }
+
+    /// A pong: clears the pong deadline. A pong nobody asked for is a protocol violation.
+    pub(super) fn handle_pong(&self) -> Result<(), Disconnect> {
+        let mut st = self.state.lock();
+        if st.timers.pong_deadline.take().is_none() {
+            drop(st);
+            return Err(self.bad_request("unexpected pong"));
+        }
+        Ok(())
+    }
+}

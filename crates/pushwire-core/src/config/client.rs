@@ -1,0 +1,133 @@
+//! `client.*` settings.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// `client.token.*`: how connection and subscription JWTs are verified.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// HMAC secret: enables HS256, HS384 and HS512. Empty disables token auth.
+    pub hmac_secret_key: String,
+    /// Expected `aud` claim; empty means not checked.
+    pub audience: String,
+    /// Expected `iss` claim; empty means not checked.
+    pub issuer: String,
+}
+
+/// `client.*`: connection behaviour and per-connection limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Connection token verification.
+    pub token: TokenConfig,
+    /// Origins allowed to connect from browsers (`*` wildcards allowed; `["*"]` allows all).
+    /// Empty (the default) rejects every request that carries an `Origin` header.
+    pub allowed_origins: Vec<String>,
+    /// Testing only: no token needed, every channel permission granted.
+    pub insecure: bool,
+    /// Connect without a token as the anonymous user `""`.
+    pub allow_anonymous_connect_without_token: bool,
+    /// Interval between server pings.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// How long the server waits for a pong after a ping before closing with 3012.
+    #[serde(with = "humantime_serde")]
+    pub pong_timeout: Duration,
+    /// Bytes a connection may have queued before it is closed with 3008 (slow).
+    pub queue_max_size: usize,
+    /// Subscriptions one connection may hold (106 beyond it).
+    pub channel_limit: usize,
+    /// Connections one user may hold on this node; 0 = unlimited (3504 beyond it).
+    pub user_connection_limit: usize,
+    /// A connection that sends no connect within this delay is closed with 3502.
+    #[serde(with = "humantime_serde")]
+    pub stale_close_delay: Duration,
+    /// Grace period after a connection expires before it is closed with 3005.
+    #[serde(with = "humantime_serde")]
+    pub expired_close_delay: Duration,
+    /// Cap on publications returned by one history call.
+    pub history_max_publication_limit: usize,
+    /// Cap on publications recovered on one subscribe; beyond it recovery fails.
+    pub recovery_max_publication_limit: usize,
+    /// Interval at which presence entries of live connections are refreshed.
+    #[serde(with = "humantime_serde")]
+    pub presence_update_interval: Duration,
+    /// Include server time (Unix ms) in the connect result.
+    pub connect_include_server_time: bool,
+    /// Largest incoming protocol message in bytes (close 1009 / 3501 beyond it).
+    pub max_message_size: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            token: TokenConfig::default(),
+            allowed_origins: Vec::new(),
+            insecure: false,
+            allow_anonymous_connect_without_token: false,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(8),
+            queue_max_size: 1024 * 1024,
+            channel_limit: 128,
+            user_connection_limit: 0,
+            stale_close_delay: Duration::from_secs(10),
+            expired_close_delay: Duration::from_secs(25),
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+            presence_update_interval: Duration::from_secs(27),
+            connect_include_server_time: false,
+            max_message_size: 65536,
+        }
+    }
+}
+
+impl ClientConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if !self.pong_timeout.is_zero()
+            && !self.ping_interval.is_zero()
+            && self.pong_timeout >= self.ping_interval
+        {
+            return Err(ConfigError::new(
+                "client.pong_timeout",
+                "must be less than client.ping_interval",
+            ));
+        }
+        if self.ping_interval.is_zero() && !self.pong_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "client.pong_timeout",
+                "needs client.ping_interval > 0",
+            ));
+        }
+        if self.queue_max_size < 1024 {
+            return Err(ConfigError::new(
+                "client.queue_max_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.max_message_size < 1024 {
+            return Err(ConfigError::new(
+                "client.max_message_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.stale_close_delay.is_zero() {
+            return Err(ConfigError::new("client.stale_close_delay", "must be > 0"));
+        }
+        if self.channel_limit == 0 {
+            return Err(ConfigError::new("client.channel_limit", "must be > 0"));
+        }
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            if o.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("client.allowed_origins[{i}]"),
+                    "empty origin pattern",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

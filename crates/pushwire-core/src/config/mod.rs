@@ -1,0 +1,51 @@
+//! Typed configuration of a node, shared by the server's loader and the core.
+//!
+//! Key names follow Centrifugo v6 (`client.*`, `channel.*`) so that a Centrifugo configuration
+//! carries over. Every struct rejects unknown keys; [`NodeConfig::validate`] checks the
+//! relations between values and names the offending key.
+
+mod channel;
+mod client;
+
+pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
+pub use client::{ClientConfig, TokenConfig};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the core needs: client and channel settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `client.*`: connection behaviour, limits and tokens.
+    pub client: ClientConfig,
+    /// `channel.*`: namespaces and channel options.
+    pub channel: ChannelConfig,
+}
+
+/// A configuration value that is out of range or inconsistent, naming its key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {key}: {reason}")]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `channel.namespaces[1].history_ttl`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// Builds an error for `key`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Checks relations between values; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.client.validate()?;
+        self.channel.validate()
+    }
+}

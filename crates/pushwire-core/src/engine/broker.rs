@@ -1,0 +1,115 @@
+//! The broker contract.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pushwire_protocol::{ClientInfo, Publication, StreamPosition};
+
+/// A backend failure, or a position that does not exist in the stream.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// `since.epoch` differs from the stream's epoch.
+    #[error("epoch mismatch")]
+    EpochMismatch,
+    /// The backend failed.
+    #[error("backend error: {0}")]
+    Backend(String),
+}
+
+/// How a publication is stored.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Publications kept in the channel's stream; 0 = no history.
+    pub history_size: usize,
+    /// How long publications are kept.
+    pub history_ttl: Duration,
+    /// How long the stream position survives without publications.
+    pub history_meta_ttl: Duration,
+    /// Drops a publication whose key was seen on this channel in the last 5 minutes.
+    pub idempotency_key: Option<String>,
+    /// Drops a publication whose version is not above the last seen (history channels only).
+    pub version: u64,
+    /// Resets version tracking when it changes.
+    pub version_epoch: String,
+}
+
+impl PublishOptions {
+    /// Whether the publication goes to history.
+    pub fn history(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// Position of the publication; `None` when the channel keeps no history.
+    pub position: Option<StreamPosition>,
+    /// Dropped as a duplicate (idempotency key) or stale (version); `position` is the
+    /// position of the earlier publication or the current top.
+    pub suppressed: bool,
+}
+
+/// A history read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Publications strictly after (or before, with `reverse`) this position.
+    pub since: Option<StreamPosition>,
+    /// At most this many publications; 0 returns only the position.
+    pub limit: usize,
+    /// Newest first.
+    pub reverse: bool,
+    /// Lifetime of the stream position, for a stream this read creates.
+    pub meta_ttl: Duration,
+}
+
+/// A history answer.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    /// Publications, each with its offset.
+    pub publications: Vec<Publication>,
+    /// Current top of the stream.
+    pub position: StreamPosition,
+}
+
+/// Receives what the broker delivers to this node.
+pub trait BrokerEventHandler: Send + Sync + 'static {
+    /// A publication for `channel`, in offset order per channel.
+    fn on_publication(&self, channel: &str, publication: &Publication);
+    /// A join (`join == true`) or leave in `channel`.
+    fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool);
+}
+
+/// Moves publications between nodes and keeps channel streams.
+///
+/// Contract: `publish` appends to the channel's stream (assigning the next offset in the
+/// current epoch) and delivers to every node's handler atomically per channel, so delivery
+/// order equals offset order and the stream top always equals the last delivered offset.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Registers the node's handler; called once before any other method.
+    fn set_handler(&self, handler: std::sync::Arc<dyn BrokerEventHandler>);
+    /// Appends (when history is on) and delivers a publication.
+    async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        options: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError>;
+    /// Delivers a join or leave (never stored).
+    async fn publish_join_leave(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+        join: bool,
+    ) -> Result<(), EngineError>;
+    /// This node now has subscribers in `channel`.
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError>;
+    /// This node no longer has subscribers in `channel`.
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError>;
+    /// Reads the channel's stream.
+    async fn history(&self, channel: &str, query: HistoryQuery)
+        -> Result<HistoryPage, EngineError>;
+    /// Removes publications but keeps the position and epoch.
+    async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+}

@@ -1,0 +1,220 @@
+//! The node: configuration, hub, engines and live clients, and the operations the server API
+//! and the clients share (publish, history, presence, ...).
+
+pub(crate) mod api;
+
+pub use api::{DisconnectTarget, NodeInfo, PublishParams};
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushwire_protocol::{ClientInfo, JoinLeave, Publication};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenVerifier;
+use crate::config::NodeConfig;
+use crate::engine::{Broker, BrokerEventHandler, MemoryBroker, MemoryPresence, PresenceManager};
+use crate::hub::{ClientKey, Hub};
+use crate::metrics::Metrics;
+use crate::namespace::Namespaces;
+use crate::registry::Registry;
+
+/// Server version reported to clients and in `info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A pushwire node.
+pub struct Node {
+    config: NodeConfig,
+    namespaces: Namespaces,
+    hub: Arc<Hub>,
+    broker: Arc<dyn Broker>,
+    memory_broker: Option<Arc<MemoryBroker>>,
+    presence: Arc<dyn PresenceManager>,
+    verifier: Option<Arc<dyn TokenVerifier>>,
+    registry: Registry,
+    metrics: Metrics,
+    id: String,
+    name: String,
+    started: Instant,
+    next_key: AtomicU64,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+struct HubHandler {
+    hub: Arc<Hub>,
+}
+
+impl BrokerEventHandler for HubHandler {
+    fn on_publication(&self, channel: &str, publication: &Publication) {
+        self.hub.publish(channel, publication);
+    }
+
+    fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
+        self.hub.join_leave(channel, JoinLeave { info: info.clone() }, join);
+    }
+}
+
+impl Node {
+    /// A node with the embedded in-memory engine. `config` must have been validated.
+    pub fn new_memory(
+        config: NodeConfig,
+        name: impl Into<String>,
+        verifier: Option<Arc<dyn TokenVerifier>>,
+    ) -> Arc<Node> {
+        let broker = Arc::new(MemoryBroker::new());
+        Self::build(
+            config,
+            name.into(),
+            broker.clone(),
+            Some(broker),
+            Arc::new(MemoryPresence::new()),
+            verifier,
+        )
+    }
+
+    /// A node on the given engines. `config` must have been validated.
+    pub fn new(
+        config: NodeConfig,
+        name: impl Into<String>,
+        broker: Arc<dyn Broker>,
+        presence: Arc<dyn PresenceManager>,
+        verifier: Option<Arc<dyn TokenVerifier>>,
+    ) -> Arc<Node> {
+        Self::build(config, name.into(), broker, None, presence, verifier)
+    }
+
+    fn build(
+        config: NodeConfig,
+        name: String,
+        broker: Arc<dyn Broker>,
+        memory_broker: Option<Arc<MemoryBroker>>,
+        presence: Arc<dyn PresenceManager>,
+        verifier: Option<Arc<dyn TokenVerifier>>,
+    ) -> Arc<Node> {
+        let hub = Arc::new(Hub::new());
+        broker.set_handler(Arc::new(HubHandler { hub: hub.clone() }));
+        Arc::new(Node {
+            namespaces: Namespaces::new(&config.channel),
+            config,
+            hub,
+            broker,
+            memory_broker,
+            presence,
+            verifier,
+            registry: Registry::default(),
+            metrics: Metrics::default(),
+            id: uuid::Uuid::new_v4().to_string(),
+            name,
+            started: Instant::now(),
+            next_key: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Runs periodic housekeeping (expired history, idle streams) until `cancel` fires.
+    pub async fn run_housekeeping(self: Arc<Self>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => self.housekeep(),
+            }
+        }
+    }
+
+    /// One housekeeping pass.
+    pub fn housekeep(&self) {
+        if let Some(b) = &self.memory_broker {
+            b.sweep();
+        }
+    }
+
+    /// Configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Channel name resolver.
+    pub fn namespaces(&self) -> &Namespaces {
+        &self.namespaces
+    }
+
+    /// The hub of this node.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<dyn Broker> {
+        &self.broker
+    }
+
+    /// The in-memory broker, when the node runs on it.
+    pub fn memory_broker(&self) -> Option<&Arc<MemoryBroker>> {
+        self.memory_broker.as_ref()
+    }
+
+    /// Presence storage.
+    pub fn presence(&self) -> &Arc<dyn PresenceManager> {
+        &self.presence
+    }
+
+    /// Token verifier, if token auth is configured.
+    pub fn verifier(&self) -> Option<&Arc<dyn TokenVerifier>> {
+        self.verifier.as_ref()
+    }
+
+    /// Live clients.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Unique id of this node process.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Human name of this node.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A new client key, unique in this node.
+    pub fn next_client_key(&self) -> ClientKey {
+        self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Cancelled when the node shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Starts shutdown: every client is told 3001 (shutdown, reconnect) and new connects are
+    /// refused. Returns the number of clients notified.
+    pub fn shutdown(&self) -> usize {
+        self.shutdown.cancel();
+        let clients = self.registry.all();
+        for c in &clients {
+            c.disconnect(pushwire_protocol::Disconnect::SHUTDOWN);
+        }
+        clients.len()
+    }
+}
