@@ -251,11 +251,9 @@ impl Client {
     }
 
     /// Handles one incoming frame: decodes every command and handles them in order. An error
-    /// means the connection must close with that disconnect.
+    /// means the connection must close with that disconnect. The transport enforces the
+    /// frame size limit before calling this.
     pub async fn handle_frame(self: &Arc<Self>, frame: &[u8]) -> Result<(), Disconnect> {
-        if frame.len() > self.node.config().client.max_message_size {
-            return Err(self.bad_request("frame too large"));
-        }
         let commands = match self.transport.protocol {
             Protocol::Json => pushwire_protocol::frame::decode_json_frame(frame),
             Protocol::Protobuf => Err(pushwire_protocol::FrameError::Unsupported),

@@ -58,8 +58,6 @@ pub struct ClientConfig {
     pub presence_update_interval: Duration,
     /// Include server time (Unix ms) in the connect result.
     pub connect_include_server_time: bool,
-    /// Largest incoming protocol message in bytes (close 1009 / 3501 beyond it).
-    pub max_message_size: usize,
 }
 
 impl Default for ClientConfig {
@@ -80,7 +78,6 @@ impl Default for ClientConfig {
             recovery_max_publication_limit: 300,
             presence_update_interval: Duration::from_secs(27),
             connect_include_server_time: false,
-            max_message_size: 65536,
         }
     }
 }
@@ -105,12 +102,6 @@ impl ClientConfig {
         if self.queue_max_size < 1024 {
             return Err(ConfigError::new(
                 "client.queue_max_size",
-                "must be at least 1024 bytes",
-            ));
-        }
-        if self.max_message_size < 1024 {
-            return Err(ConfigError::new(
-                "client.max_message_size",
                 "must be at least 1024 bytes",
             ));
         }

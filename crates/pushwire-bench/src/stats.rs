@@ -1,0 +1,162 @@
+//! Delivery statistics shared by all subscriber tasks, sharded so that no single lock is
+//! taken by every message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+
+/// Highest latency the histograms track, in microseconds (larger values are clamped).
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// One shard: the latencies and delivery counts of the connections mapped to it.
+pub(crate) struct Shard {
+    /// Latency of first deliveries, microseconds.
+    pub(crate) latency: Histogram<u64>,
+    /// First deliveries (one per connection and publication).
+    pub(crate) delivered: u64,
+    /// Repeated deliveries of a publication already seen on the same connection.
+    pub(crate) duplicates: u64,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            delivered: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// Records one delivery: its latency when `first`, otherwise a duplicate.
+    pub(crate) fn record(&mut self, first: bool, latency_us: u64) {
+        if first {
+            self.delivered += 1;
+            self.latency.saturating_record(latency_us);
+        } else {
+            self.duplicates += 1;
+        }
+    }
+}
+
+/// Sharded statistics of the whole run.
+pub(crate) struct Stats {
+    shards: Box<[Mutex<Shard>]>,
+    dropped: AtomicU64,
+}
+
+/// Merged view of all shards.
+pub(crate) struct Totals {
+    /// All first-delivery latencies, microseconds.
+    pub(crate) latency: Histogram<u64>,
+    /// First deliveries.
+    pub(crate) delivered: u64,
+    /// Duplicate deliveries.
+    pub(crate) duplicates: u64,
+    /// Established connections that ended before the bench closed them.
+    pub(crate) dropped: u64,
+}
+
+impl Stats {
+    /// `shards` independent shards (at least one).
+    pub(crate) fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Shard::new()))
+                .collect(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The shard of connection number `conn`.
+    pub(crate) fn shard(&self, conn: usize) -> &Mutex<Shard> {
+        &self.shards[conn % self.shards.len()]
+    }
+
+    /// Counts an established connection lost before the end of the run.
+    pub(crate) fn connection_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// First deliveries so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.shards.iter().map(|s| s.lock().delivered).sum()
+    }
+
+    /// Merges all shards.
+    pub(crate) fn totals(&self) -> Totals {
+        let mut latency = new_histogram();
+        let (mut delivered, mut duplicates) = (0, 0);
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            latency
+                .add(&shard.latency)
+                .expect("shards share the histogram bounds");
+            delivered += shard.delivered;
+            duplicates += shard.duplicates;
+        }
+        Totals {
+            latency,
+            delivered,
+            duplicates,
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A histogram of microseconds from 1 µs to [`MAX_LATENCY_US`] with 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// Latency in microseconds between publish time `ts_ns` and receive time `now_ns` (Unix
+/// nanoseconds); 0 if the clock went backwards.
+pub(crate) fn latency_us(now_ns: u64, ts_ns: u64) -> u64 {
+    now_ns.saturating_sub(ts_ns) / 1000
+}
+
+/// Current wall-clock time in Unix nanoseconds.
+pub(crate) fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_conversion() {
+        assert_eq!(latency_us(5_000_999, 1_000_000), 4_000);
+        assert_eq!(latency_us(1, 2), 0);
+        assert!(unix_nanos() > 1_600_000_000_000_000_000);
+    }
+
+    #[test]
+    fn shards_merge() {
+        let stats = Stats::new(4);
+        for conn in 0..8usize {
+            let mut shard = stats.shard(conn).lock();
+            shard.record(true, 100 * (conn as u64 + 1));
+            shard.record(conn % 2 == 0, 5);
+        }
+        stats.connection_dropped();
+        assert_eq!(stats.delivered(), 12);
+        let t = stats.totals();
+        assert_eq!(t.delivered, 12);
+        assert_eq!(t.duplicates, 4);
+        assert_eq!(t.dropped, 1);
+        assert_eq!(t.latency.len(), 12);
+        assert_eq!(t.latency.max(), 800);
+    }
+
+    #[test]
+    fn clamps_huge_latency() {
+        let mut shard = Shard::new();
+        shard.record(true, u64::MAX);
+        assert_eq!(shard.latency.len(), 1);
+        assert!(shard.latency.max() >= MAX_LATENCY_US);
+    }
+}

@@ -1,0 +1,132 @@
+//! The application: shared state, the router, and a running server's lifecycle.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{any, get};
+use axum::Router;
+use pushwire_core::Node;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::JwtVerifier;
+use crate::config::ServerConfig;
+use crate::listener::LimitedListener;
+use crate::transport::origin::OriginPolicy;
+use crate::{api, observe, transport};
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Configuration, read-only after start.
+    pub config: Arc<ServerConfig>,
+    /// Origin policy of the connection endpoints.
+    pub origins: Arc<OriginPolicy>,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/connection/websocket",
+            get(transport::websocket::handler),
+        )
+        .route("/health", any(observe::health))
+        .route("/metrics", get(observe::metrics))
+        .merge(api::routes(&state))
+        .with_state(state)
+}
+
+/// A server bound to its address and serving.
+pub struct RunningServer {
+    /// Bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The node.
+    pub node: Arc<Node>,
+    state: AppState,
+    stop_accepting: CancellationToken,
+    serve: tokio::task::JoinHandle<()>,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+/// What a graceful stop did.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownReport {
+    /// Clients told 3001 (shutdown).
+    pub clients_notified: usize,
+    /// Whether every connection task finished within `shutdown.timeout`.
+    pub drained: bool,
+}
+
+impl RunningServer {
+    /// Binds `http_server.address:port` and starts serving.
+    pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
+        let addr = format!("{}:{}", config.http_server.address, config.http_server.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        let verifier = JwtVerifier::from_config(&config.client.token)
+            .map(|v| Arc::new(v) as Arc<dyn pushwire_core::auth::TokenVerifier>);
+        let name = if config.node.name.is_empty() {
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "pushwire".into())
+        } else {
+            config.node.name.clone()
+        };
+        let node = Node::new_memory(config.node_config(), name, verifier);
+        let state = AppState {
+            origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
+            node: node.clone(),
+            tracker: TaskTracker::new(),
+            config: Arc::new(config),
+        };
+        let stop_accepting = CancellationToken::new();
+        let app = router(state.clone());
+        let listener = LimitedListener::new(listener, state.config.http_server.max_connections);
+        let stop = stop_accepting.clone();
+        let serve = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "server stopped with error");
+            }
+        });
+        let housekeeping = tokio::spawn(node.clone().run_housekeeping(stop_accepting.clone()));
+        tracing::info!(addr = %local, version = pushwire_core::node::VERSION, "pushwire serving");
+        Ok(RunningServer {
+            addr: local,
+            node,
+            state,
+            stop_accepting,
+            serve,
+            housekeeping,
+        })
+    }
+
+    /// Stops gracefully: stop accepting, tell every client 3001 (reconnect), let writers drain,
+    /// and wait at most `shutdown.timeout` for connection tasks to end.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let timeout = self.state.config.shutdown.timeout;
+        self.stop_accepting.cancel();
+        let clients_notified = self.node.shutdown();
+        self.state.tracker.close();
+        let drained = tokio::time::timeout(timeout, self.state.tracker.wait())
+            .await
+            .is_ok();
+        // HTTP requests in flight (API calls, streams) get the remaining time.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.serve).await;
+        self.housekeeping.abort();
+        tracing::info!(clients_notified, drained, "pushwire stopped");
+        ShutdownReport {
+            clients_notified,
+            drained,
+        }
+    }
+}

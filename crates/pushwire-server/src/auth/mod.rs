@@ -1,0 +1,5 @@
+//! Token verification: JWT with pinned algorithms.
+
+mod jwt;
+
+pub use jwt::JwtVerifier;

@@ -1,0 +1,91 @@
+//! The command line: `serve`, `checkconfig`, `genconfig`, `bench`, `version`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Overrides, STARTER_CONFIG};
+
+/// pushwire: a real-time push server speaking the Centrifugo client protocol v2.
+#[derive(Debug, Parser)]
+#[command(name = "pushwire", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node (embedded in-memory engine).
+    Serve(ServeArgs),
+    /// Validate a configuration file and exit (0 when valid).
+    Checkconfig {
+        /// Configuration file (TOML or JSON).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Write a commented starter configuration.
+    Genconfig {
+        /// Where to write it; `-` for standard output.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load test a running node: subscribers over WebSocket, publications over the API.
+    Bench(pushwire_bench::BenchArgs),
+    /// Print the version.
+    Version,
+}
+
+/// `serve` options; flags override the file and the environment.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML or JSON).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Bind address (`http_server.address`).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Bind port (`http_server.port`).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Log level or filter (`log.level`).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flag layer of the configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            address: self.address.clone(),
+            port: self.port,
+            log_level: self.log_level.clone(),
+        }
+    }
+}
+
+/// Runs `checkconfig`.
+pub fn checkconfig(path: &std::path::Path) -> anyhow::Result<()> {
+    config::load(Some(path), &Overrides::default())?;
+    println!("{}: valid", path.display());
+    Ok(())
+}
+
+/// Runs `genconfig`.
+pub fn genconfig(path: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    if path == std::path::Path::new("-") {
+        print!("{STARTER_CONFIG}");
+        return Ok(());
+    }
+    if path.exists() && !force {
+        anyhow::bail!("{} exists; pass --force to overwrite", path.display());
+    }
+    std::fs::write(path, STARTER_CONFIG)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! The server's configuration: loaded once at start, layered, validated, then read-only.
+//!
+//! Layers, later wins: built-in defaults → TOML or JSON file (`--config`) → environment
+//! (`PUSHWIRE_` prefix, `__` between key segments: `PUSHWIRE_HTTP_SERVER__PORT=9000` sets
+//! `http_server.port`, `PUSHWIRE_CLIENT__ALLOWED_ORIGINS='["https://a.example"]'` sets a list)
+//! → command-line flags. Unknown keys and bad values stop start-up with the key named.
+
+mod load;
+mod template;
+
+pub use load::{load, Overrides};
+pub use template::STARTER_CONFIG;
+
+use std::time::Duration;
+
+use pushwire_core::config::{ChannelConfig, ClientConfig, ConfigError, NodeConfig};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `http_server.*`: the listener.
+    pub http_server: HttpServerConfig,
+    /// `http_api.*`: the server API.
+    pub http_api: HttpApiConfig,
+    /// `client.*`: connections.
+    pub client: ClientConfig,
+    /// `channel.*`: namespaces.
+    pub channel: ChannelConfig,
+    /// `websocket.*`: the WebSocket transport.
+    pub websocket: WebsocketConfig,
+    /// `log.*`: logging.
+    pub log: LogConfig,
+    /// `shutdown.*`: graceful stop.
+    pub shutdown: ShutdownConfig,
+    /// `node.*`: identity.
+    pub node: NodeSection,
+}
+
+/// `http_server.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Address to bind; loopback by default.
+    pub address: String,
+    /// Port to bind; 0 picks a free port.
+    pub port: u16,
+    /// Most TCP connections served at once; further accepts wait.
+    pub max_connections: usize,
+}
+
+impl Default for HttpServerConfig {
+    fn default() -> Self {
+        HttpServerConfig {
+            address: "127.0.0.1".into(),
+            port: 8000,
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// `http_api.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpApiConfig {
+    /// API key expected in `X-API-Key` or `Authorization: apikey <key>`. Empty refuses every
+    /// call unless `insecure`.
+    pub key: String,
+    /// No key check (for development behind a trusted network only).
+    pub insecure: bool,
+    /// Largest request body in bytes (413 beyond it).
+    pub max_body_size: usize,
+}
+
+impl Default for HttpApiConfig {
+    fn default() -> Self {
+        HttpApiConfig {
+            key: String::new(),
+            insecure: false,
+            max_body_size: 1024 * 1024,
+        }
+    }
+}
+
+/// `websocket.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebsocketConfig {
+    /// Largest incoming message in bytes; beyond it the connection closes with 1009.
+    pub message_size_limit: usize,
+    /// Read buffer per connection in bytes.
+    pub read_buffer_size: usize,
+    /// Write buffer per connection in bytes (data is flushed when it is reached).
+    pub write_buffer_size: usize,
+    /// A write that takes longer closes the connection (3008 if the queue overflowed
+    /// meanwhile, else 3009).
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        WebsocketConfig {
+            message_size_limit: 65536,
+            read_buffer_size: 4096,
+            write_buffer_size: 4096,
+            write_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `log.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `shutdown.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Longest time a graceful stop may take before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `node.*`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node name shown in `info`; defaults to the host name.
+    pub name: String,
+}
+
+impl ServerConfig {
+    /// Checks value relations; names the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.node_config().validate()?;
+        if self.http_server.address.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::new(
+                "http_server.address",
+                format!("{:?} is not an IP address", self.http_server.address),
+            ));
+        }
+        if self.http_server.max_connections == 0 {
+            return Err(ConfigError::new("http_server.max_connections", "must be > 0"));
+        }
+        if self.websocket.message_size_limit < 1024 {
+            return Err(ConfigError::new(
+                "websocket.message_size_limit",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.websocket.read_buffer_size < 512 {
+            return Err(ConfigError::new(
+                "websocket.read_buffer_size",
+                "must be at least 512 bytes",
+            ));
+        }
+        if self.websocket.write_timeout.is_zero() {
+            return Err(ConfigError::new("websocket.write_timeout", "must be > 0"));
+        }
+        if self.http_api.max_body_size < 1024 {
+            return Err(ConfigError::new(
+                "http_api.max_body_size",
+                "must be at least 1024 bytes",
+            ));
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return Err(ConfigError::new(
+                "log.level",
+                format!("{:?} is not a log level or filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The core's part of the configuration.
+    pub fn node_config(&self) -> NodeConfig {
+        NodeConfig {
+            client: self.client.clone(),
+            channel: self.channel.clone(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The commented starter file written by `pushwire genconfig`.
+
+/// A starter configuration: every common key with its default, commented.
+pub const STARTER_CONFIG: &str = r#"# pushwire configuration (TOML). Keys follow Centrifugo v6 where both have the feature.
+# Every key may also come from the environment: PUSHWIRE_ + the key path in capitals with `__`
+# between segments, e.g. PUSHWIRE_HTTP_SERVER__PORT=9000 or PUSHWIRE_HTTP_API__KEY=secret.
+
+[http_server]
+address = "127.0.0.1"      # bind address; loopback by default
+port = 8000
+
+[http_api]
+key = "change-me"          # X-API-Key / "Authorization: apikey <key>" for /api
+insecure = false           # true disables the key check: never in production
+
+[client]
+# Browsers must come from one of these origins; empty rejects every request carrying Origin.
+allowed_origins = []
+allow_anonymous_connect_without_token = false
+insecure = false           # testing only: no tokens, every permission granted
+ping_interval = "25s"
+pong_timeout = "8s"
+queue_max_size = 1048576   # bytes queued per connection before it is closed with 3008 (slow)
+channel_limit = 128
+stale_close_delay = "10s"
+history_max_publication_limit = 300
+recovery_max_publication_limit = 300
+
+[client.token]
+hmac_secret_key = ""       # HS256/384/512 connection and subscription tokens
+
+[channel]
+max_length = 255
+
+[channel.without_namespace]
+allow_subscribe_for_client = true
+
+# [[channel.namespaces]]
+# name = "chat"
+# presence = true
+# join_leave = true
+# history_size = 100
+# history_ttl = "300s"
+# force_recovery = true
+# allow_subscribe_for_client = true
+# allow_publish_for_subscriber = true
+# allow_history_for_subscriber = true
+# allow_presence_for_subscriber = true
+
+[websocket]
+message_size_limit = 65536
+write_timeout = "1s"
+
+[log]
+level = "info"
+format = "text"            # or "json"
+
+[shutdown]
+timeout = "10s"
+"#;

@@ -1,0 +1,74 @@
+//! The `pushwire` binary: parse the command line, load configuration, run.
+
+use clap::Parser;
+use pushwire_server::cli::{self, Cli, Command};
+use pushwire_server::config::{self, LogFormat};
+use pushwire_server::RunningServer;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = config::load(args.config.as_deref(), &args.overrides())?;
+            init_logging(&config.log);
+            runtime()?.block_on(serve(config))
+        }
+        Command::Checkconfig { config } => cli::checkconfig(&config),
+        Command::Genconfig { config, force } => cli::genconfig(&config, force),
+        Command::Bench(args) => {
+            let json = args.json;
+            let report = runtime()?.block_on(pushwire_bench::run(args))?;
+            report.print(json);
+            Ok(())
+        }
+        Command::Version => {
+            println!("pushwire {}", pushwire_core::node::VERSION);
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+async fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
+    if config.http_api.insecure {
+        tracing::warn!("http_api.insecure is on: the server API accepts calls without a key");
+    }
+    if config.client.insecure {
+        tracing::warn!("client.insecure is on: every client gets every permission");
+    }
+    let server = RunningServer::start(config).await?;
+    wait_for_signal().await;
+    let report = server.shutdown().await;
+    if !report.drained {
+        tracing::warn!("shutdown timeout reached with connections still open");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("signal received, shutting down");
+}
+
+fn init_logging(log: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::new(&log.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

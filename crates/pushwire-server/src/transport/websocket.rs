@@ -1,0 +1,224 @@
+//! Bidirectional WebSocket at `/connection/websocket`.
+//!
+//! One task per connection drives reading, writing and timers with `select!`: no second task,
+//! no channel between them. Everything queued in the outbox is written as one frame
+//! (newline-joined JSON). Disconnects travel as close frames with the code and reason.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushwire_core::{Client, TransportInfo};
+use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
+use serde::Deserialize;
+
+use crate::app::AppState;
+
+const SUBPROTOCOLS: [&str; 2] = ["centrifuge-json", "centrifuge-protobuf"];
+
+/// Query parameters of the WebSocket endpoint.
+#[derive(Debug, Default, Deserialize)]
+pub struct WsQuery {
+    /// `protobuf` selects the protobuf protocol.
+    format: Option<String>,
+    /// `protobuf` selects the protobuf protocol.
+    cf_protocol: Option<String>,
+}
+
+/// Handles the upgrade request: origin check, protocol selection, buffer sizes.
+pub async fn handler(
+    State(state): State<AppState>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if state.node.shutdown_token().is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let ws = ws.protocols(SUBPROTOCOLS);
+    let by_query = [query.format.as_deref(), query.cf_protocol.as_deref()]
+        .into_iter()
+        .any(|v| v == Some("protobuf"));
+    let protocol = if by_query
+        || ws.selected_protocol().and_then(|p| p.to_str().ok()) == Some("centrifuge-protobuf")
+    {
+        Protocol::Protobuf
+    } else {
+        Protocol::Json
+    };
+    let cfg = &state.config.websocket;
+    ws.read_buffer_size(cfg.read_buffer_size)
+        .write_buffer_size(cfg.write_buffer_size)
+        .max_write_buffer_size(cfg.write_buffer_size.max(cfg.message_size_limit) * 64)
+        .max_message_size(cfg.message_size_limit)
+        .max_frame_size(cfg.message_size_limit)
+        .on_upgrade(move |socket| {
+            let tracker = state.tracker.clone();
+            tracker.track_future(serve(socket, state, protocol))
+        })
+}
+
+async fn serve(mut socket: WebSocket, state: AppState, protocol: Protocol) {
+    let client = Client::new(
+        state.node.clone(),
+        TransportInfo {
+            name: "websocket",
+            protocol,
+            unidirectional: false,
+            emulated: false,
+        },
+    );
+    let outcome = drive(&mut socket, &client, &state).await;
+    finish(&mut socket, &client, outcome, &state).await;
+    client.cleanup().await;
+}
+
+/// How the connection loop ended.
+enum Outcome {
+    /// The peer went away or the socket failed; nothing more to write.
+    Gone,
+    /// The server closes with this disconnect.
+    Close(Disconnect),
+    /// The peer sent an oversized message.
+    TooBig,
+}
+
+async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -> Outcome {
+    let outbox = client.outbox().clone();
+    let shutdown = state.node.shutdown_token().clone();
+    let mut deadline = client.next_deadline();
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+    let mut buf = Vec::with_capacity(0);
+    loop {
+        tokio::select! {
+            drained = outbox.drain() => {
+                if !drained.messages.is_empty() {
+                    if let Err(o) = write(socket, client, drained.messages, &mut buf, state).await {
+                        return o;
+                    }
+                }
+                if let Some(d) = drained.disconnect {
+                    return Outcome::Close(d);
+                }
+            }
+            msg = socket.recv() => match msg {
+                None => return Outcome::Gone,
+                Some(Err(e)) => {
+                    let text = e.to_string();
+                    if text.contains("Space limit") || text.contains("too long") || text.contains("too big") {
+                        return Outcome::TooBig;
+                    }
+                    return Outcome::Gone;
+                }
+                Some(Ok(Message::Text(t))) => {
+                    if let Err(d) = client.handle_frame(t.as_bytes()).await {
+                        return Outcome::Close(d);
+                    }
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    if let Err(d) = client.handle_frame(&b).await {
+                        return Outcome::Close(d);
+                    }
+                }
+                Some(Ok(Message::Close(_))) => return Outcome::Gone,
+                Some(Ok(_)) => {}
+            },
+            _ = &mut sleep => {
+                if let Err(d) = client.on_timer() {
+                    return Outcome::Close(d);
+                }
+            }
+            _ = shutdown.cancelled(), if !client.is_connected() => {
+                return Outcome::Close(Disconnect::SHUTDOWN);
+            }
+        }
+        let next = client.next_deadline();
+        if next != deadline {
+            deadline = next;
+            sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
+async fn write(
+    socket: &mut WebSocket,
+    client: &Client,
+    messages: Vec<bytes::Bytes>,
+    buf: &mut Vec<u8>,
+    state: &AppState,
+) -> Result<(), Outcome> {
+    let protocol = client.transport().protocol;
+    let frame = if messages.len() == 1 {
+        messages.into_iter().next().expect("one message")
+    } else {
+        buf.clear();
+        join_into(protocol, messages, buf);
+        let frame = bytes::Bytes::copy_from_slice(buf);
+        if buf.capacity() > 64 * 1024 {
+            *buf = Vec::new();
+        }
+        frame
+    };
+    let msg = match protocol {
+        Protocol::Json => match String::from_utf8(frame.to_vec()) {
+            Ok(s) => Message::Text(s.into()),
+            Err(_) => return Err(Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
+        },
+        Protocol::Protobuf => Message::Binary(frame),
+    };
+    match tokio::time::timeout(state.config.websocket.write_timeout, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Outcome::Gone),
+        Err(_) => Err(Outcome::Close(
+            client.outbox().closed().unwrap_or(Disconnect::WRITE_ERROR),
+        )),
+    }
+}
+
+async fn finish(socket: &mut WebSocket, client: &Arc<Client>, outcome: Outcome, state: &AppState) {
+    let close = match outcome {
+        Outcome::Gone => return,
+        Outcome::TooBig => CloseFrame {
+            code: 1009,
+            reason: "message size limit exceeded".into(),
+        },
+        Outcome::Close(d) => {
+            // Whatever was queued before the disconnect (an error reply, say) goes first.
+            let rest = client.outbox().try_drain().messages;
+            if !rest.is_empty() && d != Disconnect::SLOW {
+                let mut buf = Vec::new();
+                if write(socket, client, rest, &mut buf, state).await.is_err() {
+                    return;
+                }
+            }
+            if d.code == Disconnect::CONNECTION_CLOSED.code {
+                return;
+            }
+            tracing::debug!(client = %client.id(), code = d.code, reason = %d.reason, "disconnect");
+            CloseFrame {
+                code: d.code as u16,
+                reason: d.reason.as_ref().into(),
+            }
+        }
+    };
+    let timeout = state.config.websocket.write_timeout;
+    let _ = tokio::time::timeout(timeout, socket.send(Message::Close(Some(close)))).await;
+    // Give the peer a moment to answer the close handshake, then drop.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
