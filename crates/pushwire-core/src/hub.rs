@@ -88,7 +88,13 @@ impl Hub {
 
     /// Adds a subscriber. With `recovering`, live publications are buffered until
     /// [`Hub::finish_recovery`]. Returns true if this is the channel's first subscriber.
-    pub fn subscribe(&self, channel: &str, key: ClientKey, sub: Subscriber, recovering: bool) -> bool {
+    pub fn subscribe(
+        &self,
+        channel: &str,
+        key: ClientKey,
+        sub: Subscriber,
+        recovering: bool,
+    ) -> bool {
         let mut shard = self.shard(channel).write();
         let first = !shard.contains_key(channel);
         let ch = shard.entry(Arc::from(channel)).or_default().clone();
@@ -170,7 +176,8 @@ impl Hub {
                 .get_or_insert_with(|| encode_reply(sub.protocol, &push).ok())
                 .clone();
             let Some(bytes) = bytes else {
-                sub.outbox.close(pushwire_protocol::Disconnect::INAPPROPRIATE_PROTOCOL);
+                sub.outbox
+                    .close(pushwire_protocol::Disconnect::INAPPROPRIATE_PROTOCOL);
                 delivery.dropped += 1;
                 continue;
             };
@@ -242,7 +249,10 @@ impl Hub {
         for shard in self.shards.iter() {
             let shard = shard.read();
             channels += shard.len();
-            subs += shard.values().map(|c| c.lock().subscribers.len()).sum::<usize>();
+            subs += shard
+                .values()
+                .map(|c| c.lock().subscribers.len())
+                .sum::<usize>();
         }
         (channels, subs)
     }
@@ -282,7 +292,10 @@ mod tests {
         let ma = a.try_drain().messages;
         let mb = b.try_drain().messages;
         assert_eq!(ma[0].as_ptr(), mb[0].as_ptr(), "same allocation shared");
-        assert_eq!(&ma[0][..], br#"{"push":{"channel":"ch","pub":{"data":{"n":1},"offset":1}}}"#);
+        assert_eq!(
+            &ma[0][..],
+            br#"{"push":{"channel":"ch","pub":{"data":{"n":1},"offset":1}}}"#
+        );
     }
 
     #[test]
@@ -292,7 +305,10 @@ mod tests {
         hub.subscribe("ch", 1, sub(&a), true);
         hub.publish("ch", &publication(5));
         hub.publish("ch", &publication(6));
-        assert!(a.try_drain().messages.is_empty(), "buffered while recovering");
+        assert!(
+            a.try_drain().messages.is_empty(),
+            "buffered while recovering"
+        );
         // Recovery read delivered up to offset 5 already.
         assert!(hub.finish_recovery("ch", 1, 5));
         hub.publish("ch", &publication(7));

@@ -148,9 +148,15 @@ mod tests {
         let p = n.resolve("$chat:secret").unwrap();
         assert!(p.private);
         assert_eq!(p.namespace.name, "chat");
-        assert_eq!(n.resolve("xxx:hello").unwrap_err(), ErrorCode::UnknownChannel);
+        assert_eq!(
+            n.resolve("xxx:hello").unwrap_err(),
+            ErrorCode::UnknownChannel
+        );
         assert_eq!(n.resolve("").unwrap_err(), ErrorCode::BadRequest);
-        assert_eq!(n.resolve(&"a".repeat(256)).unwrap_err(), ErrorCode::BadRequest);
+        assert_eq!(
+            n.resolve(&"a".repeat(256)).unwrap_err(),
+            ErrorCode::BadRequest
+        );
         assert_eq!(n.resolve("héllo").unwrap_err(), ErrorCode::BadRequest);
         assert_eq!(n.resolve("num:12").unwrap().namespace.name, "num");
         assert_eq!(n.resolve("num:ab").unwrap_err(), ErrorCode::BadRequest);

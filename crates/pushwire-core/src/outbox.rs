@@ -147,7 +147,10 @@ mod tests {
         assert!(o.push(Bytes::from_static(b"a")));
         assert!(o.push(Bytes::from_static(b"b")));
         let d = o.drain().await;
-        assert_eq!(d.messages, vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        assert_eq!(
+            d.messages,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
         assert!(d.disconnect.is_none());
         assert_eq!(o.queued_bytes(), 0);
     }

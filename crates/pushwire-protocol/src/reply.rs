@@ -359,7 +359,10 @@ mod tests {
             publish: Some(EmptyResult {}),
             ..Default::default()
         };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"id":3,"publish":{}}"#);
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"id":3,"publish":{}}"#
+        );
         assert_eq!(serde_json::to_string(&Reply::default()).unwrap(), "{}");
     }
 
@@ -380,7 +383,10 @@ mod tests {
             r#"{"num_clients":0,"num_users":0}"#
         );
         let i = ClientInfo::default();
-        assert_eq!(serde_json::to_string(&i).unwrap(), r#"{"user":"","client":""}"#);
+        assert_eq!(
+            serde_json::to_string(&i).unwrap(),
+            r#"{"user":"","client":""}"#
+        );
     }
 
     #[test]

@@ -33,10 +33,7 @@ pub struct AppState {
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/connection/websocket",
-            get(transport::websocket::handler),
-        )
+        .route("/connection/websocket", get(transport::websocket::handler))
         .route("/health", any(observe::health))
         .route("/metrics", get(observe::metrics))
         .merge(api::routes(&state))

@@ -5,8 +5,14 @@ use pushwire_server::cli::{self, Cli, Command};
 use pushwire_server::config::{self, LogFormat};
 use pushwire_server::RunningServer;
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = config::load(args.config.as_deref(), &args.overrides())?;
@@ -29,7 +35,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 async fn serve(config: config::ServerConfig) -> anyhow::Result<()> {

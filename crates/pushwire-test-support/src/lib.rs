@@ -1,1 +1,29 @@
-//! placeholder
+//! Test support for pushwire: everything a `tests/` file needs to start, so each test stays
+//! short.
+//!
+//! - [`TestServer`]: a real server on `127.0.0.1:0` with a test configuration.
+//! - [`WsClient`]: a raw protocol client over real WebSocket (JSON).
+//! - [`token`]: HS256 tokens signed with [`SECRET`].
+//! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
+
+pub mod sdk;
+mod server;
+mod ws;
+
+pub use server::{test_config, TestServer, API_KEY, SECRET};
+pub use ws::WsClient;
+
+/// Signs `claims` with HS256 and [`SECRET`].
+pub fn token(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("encode token")
+}
+
+/// Current Unix time in seconds.
+pub fn now() -> i64 {
+    pushwire_core::auth::unix_now()
+}

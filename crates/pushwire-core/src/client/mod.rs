@@ -20,8 +20,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use pushwire_protocol::{
-    encode_push, encode_reply, ClientInfo, Command, Disconnect, ErrorCode,
-    Protocol, Push, RawJson, Reply, Request,
+    encode_push, encode_reply, ClientInfo, Command, Disconnect, ErrorCode, Protocol, Push, RawJson,
+    Reply, Request,
 };
 use tokio::time::Instant;
 
@@ -341,11 +341,7 @@ impl Client {
             }
             let was_connected = st.status == Status::Connected;
             st.status = Status::Closed;
-            (
-                std::mem::take(&mut st.subs),
-                st.user.clone(),
-                was_connected,
-            )
+            (std::mem::take(&mut st.subs), st.user.clone(), was_connected)
         };
         for (channel, sub) in subs {
             self.release_subscription(&channel, &sub).await;

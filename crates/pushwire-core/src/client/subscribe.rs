@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use pushwire_protocol::{
-    Disconnect, ErrorCode, Publication, Push, RawJson, Reply, StreamPosition,
-    SubscribeRequest, SubscribeResult, Unsubscribe, UnsubscribeRequest,
-    SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
+    Disconnect, ErrorCode, Publication, Push, RawJson, Reply, StreamPosition, SubscribeRequest,
+    SubscribeResult, Unsubscribe, UnsubscribeRequest, SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
 };
 
 use super::{Client, CommandError, CommandResult, SubState};
@@ -154,7 +153,10 @@ impl Client {
             chan_info: grant.chan_info.clone(),
             expire_at: grant.expire_at,
         };
-        self.state.lock().subs.insert(key.clone(), sub_state.clone());
+        self.state
+            .lock()
+            .subs
+            .insert(key.clone(), sub_state.clone());
 
         let first = self.node.hub().subscribe(
             &req.channel,
@@ -252,7 +254,13 @@ impl Client {
         } else {
             let limit = self.node.config().client.recovery_max_publication_limit;
             match self
-                .read(&req.channel, Some(since.clone()), limit + 1, false, meta_ttl)
+                .read(
+                    &req.channel,
+                    Some(since.clone()),
+                    limit + 1,
+                    false,
+                    meta_ttl,
+                )
                 .await
             {
                 Ok(page) => {
@@ -284,7 +292,11 @@ impl Client {
         result.epoch = top.epoch;
         result.recovered = recovered;
         let delivered = publications.last().map(|p| p.offset).unwrap_or(top.offset);
-        result.offset = if recovered && !cache { req.offset } else { top.offset };
+        result.offset = if recovered && !cache {
+            req.offset
+        } else {
+            top.offset
+        };
         let publications: Vec<Publication> = match &req.tf {
             Some(tf) => publications
                 .into_iter()
@@ -375,7 +387,11 @@ impl Client {
         }
     }
 
-    pub(super) async fn handle_unsubscribe(&self, id: u32, req: UnsubscribeRequest) -> CommandResult {
+    pub(super) async fn handle_unsubscribe(
+        &self,
+        id: u32,
+        req: UnsubscribeRequest,
+    ) -> CommandResult {
         if req.channel.is_empty() {
             return Err(Disconnect::BAD_REQUEST.into());
         }

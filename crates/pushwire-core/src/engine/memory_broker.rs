@@ -53,7 +53,9 @@ impl MemoryBroker {
     }
 
     fn handler(&self) -> &Arc<dyn BrokerEventHandler> {
-        self.handler.get().expect("broker handler set at node start")
+        self.handler
+            .get()
+            .expect("broker handler set at node start")
     }
 
     /// Drops expired publications, keys and streams. Returns the number of streams left.

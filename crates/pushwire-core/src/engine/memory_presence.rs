@@ -49,7 +49,12 @@ impl PresenceManager for MemoryPresence {
     }
 
     async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError> {
-        Ok(self.channels.lock().get(channel).cloned().unwrap_or_default())
+        Ok(self
+            .channels
+            .lock()
+            .get(channel)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn stats(&self, channel: &str) -> Result<PresenceStats, EngineError> {

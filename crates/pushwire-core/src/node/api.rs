@@ -107,7 +107,11 @@ impl Node {
         let ns = &info.namespace.options;
         validate_data(ns, &params.data)?;
         let options = PublishOptions {
-            history_size: if params.skip_history { 0 } else { ns.history_size },
+            history_size: if params.skip_history {
+                0
+            } else {
+                ns.history_size
+            },
             history_ttl: ns.history_ttl,
             history_meta_ttl: self.meta_ttl(ns),
             idempotency_key: params.idempotency_key.filter(|k| !k.is_empty()),
@@ -161,7 +165,11 @@ impl Node {
             return Err(ErrorCode::BadRequest);
         }
         let cap = self.config.client.history_max_publication_limit;
-        let limit = if limit < 0 { cap } else { (limit as usize).min(cap) };
+        let limit = if limit < 0 {
+            cap
+        } else {
+            (limit as usize).min(cap)
+        };
         let page = self
             .broker
             .history(

@@ -44,7 +44,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,8 @@ impl BrokerEventHandler for HubHandler {
     }
 
     fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
-        self.hub.join_leave(channel, JoinLeave { info: info.clone() }, join);
+        self.hub
+            .join_leave(channel, JoinLeave { info: info.clone() }, join);
     }
 }
 

@@ -143,7 +143,12 @@ mod tests {
     }
 
     fn token(alg: Algorithm, claims: serde_json::Value, key: &str) -> String {
-        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
     }
 
     fn now() -> i64 {
@@ -166,7 +171,11 @@ mod tests {
     #[test]
     fn expired_wrong_key_and_channel_claim() {
         let v = verifier();
-        let t = token(Algorithm::HS512, serde_json::json!({"sub":"1","exp":now()-5}), "secret");
+        let t = token(
+            Algorithm::HS512,
+            serde_json::json!({"sub":"1","exp":now()-5}),
+            "secret",
+        );
         assert_eq!(v.verify_connect(&t).unwrap_err(), TokenError::Expired);
         let t = token(Algorithm::HS256, serde_json::json!({"sub":"1"}), "other");
         assert!(matches!(v.verify_connect(&t), Err(TokenError::Invalid(_))));
@@ -176,14 +185,20 @@ mod tests {
             "secret",
         );
         assert!(matches!(v.verify_connect(&t), Err(TokenError::Invalid(_))));
-        assert!(matches!(v.verify_connect("garbage"), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify_connect("garbage"),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
     fn alg_none_rejected() {
         // {"alg":"none"} . {"sub":"1"} . (no signature)
         let t = "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.";
-        assert!(matches!(verifier().verify_connect(t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            verifier().verify_connect(t),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]

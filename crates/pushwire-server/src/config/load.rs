@@ -134,26 +134,31 @@ mod tests {
     #[test]
     fn unknown_key_named() {
         let f = file("toml", "[client]\nping_intervall = \"10s\"\n");
-        let e = load(Some(&f.0), &Overrides::default()).unwrap_err().to_string();
+        let e = load(Some(&f.0), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ping_intervall"), "{e}");
         let f = file(
             "json",
             r#"{"channel":{"namespaces":[{"name":"chat","presense":true}]}}"#,
         );
-        let e = load(Some(&f.0), &Overrides::default()).unwrap_err().to_string();
+        let e = load(Some(&f.0), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("presense"), "{e}");
     }
 
     #[test]
     fn bad_value_named() {
         let f = file("toml", "[client]\nping_interval = \"soon\"\n");
-        let e = load(Some(&f.0), &Overrides::default()).unwrap_err().to_string();
+        let e = load(Some(&f.0), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("client.ping_interval"), "{e}");
-        let f = file(
-            "toml",
-            "[channel.without_namespace]\nhistory_size = 5\n",
-        );
-        let e = load(Some(&f.0), &Overrides::default()).unwrap_err().to_string();
+        let f = file("toml", "[channel.without_namespace]\nhistory_size = 5\n");
+        let e = load(Some(&f.0), &Overrides::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("channel.without_namespace.history_size"), "{e}");
     }
 }

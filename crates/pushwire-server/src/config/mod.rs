@@ -169,14 +169,22 @@ impl ServerConfig {
     /// Checks value relations; names the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.node_config().validate()?;
-        if self.http_server.address.parse::<std::net::IpAddr>().is_err() {
+        if self
+            .http_server
+            .address
+            .parse::<std::net::IpAddr>()
+            .is_err()
+        {
             return Err(ConfigError::new(
                 "http_server.address",
                 format!("{:?} is not an IP address", self.http_server.address),
             ));
         }
         if self.http_server.max_connections == 0 {
-            return Err(ConfigError::new("http_server.max_connections", "must be > 0"));
+            return Err(ConfigError::new(
+                "http_server.max_connections",
+                "must be > 0",
+            ));
         }
         if self.websocket.message_size_limit < 1024 {
             return Err(ConfigError::new(
@@ -199,7 +207,12 @@ impl ServerConfig {
                 "must be at least 1024 bytes",
             ));
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
             return Err(ConfigError::new(
                 "log.level",
                 format!("{:?} is not a log level or filter", self.log.level),

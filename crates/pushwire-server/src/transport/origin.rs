@@ -54,7 +54,10 @@ mod tests {
 
     #[test]
     fn patterns() {
-        let p = OriginPolicy::new(&["https://*.example.com".into(), "http://localhost:3000".into()]);
+        let p = OriginPolicy::new(&[
+            "https://*.example.com".into(),
+            "http://localhost:3000".into(),
+        ]);
         assert!(p.allows(Some("https://app.example.com")));
         assert!(p.allows(Some("HTTP://LOCALHOST:3000")));
         assert!(!p.allows(Some("https://example.com.evil.io")));

@@ -1,0 +1,1 @@
+//! Runners for the real SDK scripts (filled in by the SDK suite).
