@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use pushwire_protocol::{encode_reply, FilterNode, JoinLeave, Protocol, Publication, Push, Reply};
+use pushwire_protocol::{FilterNode, JoinLeave, Publication, Push};
+
+use crate::encoding::{EncodeOnce, Encoding};
 
 use crate::filter;
 use crate::outbox::Outbox;
@@ -28,8 +30,8 @@ pub type ClientKey = u64;
 pub struct Subscriber {
     /// Where to queue messages.
     pub outbox: Arc<Outbox>,
-    /// Wire format of the connection.
-    pub protocol: Protocol,
+    /// How the connection wants its messages.
+    pub encoding: Encoding,
     /// Only publications whose tags match are delivered.
     pub filter: Option<Arc<FilterNode>>,
     /// Deliver join/leave pushes.
@@ -157,14 +159,14 @@ impl Hub {
         let Some(ch) = self.channel(channel) else {
             return Delivery::default();
         };
-        let push = Reply::push(Push {
+        let push = Push {
             channel: channel.to_owned(),
             publication: Some(publication.clone()),
             ..Default::default()
-        });
+        };
+        let mut encoded = EncodeOnce::new(&push);
         let mut ch = ch.lock();
         let ch = &mut *ch;
-        let mut encoded: [Option<Option<Bytes>>; Protocol::COUNT] = Default::default();
         let mut delivery = Delivery::default();
         for (key, sub) in &ch.subscribers {
             if let Some(f) = &sub.filter {
@@ -172,10 +174,7 @@ impl Hub {
                     continue;
                 }
             }
-            let bytes = encoded[sub.protocol.index()]
-                .get_or_insert_with(|| encode_reply(sub.protocol, &push).ok())
-                .clone();
-            let Some(bytes) = bytes else {
+            let Some(bytes) = encoded.get(sub.encoding) else {
                 sub.outbox
                     .close(pushwire_protocol::Disconnect::INAPPROPRIATE_PROTOCOL);
                 delivery.dropped += 1;
@@ -207,14 +206,11 @@ impl Hub {
         } else {
             push.leave = Some(info);
         }
-        let reply = Reply::push(push);
+        let mut encoded = EncodeOnce::new(&push);
         let ch = ch.lock();
-        let mut encoded: [Option<Option<Bytes>>; Protocol::COUNT] = Default::default();
         let mut delivery = Delivery::default();
         for sub in ch.subscribers.values().filter(|s| s.push_join_leave) {
-            let bytes = encoded[sub.protocol.index()]
-                .get_or_insert_with(|| encode_reply(sub.protocol, &reply).ok())
-                .clone();
+            let bytes = encoded.get(sub.encoding);
             if bytes.is_some_and(|b| sub.outbox.push(b)) {
                 delivery.queued += 1;
             } else {
@@ -261,12 +257,15 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pushwire_protocol::RawJson;
+    use pushwire_protocol::{Protocol, RawJson};
 
     fn sub(outbox: &Arc<Outbox>) -> Subscriber {
         Subscriber {
             outbox: outbox.clone(),
-            protocol: Protocol::Json,
+            encoding: Encoding {
+                protocol: Protocol::Json,
+                bare_push: false,
+            },
             filter: None,
             push_join_leave: false,
         }

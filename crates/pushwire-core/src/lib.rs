@@ -10,6 +10,7 @@
 //! - [`node`]: the node and the operations shared by the server API and clients.
 //! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
 //! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
+//! - [`encoding`]: protocol × envelope, and encode-once caches.
 //! - [`outbox`]: the per-connection queue bounded in bytes.
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
@@ -19,6 +20,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod encoding;
 pub mod engine;
 pub mod filter;
 pub mod hub;

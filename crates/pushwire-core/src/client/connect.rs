@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use pushwire_protocol::{
-    ConnectRequest, ConnectResult, Disconnect, ErrorCode, RefreshRequest, RefreshResult, Reply,
+    ConnectRequest, ConnectResult, Disconnect, ErrorCode, RawJson, RefreshRequest, RefreshResult,
+    Reply,
 };
 
+use super::subscribe::{Origin, Prepared};
 use super::{Client, CommandResult, Status};
 use crate::auth::{unix_now, unix_now_ms, ConnectCredentials, TokenError};
 use crate::metrics::Metrics;
@@ -57,6 +59,30 @@ impl Client {
             return Err(Disconnect::CONNECTION_LIMIT.into());
         }
         Metrics::add(&self.node.metrics().connections_active, 1);
+        {
+            let mut st = self.state.lock();
+            st.status = Status::Connected;
+            self.arm_timers(&mut st);
+        }
+        let prepared = match self.server_side_subscriptions(&creds, &req).await {
+            Ok(p) => p,
+            Err(e) => {
+                // The connection is not usable: release what was taken.
+                self.release_all().await;
+                self.node.registry().remove(self.key, &creds.user);
+                self.node
+                    .metrics()
+                    .connections_active
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                let mut st = self.state.lock();
+                st.status = Status::Connecting;
+                st.timers = super::timers::Timers::new(
+                    tokio::time::Instant::now() + self.node.config().client.stale_close_delay,
+                );
+                drop(st);
+                return Err(e);
+            }
+        };
         let cfg = &self.node.config().client;
         let ttl = creds
             .expire_at
@@ -79,13 +105,12 @@ impl Client {
             } else {
                 0
             },
+            subs: prepared
+                .iter()
+                .map(|p| (p.channel.to_string(), p.result.clone()))
+                .collect(),
             ..Default::default()
         };
-        {
-            let mut st = self.state.lock();
-            st.status = Status::Connected;
-            self.arm_timers(&mut st);
-        }
         let reply = if self.transport.unidirectional {
             Reply::push(pushwire_protocol::Push {
                 connect: Some(result),
@@ -98,7 +123,90 @@ impl Client {
                 ..Default::default()
             }
         };
-        Ok(reply)
+        self.send_reply(&reply);
+        for p in prepared {
+            self.subscribe_finish(p).await;
+        }
+        // Already queued, ahead of the server-side subscriptions' publications.
+        Ok(Reply::default())
+    }
+
+    /// Subscribes the channels of the token's `channels` claim (an unknown namespace fails the
+    /// connect) and those the client asks for in `connect.subs` that it may subscribe to
+    /// (others are skipped), recovering from the hints in `connect.subs`.
+    async fn server_side_subscriptions(
+        self: &Arc<Self>,
+        creds: &ConnectCredentials,
+        req: &ConnectRequest,
+    ) -> Result<Vec<Prepared>, super::CommandError> {
+        let mut prepared = Vec::new();
+        let hint = |ch: &str| {
+            let mut r = req.subs.get(ch).cloned().unwrap_or_default();
+            r.channel = ch.to_owned();
+            r
+        };
+        for ch in &creds.channels {
+            let origin = Origin::Granted {
+                info: Default::default(),
+                data: Default::default(),
+            };
+            prepared.push(self.subscribe_begin(&hint(ch), origin).await?);
+        }
+        let mut requested: Vec<&String> = req
+            .subs
+            .keys()
+            .filter(|c| !creds.channels.contains(c))
+            .collect();
+        requested.sort();
+        for ch in requested {
+            if let Ok(p) = self.subscribe_begin(&hint(ch), Origin::Requested).await {
+                prepared.push(p);
+            }
+        }
+        Ok(prepared)
+    }
+
+    /// Connects a unidirectional client from its bare ConnectRequest. Connect errors become
+    /// disconnects: 109/110 → 3005, 111 → 3013, 103 → 3507, others → 3004.
+    pub async fn connect_unidirectional(
+        self: &Arc<Self>,
+        req: ConnectRequest,
+    ) -> Result<(), Disconnect> {
+        match self.handle_connect(0, req).await {
+            Ok(_) => Ok(()),
+            Err(super::CommandError::Disconnect(d)) => Err(d),
+            Err(super::CommandError::Reply(code)) => Err(match code {
+                ErrorCode::TokenExpired | ErrorCode::Expired => Disconnect::EXPIRED,
+                ErrorCode::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,
+                ErrorCode::PermissionDenied => Disconnect::PERMISSION_DENIED,
+                _ => Disconnect::INTERNAL,
+            }),
+        }
+    }
+
+    /// Extends or ends the connection on the server's initiative (API `refresh`): `expired`
+    /// closes it with 3005; otherwise the new expiry (`None` = never) and info apply and the
+    /// client gets a Refresh push.
+    pub fn server_refresh(&self, expired: bool, expire_at: Option<i64>, info: Option<RawJson>) {
+        if expired {
+            self.disconnect(Disconnect::EXPIRED);
+            return;
+        }
+        let mut st = self.state.lock();
+        st.expire_at = expire_at.filter(|e| *e > 0);
+        if let Some(info) = info {
+            st.conn_info = info;
+        }
+        self.arm_expiry(&mut st);
+        let ttl = st.expire_at.map(|e| (e - unix_now()).max(0) as u32);
+        drop(st);
+        self.send_reply(&Reply::push(pushwire_protocol::Push {
+            refresh: Some(RefreshResult {
+                expires: ttl.is_some(),
+                ttl: ttl.unwrap_or(0),
+            }),
+            ..Default::default()
+        }));
     }
 
     pub(super) async fn handle_refresh(&self, id: u32, req: RefreshRequest) -> CommandResult {

@@ -219,13 +219,21 @@ impl Client {
         self.outbox.close(disconnect);
     }
 
+    /// The encoding of this connection's messages.
+    pub fn encoding(&self) -> crate::encoding::Encoding {
+        crate::encoding::Encoding {
+            protocol: self.transport.protocol,
+            bare_push: self.transport.unidirectional,
+        }
+    }
+
     /// Encodes and queues a reply. An encoding failure (non-JSON payload for a JSON client)
-    /// closes the connection with 3506.
+    /// closes the connection with 3506. Unidirectional connections get pushes bare, pings as
+    /// empty pushes, and no command replies.
     pub(crate) fn send_reply(&self, reply: &Reply) -> bool {
         let encoded = if self.transport.unidirectional {
             match &reply.push {
                 Some(push) => encode_push(self.transport.protocol, push),
-                // Unidirectional clients get no command replies; a ping is an empty push.
                 None if reply.is_ping() => encode_push(self.transport.protocol, &Push::default()),
                 None => return true,
             }
@@ -328,6 +336,14 @@ impl Client {
                 }
                 Err(d)
             }
+        }
+    }
+
+    /// Releases every subscription (used when a connect fails half-way).
+    pub(crate) async fn release_all(&self) {
+        let subs = std::mem::take(&mut self.state.lock().subs);
+        for (channel, sub) in subs {
+            self.release_subscription(&channel, &sub).await;
         }
     }
 

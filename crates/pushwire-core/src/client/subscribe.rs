@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use pushwire_protocol::{
-    Disconnect, ErrorCode, Publication, Push, RawJson, Reply, StreamPosition, SubscribeRequest,
-    SubscribeResult, Unsubscribe, UnsubscribeRequest, SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
+    Disconnect, ErrorCode, Publication, Push, RawJson, Reply, StreamPosition, SubscribePush,
+    SubscribeRequest, SubscribeResult, Unsubscribe, UnsubscribeRequest,
+    SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
 };
 
 use super::{Client, CommandError, CommandResult, SubState};
@@ -16,6 +17,29 @@ use crate::hub::Subscriber;
 use crate::metrics::Metrics;
 use crate::namespace::ChannelInfo;
 use crate::node::api::engine_error;
+
+/// Who asked for a subscription.
+pub(crate) enum Origin {
+    /// The client, with a subscribe command: every permission is checked.
+    Client,
+    /// The client, in `connect.subs`: permission checked, failures skipped by the caller.
+    Requested,
+    /// The server (token `channels`, API `subscribe`): no permission check.
+    Granted {
+        /// Channel info.
+        info: RawJson,
+        /// Data for the subscribe result.
+        data: RawJson,
+    },
+}
+
+/// A subscription whose result is ready but not yet sent.
+pub(crate) struct Prepared {
+    pub channel: Arc<str>,
+    pub result: SubscribeResult,
+    delivered: u64,
+    sub: SubState,
+}
 
 /// What a subscribe was granted.
 struct Grant {
@@ -96,11 +120,30 @@ impl Client {
         if req.channel.is_empty() {
             return Err(Disconnect::BAD_REQUEST.into());
         }
-        if req.sub_type != 0 {
-            return Err(ErrorCode::NotAvailable.into());
-        }
         if !req.delta.is_empty() && req.delta != "fossil" {
             return Err(Disconnect::BAD_REQUEST.into());
+        }
+        let prepared = self.subscribe_begin(&req, Origin::Client).await?;
+        self.send_reply(&Reply {
+            id,
+            subscribe: Some(prepared.result.clone()),
+            ..Default::default()
+        });
+        self.subscribe_finish(prepared).await;
+        // The reply is already queued, ahead of the buffered publications.
+        Ok(Reply::default())
+    }
+
+    /// Runs the subscribe logic up to the result: checks, permission, hub registration (live
+    /// publications buffered), position and recovery. The caller queues the result (in a
+    /// reply, a connect result or a subscribe push) and then calls [`Self::subscribe_finish`].
+    pub(super) async fn subscribe_begin(
+        self: &Arc<Self>,
+        req: &SubscribeRequest,
+        origin: Origin,
+    ) -> Result<Prepared, CommandError> {
+        if req.sub_type != 0 {
+            return Err(ErrorCode::NotAvailable.into());
         }
         let channel = self.node.namespaces().resolve(&req.channel)?;
         let ns = channel.namespace.options.clone();
@@ -116,11 +159,21 @@ impl Client {
                 return Err(ErrorCode::AlreadySubscribed.into());
             }
             if st.subs.len() >= self.node.config().client.channel_limit {
-                return Err(ErrorCode::LimitExceeded.into());
+                return Err(match origin {
+                    Origin::Client => ErrorCode::LimitExceeded.into(),
+                    _ => Disconnect::CHANNEL_LIMIT.into(),
+                });
             }
             st.user.clone()
         };
-        let grant = self.authorize_subscribe(&req, &channel, &user)?;
+        let grant = match &origin {
+            Origin::Client | Origin::Requested => self.authorize_subscribe(req, &channel, &user)?,
+            Origin::Granted { info, data } => Grant {
+                chan_info: info.clone(),
+                data: data.clone(),
+                expire_at: None,
+            },
+        };
         let key: Arc<str> = Arc::from(req.channel.as_str());
         let anonymous = user.is_empty();
         let history_perm = allowed(
@@ -138,8 +191,10 @@ impl Client {
             anonymous,
         );
         let history = ns.history_enabled();
+        let server_side = !matches!(origin, Origin::Client);
         let recoverable = history
-            && (ns.force_recovery || (req.recoverable && (ns.allow_recovery || history_perm)));
+            && (ns.force_recovery
+                || ((req.recoverable || server_side) && (ns.allow_recovery || history_perm)));
         let positioned = history
             && (recoverable
                 || ns.force_positioning
@@ -163,7 +218,7 @@ impl Client {
             self.key,
             Subscriber {
                 outbox: self.outbox.clone(),
-                protocol: self.transport.protocol,
+                encoding: self.encoding(),
                 filter: req.tf.clone().map(Arc::new),
                 push_join_leave,
             },
@@ -177,7 +232,7 @@ impl Client {
                     .await
                     .map_err(engine_error)?;
             }
-            self.position_and_recover(&req, &ns, positioned, recoverable)
+            self.position_and_recover(req, &ns, positioned, recoverable)
                 .await
         }
         .await;
@@ -188,25 +243,64 @@ impl Client {
                 return Err(e);
             }
         };
-        let now = unix_now();
         if let Some(exp) = grant.expire_at {
             result.expires = true;
-            result.ttl = (exp - now).clamp(0, u32::MAX as i64) as u32;
+            result.ttl = (exp - unix_now()).clamp(0, u32::MAX as i64) as u32;
         }
         result.data = grant.data;
-        self.send_reply(&Reply {
-            id,
-            subscribe: Some(result),
-            ..Default::default()
-        });
+        Ok(Prepared {
+            channel: key,
+            result,
+            delivered,
+            sub: sub_state,
+        })
+    }
+
+    /// Releases the publications buffered during [`Self::subscribe_begin`] (after the result
+    /// was queued), marks the subscription live, adds presence and publishes the join.
+    pub(super) async fn subscribe_finish(&self, prepared: Prepared) {
         self.node
             .hub()
-            .finish_recovery(&req.channel, self.key, delivered);
-        if let Some(s) = self.state.lock().subs.get_mut(&key) {
+            .finish_recovery(&prepared.channel, self.key, prepared.delivered);
+        if let Some(s) = self.state.lock().subs.get_mut(&prepared.channel) {
             s.subscribing = false;
         }
-        self.announce(&req.channel, &sub_state, true).await;
-        Ok(Reply::default())
+        self.announce(&prepared.channel, &prepared.sub, true).await;
+    }
+
+    /// Subscribes on the server's initiative (API `subscribe`) and tells the client with a
+    /// Subscribe push.
+    pub async fn server_subscribe(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+        info: RawJson,
+        data: RawJson,
+    ) -> Result<(), ErrorCode> {
+        let prepared = match self
+            .subscribe_begin(&req, Origin::Granted { info, data })
+            .await
+        {
+            Ok(p) => p,
+            Err(CommandError::Reply(code)) => return Err(code),
+            Err(CommandError::Disconnect(d)) => {
+                self.disconnect(d);
+                return Ok(());
+            }
+        };
+        let r = &prepared.result;
+        self.send_reply(&Reply::push(Push {
+            channel: req.channel.clone(),
+            subscribe: Some(SubscribePush {
+                recoverable: r.recoverable,
+                epoch: r.epoch.clone(),
+                offset: r.offset,
+                positioned: r.positioned,
+                data: r.data.clone(),
+            }),
+            ..Default::default()
+        }));
+        self.subscribe_finish(prepared).await;
+        Ok(())
     }
 
     /// Reads the stream position and, when asked, the missed publications. Returns the result

@@ -258,6 +258,62 @@ impl Node {
         n
     }
 
+    /// Subscribes the targeted connections of a user to `channel` (API `subscribe`), each
+    /// getting a Subscribe push; `since` recovers from that position. Returns how many.
+    pub async fn subscribe_user(
+        &self,
+        target: &DisconnectTarget,
+        channel: &str,
+        info: RawJson,
+        data: RawJson,
+        since: Option<StreamPosition>,
+    ) -> Result<usize, ErrorCode> {
+        if channel.is_empty() || target.user.is_empty() && target.client.is_none() {
+            return Err(ErrorCode::BadRequest);
+        }
+        self.namespaces.resolve(channel)?;
+        let mut n = 0;
+        for c in self.registry.user_clients(&target.user) {
+            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+                continue;
+            }
+            let mut req = pushwire_protocol::SubscribeRequest {
+                channel: channel.to_owned(),
+                ..Default::default()
+            };
+            if let Some(s) = &since {
+                req.recover = true;
+                req.offset = s.offset;
+                req.epoch = s.epoch.clone();
+            }
+            match c.server_subscribe(req, info.clone(), data.clone()).await {
+                Ok(()) => n += 1,
+                Err(ErrorCode::AlreadySubscribed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Refreshes the targeted connections (API `refresh`). Returns how many.
+    pub fn refresh_user(
+        &self,
+        target: &DisconnectTarget,
+        expired: bool,
+        expire_at: Option<i64>,
+        info: Option<RawJson>,
+    ) -> usize {
+        let mut n = 0;
+        for c in self.registry.user_clients(&target.user) {
+            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+                continue;
+            }
+            c.server_refresh(expired, expire_at, info.clone());
+            n += 1;
+        }
+        n
+    }
+
     /// Unsubscribes the targeted connections from `channel` with an Unsubscribe push (2000).
     pub async fn unsubscribe_user(
         &self,
