@@ -9,18 +9,27 @@
 //! - [`reply`]: what the server sends (`Reply`, `Push` and their results).
 //! - [`raw`]: payload bytes that travel as embedded raw JSON in the JSON protocol.
 //! - [`encode`]: replies and pushes to bytes for a connection's protocol.
-//! - [`frame`]: splitting batched frames into commands and joining encoded replies into frames.
+//! - [`frame`]: splitting batched frames (JSON or varint-delimited protobuf) into commands and
+//!   joining encoded replies into frames.
+//! - [`pb`]: protobuf wire types generated at build time from `proto/client.proto`.
+//! - `convert` (private): `From` impls between the model and [`pb`].
 
 pub mod codes;
 pub mod command;
+mod convert;
 pub mod encode;
 pub mod frame;
+pub mod pb;
 pub mod raw;
 pub mod reply;
 
 pub use codes::{Disconnect, ErrorCode, Unsubscribe};
 pub use command::*;
 pub use encode::{encode_push, encode_reply, EncodeError};
-pub use frame::{FrameError, Protocol};
+pub use frame::{
+    decode_emulation_request, decode_json_frame, decode_protobuf_frame, FrameError, Protocol,
+};
+/// The protobuf runtime the [`pb`] types are built on (for `Message::decode` and friends).
+pub use prost;
 pub use raw::RawJson;
 pub use reply::*;
