@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{any, get};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
 use axum::Router;
 use pushwire_core::Node;
 use tokio::net::TcpListener;
@@ -28,12 +29,56 @@ pub struct AppState {
     pub origins: Arc<OriginPolicy>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Emulation sessions by id.
+    pub sessions: Arc<transport::sessions::Sessions>,
+    /// Concurrent long-polls per client.
+    pub polls: Arc<transport::long_poll::PollLimiter>,
 }
+
+/// Largest body of a connection request (`/connection/*` and `/emulation`); 413 beyond.
+pub const CONNECTION_BODY_LIMIT: usize = 65536;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
+    use transport::{emulation, http_stream, long_poll, sse, uni, websocket};
+    let connections = Router::new()
+        .route("/connection/websocket", get(websocket::handler))
+        .route("/connection/uni_websocket", get(websocket::uni_handler))
+        .route(
+            "/connection/http_stream",
+            post(http_stream::handler).options(http_stream::options),
+        )
+        .route(
+            "/connection/sse",
+            get(sse::handler).post(sse::handler).options(sse::options),
+        )
+        .route(
+            "/emulation",
+            post(emulation::handler).options(emulation::options),
+        )
+        .route(
+            "/connection/uni_http_stream",
+            post(uni::http_stream).options(http_stream::options),
+        )
+        .route(
+            "/connection/uni_sse",
+            get(uni::sse).post(uni::sse).options(sse::options),
+        )
+        .route(
+            "/connection/long_poll",
+            get(long_poll::long_poll)
+                .post(long_poll::long_poll)
+                .options(sse::options),
+        )
+        .route(
+            "/connection/poll",
+            get(long_poll::poll)
+                .post(long_poll::poll)
+                .options(sse::options),
+        )
+        .layer(DefaultBodyLimit::max(CONNECTION_BODY_LIMIT));
     Router::new()
-        .route("/connection/websocket", get(transport::websocket::handler))
+        .merge(connections)
         .route("/health", any(observe::health))
         .route("/metrics", get(observe::metrics))
         .merge(api::routes(&state))
@@ -81,6 +126,8 @@ impl RunningServer {
             origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
             node: node.clone(),
             tracker: TaskTracker::new(),
+            sessions: Default::default(),
+            polls: Default::default(),
             config: Arc::new(config),
         };
         let stop_accepting = CancellationToken::new();
@@ -88,6 +135,7 @@ impl RunningServer {
         let listener = LimitedListener::new(listener, state.config.http_server.max_connections);
         let stop = stop_accepting.clone();
         let serve = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<crate::listener::PeerAddr>();
             let result = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;

@@ -28,6 +28,18 @@ impl LimitedListener {
     }
 }
 
+/// The peer address of a connection, for handlers (`ConnectInfo<PeerAddr>`).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 /// A TCP stream that releases its permit when dropped.
 #[derive(Debug)]
 pub struct LimitedStream {

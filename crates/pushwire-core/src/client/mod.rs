@@ -264,7 +264,7 @@ impl Client {
     pub async fn handle_frame(self: &Arc<Self>, frame: &[u8]) -> Result<(), Disconnect> {
         let commands = match self.transport.protocol {
             Protocol::Json => pushwire_protocol::frame::decode_json_frame(frame),
-            Protocol::Protobuf => Err(pushwire_protocol::FrameError::Unsupported),
+            Protocol::Protobuf => pushwire_protocol::decode_protobuf_frame(frame),
         }
         .map_err(|e| self.bad_request(&e.to_string()))?;
         for cmd in commands {

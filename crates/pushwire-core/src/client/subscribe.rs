@@ -268,6 +268,26 @@ impl Client {
         self.announce(&prepared.channel, &prepared.sub, true).await;
     }
 
+    /// Subscribes with the client's permissions and returns the result instead of sending it
+    /// (for request/response transports such as long-polling). Live publications after the
+    /// result's position flow into the outbox.
+    pub async fn subscribe_and_position(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+    ) -> Result<SubscribeResult, ErrorCode> {
+        if req.channel.is_empty() {
+            return Err(ErrorCode::BadRequest);
+        }
+        let prepared = match self.subscribe_begin(&req, Origin::Requested).await {
+            Ok(p) => p,
+            Err(CommandError::Reply(code)) => return Err(code),
+            Err(CommandError::Disconnect(_)) => return Err(ErrorCode::PermissionDenied),
+        };
+        let result = prepared.result.clone();
+        self.subscribe_finish(prepared).await;
+        Ok(result)
+    }
+
     /// Subscribes on the server's initiative (API `subscribe`) and tells the client with a
     /// Subscribe push.
     pub async fn server_subscribe(

@@ -36,6 +36,32 @@ pub struct ServerConfig {
     pub shutdown: ShutdownConfig,
     /// `node.*`: identity.
     pub node: NodeSection,
+    /// `long_poll.*`: long-polling and polling endpoints.
+    pub long_poll: LongPollConfig,
+}
+
+/// `long_poll.*`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LongPollConfig {
+    /// How long a long-poll is held when the request does not say.
+    #[serde(with = "humantime_serde")]
+    pub default_timeout: Duration,
+    /// Longest hold a request may ask for.
+    #[serde(with = "humantime_serde")]
+    pub max_timeout: Duration,
+    /// Long-polls held at once per token (or per address without a token); 429 beyond.
+    pub max_concurrent_per_client: usize,
+}
+
+impl Default for LongPollConfig {
+    fn default() -> Self {
+        LongPollConfig {
+            default_timeout: Duration::from_secs(25),
+            max_timeout: Duration::from_secs(60),
+            max_concurrent_per_client: 4,
+        }
+    }
 }
 
 /// `http_server.*`.
@@ -196,6 +222,18 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "websocket.read_buffer_size",
                 "must be at least 512 bytes",
+            ));
+        }
+        if self.long_poll.default_timeout > self.long_poll.max_timeout {
+            return Err(ConfigError::new(
+                "long_poll.default_timeout",
+                "must not exceed long_poll.max_timeout",
+            ));
+        }
+        if self.long_poll.max_concurrent_per_client == 0 {
+            return Err(ConfigError::new(
+                "long_poll.max_concurrent_per_client",
+                "must be > 0",
             ));
         }
         if self.websocket.write_timeout.is_zero() {

@@ -1,5 +1,22 @@
 //! Transports: framing and HTTP only. Each one creates a [`pushwire_core::Client`], feeds it
 //! frames, and writes what its outbox yields; none of them knows about channels.
+//!
+//! - [`websocket`]: bidirectional and unidirectional WebSocket.
+//! - [`http_stream`], [`sse`], [`emulation`]: bidirectional emulation over HTTP.
+//! - [`uni`]: unidirectional HTTP-streaming and SSE.
+//! - [`long_poll`]: long-polling and polling by offset.
+//! - [`stream`]: the streaming response body shared by the HTTP transports.
+//! - [`origin`], [`cors`], [`headers`], [`sessions`], [`positions`]: shared pieces.
 
+pub mod cors;
+pub mod emulation;
+pub mod headers;
+pub mod http_stream;
+pub mod long_poll;
 pub mod origin;
+pub mod positions;
+pub mod sessions;
+pub mod sse;
+pub mod stream;
+pub mod uni;
 pub mod websocket;

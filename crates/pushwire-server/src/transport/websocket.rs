@@ -1,8 +1,12 @@
-//! Bidirectional WebSocket at `/connection/websocket`.
+//! WebSocket: bidirectional at `/connection/websocket`, unidirectional at
+//! `/connection/uni_websocket`.
 //!
 //! One task per connection drives reading, writing and timers with `select!`: no second task,
 //! no channel between them. Everything queued in the outbox is written as one frame
-//! (newline-joined JSON). Disconnects travel as close frames with the code and reason.
+//! (newline-joined JSON, concatenated protobuf). Disconnects travel as close frames with the
+//! code and reason; the unidirectional form sends a bare disconnect push first. A
+//! unidirectional client sends its ConnectRequest as the first message (or in the
+//! `cf_connect` query) and nothing after that counts.
 
 use std::sync::Arc;
 
@@ -25,14 +29,43 @@ pub struct WsQuery {
     format: Option<String>,
     /// `protobuf` selects the protobuf protocol.
     cf_protocol: Option<String>,
+    /// Unidirectional only: the ConnectRequest as JSON.
+    cf_connect: Option<String>,
 }
 
-/// Handles the upgrade request: origin check, protocol selection, buffer sizes.
+/// Bidirectional or unidirectional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Bidi,
+    Uni,
+}
+
+/// `GET /connection/websocket`: origin check, protocol selection, buffer sizes.
 pub async fn handler(
+    state: State<AppState>,
+    query: Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(state, query, headers, ws, Mode::Bidi)
+}
+
+/// `GET /connection/uni_websocket` (JSON only).
+pub async fn uni_handler(
+    state: State<AppState>,
+    query: Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(state, query, headers, ws, Mode::Uni)
+}
+
+fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
+    mode: Mode,
 ) -> Response {
     let origin = headers
         .get(axum::http::header::ORIGIN)
@@ -47,8 +80,9 @@ pub async fn handler(
     let by_query = [query.format.as_deref(), query.cf_protocol.as_deref()]
         .into_iter()
         .any(|v| v == Some("protobuf"));
-    let protocol = if by_query
-        || ws.selected_protocol().and_then(|p| p.to_str().ok()) == Some("centrifuge-protobuf")
+    let protocol = if mode == Mode::Bidi
+        && (by_query
+            || ws.selected_protocol().and_then(|p| p.to_str().ok()) == Some("centrifuge-protobuf"))
     {
         Protocol::Protobuf
     } else {
@@ -62,20 +96,33 @@ pub async fn handler(
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
             let tracker = state.tracker.clone();
-            tracker.track_future(serve(socket, state, protocol))
+            tracker.track_future(serve(socket, state, protocol, mode, query.cf_connect))
         })
 }
 
-async fn serve(mut socket: WebSocket, state: AppState, protocol: Protocol) {
+async fn serve(
+    mut socket: WebSocket,
+    state: AppState,
+    protocol: Protocol,
+    mode: Mode,
+    cf_connect: Option<String>,
+) {
     let client = Client::new(
         state.node.clone(),
         TransportInfo {
-            name: "websocket",
+            name: if mode == Mode::Uni {
+                "uni_websocket"
+            } else {
+                "websocket"
+            },
             protocol,
-            unidirectional: false,
+            unidirectional: mode == Mode::Uni,
             emulated: false,
         },
     );
+    if let Some(c) = cf_connect {
+        uni_connect(&client, c.as_bytes()).await;
+    }
     let outcome = drive(&mut socket, &client, &state).await;
     finish(&mut socket, &client, outcome, &state).await;
     client.cleanup().await;
@@ -120,12 +167,12 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
                     return Outcome::Gone;
                 }
                 Some(Ok(Message::Text(t))) => {
-                    if let Err(d) = client.handle_frame(t.as_bytes()).await {
+                    if let Err(d) = incoming(client, t.as_bytes()).await {
                         return Outcome::Close(d);
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if let Err(d) = client.handle_frame(&b).await {
+                    if let Err(d) = incoming(client, &b).await {
                         return Outcome::Close(d);
                     }
                 }
@@ -146,6 +193,29 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
             deadline = next;
             sleep.as_mut().reset(deadline);
         }
+    }
+}
+
+/// One incoming message: commands for bidirectional clients; for unidirectional ones the
+/// first message is the ConnectRequest and the rest is ignored.
+async fn incoming(client: &Arc<Client>, data: &[u8]) -> Result<(), Disconnect> {
+    if !client.transport().unidirectional {
+        return client.handle_frame(data).await;
+    }
+    if !client.is_connected() {
+        uni_connect(client, data).await;
+    }
+    Ok(())
+}
+
+async fn uni_connect(client: &Arc<Client>, data: &[u8]) {
+    match serde_json::from_slice::<pushwire_protocol::ConnectRequest>(data) {
+        Ok(req) => {
+            if let Err(d) = client.connect_unidirectional(req).await {
+                client.disconnect(d);
+            }
+        }
+        Err(_) => client.disconnect(Disconnect::BAD_REQUEST),
     }
 }
 
@@ -193,7 +263,16 @@ async fn finish(socket: &mut WebSocket, client: &Arc<Client>, outcome: Outcome, 
         },
         Outcome::Close(d) => {
             // Whatever was queued before the disconnect (an error reply, say) goes first.
-            let rest = client.outbox().try_drain().messages;
+            let mut rest = client.outbox().try_drain().messages;
+            if client.transport().unidirectional && d != Disconnect::CONNECTION_CLOSED {
+                let push = pushwire_protocol::Push {
+                    disconnect: Some(d.clone()),
+                    ..Default::default()
+                };
+                if let Ok(b) = client.encoding().push(&push) {
+                    rest.push(b);
+                }
+            }
             if !rest.is_empty() && d != Disconnect::SLOW {
                 let mut buf = Vec::new();
                 if write(socket, client, rest, &mut buf, state).await.is_err() {

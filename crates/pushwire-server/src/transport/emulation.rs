@@ -1,0 +1,77 @@
+//! `POST /emulation`: commands for an HTTP-streaming or SSE session.
+//!
+//! JSON body `{"session","node","data"}` where `data` is a string of newline-joined commands,
+//! or a protobuf `EmulationRequest` with `Content-Type: application/octet-stream`. The replies
+//! travel on the session's stream, never in this response.
+//!
+//! Status codes: 204 accepted (also when the session no longer exists: its stream has ended),
+//! 400 undecodable body, 404 unknown node, 413 body too large, 403 origin not allowed.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushwire_protocol::Protocol;
+use serde::Deserialize;
+
+use super::{cors, http_stream::wants_protobuf};
+use crate::app::AppState;
+
+#[derive(Debug, Deserialize)]
+struct JsonEmulation {
+    #[serde(default)]
+    session: String,
+    #[serde(default)]
+    node: String,
+    #[serde(default)]
+    data: String,
+}
+
+/// `POST /emulation`.
+pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = cors::check(&state.origins, &h) {
+        return r;
+    }
+    let decoded = if wants_protobuf(&h) {
+        pushwire_protocol::decode_emulation_request(&body).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_slice::<JsonEmulation>(&body)
+            .map(|r| (r.node, r.session, Bytes::from(r.data)))
+            .map_err(|e| e.to_string())
+    };
+    let (node, session, data) = match decoded {
+        Ok(d) => d,
+        Err(e) => {
+            return cors::decorate(&h, (StatusCode::BAD_REQUEST, e).into_response());
+        }
+    };
+    if node != state.node.id() {
+        return cors::decorate(&h, (StatusCode::NOT_FOUND, "unknown node").into_response());
+    }
+    if let Some(client) = state.sessions.get(&session) {
+        let expected = if wants_protobuf(&h) {
+            Protocol::Protobuf
+        } else {
+            Protocol::Json
+        };
+        if client.transport().protocol != expected {
+            return cors::decorate(
+                &h,
+                (
+                    StatusCode::BAD_REQUEST,
+                    "protocol differs from the stream's",
+                )
+                    .into_response(),
+            );
+        }
+        if let Err(d) = client.handle_frame(&data).await {
+            client.disconnect(d);
+        }
+    }
+    cors::decorate(&h, StatusCode::NO_CONTENT.into_response())
+}
+
+/// `OPTIONS /emulation`.
+pub async fn options(State(state): State<AppState>, h: HeaderMap) -> Response {
+    cors::preflight(&state.origins, &h, "POST, OPTIONS")
+}

@@ -1,0 +1,69 @@
+//! Bidirectional emulation over HTTP-streaming: `POST /connection/http_stream`.
+//!
+//! The request body holds the first commands (the connect); the response is an endless
+//! stream of replies: JSON lines, or varint-delimited protobuf when the request's
+//! `Content-Type` is `application/octet-stream`. Later commands arrive through `/emulation`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushwire_core::{Client, TransportInfo};
+use pushwire_protocol::Protocol;
+
+use super::{cors, headers, stream};
+use crate::app::AppState;
+
+/// Whether the request asks for protobuf (`Content-Type: application/octet-stream`).
+pub fn wants_protobuf(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"))
+}
+
+/// `POST /connection/http_stream`.
+pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = cors::check(&state.origins, &h) {
+        return r;
+    }
+    if state.node.shutdown_token().is_cancelled() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let protocol = if wants_protobuf(&h) {
+        Protocol::Protobuf
+    } else {
+        Protocol::Json
+    };
+    let client = Client::new(
+        state.node.clone(),
+        TransportInfo {
+            name: "http_stream",
+            protocol,
+            unidirectional: false,
+            emulated: true,
+        },
+    );
+    state.sessions.insert(client.clone());
+    if let Err(d) = client.handle_frame(&body).await {
+        client.disconnect(d);
+    }
+    let (framing, content_type) = match protocol {
+        Protocol::Json => (stream::Framing::JsonLines, "application/json"),
+        Protocol::Protobuf => (stream::Framing::Protobuf, "application/octet-stream"),
+    };
+    let body = stream::body(
+        client,
+        framing,
+        b"",
+        Some(state.sessions.clone()),
+        state.tracker.token(),
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    headers::no_cache(&mut response, content_type);
+    cors::decorate(&h, response)
+}
+
+/// `OPTIONS` on the streaming endpoints.
+pub async fn options(State(state): State<AppState>, h: HeaderMap) -> Response {
+    cors::preflight(&state.origins, &h, "POST, OPTIONS")
+}

@@ -1,0 +1,113 @@
+//! Bidirectional emulation over Server-Sent Events: `GET /connection/sse?cf_connect=<command>`
+//! (or `POST` with the command as body). JSON only; each reply is one `data:` event. Later
+//! commands arrive through `/emulation`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushwire_core::{Client, TransportInfo};
+use pushwire_protocol::Protocol;
+use serde::Deserialize;
+
+use super::{cors, headers, stream};
+use crate::app::AppState;
+
+/// Query of the SSE endpoints.
+#[derive(Debug, Default, Deserialize)]
+pub struct SseQuery {
+    /// The connect command (bidirectional) or ConnectRequest (unidirectional), as JSON.
+    pub cf_connect: Option<String>,
+    /// Protocol selector: only JSON is possible over SSE.
+    pub cf_protocol: Option<String>,
+    /// Protocol selector: only JSON is possible over SSE.
+    pub format: Option<String>,
+}
+
+impl SseQuery {
+    /// 400 when protobuf is requested: SSE carries text only.
+    pub fn check_json(&self) -> Result<(), Response> {
+        let pb = [self.cf_protocol.as_deref(), self.format.as_deref()]
+            .into_iter()
+            .any(|v| v == Some("protobuf"));
+        if pb {
+            Err((
+                StatusCode::BAD_REQUEST,
+                "protobuf is not supported over SSE",
+            )
+                .into_response())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The connect payload: `cf_connect` on GET, the body on POST; 400 when missing.
+pub fn connect_payload(
+    method: &Method,
+    query: &SseQuery,
+    body: &Bytes,
+    required: bool,
+) -> Result<Bytes, Response> {
+    if *method == Method::POST && !body.is_empty() {
+        return Ok(body.clone());
+    }
+    match &query.cf_connect {
+        Some(c) => Ok(Bytes::from(c.clone())),
+        None if required => {
+            Err((StatusCode::BAD_REQUEST, "cf_connect is required").into_response())
+        }
+        None => Ok(Bytes::from_static(b"{}")),
+    }
+}
+
+/// `GET|POST /connection/sse`.
+pub async fn handler(
+    State(state): State<AppState>,
+    method: Method,
+    Query(query): Query<SseQuery>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = cors::check(&state.origins, &h) {
+        return r;
+    }
+    if let Err(r) = query.check_json() {
+        return r;
+    }
+    let payload = match connect_payload(&method, &query, &body, true) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if state.node.shutdown_token().is_cancelled() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let client = Client::new(
+        state.node.clone(),
+        TransportInfo {
+            name: "sse",
+            protocol: Protocol::Json,
+            unidirectional: false,
+            emulated: true,
+        },
+    );
+    state.sessions.insert(client.clone());
+    if let Err(d) = client.handle_frame(&payload).await {
+        client.disconnect(d);
+    }
+    let body = stream::body(
+        client,
+        stream::Framing::Sse,
+        b"\r\n",
+        Some(state.sessions.clone()),
+        state.tracker.token(),
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    headers::no_cache(&mut response, "text/event-stream; charset=utf-8");
+    cors::decorate(&h, response)
+}
+
+/// `OPTIONS /connection/sse`.
+pub async fn options(State(state): State<AppState>, h: HeaderMap) -> Response {
+    cors::preflight(&state.origins, &h, "GET, POST, OPTIONS")
+}

@@ -1,0 +1,154 @@
+//! The response side of every HTTP streaming transport (HTTP-streaming, SSE and their
+//! unidirectional forms): a body stream that writes what the client's outbox yields, drives
+//! its timers, and ends with a disconnect push.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+use pushwire_core::Client;
+use pushwire_protocol::{Disconnect, Push};
+use tokio::time::Sleep;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use super::positions::Positions;
+use super::sessions::Sessions;
+
+/// How messages are framed in the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Each JSON message followed by `\n`.
+    JsonLines,
+    /// Varint-delimited protobuf messages as they are.
+    Protobuf,
+    /// Each JSON message as an SSE event: `data: <json>\n\n`.
+    Sse,
+    /// SSE events carrying stream positions as their `id:` (unidirectional SSE).
+    SseWithIds,
+}
+
+impl Framing {
+    fn frame(self, messages: &[Bytes], positions: &mut Positions, out: &mut BytesMut) {
+        for m in messages {
+            match self {
+                Framing::SseWithIds => {
+                    if let Some(id) = positions.observe(m) {
+                        out.put_slice(b"id: ");
+                        out.put_slice(id.as_bytes());
+                        out.put_u8(b'\n');
+                    }
+                    out.put_slice(b"data: ");
+                    out.put_slice(m);
+                    out.put_slice(b"\n\n");
+                }
+                Framing::JsonLines => {
+                    out.put_slice(m);
+                    out.put_u8(b'\n');
+                }
+                Framing::Protobuf => out.put_slice(m),
+                Framing::Sse => {
+                    out.put_slice(b"data: ");
+                    out.put_slice(m);
+                    out.put_slice(b"\n\n");
+                }
+            }
+        }
+    }
+}
+
+/// Releases the session and the client when the response body is dropped.
+struct Guard {
+    client: Arc<Client>,
+    sessions: Option<Arc<Sessions>>,
+    _token: TaskTrackerToken,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(s) = &self.sessions {
+            s.remove(self.client.session());
+        }
+        let client = self.client.clone();
+        client.disconnect(Disconnect::CONNECTION_CLOSED);
+        tokio::spawn(async move { client.cleanup().await });
+    }
+}
+
+struct State {
+    guard: Guard,
+    sleep: Pin<Box<Sleep>>,
+    framing: Framing,
+    positions: Positions,
+    done: bool,
+}
+
+/// The body stream of a streaming connection. `prefix` is written first (SSE's `\r\n`).
+/// When `sessions` is given, the client's session is removed from it when the stream ends.
+pub fn body(
+    client: Arc<Client>,
+    framing: Framing,
+    prefix: &'static [u8],
+    sessions: Option<Arc<Sessions>>,
+    token: TaskTrackerToken,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+    let sleep = Box::pin(tokio::time::sleep_until(client.next_deadline()));
+    let state = State {
+        guard: Guard {
+            client,
+            sessions,
+            _token: token,
+        },
+        sleep,
+        framing,
+        positions: Positions::default(),
+        done: false,
+    };
+    let first =
+        futures_util::stream::iter((!prefix.is_empty()).then(|| Ok(Bytes::from_static(prefix))));
+    let rest = futures_util::stream::unfold(state, |mut st| async move {
+        let chunk = next_chunk(&mut st).await?;
+        Some((Ok(chunk), st))
+    });
+    futures_util::StreamExt::chain(first, rest)
+}
+
+async fn next_chunk(st: &mut State) -> Option<Bytes> {
+    if st.done {
+        return None;
+    }
+    let client = st.guard.client.clone();
+    let shutdown = client.node().shutdown_token().clone();
+    st.sleep.as_mut().reset(client.next_deadline());
+    loop {
+        tokio::select! {
+            drained = client.outbox().drain() => {
+                let mut out = BytesMut::new();
+                st.framing.frame(&drained.messages, &mut st.positions, &mut out);
+                if let Some(d) = drained.disconnect {
+                    st.done = true;
+                    if d.code != Disconnect::CONNECTION_CLOSED.code {
+                        let push = Push { disconnect: Some(d), ..Default::default() };
+                        if let Ok(b) = client.encoding().push(&push) {
+                            st.framing.frame(&[b], &mut st.positions, &mut out);
+                        }
+                    }
+                }
+                if out.is_empty() {
+                    return None;
+                }
+                return Some(out.freeze());
+            }
+            _ = &mut st.sleep => {
+                if let Err(d) = client.on_timer() {
+                    client.disconnect(d);
+                }
+                st.sleep.as_mut().reset(client.next_deadline());
+            }
+            _ = shutdown.cancelled(), if !client.is_connected() => {
+                client.disconnect(Disconnect::SHUTDOWN);
+            }
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Unidirectional HTTP transports: the client sends one ConnectRequest and only receives.
+//!
+//! - `POST /connection/uni_http_stream` with a JSON ConnectRequest body (`{}` is fine): a
+//!   stream of bare JSON pushes, one per line.
+//! - `GET /connection/uni_sse?cf_connect=<ConnectRequest JSON>` (or `POST` with the body):
+//!   bare pushes as SSE events. Events that move a stream position carry it as their `id:`;
+//!   a reconnecting `EventSource` sends it back in `Last-Event-ID`, which becomes recovery
+//!   hints in `connect.subs`, so a plain browser `EventSource` misses nothing.
+//!
+//! Channels come from server-side subscriptions: the token's `channels`, `connect.subs`
+//! entries the client may subscribe to, and the API `subscribe`.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use pushwire_core::{Client, TransportInfo};
+use pushwire_protocol::{ConnectRequest, Protocol, SubscribeRequest};
+
+use super::positions::Positions;
+use super::sse::{connect_payload, SseQuery};
+use super::{cors, headers, stream};
+use crate::app::AppState;
+
+async fn start(
+    state: &AppState,
+    name: &'static str,
+    payload: &[u8],
+    last_event_id: Option<&str>,
+) -> Result<std::sync::Arc<Client>, Response> {
+    let mut req: ConnectRequest = serde_json::from_slice(payload).map_err(|e| {
+        (StatusCode::BAD_REQUEST, format!("bad connect request: {e}")).into_response()
+    })?;
+    if let Some(id) = last_event_id {
+        for (channel, (offset, epoch)) in Positions::parse_last_event_id(id) {
+            let entry = req
+                .subs
+                .entry(channel)
+                .or_insert_with(SubscribeRequest::default);
+            entry.recover = true;
+            entry.offset = offset;
+            entry.epoch = epoch;
+        }
+    }
+    if state.node.shutdown_token().is_cancelled() {
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
+    let client = Client::new(
+        state.node.clone(),
+        TransportInfo {
+            name,
+            protocol: Protocol::Json,
+            unidirectional: true,
+            emulated: false,
+        },
+    );
+    if let Err(d) = client.connect_unidirectional(req).await {
+        client.disconnect(d);
+    }
+    Ok(client)
+}
+
+/// `POST /connection/uni_http_stream`.
+pub async fn http_stream(State(state): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = cors::check(&state.origins, &h) {
+        return r;
+    }
+    let payload = if body.is_empty() {
+        Bytes::from_static(b"{}")
+    } else {
+        body
+    };
+    let client = match start(&state, "uni_http_stream", &payload, None).await {
+        Ok(c) => c,
+        Err(r) => return cors::decorate(&h, r),
+    };
+    let body = stream::body(
+        client,
+        stream::Framing::JsonLines,
+        b"",
+        None,
+        state.tracker.token(),
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    headers::no_cache(&mut response, "application/json");
+    cors::decorate(&h, response)
+}
+
+/// `GET|POST /connection/uni_sse`.
+pub async fn sse(
+    State(state): State<AppState>,
+    method: Method,
+    Query(query): Query<SseQuery>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = cors::check(&state.origins, &h) {
+        return r;
+    }
+    if let Err(r) = query.check_json() {
+        return r;
+    }
+    let payload = match connect_payload(&method, &query, &body, false) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let last = h.get("last-event-id").and_then(|v| v.to_str().ok());
+    let client = match start(&state, "uni_sse", &payload, last).await {
+        Ok(c) => c,
+        Err(r) => return cors::decorate(&h, r),
+    };
+    let body = stream::body(
+        client,
+        stream::Framing::SseWithIds,
+        b"\r\n",
+        None,
+        state.tracker.token(),
+    );
+    let mut response = Response::new(Body::from_stream(body));
+    headers::no_cache(&mut response, "text/event-stream; charset=utf-8");
+    cors::decorate(&h, response)
+}
