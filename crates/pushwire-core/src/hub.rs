@@ -8,7 +8,7 @@
 //! duplicated and the reply always precedes live publications.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -79,9 +79,7 @@ impl Hub {
     }
 
     fn shard(&self, channel: &str) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        channel.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(channel) as usize) % SHARDS]
     }
 
     fn channel(&self, channel: &str) -> Option<Arc<Mutex<Channel>>> {

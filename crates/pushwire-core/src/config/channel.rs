@@ -105,7 +105,7 @@ impl ChannelOptions {
     }
 
     fn validate(&self, key: &str, meta_ttl: Duration) -> Result<(), ConfigError> {
-        if (self.history_size > 0) != !self.history_ttl.is_zero() {
+        if (self.history_size > 0) == self.history_ttl.is_zero() {
             return Err(ConfigError::new(
                 format!("{key}.history_size"),
                 "history_size and history_ttl must be set together",

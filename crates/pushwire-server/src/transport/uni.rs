@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pushwire_core::{Client, TransportInfo};
-use pushwire_protocol::{ConnectRequest, Protocol, SubscribeRequest};
+use pushwire_protocol::{ConnectRequest, Protocol};
 
 use super::positions::Positions;
 use super::sse::{connect_payload, SseQuery};
@@ -36,7 +36,7 @@ async fn start(
             let entry = req
                 .subs
                 .entry(channel)
-                .or_insert_with(SubscribeRequest::default);
+                .or_default();
             entry.recover = true;
             entry.offset = offset;
             entry.epoch = epoch;

@@ -1,0 +1,42 @@
+//! The one code path from a method and its params to a result, shared by `/api/<method>`,
+//! `batch` and the legacy `/api` route.
+
+use pushwire_core::Node;
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use super::method::Method;
+use super::reply::ApiResult;
+use super::request::parse;
+use super::{batch, channels, history, info, presence, publish, rpc, users};
+
+/// Runs `method` with `params` (absent = `{}`).
+pub async fn dispatch(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
+    match method {
+        Method::Batch => batch::batch(node, parse(params)?).await,
+        other => call(node, other, params).await,
+    }
+}
+
+/// Runs any method but `batch` (which answers 104 here, so batches do not nest).
+pub async fn call(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
+    match method {
+        Method::Publish => publish::publish(node, parse(params)?).await,
+        Method::Broadcast => publish::broadcast(node, parse(params)?).await,
+        Method::Unsubscribe => users::unsubscribe(node, parse(params)?).await,
+        Method::Disconnect => users::disconnect(node, parse(params)?),
+        Method::Presence => presence::presence(node, parse(params)?).await,
+        Method::PresenceStats => presence::presence_stats(node, parse(params)?).await,
+        Method::History => history::history(node, parse(params)?).await,
+        Method::HistoryRemove => history::history_remove(node, parse(params)?).await,
+        Method::Channels => channels::channels(node, parse(params)?),
+        Method::Info => {
+            parse::<serde::de::IgnoredAny>(params)?;
+            info::info(node)
+        }
+        Method::Rpc => rpc::rpc(parse(params)?),
+        // Server-side subscribe and refresh need node support that does not exist yet.
+        Method::Subscribe | Method::Refresh => Err(ApiError::NotAvailable),
+        Method::Batch => Err(ApiError::MethodNotFound),
+    }
+}
