@@ -18,7 +18,7 @@ use pushwire_protocol::{FilterNode, JoinLeave, Publication, Push};
 use crate::encoding::{EncodeOnce, Encoding};
 
 use crate::filter;
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Pushed};
 
 const SHARDS: usize = 64;
 
@@ -65,8 +65,23 @@ impl Default for Hub {
 pub struct Delivery {
     /// Subscribers the message was queued to.
     pub queued: usize,
-    /// Subscribers closed because they could not take it (slow, inappropriate protocol).
+    /// Subscribers that could not take it (closed, slow, inappropriate protocol).
     pub dropped: usize,
+    /// Subscribers this delivery closed as slow (3008).
+    pub overflowed: usize,
+}
+
+impl Delivery {
+    fn count(&mut self, pushed: Pushed) {
+        match pushed {
+            Pushed::Queued => self.queued += 1,
+            Pushed::Closed => self.dropped += 1,
+            Pushed::Overflowed => {
+                self.dropped += 1;
+                self.overflowed += 1;
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -132,7 +147,7 @@ impl Hub {
                 out.push(bytes);
             }
         }
-        sub.outbox.push_all(out)
+        sub.outbox.push_all(out).queued()
     }
 
     /// Removes a subscriber. Returns true if the channel has no subscriber left on this node.
@@ -181,10 +196,8 @@ impl Hub {
             if let Some(buf) = ch.recovering.get_mut(key) {
                 buf.push((publication.offset, bytes));
                 delivery.queued += 1;
-            } else if sub.outbox.push(bytes) {
-                delivery.queued += 1;
             } else {
-                delivery.dropped += 1;
+                delivery.count(sub.outbox.push(bytes));
             }
         }
         delivery
@@ -208,11 +221,9 @@ impl Hub {
         let ch = ch.lock();
         let mut delivery = Delivery::default();
         for sub in ch.subscribers.values().filter(|s| s.push_join_leave) {
-            let bytes = encoded.get(sub.encoding);
-            if bytes.is_some_and(|b| sub.outbox.push(b)) {
-                delivery.queued += 1;
-            } else {
-                delivery.dropped += 1;
+            match encoded.get(sub.encoding) {
+                Some(b) => delivery.count(sub.outbox.push(b)),
+                None => delivery.dropped += 1,
             }
         }
         delivery

@@ -28,6 +28,24 @@ struct State {
     closed: Option<Disconnect>,
 }
 
+/// What a push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// Dropped: the outbox was already closed.
+    Closed,
+    /// Dropped, and this push overflowed the outbox: it is now closed with 3008 (slow).
+    Overflowed,
+}
+
+impl Pushed {
+    /// Whether the message was queued.
+    pub fn queued(self) -> bool {
+        self == Pushed::Queued
+    }
+}
+
 /// What one drain returned.
 #[derive(Debug, Default)]
 pub struct Drained {
@@ -47,35 +65,23 @@ impl Outbox {
         }
     }
 
-    /// Queues one message. Returns false if the outbox is closed; if the message does not fit,
-    /// the outbox closes with 3008 (slow) and false is returned.
-    pub fn push(&self, message: Bytes) -> bool {
-        let mut st = self.state.lock();
-        if st.closed.is_some() {
-            return false;
-        }
-        if st.bytes + message.len() > self.max_bytes {
-            st.closed = Some(Disconnect::SLOW);
-            st.queue.clear();
-            st.bytes = 0;
-            drop(st);
-            self.notify.notify_one();
-            return false;
-        }
-        st.bytes += message.len();
-        st.queue.push_back(message);
-        drop(st);
-        self.notify.notify_one();
-        true
+    /// Queues one message. If it does not fit, the outbox closes with 3008 (slow), drops what
+    /// it held, and the push reports [`Pushed::Overflowed`].
+    pub fn push(&self, message: Bytes) -> Pushed {
+        self.push_all(std::iter::once(message))
     }
 
     /// Queues several messages atomically (all or none), in order.
-    pub fn push_all(&self, messages: impl IntoIterator<Item = Bytes>) -> bool {
-        let messages: Vec<Bytes> = messages.into_iter().collect();
-        let total: usize = messages.iter().map(Bytes::len).sum();
+    pub fn push_all(&self, messages: impl IntoIterator<Item = Bytes>) -> Pushed {
         let mut st = self.state.lock();
         if st.closed.is_some() {
-            return false;
+            return Pushed::Closed;
+        }
+        let before = st.queue.len();
+        let mut total = 0;
+        for m in messages {
+            total += m.len();
+            st.queue.push_back(m);
         }
         if st.bytes + total > self.max_bytes {
             st.closed = Some(Disconnect::SLOW);
@@ -83,13 +89,21 @@ impl Outbox {
             st.bytes = 0;
             drop(st);
             self.notify.notify_one();
-            return false;
+            return Pushed::Overflowed;
         }
         st.bytes += total;
-        st.queue.extend(messages);
+        let added = st.queue.len() > before;
         drop(st);
-        self.notify.notify_one();
-        true
+        if added {
+            self.notify.notify_one();
+        }
+        Pushed::Queued
+    }
+
+    /// Resolves when something changed (a push or a close). Lets a writer that is blocked on
+    /// a slow socket notice that its connection was closed meanwhile.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
     }
 
     /// Marks the connection for closing with `disconnect` (the first reason wins) and wakes
@@ -144,8 +158,8 @@ mod tests {
     #[tokio::test]
     async fn drains_in_order() {
         let o = Outbox::new(100);
-        assert!(o.push(Bytes::from_static(b"a")));
-        assert!(o.push(Bytes::from_static(b"b")));
+        assert!(o.push(Bytes::from_static(b"a")).queued());
+        assert!(o.push(Bytes::from_static(b"b")).queued());
         let d = o.drain().await;
         assert_eq!(
             d.messages,
@@ -158,11 +172,12 @@ mod tests {
     #[tokio::test]
     async fn overflow_closes_slow() {
         let o = Outbox::new(10);
-        assert!(o.push(Bytes::from(vec![0u8; 8])));
-        assert!(!o.push(Bytes::from(vec![0u8; 8])));
+        assert_eq!(o.push(Bytes::from(vec![0u8; 8])), Pushed::Queued);
+        assert_eq!(o.push(Bytes::from(vec![0u8; 8])), Pushed::Overflowed);
         let d = o.drain().await;
         assert_eq!(d.disconnect, Some(Disconnect::SLOW));
-        assert!(!o.push(Bytes::from_static(b"x")));
+        assert!(d.messages.is_empty(), "overflow frees what was queued");
+        assert_eq!(o.push(Bytes::from_static(b"x")), Pushed::Closed);
     }
 
     #[tokio::test]

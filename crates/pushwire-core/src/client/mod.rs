@@ -251,11 +251,11 @@ impl Client {
 
     /// Queues an encoded message.
     pub(crate) fn queue(&self, bytes: Bytes) -> bool {
-        let ok = self.outbox.push(bytes);
-        if !ok && self.outbox.closed() == Some(Disconnect::SLOW) {
+        let pushed = self.outbox.push(bytes);
+        if pushed == crate::outbox::Pushed::Overflowed {
             Metrics::add(&self.node.metrics().slow_disconnects, 1);
         }
-        ok
+        pushed.queued()
     }
 
     /// Handles one incoming frame: decodes every command and handles them in order. An error

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenVerifier;
 use crate::config::NodeConfig;
 use crate::engine::{Broker, BrokerEventHandler, MemoryBroker, MemoryPresence, PresenceManager};
-use crate::hub::{ClientKey, Hub};
+use crate::hub::{ClientKey, Delivery, Hub};
 use crate::metrics::Metrics;
 use crate::namespace::Namespaces;
 use crate::registry::Registry;
@@ -34,7 +34,7 @@ pub struct Node {
     presence: Arc<dyn PresenceManager>,
     verifier: Option<Arc<dyn TokenVerifier>>,
     registry: Registry,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     id: String,
     name: String,
     started: Instant,
@@ -52,16 +52,24 @@ impl std::fmt::Debug for Node {
 
 struct HubHandler {
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+}
+
+impl HubHandler {
+    fn account(&self, d: Delivery) {
+        Metrics::add(&self.metrics.messages_queued, d.queued as u64);
+        Metrics::add(&self.metrics.slow_disconnects, d.overflowed as u64);
+    }
 }
 
 impl BrokerEventHandler for HubHandler {
     fn on_publication(&self, channel: &str, publication: &Publication) {
-        self.hub.publish(channel, publication);
+        self.account(self.hub.publish(channel, publication));
     }
 
     fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
-        self.hub
-            .join_leave(channel, JoinLeave { info: info.clone() }, join);
+        let info = JoinLeave { info: info.clone() };
+        self.account(self.hub.join_leave(channel, info, join));
     }
 }
 
@@ -103,7 +111,11 @@ impl Node {
         verifier: Option<Arc<dyn TokenVerifier>>,
     ) -> Arc<Node> {
         let hub = Arc::new(Hub::new());
-        broker.set_handler(Arc::new(HubHandler { hub: hub.clone() }));
+        let metrics = Arc::new(Metrics::default());
+        broker.set_handler(Arc::new(HubHandler {
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+        }));
         Arc::new(Node {
             namespaces: Namespaces::new(&config.channel),
             config,
@@ -113,7 +125,7 @@ impl Node {
             presence,
             verifier,
             registry: Registry::default(),
-            metrics: Metrics::default(),
+            metrics,
             id: uuid::Uuid::new_v4().to_string(),
             name,
             started: Instant::now(),

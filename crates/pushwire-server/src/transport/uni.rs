@@ -33,10 +33,7 @@ async fn start(
     })?;
     if let Some(id) = last_event_id {
         for (channel, (offset, epoch)) in Positions::parse_last_event_id(id) {
-            let entry = req
-                .subs
-                .entry(channel)
-                .or_default();
+            let entry = req.subs.entry(channel).or_default();
             entry.recover = true;
             entry.offset = offset;
             entry.epoch = epoch;

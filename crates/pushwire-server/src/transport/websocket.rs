@@ -124,8 +124,11 @@ async fn serve(
         uni_connect(&client, c.as_bytes()).await;
     }
     let outcome = drive(&mut socket, &client, &state).await;
-    finish(&mut socket, &client, outcome, &state).await;
+    // Release subscriptions, presence and the registry entry before the (possibly slow)
+    // close handshake.
+    let pending = client.outbox().try_drain().messages;
     client.cleanup().await;
+    finish(&mut socket, &client, outcome, pending, &state).await;
 }
 
 /// How the connection loop ended.
@@ -149,7 +152,7 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
         tokio::select! {
             drained = outbox.drain() => {
                 if !drained.messages.is_empty() {
-                    if let Err(o) = write(socket, client, drained.messages, &mut buf, state).await {
+                    if let Err(o) = write(socket, client, drained.messages, &mut buf, state, true).await {
                         return o;
                     }
                 }
@@ -225,6 +228,7 @@ async fn write(
     messages: Vec<bytes::Bytes>,
     buf: &mut Vec<u8>,
     state: &AppState,
+    watch_close: bool,
 ) -> Result<(), Outcome> {
     let protocol = client.transport().protocol;
     let frame = if messages.len() == 1 {
@@ -245,16 +249,34 @@ async fn write(
         },
         Protocol::Protobuf => Message::Binary(frame),
     };
-    match tokio::time::timeout(state.config.websocket.write_timeout, socket.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Outcome::Gone),
-        Err(_) => Err(Outcome::Close(
-            client.outbox().closed().unwrap_or(Disconnect::WRITE_ERROR),
-        )),
+    // A slow peer blocks the send; if its queue overflows meanwhile (or the server closes it
+    // for any reason), stop waiting at once so its resources are released now.
+    let outbox = client.outbox();
+    let send = tokio::time::timeout(state.config.websocket.write_timeout, socket.send(msg));
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            sent = &mut send => return match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Outcome::Gone),
+                Err(_) => Err(Outcome::Close(outbox.closed().unwrap_or(Disconnect::WRITE_ERROR))),
+            },
+            _ = outbox.changed(), if watch_close => {
+                if let Some(d) = outbox.closed() {
+                    return Err(Outcome::Close(d));
+                }
+            }
+        }
     }
 }
 
-async fn finish(socket: &mut WebSocket, client: &Arc<Client>, outcome: Outcome, state: &AppState) {
+async fn finish(
+    socket: &mut WebSocket,
+    client: &Arc<Client>,
+    outcome: Outcome,
+    pending: Vec<bytes::Bytes>,
+    state: &AppState,
+) {
     let close = match outcome {
         Outcome::Gone => return,
         Outcome::TooBig => CloseFrame {
@@ -263,7 +285,7 @@ async fn finish(socket: &mut WebSocket, client: &Arc<Client>, outcome: Outcome, 
         },
         Outcome::Close(d) => {
             // Whatever was queued before the disconnect (an error reply, say) goes first.
-            let mut rest = client.outbox().try_drain().messages;
+            let mut rest = pending;
             if client.transport().unidirectional && d != Disconnect::CONNECTION_CLOSED {
                 let push = pushwire_protocol::Push {
                     disconnect: Some(d.clone()),
@@ -275,7 +297,10 @@ async fn finish(socket: &mut WebSocket, client: &Arc<Client>, outcome: Outcome, 
             }
             if !rest.is_empty() && d != Disconnect::SLOW {
                 let mut buf = Vec::new();
-                if write(socket, client, rest, &mut buf, state).await.is_err() {
+                if write(socket, client, rest, &mut buf, state, false)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
