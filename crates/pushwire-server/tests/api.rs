@@ -538,21 +538,53 @@ async fn unsubscribe_sends_push_2000() {
 }
 
 #[tokio::test]
-async fn not_yet_available_methods() {
+async fn server_side_subscribe_and_refresh() {
     let server = TestServer::start().await;
-    for method in ["subscribe", "refresh"] {
-        let (status, body) = server
-            .api(method, json!({"user": "u1", "channel": "chat:x"}))
-            .await;
-        assert_eq!(
-            (status, body),
-            (
-                200,
-                json!({"error": {"code": 108, "message": "not available"}})
-            ),
-            "{method}"
-        );
-    }
+    let token = token(json!({"sub": "u1", "exp": now() + 600}));
+    let (mut c, _) = WsClient::connected(&server.ws_url(), Some(&token)).await;
+    server.publish("chat:s", json!({"n": 1})).await;
+    let (status, body) = server
+        .api(
+            "subscribe",
+            json!({"user": "u1", "channel": "chat:s", "data": {"welcome": true}}),
+        )
+        .await;
+    assert_eq!((status, &body), (200, &json!({"result": {}})));
+    let push = c.next_message().await.expect("subscribe push");
+    assert_eq!(push["push"]["channel"], json!("chat:s"));
+    let sub = &push["push"]["subscribe"];
+    assert_eq!(sub["recoverable"], json!(true));
+    assert_eq!(sub["offset"], json!(1));
+    assert_eq!(sub["data"], json!({"welcome": true}));
+    server.publish("chat:s", json!({"n": 2})).await;
+    assert_eq!(c.next_publication("chat:s").await["data"], json!({"n": 2}));
+    // A second subscribe of the same channel is a no-op, an unknown namespace an error.
+    let (_, body) = server
+        .api("subscribe", json!({"user": "u1", "channel": "chat:s"}))
+        .await;
+    assert_eq!(body, json!({"result": {}}));
+    let (_, body) = server
+        .api("subscribe", json!({"user": "u1", "channel": "nope:x"}))
+        .await;
+    assert_eq!(body["error"]["code"], json!(102));
+    let (_, body) = server.api("subscribe", json!({"user": "u1"})).await;
+    assert_eq!(body["error"]["code"], json!(107));
+
+    let expire_at = now() + 3600;
+    let (_, body) = server
+        .api("refresh", json!({"user": "u1", "expire_at": expire_at}))
+        .await;
+    assert_eq!(body, json!({"result": {}}));
+    let push = c.next_message().await.expect("refresh push");
+    assert_eq!(push["push"]["refresh"]["expires"], json!(true));
+    let ttl = push["push"]["refresh"]["ttl"].as_i64().unwrap();
+    assert!((3590..=3600).contains(&ttl), "{ttl}");
+    let (_, body) = server
+        .api("refresh", json!({"user": "u1", "expired": true}))
+        .await;
+    assert_eq!(body, json!({"result": {}}));
+    assert_eq!(c.expect_close().await, (3005, "connection expired".into()));
+
     let (_, body) = server.api("rpc", json!({"method": "anything"})).await;
     assert_eq!(body["error"]["code"], json!(104));
     server.stop().await;

@@ -38,6 +38,8 @@ pub struct DisconnectTarget {
     pub user: String,
     /// Only this client id, if set.
     pub client: Option<String>,
+    /// Only the connection with this emulation/unidirectional session id, if set.
+    pub session: Option<String>,
     /// Client ids to spare.
     pub whitelist: Vec<String>,
 }
@@ -92,6 +94,18 @@ pub(crate) fn validate_data(options: &ChannelOptions, data: &RawJson) -> Result<
         Ok(())
     } else {
         Err(ErrorCode::BadRequest)
+    }
+}
+
+impl DisconnectTarget {
+    /// Whether `client` is targeted by the `client` and `session` filters (the user is
+    /// matched by the registry lookup).
+    pub fn matches(&self, client: &crate::client::Client) -> bool {
+        self.client.as_deref().is_none_or(|id| id == client.id())
+            && self
+                .session
+                .as_deref()
+                .is_none_or(|s| s == client.session())
     }
 }
 
@@ -246,7 +260,7 @@ impl Node {
     pub fn disconnect_user(&self, target: &DisconnectTarget, disconnect: Disconnect) -> usize {
         let mut n = 0;
         for c in self.registry.user_clients(&target.user) {
-            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+            if !target.matches(&c) {
                 continue;
             }
             if target.whitelist.iter().any(|w| w == c.id()) {
@@ -274,7 +288,7 @@ impl Node {
         self.namespaces.resolve(channel)?;
         let mut n = 0;
         for c in self.registry.user_clients(&target.user) {
-            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+            if !target.matches(&c) {
                 continue;
             }
             let mut req = pushwire_protocol::SubscribeRequest {
@@ -305,7 +319,7 @@ impl Node {
     ) -> usize {
         let mut n = 0;
         for c in self.registry.user_clients(&target.user) {
-            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+            if !target.matches(&c) {
                 continue;
             }
             c.server_refresh(expired, expire_at, info.clone());
@@ -325,7 +339,7 @@ impl Node {
         }
         let mut n = 0;
         for c in self.registry.user_clients(&target.user) {
-            if target.client.as_deref().is_some_and(|id| id != c.id()) {
+            if !target.matches(&c) {
                 continue;
             }
             if c.server_unsubscribe(channel, Unsubscribe::SERVER).await {

@@ -8,7 +8,7 @@ use super::error::ApiError;
 use super::method::Method;
 use super::reply::ApiResult;
 use super::request::parse;
-use super::{batch, channels, history, info, presence, publish, rpc, users};
+use super::{batch, channels, history, info, presence, publish, rpc, server_side, users};
 
 /// Runs `method` with `params` (absent = `{}`).
 pub async fn dispatch(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
@@ -35,8 +35,8 @@ pub async fn call(node: &Node, method: Method, params: Option<&RawValue>) -> Api
             info::info(node)
         }
         Method::Rpc => rpc::rpc(parse(params)?),
-        // Server-side subscribe and refresh need node support that does not exist yet.
-        Method::Subscribe | Method::Refresh => Err(ApiError::NotAvailable),
+        Method::Subscribe => server_side::subscribe(node, parse(params)?).await,
+        Method::Refresh => server_side::refresh(node, parse(params)?),
         Method::Batch => Err(ApiError::MethodNotFound),
     }
 }

@@ -30,6 +30,7 @@ pub mod publish;
 pub mod reply;
 pub mod request;
 pub mod rpc;
+pub mod server_side;
 pub mod users;
 
 use axum::body::Bytes;

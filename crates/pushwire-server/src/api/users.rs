@@ -75,7 +75,7 @@ pub async fn unsubscribe(node: &Node, req: UnsubscribeRequest) -> ApiResult {
     encode(&EmptyResult {})
 }
 
-fn target(
+pub(super) fn target(
     user: String,
     client: String,
     session: &str,
@@ -84,14 +84,10 @@ fn target(
     if user.is_empty() {
         return Err(ApiError::BadRequest);
     }
-    if !session.is_empty() {
-        // The node can not select connections by session yet; acting on all of the user's
-        // connections instead would do more than asked.
-        return Err(ApiError::NotAvailable);
-    }
     Ok(DisconnectTarget {
         user,
         client: Some(client).filter(|c| !c.is_empty()),
+        session: Some(session.to_owned()).filter(|s| !s.is_empty()),
         whitelist,
     })
 }
