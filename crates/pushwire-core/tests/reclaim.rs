@@ -50,7 +50,10 @@ async fn short_lived_channels_are_reclaimed() {
     for i in 0..1000 {
         let ch = format!("tmp:{i}");
         let sub = json!({"id": 2 + i * 2, "subscribe": {"channel": ch}});
-        client.handle_frame(sub.to_string().as_bytes()).await.unwrap();
+        client
+            .handle_frame(sub.to_string().as_bytes())
+            .await
+            .unwrap();
         node.publish(
             &ch,
             PublishParams {
@@ -61,7 +64,10 @@ async fn short_lived_channels_are_reclaimed() {
         .await
         .unwrap();
         let unsub = json!({"id": 3 + i * 2, "unsubscribe": {"channel": ch}});
-        client.handle_frame(unsub.to_string().as_bytes()).await.unwrap();
+        client
+            .handle_frame(unsub.to_string().as_bytes())
+            .await
+            .unwrap();
         client.outbox().try_drain();
     }
     // Subscriptions and presence are released at once.

@@ -114,7 +114,10 @@ async fn connect(
         json!({"id":1,"connect":{}}),
         json!({"id":2,"subscribe":{"channel":CHANNEL,"recover":recover,"offset":seen.offset,"epoch":seen.epoch}})
     );
-    client.handle_frame(frame.as_bytes()).await.expect("no disconnect");
+    client
+        .handle_frame(frame.as_bytes())
+        .await
+        .expect("no disconnect");
     let msgs = messages(&client);
     prop_assert_eq!(msgs[0]["id"].as_u64(), Some(1));
     let sub = &msgs[1]["subscribe"];
@@ -201,9 +204,8 @@ async fn run(ops: Vec<Op>, history: usize, limit: usize) -> Result<(), TestCaseE
                     read(&c, &mut seen)?;
                     c.client.cleanup().await;
                 }
-                conn = Some(
-                    connect(&node, &mut seen, published, history as u64, limit as u64).await?,
-                );
+                conn =
+                    Some(connect(&node, &mut seen, published, history as u64, limit as u64).await?);
             }
         }
     }

@@ -19,7 +19,9 @@ pub const SECRET: &str = "test-secret";
 /// - `chat:`: history (100, 300s), recovery forced, presence, join/leave, subscribers publish,
 ///   read history and presence;
 /// - `tags:`: like `chat:` plus `allow_tags_filter`;
-/// - `secure:`: nothing allowed without a token.
+/// - `secure:`: nothing allowed without a token;
+/// - `small:`: history (3, 300s), recovery forced, subscribers publish and read history: a gap
+///   of more than 3 publications cannot be recovered.
 pub fn test_config() -> ServerConfig {
     let mut c = ServerConfig::default();
     c.http_server.port = 0;
@@ -65,6 +67,17 @@ pub fn test_config() -> ServerConfig {
         NamespaceConfig {
             name: "secure".into(),
             options: ChannelOptions::default(),
+        },
+        NamespaceConfig {
+            name: "small".into(),
+            options: ChannelOptions {
+                history_size: 3,
+                history_ttl: Duration::from_secs(300),
+                force_recovery: true,
+                allow_history_for_subscriber: true,
+                allow_history_for_anonymous: true,
+                ..open.clone()
+            },
         },
     ];
     c

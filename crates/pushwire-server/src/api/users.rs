@@ -154,10 +154,8 @@ mod tests {
             target(String::new(), String::new(), "", Vec::new()).err(),
             Some(ApiError::BadRequest)
         );
-        assert_eq!(
-            target("u".into(), String::new(), "s", Vec::new()).err(),
-            Some(ApiError::NotAvailable)
-        );
+        let t = target("u".into(), String::new(), "s", Vec::new()).ok();
+        assert_eq!(t.and_then(|t| t.session), Some("s".to_owned()));
         let t = target("u".into(), String::new(), "", vec!["c1".into()]).ok();
         assert_eq!(t.as_ref().map(|t| t.client.clone()), Some(None));
         let t = target("u".into(), "c2".into(), "", Vec::new()).ok();
