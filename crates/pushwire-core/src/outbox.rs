@@ -17,7 +17,10 @@ use tokio::sync::Notify;
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<State>,
+    /// Wakes the one writer (pushes and closes).
     notify: Notify,
+    /// Wakes every task waiting for the close (see [`Outbox::wait_closed`]).
+    closed_notify: Notify,
     max_bytes: usize,
 }
 
@@ -61,6 +64,7 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            closed_notify: Notify::new(),
             max_bytes,
         }
     }
@@ -89,6 +93,7 @@ impl Outbox {
             st.bytes = 0;
             drop(st);
             self.notify.notify_one();
+            self.closed_notify.notify_waiters();
             return Pushed::Overflowed;
         }
         st.bytes += total;
@@ -115,6 +120,18 @@ impl Outbox {
         }
         drop(st);
         self.notify.notify_one();
+        self.closed_notify.notify_waiters();
+    }
+
+    /// Resolves once the outbox is closed, with the reason. Any number of tasks may wait.
+    pub async fn wait_closed(&self) -> Disconnect {
+        loop {
+            let notified = self.closed_notify.notified();
+            if let Some(d) = self.closed() {
+                return d;
+            }
+            notified.await;
+        }
     }
 
     /// The disconnect recorded by [`Outbox::close`], if any.

@@ -811,8 +811,6 @@ fn parse_id(id: Option<&str>) -> HashMap<String, (u64, String)> {
 /// publications; otherwise an `EventSource` that reconnects before the next live publication
 /// asks again from the old position and gets the same publications twice.
 #[tokio::test]
-#[ignore = "BUG: uni_sse id of a recovering connect push keeps the requested offset, \
-            not the last recovered publication (positions.rs ignores subs[].publications)"]
 async fn uni_sse_reconnect_right_after_recovery_redelivers_nothing() {
     let server = TestServer::start().await;
     let url = sse_url(
@@ -952,8 +950,6 @@ async fn uni_websocket_bare_pushes_and_shutdown_close() {
 /// Centrifugo sends one push per uni_websocket text frame unless `join_push_messages` is on, so
 /// a plain `JSON.parse(event.data)` client works.
 #[tokio::test]
-#[ignore = "BUG: uni_websocket joins several pushes with \\n in one text frame \
-            (e.g. the connect push and the join push)"]
 async fn uni_websocket_one_push_per_frame() {
     let server = TestServer::start().await;
     let mut ws = UniWs::open(&server, json!({"subs": {"chat:one": {}}})).await;
@@ -1378,8 +1374,6 @@ async fn http_stream_slow_reader_is_closed_with_3008() {
 /// queue overflows, not only once its peer reads again: a peer that never reads must not stay a
 /// ghost client (counted, in the hub, in presence) for as long as its TCP connection lives.
 #[tokio::test]
-#[ignore = "BUG: a slow http_stream client whose peer never reads stays registered after 3008 \
-            (cleanup only runs when the response body is polled again)"]
 async fn http_stream_slow_reader_is_removed_while_not_reading() {
     let server = TestServer::start_with(|c| c.client.queue_max_size = 64 * 1024).await;
     let channel = "slow2";

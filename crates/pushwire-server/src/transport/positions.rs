@@ -20,7 +20,7 @@ struct PushHead {
     subscribe: Option<Position>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct PubHead {
     #[serde(default)]
     offset: u64,
@@ -38,6 +38,20 @@ struct Position {
     offset: u64,
     #[serde(default)]
     epoch: String,
+    /// Recovered publications: the position is the last of them.
+    #[serde(default)]
+    publications: Vec<PubHead>,
+}
+
+impl Position {
+    fn top(&self) -> u64 {
+        self.publications
+            .iter()
+            .map(|p| p.offset)
+            .max()
+            .unwrap_or(0)
+            .max(self.offset)
+    }
 }
 
 /// Positions per channel of one connection.
@@ -55,7 +69,7 @@ impl Positions {
         if let Some(c) = head.connect {
             for (ch, p) in c.subs {
                 if !p.epoch.is_empty() {
-                    self.by_channel.insert(ch, (p.offset, p.epoch));
+                    self.by_channel.insert(ch, (p.top(), p.epoch.clone()));
                     changed = true;
                 }
             }
@@ -63,7 +77,7 @@ impl Positions {
         if let Some(p) = head.subscribe {
             if !p.epoch.is_empty() {
                 self.by_channel
-                    .insert(head.channel.clone(), (p.offset, p.epoch));
+                    .insert(head.channel.clone(), (p.top(), p.epoch.clone()));
                 changed = true;
             }
         }
@@ -112,5 +126,17 @@ mod tests {
             (4, "EP".to_string())
         );
         assert!(p.observe(b"{}").is_none());
+    }
+
+    #[test]
+    fn recovered_publications_move_the_position() {
+        let mut p = Positions::default();
+        let id = p
+            .observe(br#"{"connect":{"subs":{"c":{"epoch":"E","offset":0,"recovered":true,"publications":[{"offset":1},{"offset":2}]}}}}"#)
+            .unwrap();
+        assert_eq!(
+            Positions::parse_last_event_id(&id)["c"],
+            (2, "E".to_string())
+        );
     }
 }

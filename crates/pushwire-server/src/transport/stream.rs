@@ -58,22 +58,29 @@ impl Framing {
     }
 }
 
-/// Releases the session and the client when the response body is dropped.
+/// Closes the client when the response body is dropped (the peer went away).
 struct Guard {
     client: Arc<Client>,
-    sessions: Option<Arc<Sessions>>,
     _token: TaskTrackerToken,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(s) = &self.sessions {
-            s.remove(self.client.session());
-        }
-        let client = self.client.clone();
-        client.disconnect(Disconnect::CONNECTION_CLOSED);
-        tokio::spawn(async move { client.cleanup().await });
+        self.client.disconnect(Disconnect::CONNECTION_CLOSED);
     }
+}
+
+/// Releases the session and the client as soon as the client is closed for any reason (slow,
+/// shutdown, API disconnect, peer gone), even while a full socket keeps the body from being
+/// polled.
+fn release_on_close(client: Arc<Client>, sessions: Option<Arc<Sessions>>) {
+    tokio::spawn(async move {
+        client.outbox().wait_closed().await;
+        if let Some(s) = &sessions {
+            s.remove(client.session());
+        }
+        client.cleanup().await;
+    });
 }
 
 struct State {
@@ -85,7 +92,7 @@ struct State {
 }
 
 /// The body stream of a streaming connection. `prefix` is written first (SSE's `\r\n`).
-/// When `sessions` is given, the client's session is removed from it when the stream ends.
+/// When `sessions` is given, the client's session is removed from it once the client closes.
 pub fn body(
     client: Arc<Client>,
     framing: Framing,
@@ -94,10 +101,10 @@ pub fn body(
     token: TaskTrackerToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let sleep = Box::pin(tokio::time::sleep_until(client.next_deadline()));
+    release_on_close(client.clone(), sessions);
     let state = State {
         guard: Guard {
             client,
-            sessions,
             _token: token,
         },
         sleep,

@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
 use serde::Deserialize;
@@ -231,8 +232,10 @@ async fn write(
     watch_close: bool,
 ) -> Result<(), Outcome> {
     let protocol = client.transport().protocol;
-    let frame = if messages.len() == 1 {
-        messages.into_iter().next().expect("one message")
+    // Bidirectional: everything queued in one frame. Unidirectional: one push per frame (its
+    // clients parse each frame as one JSON object), flushed once.
+    let frames = if client.transport().unidirectional || messages.len() == 1 {
+        messages
     } else {
         buf.clear();
         join_into(protocol, messages, buf);
@@ -240,19 +243,27 @@ async fn write(
         if buf.capacity() > 64 * 1024 {
             *buf = Vec::new();
         }
-        frame
+        vec![frame]
     };
-    let msg = match protocol {
-        Protocol::Json => match String::from_utf8(frame.to_vec()) {
-            Ok(s) => Message::Text(s.into()),
-            Err(_) => return Err(Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
-        },
-        Protocol::Protobuf => Message::Binary(frame),
-    };
+    let mut out = Vec::with_capacity(frames.len());
+    for frame in frames {
+        out.push(match protocol {
+            Protocol::Json => match Utf8Bytes::try_from(frame) {
+                Ok(text) => Message::Text(text),
+                Err(_) => return Err(Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
+            },
+            Protocol::Protobuf => Message::Binary(frame),
+        });
+    }
     // A slow peer blocks the send; if its queue overflows meanwhile (or the server closes it
     // for any reason), stop waiting at once so its resources are released now.
     let outbox = client.outbox();
-    let send = tokio::time::timeout(state.config.websocket.write_timeout, socket.send(msg));
+    let send = tokio::time::timeout(state.config.websocket.write_timeout, async {
+        for m in out {
+            socket.feed(m).await?;
+        }
+        socket.flush().await
+    });
     tokio::pin!(send);
     loop {
         tokio::select! {
