@@ -13,6 +13,8 @@ use serde_json::json;
 fn node() -> Arc<Node> {
     let mut config = NodeConfig::default();
     config.client.allow_anonymous_connect_without_token = true;
+    // Time is paused in this test: the command rate limit would never refill.
+    config.client.command_rate_limit = 0;
     config.channel.namespaces.push(NamespaceConfig {
         name: "tmp".into(),
         options: ChannelOptions {
@@ -54,6 +56,7 @@ async fn short_lived_channels_are_reclaimed() {
             .handle_frame(sub.to_string().as_bytes())
             .await
             .unwrap();
+        assert_eq!(node.hub().counts(), (1, 1), "subscribed to {ch}");
         node.publish(
             &ch,
             PublishParams {

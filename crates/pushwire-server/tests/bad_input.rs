@@ -664,3 +664,44 @@ async fn slow_disconnect_is_counted() {
     assert_eq!(slow(), before + 1, "slow_disconnects_total not incremented");
     assert_serving(&server, other).await;
 }
+
+#[tokio::test]
+async fn command_flood_gets_111_and_connection_survives() {
+    let server = TestServer::start_with(|c| {
+        c.client.command_rate_limit = 10;
+        c.client.command_burst = 130;
+    })
+    .await;
+    let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
+    c.command(json!({"subscribe": {"channel": "flood"}})).await;
+    let frame: Vec<String> = (100..400)
+        .map(|id| json!({"id": id, "publish": {"channel": "flood", "data": {"n": id}}}).to_string())
+        .collect();
+    c.send_text(&frame.join("\n")).await;
+    let mut ok = 0;
+    let mut limited = 0;
+    for id in 100..400u32 {
+        let r = c.reply(id).await;
+        if r["publish"].is_object() {
+            ok += 1;
+        } else {
+            assert_eq!(
+                r["error"],
+                json!({"code": 111, "message": "too many requests", "temporary": true})
+            );
+            limited += 1;
+        }
+    }
+    assert!(
+        (128..=135).contains(&ok),
+        "burst of 130 minus connect/subscribe: {ok}"
+    );
+    assert_eq!(ok + limited, 300);
+    // Still connected: after the bucket refills, commands work again.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = c
+        .command(json!({"publish": {"channel": "flood", "data": {"again": true}}}))
+        .await;
+    assert_eq!(r["publish"], json!({}));
+    server.stop().await;
+}

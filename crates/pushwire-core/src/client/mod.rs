@@ -11,6 +11,7 @@
 
 mod commands;
 mod connect;
+mod rate;
 mod subscribe;
 mod timers;
 
@@ -78,6 +79,7 @@ struct State {
     expire_at: Option<i64>,
     subs: HashMap<Arc<str>, SubState>,
     timers: timers::Timers,
+    rate: rate::Bucket,
 }
 
 /// One client connection.
@@ -130,6 +132,7 @@ impl Client {
         let outbox = Arc::new(crate::outbox::Outbox::new(cfg.queue_max_size));
         let now = Instant::now();
         let timers = timers::Timers::new(now + cfg.stale_close_delay);
+        let rate = rate::Bucket::full(cfg.command_burst);
         Metrics::add(&node.metrics().connections_accepted, 1);
         Arc::new(Client {
             key: node.next_client_key(),
@@ -149,6 +152,7 @@ impl Client {
                 expire_at: None,
                 subs: HashMap::new(),
                 timers,
+                rate,
             }),
         })
     }
@@ -297,6 +301,13 @@ impl Client {
             _ => {}
         }
         let is_connect = matches!(request, Request::Connect(_));
+        if !is_connect && !matches!(request, Request::Pong) && !self.take_token() {
+            Metrics::add(&self.node.metrics().command_errors, 1);
+            if id != 0 {
+                self.send_reply(&Reply::error(id, ErrorCode::TooManyRequests.to_error()));
+            }
+            return Ok(false);
+        }
         let result = match request {
             Request::Connect(req) => self.handle_connect(id, req).await,
             Request::Pong => return self.handle_pong().map(|_| false),
@@ -337,6 +348,13 @@ impl Client {
                 Err(d)
             }
         }
+    }
+
+    fn take_token(&self) -> bool {
+        let cfg = &self.node.config().client;
+        let mut st = self.state.lock();
+        st.rate
+            .take(cfg.command_rate_limit, cfg.command_burst, Instant::now())
     }
 
     /// Releases every subscription (used when a connect fails half-way).

@@ -58,6 +58,11 @@ pub struct ClientConfig {
     pub presence_update_interval: Duration,
     /// Include server time (Unix ms) in the connect result.
     pub connect_include_server_time: bool,
+    /// Commands per second one connection may send on average (0 = unlimited); beyond it
+    /// commands get error 111.
+    pub command_rate_limit: u32,
+    /// Commands one connection may send in a burst.
+    pub command_burst: u32,
 }
 
 impl Default for ClientConfig {
@@ -78,6 +83,8 @@ impl Default for ClientConfig {
             recovery_max_publication_limit: 300,
             presence_update_interval: Duration::from_secs(27),
             connect_include_server_time: false,
+            command_rate_limit: 100,
+            command_burst: 300,
         }
     }
 }
@@ -107,6 +114,12 @@ impl ClientConfig {
         }
         if self.stale_close_delay.is_zero() {
             return Err(ConfigError::new("client.stale_close_delay", "must be > 0"));
+        }
+        if self.command_rate_limit > 0 && (self.command_burst as usize) < self.channel_limit + 2 {
+            return Err(ConfigError::new(
+                "client.command_burst",
+                "must allow a connect with a full channel_limit of subscribes (channel_limit + 2)",
+            ));
         }
         if self.channel_limit == 0 {
             return Err(ConfigError::new("client.channel_limit", "must be > 0"));

@@ -122,14 +122,14 @@ async fn serve(
         },
     );
     if let Some(c) = cf_connect {
-        uni_connect(&client, c.as_bytes()).await;
+        Box::pin(uni_connect(&client, c.as_bytes())).await;
     }
     let outcome = drive(&mut socket, &client, &state).await;
     // Release subscriptions, presence and the registry entry before the (possibly slow)
     // close handshake.
     let pending = client.outbox().try_drain().messages;
-    client.cleanup().await;
-    finish(&mut socket, &client, outcome, pending, &state).await;
+    Box::pin(client.cleanup()).await;
+    Box::pin(finish(&mut socket, &client, outcome, pending, &state)).await;
 }
 
 /// How the connection loop ended.
@@ -170,13 +170,15 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
                     }
                     return Outcome::Gone;
                 }
+                // Boxed: command handling is a deep future that only exists while a frame is
+                // handled; inline it would sit in every idle connection's task.
                 Some(Ok(Message::Text(t))) => {
-                    if let Err(d) = incoming(client, t.as_bytes()).await {
+                    if let Err(d) = Box::pin(incoming(client, t.as_bytes())).await {
                         return Outcome::Close(d);
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if let Err(d) = incoming(client, &b).await {
+                    if let Err(d) = Box::pin(incoming(client, &b)).await {
                         return Outcome::Close(d);
                     }
                 }
