@@ -91,6 +91,9 @@ pub struct Client {
     transport: TransportInfo,
     outbox: Arc<crate::outbox::Outbox>,
     state: Mutex<State>,
+    /// Serializes presence/join/leave announcements of this connection, so a join and the
+    /// leave of the same subscription can not overtake each other.
+    announcing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -145,6 +148,7 @@ impl Client {
             node,
             transport,
             outbox,
+            announcing: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),

@@ -145,14 +145,6 @@ impl Client {
         if req.sub_type != 0 {
             return Err(ErrorCode::NotAvailable.into());
         }
-        let channel = self.node.namespaces().resolve(&req.channel)?;
-        let ns = channel.namespace.options.clone();
-        if let Some(tf) = &req.tf {
-            if !ns.allow_tags_filter {
-                return Err(ErrorCode::BadRequest.into());
-            }
-            filter::validate(tf)?;
-        }
         let user = {
             let st = self.state.lock();
             if st.subs.contains_key(req.channel.as_str()) {
@@ -166,6 +158,14 @@ impl Client {
             }
             st.user.clone()
         };
+        let channel = self.node.namespaces().resolve(&req.channel)?;
+        let ns = channel.namespace.options.clone();
+        if let Some(tf) = &req.tf {
+            if !ns.allow_tags_filter {
+                return Err(ErrorCode::BadRequest.into());
+            }
+            filter::validate(tf)?;
+        }
         let grant = match &origin {
             Origin::Client | Origin::Requested => self.authorize_subscribe(req, &channel, &user)?,
             Origin::Granted { info, data } => Grant {
@@ -262,10 +262,19 @@ impl Client {
         self.node
             .hub()
             .finish_recovery(&prepared.channel, self.key, prepared.delivered);
-        if let Some(s) = self.state.lock().subs.get_mut(&prepared.channel) {
-            s.subscribing = false;
+        // Unsubscribed meanwhile (API unsubscribe, disconnect): no join, no presence. An
+        // unsubscribe that sees the flip below waits for this join before its leave.
+        let _order = self.announcing.lock().await;
+        let still = match self.state.lock().subs.get_mut(&prepared.channel) {
+            Some(s) if s.subscribing => {
+                s.subscribing = false;
+                true
+            }
+            _ => false,
+        };
+        if still {
+            self.announce(&prepared.channel, &prepared.sub, true).await;
         }
-        self.announce(&prepared.channel, &prepared.sub, true).await;
     }
 
     /// Subscribes with the client's permissions and returns the result instead of sending it
@@ -497,6 +506,7 @@ impl Client {
             }
         }
         if !sub.subscribing {
+            let _order = self.announcing.lock().await;
             self.announce(channel, sub, false).await;
         }
     }

@@ -129,7 +129,7 @@ impl Default for WebsocketConfig {
     fn default() -> Self {
         WebsocketConfig {
             message_size_limit: 65536,
-            read_buffer_size: 4096,
+            read_buffer_size: 512,
             write_buffer_size: 4096,
             write_timeout: Duration::from_secs(1),
         }

@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
 use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
 use serde::Deserialize;
@@ -153,7 +153,7 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
         tokio::select! {
             drained = outbox.drain() => {
                 if !drained.messages.is_empty() {
-                    if let Err(o) = write(socket, client, drained.messages, &mut buf, state, true).await {
+                    if let Err(o) = Box::pin(write(socket, client, drained.messages, &mut buf, state, true)).await {
                         return o;
                     }
                 }
@@ -257,15 +257,24 @@ async fn write(
             Protocol::Protobuf => Message::Binary(frame),
         });
     }
-    // A slow peer blocks the send; if its queue overflows meanwhile (or the server closes it
-    // for any reason), stop waiting at once so its resources are released now.
-    let outbox = client.outbox();
-    let send = tokio::time::timeout(state.config.websocket.write_timeout, async {
+    // The common case: the socket takes the frame at once. Trying that first avoids arming a
+    // timer and a close watch for every message.
+    let first = async {
         for m in out {
             socket.feed(m).await?;
         }
         socket.flush().await
-    });
+    };
+    match first.now_or_never() {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(_)) => return Err(Outcome::Gone),
+        // Buffered in the stream but not written yet: keep flushing below.
+        None => {}
+    }
+    // A slow peer blocks the flush; if its queue overflows meanwhile (or the server closes it
+    // for any reason), stop waiting at once so its resources are released now.
+    let outbox = client.outbox();
+    let send = tokio::time::timeout(state.config.websocket.write_timeout, socket.flush());
     tokio::pin!(send);
     loop {
         tokio::select! {
