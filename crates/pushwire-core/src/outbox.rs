@@ -149,6 +149,23 @@ impl Outbox {
         }
     }
 
+    /// Waits until something is queued or the outbox is closed, then moves everything queued
+    /// into `out` (reusing its allocation) and returns the disconnect, if any. Cancel-safe.
+    pub async fn drain_into(&self, out: &mut Vec<Bytes>) -> Option<Disconnect> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut st = self.state.lock();
+                st.bytes = 0;
+                out.extend(st.queue.drain(..));
+                if !out.is_empty() || st.closed.is_some() {
+                    return st.closed.clone();
+                }
+            }
+            notified.await;
+        }
+    }
+
     /// Waits until something is queued or the outbox is closed, then takes everything.
     /// Cancel-safe: dropping the future loses nothing.
     pub async fn drain(&self) -> Drained {

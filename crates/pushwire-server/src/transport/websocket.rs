@@ -146,18 +146,23 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
     let outbox = client.outbox().clone();
     let shutdown = state.node.shutdown_token().clone();
     let mut deadline = client.next_deadline();
+    let mut connected = false;
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
-    let mut buf = Vec::with_capacity(0);
+    let mut buf = Vec::new();
+    let mut queued = Vec::new();
     loop {
+        // Deadlines and the connected state only change when a frame was handled or a timer
+        // fired; deliveries (the hot path) skip both checks.
+        let mut handled = false;
         tokio::select! {
-            drained = outbox.drain() => {
-                if !drained.messages.is_empty() {
-                    if let Err(o) = Box::pin(write(socket, client, drained.messages, &mut buf, state, true)).await {
+            disconnect = outbox.drain_into(&mut queued) => {
+                if !queued.is_empty() {
+                    if let Err(o) = Box::pin(write(socket, client, &mut queued, &mut buf, state, true)).await {
                         return o;
                     }
                 }
-                if let Some(d) = drained.disconnect {
+                if let Some(d) = disconnect {
                     return Outcome::Close(d);
                 }
             }
@@ -173,11 +178,13 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
                 // Boxed: command handling is a deep future that only exists while a frame is
                 // handled; inline it would sit in every idle connection's task.
                 Some(Ok(Message::Text(t))) => {
+                    handled = true;
                     if let Err(d) = Box::pin(incoming(client, t.as_bytes())).await {
                         return Outcome::Close(d);
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
+                    handled = true;
                     if let Err(d) = Box::pin(incoming(client, &b)).await {
                         return Outcome::Close(d);
                     }
@@ -186,14 +193,20 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
                 Some(Ok(_)) => {}
             },
             _ = &mut sleep => {
+                handled = true;
                 if let Err(d) = client.on_timer() {
                     return Outcome::Close(d);
                 }
             }
-            _ = shutdown.cancelled(), if !client.is_connected() => {
+            // Connected clients hear about shutdown through their outbox (3001).
+            _ = shutdown.cancelled(), if !connected => {
                 return Outcome::Close(Disconnect::SHUTDOWN);
             }
         }
+        if !handled {
+            continue;
+        }
+        connected = client.is_connected();
         let next = client.next_deadline();
         if next != deadline {
             deadline = next;
@@ -228,44 +241,44 @@ async fn uni_connect(client: &Arc<Client>, data: &[u8]) {
 async fn write(
     socket: &mut WebSocket,
     client: &Client,
-    messages: Vec<bytes::Bytes>,
+    queued: &mut Vec<bytes::Bytes>,
     buf: &mut Vec<u8>,
     state: &AppState,
     watch_close: bool,
 ) -> Result<(), Outcome> {
     let protocol = client.transport().protocol;
+    let message = |frame: bytes::Bytes| match protocol {
+        Protocol::Json => Utf8Bytes::try_from(frame)
+            .map(Message::Text)
+            .map_err(|_| Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
+        Protocol::Protobuf => Ok(Message::Binary(frame)),
+    };
     // Bidirectional: everything queued in one frame. Unidirectional: one push per frame (its
     // clients parse each frame as one JSON object), flushed once.
-    let frames = if client.transport().unidirectional || messages.len() == 1 {
-        messages
+    let first = if client.transport().unidirectional || queued.len() == 1 {
+        let mut frames = Vec::with_capacity(queued.len());
+        for frame in queued.drain(..) {
+            frames.push(message(frame)?);
+        }
+        frames
     } else {
         buf.clear();
-        join_into(protocol, messages, buf);
+        join_into(protocol, queued.drain(..), buf);
         let frame = bytes::Bytes::copy_from_slice(buf);
         if buf.capacity() > 64 * 1024 {
             *buf = Vec::new();
         }
-        vec![frame]
+        vec![message(frame)?]
     };
-    let mut out = Vec::with_capacity(frames.len());
-    for frame in frames {
-        out.push(match protocol {
-            Protocol::Json => match Utf8Bytes::try_from(frame) {
-                Ok(text) => Message::Text(text),
-                Err(_) => return Err(Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
-            },
-            Protocol::Protobuf => Message::Binary(frame),
-        });
-    }
     // The common case: the socket takes the frame at once. Trying that first avoids arming a
     // timer and a close watch for every message.
-    let first = async {
-        for m in out {
+    let attempt = async {
+        for m in first {
             socket.feed(m).await?;
         }
         socket.flush().await
     };
-    match first.now_or_never() {
+    match attempt.now_or_never() {
         Some(Ok(())) => return Ok(()),
         Some(Err(_)) => return Err(Outcome::Gone),
         // Buffered in the stream but not written yet: keep flushing below.
@@ -319,7 +332,7 @@ async fn finish(
             }
             if !rest.is_empty() && d != Disconnect::SLOW {
                 let mut buf = Vec::new();
-                if write(socket, client, rest, &mut buf, state, false)
+                if write(socket, client, &mut rest, &mut buf, state, false)
                     .await
                     .is_err()
                 {
