@@ -96,8 +96,11 @@ fn upgrade(
         .max_message_size(cfg.message_size_limit)
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
+            // A task of our own, so the upgrade machinery (and its task) is freed once the
+            // handshake is done instead of living as long as the connection.
             let tracker = state.tracker.clone();
-            tracker.track_future(serve(socket, state, protocol, mode, query.cf_connect))
+            tracker.spawn(serve(socket, state, protocol, mode, query.cf_connect));
+            std::future::ready(())
         })
 }
 
