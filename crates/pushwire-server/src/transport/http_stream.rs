@@ -4,14 +4,14 @@
 //! stream of replies: JSON lines, or varint-delimited protobuf when the request's
 //! `Content-Type` is `application/octet-stream`. Later commands arrive through `/emulation`.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::Protocol;
 
-use super::{cors, headers, stream};
+use super::{cors, stream};
 use crate::app::AppState;
 
 /// Whether the request asks for protobuf (`Content-Type: application/octet-stream`).
@@ -43,24 +43,14 @@ pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -
             emulated: true,
         },
     );
-    state.sessions.insert(client.clone());
     if let Err(d) = client.handle_frame(&body).await {
         client.disconnect(d);
     }
-    let (framing, content_type) = match protocol {
-        Protocol::Json => (stream::Framing::JsonLines, "application/json"),
-        Protocol::Protobuf => (stream::Framing::Protobuf, "application/octet-stream"),
+    let framing = match protocol {
+        Protocol::Json => stream::Framing::JsonLines,
+        Protocol::Protobuf => stream::Framing::Protobuf,
     };
-    let body = stream::body(
-        client,
-        framing,
-        b"",
-        Some(state.sessions.clone()),
-        state.tracker.token(),
-    );
-    let mut response = Response::new(Body::from_stream(body));
-    headers::no_cache(&mut response, content_type);
-    cors::decorate(&h, response)
+    stream::response(client, framing, &state, &h)
 }
 
 /// `OPTIONS` on the streaming endpoints.

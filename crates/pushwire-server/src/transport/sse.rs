@@ -2,7 +2,7 @@
 //! (or `POST` with the command as body). JSON only; each reply is one `data:` event. Later
 //! commands arrive through `/emulation`.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::Protocol;
 use serde::Deserialize;
 
-use super::{cors, headers, stream};
+use super::{cors, stream};
 use crate::app::AppState;
 
 /// Query of the SSE endpoints.
@@ -91,20 +91,10 @@ pub async fn handler(
             emulated: true,
         },
     );
-    state.sessions.insert(client.clone());
     if let Err(d) = client.handle_frame(&payload).await {
         client.disconnect(d);
     }
-    let body = stream::body(
-        client,
-        stream::Framing::Sse,
-        b"\r\n",
-        Some(state.sessions.clone()),
-        state.tracker.token(),
-    );
-    let mut response = Response::new(Body::from_stream(body));
-    headers::no_cache(&mut response, "text/event-stream; charset=utf-8");
-    cors::decorate(&h, response)
+    stream::response(client, stream::Framing::Sse, &state, &h)
 }
 
 /// `OPTIONS /connection/sse`.

@@ -15,6 +15,11 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::positions::Positions;
 use super::sessions::Sessions;
+use super::{cors, headers};
+use crate::app::AppState;
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 /// How messages are framed in the response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,23 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// Bytes written before the first message (SSE starts with `\r\n`).
+    fn prefix(self) -> &'static [u8] {
+        match self {
+            Framing::Sse | Framing::SseWithIds => b"\r\n",
+            Framing::JsonLines | Framing::Protobuf => b"",
+        }
+    }
+
+    /// The response's content type.
+    fn content_type(self) -> &'static str {
+        match self {
+            Framing::JsonLines => "application/json",
+            Framing::Protobuf => "application/octet-stream",
+            Framing::Sse | Framing::SseWithIds => "text/event-stream; charset=utf-8",
+        }
+    }
+
     fn frame(self, messages: &[Bytes], positions: &mut Positions, out: &mut BytesMut) {
         for m in messages {
             match self {
@@ -91,12 +113,30 @@ struct State {
     done: bool,
 }
 
-/// The body stream of a streaming connection. `prefix` is written first (SSE's `\r\n`).
+/// The streaming response of a connection: never-cached headers, CORS for the request's
+/// origin, and [`body`]. Emulated sessions are registered for `/emulation` until the client
+/// closes.
+pub fn response(
+    client: Arc<Client>,
+    framing: Framing,
+    state: &AppState,
+    request: &HeaderMap,
+) -> Response {
+    let sessions = client.transport().emulated.then(|| state.sessions.clone());
+    if let Some(s) = &sessions {
+        s.insert(client.clone());
+    }
+    let body = body(client, framing, sessions, state.tracker.token());
+    let mut response = Response::new(Body::from_stream(body));
+    headers::no_cache(&mut response, framing.content_type());
+    cors::decorate(request, response)
+}
+
+/// The body stream of a streaming connection; SSE framings start with `\r\n`.
 /// When `sessions` is given, the client's session is removed from it once the client closes.
 pub fn body(
     client: Arc<Client>,
     framing: Framing,
-    prefix: &'static [u8],
     sessions: Option<Arc<Sessions>>,
     token: TaskTrackerToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
@@ -112,6 +152,7 @@ pub fn body(
         positions: Positions::default(),
         done: false,
     };
+    let prefix = framing.prefix();
     let first =
         futures_util::stream::iter((!prefix.is_empty()).then(|| Ok(Bytes::from_static(prefix))));
     let rest = futures_util::stream::unfold(state, |mut st| async move {

@@ -10,7 +10,7 @@
 //! Channels come from server-side subscriptions: the token's `channels`, `connect.subs`
 //! entries the client may subscribe to, and the API `subscribe`.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use pushwire_protocol::{ConnectRequest, Protocol};
 
 use super::positions::Positions;
 use super::sse::{connect_payload, SseQuery};
-use super::{cors, headers, stream};
+use super::{cors, stream};
 use crate::app::AppState;
 
 async fn start(
@@ -71,16 +71,7 @@ pub async fn http_stream(State(state): State<AppState>, h: HeaderMap, body: Byte
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };
-    let body = stream::body(
-        client,
-        stream::Framing::JsonLines,
-        b"",
-        None,
-        state.tracker.token(),
-    );
-    let mut response = Response::new(Body::from_stream(body));
-    headers::no_cache(&mut response, "application/json");
-    cors::decorate(&h, response)
+    stream::response(client, stream::Framing::JsonLines, &state, &h)
 }
 
 /// `GET|POST /connection/uni_sse`.
@@ -106,14 +97,5 @@ pub async fn sse(
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };
-    let body = stream::body(
-        client,
-        stream::Framing::SseWithIds,
-        b"\r\n",
-        None,
-        state.tracker.token(),
-    );
-    let mut response = Response::new(Body::from_stream(body));
-    headers::no_cache(&mut response, "text/event-stream; charset=utf-8");
-    cors::decorate(&h, response)
+    stream::response(client, stream::Framing::SseWithIds, &state, &h)
 }

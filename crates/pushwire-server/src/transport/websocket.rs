@@ -107,6 +107,7 @@ fn upgrade(
 /// The connection task. A plain fn returning an `async move` block: the block uses its
 /// captures in place, where an `async fn` would also copy every argument into a local (the
 /// socket alone is 368 bytes), and that copy would live in every idle connection.
+#[allow(clippy::manual_async_fn)]
 fn serve(
     mut socket: WebSocket,
     state: AppState,
