@@ -241,6 +241,26 @@ async fn http_statuses() {
 }
 
 #[tokio::test]
+async fn configured_transport_error_mode() {
+    let server = TestServer::start_with(|c| {
+        c.http_api.error_mode = pushwire_server::config::ApiErrorMode::Transport;
+    })
+    .await;
+    let (status, body) = server
+        .api("publish", json!({"channel": "nope:x", "data": {}}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"code": 102, "message": "unknown channel"}))
+    );
+    let (status, body) = server
+        .api("publish", json!({"channel": "news", "data": {}}))
+        .await;
+    assert_eq!((status, body), (200, json!({"result": {}})));
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn transport_error_mode() {
     let server = TestServer::start().await;
     let headers = [

@@ -24,13 +24,14 @@ pub enum ErrorMode {
 }
 
 impl ErrorMode {
-    /// The mode a request asks for with `X-Centrifugo-Error-Mode: transport`.
-    pub fn of(headers: &HeaderMap) -> ErrorMode {
+    /// The mode of a request: `X-Centrifugo-Error-Mode: transport`, or the configured
+    /// default (`http_api.error_mode`).
+    pub fn of(headers: &HeaderMap, default: crate::config::ApiErrorMode) -> ErrorMode {
         let transport = headers
             .get(ERROR_MODE_HEADER)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("transport"));
-        if transport {
+        if transport || default == crate::config::ApiErrorMode::Transport {
             ErrorMode::Transport
         } else {
             ErrorMode::Body
@@ -41,13 +42,13 @@ impl ErrorMode {
 /// Handles one method call. A body that is not a JSON object, or params of the wrong shape,
 /// get 400 with a plain-text body. `batch` answers with the bare `{"replies":[…]}`: Centrifugo's
 /// batch response has no `result` wrapper, and cent 5.x reads `replies` at the top level.
-pub async fn handle(node: &Node, method: Method, headers: &HeaderMap, body: Bytes) -> Response {
+pub async fn handle(node: &Node, method: Method, mode: ErrorMode, body: Bytes) -> Response {
     let params = match object(&body) {
         Ok(params) => params,
         Err(e) => return e.into_response(),
     };
     let outcome = dispatch(node, method, Some(params)).await;
-    match (&outcome, ErrorMode::of(headers)) {
+    match (&outcome, mode) {
         (Err(ApiError::InvalidParams), _) => BodyError("invalid params").into_response(),
         (Ok(result), _) if method == Method::Batch => {
             json_response(StatusCode::OK, result.get().as_bytes().to_vec())

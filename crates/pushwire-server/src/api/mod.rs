@@ -56,7 +56,8 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             &format!("/api/{}", method.name()),
             post(
                 move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| async move {
-                    handler::handle(&state.node, method, &headers, body).await
+                    let mode = handler::ErrorMode::of(&headers, state.config.http_api.error_mode);
+                    handler::handle(&state.node, method, mode, body).await
                 },
             ),
         );

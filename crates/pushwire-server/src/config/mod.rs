@@ -97,6 +97,21 @@ pub struct HttpApiConfig {
     pub insecure: bool,
     /// Largest request body in bytes (413 beyond it).
     pub max_body_size: usize,
+    /// `""`: errors are HTTP 200 with `{"error":…}`; `transport`: HTTP statuses with the bare
+    /// error (a request can also ask with `X-Centrifugo-Error-Mode: transport`).
+    pub error_mode: ApiErrorMode,
+}
+
+/// How the server API reports errors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ApiErrorMode {
+    /// HTTP 200 with `{"error":{…}}`.
+    #[default]
+    #[serde(rename = "")]
+    Body,
+    /// HTTP status per error code, the bare error object as body.
+    #[serde(rename = "transport")]
+    Transport,
 }
 
 impl Default for HttpApiConfig {
@@ -105,6 +120,7 @@ impl Default for HttpApiConfig {
             key: String::new(),
             insecure: false,
             max_body_size: 1024 * 1024,
+            error_mode: ApiErrorMode::Body,
         }
     }
 }
