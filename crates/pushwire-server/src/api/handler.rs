@@ -66,12 +66,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn error_mode_header() {
+    fn error_mode_header_and_default() {
+        use crate::config::ApiErrorMode;
         let mut h = HeaderMap::new();
-        assert_eq!(ErrorMode::of(&h), ErrorMode::Body);
+        assert_eq!(ErrorMode::of(&h, ApiErrorMode::Body), ErrorMode::Body);
+        assert_eq!(
+            ErrorMode::of(&h, ApiErrorMode::Transport),
+            ErrorMode::Transport
+        );
         h.insert(ERROR_MODE_HEADER, "Transport".parse().expect("value"));
-        assert_eq!(ErrorMode::of(&h), ErrorMode::Transport);
+        assert_eq!(ErrorMode::of(&h, ApiErrorMode::Body), ErrorMode::Transport);
         h.insert(ERROR_MODE_HEADER, "any".parse().expect("value"));
-        assert_eq!(ErrorMode::of(&h), ErrorMode::Body);
+        assert_eq!(ErrorMode::of(&h, ApiErrorMode::Body), ErrorMode::Body);
     }
 }
