@@ -163,6 +163,7 @@ impl Client {
         if let Some(s) = st.subs.get_mut(req.channel.as_str()) {
             s.expire_at = creds.expire_at;
         }
+        self.arm_sub_expiry(&mut st);
         let ttl = creds.expire_at.map(|e| (e - now).max(0) as u32);
         Ok(Reply {
             id,

@@ -272,6 +272,10 @@ impl Client {
             }
             _ => false,
         };
+        if still && prepared.sub.expire_at.is_some() {
+            let mut st = self.state.lock();
+            self.arm_sub_expiry(&mut st);
+        }
         if still {
             self.announce(&prepared.channel, &prepared.sub, true).await;
         }

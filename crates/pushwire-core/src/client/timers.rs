@@ -3,6 +3,7 @@
 //! The transport sleeps until [`Client::next_deadline`] and then calls [`Client::on_timer`];
 //! there is no task or timer per connection beyond the transport's one sleep.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pushwire_protocol::{Disconnect, Reply};
@@ -20,6 +21,7 @@ pub(super) struct Timers {
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     expire_check: Option<Instant>,
+    sub_expire_check: Option<Instant>,
 }
 
 impl Timers {
@@ -29,6 +31,7 @@ impl Timers {
             next_ping: None,
             pong_deadline: None,
             expire_check: None,
+            sub_expire_check: None,
         }
     }
 
@@ -38,6 +41,7 @@ impl Timers {
             self.next_ping,
             self.pong_deadline,
             self.expire_check,
+            self.sub_expire_check,
         ]
         .into_iter()
         .flatten()
@@ -52,9 +56,11 @@ impl Client {
         self.state.lock().timers.next()
     }
 
-    /// Fires due timers: queues a ping, or returns the disconnect for a stale connection (3502),
-    /// a missing pong (3012) or an expired connection (3005).
-    pub fn on_timer(&self) -> Result<(), Disconnect> {
+    /// Fires due timers: queues a ping, ends subscriptions whose token expired without a
+    /// refresh (Unsubscribe push 2501, so the SDK resubscribes with a new token), or returns the
+    /// disconnect for a stale connection (3502), a missing pong (3012) or an expired
+    /// connection (3005).
+    pub fn on_timer(self: &Arc<Self>) -> Result<(), Disconnect> {
         let now = Instant::now();
         let cfg = &self.node.config().client;
         let mut st = self.state.lock();
@@ -74,6 +80,26 @@ impl Client {
                     return Err(Disconnect::EXPIRED);
                 }
                 st.timers.expire_check = Some(now + Duration::from_secs(left as u64));
+            }
+        }
+        if st.timers.sub_expire_check.is_some_and(|d| now >= d) {
+            let grace = cfg.expired_sub_close_delay.as_secs() as i64;
+            let unix = unix_now();
+            let expired: Vec<Arc<str>> = st
+                .subs
+                .iter()
+                .filter(|(_, s)| !s.subscribing && s.expire_at.is_some_and(|e| e + grace <= unix))
+                .map(|(c, _)| c.clone())
+                .collect();
+            let removed: Vec<(Arc<str>, super::SubState)> = expired
+                .into_iter()
+                .filter_map(|c| st.subs.remove(&c).map(|s| (c, s)))
+                .collect();
+            self.arm_sub_expiry(&mut st);
+            if !removed.is_empty() {
+                drop(st);
+                self.expire_subscriptions(removed);
+                st = self.state.lock();
             }
         }
         if st.timers.next_ping.is_some_and(|d| now >= d) {
@@ -113,6 +139,37 @@ impl Client {
             st.timers.next_ping = Some(now + half + Duration::from_millis(jitter));
         }
         self.arm_expiry(st);
+    }
+
+    /// Re-arms the subscription expiry check for the earliest expiring subscription.
+    pub(super) fn arm_sub_expiry(&self, st: &mut State) {
+        let grace = self.node.config().client.expired_sub_close_delay.as_secs() as i64;
+        let unix = unix_now();
+        st.timers.sub_expire_check = st
+            .subs
+            .values()
+            .filter(|s| !s.subscribing)
+            .filter_map(|s| s.expire_at)
+            .min()
+            .map(|exp| Instant::now() + Duration::from_secs((exp + grace - unix).max(0) as u64));
+    }
+
+    fn expire_subscriptions(self: &Arc<Self>, removed: Vec<(Arc<str>, super::SubState)>) {
+        for (channel, _) in &removed {
+            // Out of the hub first: nothing is delivered after the Unsubscribe push.
+            self.node.hub().unsubscribe(channel, self.key);
+            self.send_reply(&Reply::push(pushwire_protocol::Push {
+                channel: channel.to_string(),
+                unsubscribe: Some(pushwire_protocol::Unsubscribe::EXPIRED),
+                ..Default::default()
+            }));
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            for (channel, sub) in removed {
+                this.release_subscription(&channel, &sub).await;
+            }
+        });
     }
 
     pub(super) fn arm_expiry(&self, st: &mut State) {

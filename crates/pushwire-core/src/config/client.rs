@@ -49,6 +49,10 @@ pub struct ClientConfig {
     /// Grace period after a connection expires before it is closed with 3005.
     #[serde(with = "humantime_serde")]
     pub expired_close_delay: Duration,
+    /// Grace period after a subscription token expires before the subscription ends with
+    /// Unsubscribe 2501 (the SDK refreshes it with `sub_refresh` before that).
+    #[serde(with = "humantime_serde")]
+    pub expired_sub_close_delay: Duration,
     /// Cap on publications returned by one history call.
     pub history_max_publication_limit: usize,
     /// Cap on publications recovered on one subscribe; beyond it recovery fails.
@@ -79,6 +83,7 @@ impl Default for ClientConfig {
             user_connection_limit: 0,
             stale_close_delay: Duration::from_secs(10),
             expired_close_delay: Duration::from_secs(25),
+            expired_sub_close_delay: Duration::from_secs(25),
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             presence_update_interval: Duration::from_secs(27),
