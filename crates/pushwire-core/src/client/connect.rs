@@ -94,7 +94,7 @@ impl Client {
             ttl: ttl.unwrap_or(0),
             ping: self.ping_secs(),
             pong: self.pong_flag(),
-            session: self.session.to_string(),
+            session: self.session().to_owned(),
             node: if self.transport.emulated {
                 self.node.id().to_owned()
             } else {

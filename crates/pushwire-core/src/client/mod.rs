@@ -12,10 +12,10 @@
 mod commands;
 mod connect;
 mod rate;
+mod submap;
 mod subscribe;
 mod timers;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -77,7 +77,7 @@ struct State {
     user: String,
     conn_info: RawJson,
     expire_at: Option<i64>,
-    subs: HashMap<Arc<str>, SubState>,
+    subs: submap::SubMap,
     timers: timers::Timers,
     rate: rate::Bucket,
 }
@@ -87,13 +87,10 @@ pub struct Client {
     node: Arc<Node>,
     key: ClientKey,
     id: Arc<str>,
-    session: Arc<str>,
+    session: Option<Arc<str>>,
     transport: TransportInfo,
     outbox: Arc<crate::outbox::Outbox>,
     state: Mutex<State>,
-    /// Serializes presence/join/leave announcements of this connection, so a join and the
-    /// leave of the same subscription can not overtake each other.
-    announcing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -140,21 +137,17 @@ impl Client {
         Arc::new(Client {
             key: node.next_client_key(),
             id: Arc::from(uuid::Uuid::new_v4().to_string()),
-            session: Arc::from(if transport.emulated || transport.unidirectional {
-                uuid::Uuid::new_v4().to_string()
-            } else {
-                String::new()
-            }),
+            session: (transport.emulated || transport.unidirectional)
+                .then(|| Arc::from(uuid::Uuid::new_v4().to_string())),
             node,
             transport,
             outbox,
-            announcing: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),
                 conn_info: RawJson::default(),
                 expire_at: None,
-                subs: HashMap::new(),
+                subs: Default::default(),
                 timers,
                 rate,
             }),
@@ -173,7 +166,7 @@ impl Client {
 
     /// Emulation session id (empty for plain WebSocket).
     pub fn session(&self) -> &str {
-        &self.session
+        self.session.as_deref().unwrap_or("")
     }
 
     /// The node.

@@ -264,7 +264,7 @@ impl Client {
             .finish_recovery(&prepared.channel, self.key, prepared.delivered);
         // Unsubscribed meanwhile (API unsubscribe, disconnect): no join, no presence. An
         // unsubscribe that sees the flip below waits for this join before its leave.
-        let _order = self.announcing.lock().await;
+        let _order = self.node.announce_lock(self.key).lock().await;
         let still = match self.state.lock().subs.get_mut(&prepared.channel) {
             Some(s) if s.subscribing => {
                 s.subscribing = false;
@@ -510,7 +510,7 @@ impl Client {
             }
         }
         if !sub.subscribing {
-            let _order = self.announcing.lock().await;
+            let _order = self.node.announce_lock(self.key).lock().await;
             self.announce(channel, sub, false).await;
         }
     }

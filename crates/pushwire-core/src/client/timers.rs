@@ -3,7 +3,7 @@
 //! The transport sleeps until [`Client::next_deadline`] and then calls [`Client::on_timer`];
 //! there is no task or timer per connection beyond the transport's one sleep.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use pushwire_protocol::{Disconnect, Reply};
@@ -15,23 +15,49 @@ use crate::auth::unix_now;
 
 const FAR: Duration = Duration::from_secs(24 * 3600);
 
+/// An optional deadline in 8 bytes (an `Option<Instant>` takes 16, in every connection):
+/// milliseconds since a process-wide epoch, plus one; 0 is unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct At(u64);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl At {
+    fn of(i: Option<Instant>) -> At {
+        At(i.map_or(0, |i| {
+            i.saturating_duration_since(epoch()).as_millis() as u64 + 1
+        }))
+    }
+
+    fn get(self) -> Option<Instant> {
+        (self.0 > 0).then(|| epoch() + Duration::from_millis(self.0 - 1))
+    }
+
+    fn due(self, now: Instant) -> bool {
+        self.get().is_some_and(|d| now >= d)
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Timers {
-    stale: Option<Instant>,
-    next_ping: Option<Instant>,
-    pong_deadline: Option<Instant>,
-    expire_check: Option<Instant>,
-    sub_expire_check: Option<Instant>,
+    stale: At,
+    next_ping: At,
+    pong_deadline: At,
+    expire_check: At,
+    sub_expire_check: At,
 }
 
 impl Timers {
     pub(super) fn new(stale: Instant) -> Self {
         Timers {
-            stale: Some(stale),
-            next_ping: None,
-            pong_deadline: None,
-            expire_check: None,
-            sub_expire_check: None,
+            stale: At::of(Some(stale)),
+            next_ping: At::default(),
+            pong_deadline: At::default(),
+            expire_check: At::default(),
+            sub_expire_check: At::default(),
         }
     }
 
@@ -44,7 +70,7 @@ impl Timers {
             self.sub_expire_check,
         ]
         .into_iter()
-        .flatten()
+        .filter_map(At::get)
         .min()
         .unwrap_or_else(|| Instant::now() + FAR)
     }
@@ -64,25 +90,25 @@ impl Client {
         let now = Instant::now();
         let cfg = &self.node.config().client;
         let mut st = self.state.lock();
-        if let Some(stale) = st.timers.stale {
+        if let Some(stale) = st.timers.stale.get() {
             if now >= stale && st.status != Status::Connected {
                 return Err(Disconnect::STALE);
             }
         }
-        if st.timers.pong_deadline.is_some_and(|d| now >= d) {
+        if st.timers.pong_deadline.due(now) {
             return Err(Disconnect::NO_PONG);
         }
         if let Some(exp) = st.expire_at {
-            if st.timers.expire_check.is_some_and(|d| now >= d) {
+            if st.timers.expire_check.due(now) {
                 let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
                 let left = close_at - unix_now();
                 if left <= 0 {
                     return Err(Disconnect::EXPIRED);
                 }
-                st.timers.expire_check = Some(now + Duration::from_secs(left as u64));
+                st.timers.expire_check = At::of(Some(now + Duration::from_secs(left as u64)));
             }
         }
-        if st.timers.sub_expire_check.is_some_and(|d| now >= d) {
+        if st.timers.sub_expire_check.due(now) {
             let grace = cfg.expired_sub_close_delay.as_secs() as i64;
             let unix = unix_now();
             let expired: Vec<Arc<str>> = st
@@ -102,10 +128,10 @@ impl Client {
                 st = self.state.lock();
             }
         }
-        if st.timers.next_ping.is_some_and(|d| now >= d) {
-            st.timers.next_ping = Some(now + cfg.ping_interval);
-            if self.expects_pong() && st.timers.pong_deadline.is_none() {
-                st.timers.pong_deadline = Some(now + cfg.pong_timeout);
+        if st.timers.next_ping.due(now) {
+            st.timers.next_ping = At::of(Some(now + cfg.ping_interval));
+            if self.expects_pong() && st.timers.pong_deadline.get().is_none() {
+                st.timers.pong_deadline = At::of(Some(now + cfg.pong_timeout));
             }
             drop(st);
             self.send_reply(&Reply::default());
@@ -131,12 +157,12 @@ impl Client {
     /// reconnect storms) and the expiry check. Called with the state locked at connect.
     pub(super) fn arm_timers(&self, st: &mut State) {
         let now = Instant::now();
-        st.timers.stale = None;
+        st.timers.stale = At::default();
         let interval = self.node.config().client.ping_interval;
         if !interval.is_zero() {
             let half = interval / 2;
             let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
-            st.timers.next_ping = Some(now + half + Duration::from_millis(jitter));
+            st.timers.next_ping = At::of(Some(now + half + Duration::from_millis(jitter)));
         }
         self.arm_expiry(st);
     }
@@ -145,13 +171,16 @@ impl Client {
     pub(super) fn arm_sub_expiry(&self, st: &mut State) {
         let grace = self.node.config().client.expired_sub_close_delay.as_secs() as i64;
         let unix = unix_now();
-        st.timers.sub_expire_check = st
-            .subs
-            .values()
-            .filter(|s| !s.subscribing)
-            .filter_map(|s| s.expire_at)
-            .min()
-            .map(|exp| Instant::now() + Duration::from_secs((exp + grace - unix).max(0) as u64));
+        st.timers.sub_expire_check = At::of(
+            st.subs
+                .values()
+                .filter(|s| !s.subscribing)
+                .filter_map(|s| s.expire_at)
+                .min()
+                .map(|exp| {
+                    Instant::now() + Duration::from_secs((exp + grace - unix).max(0) as u64)
+                }),
+        );
     }
 
     fn expire_subscriptions(self: &Arc<Self>, removed: Vec<(Arc<str>, super::SubState)>) {
@@ -173,17 +202,17 @@ impl Client {
     }
 
     pub(super) fn arm_expiry(&self, st: &mut State) {
-        st.timers.expire_check = st.expire_at.map(|exp| {
+        st.timers.expire_check = At::of(st.expire_at.map(|exp| {
             let grace = self.node.config().client.expired_close_delay.as_secs() as i64;
             let left = (exp + grace - unix_now()).max(0) as u64;
             Instant::now() + Duration::from_secs(left)
-        });
+        }));
     }
 
     /// A pong: clears the pong deadline. A pong nobody asked for is a protocol violation.
     pub(super) fn handle_pong(&self) -> Result<(), Disconnect> {
         let mut st = self.state.lock();
-        if st.timers.pong_deadline.take().is_none() {
+        if std::mem::take(&mut st.timers.pong_deadline).get().is_none() {
             drop(st);
             return Err(self.bad_request("unexpected pong"));
         }

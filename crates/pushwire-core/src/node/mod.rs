@@ -40,6 +40,7 @@ pub struct Node {
     started: Instant,
     next_key: AtomicU64,
     shutdown: CancellationToken,
+    announce_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 impl std::fmt::Debug for Node {
@@ -131,6 +132,7 @@ impl Node {
             started: Instant::now(),
             next_key: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
+            announce_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
 
@@ -215,6 +217,12 @@ impl Node {
     /// A new client key, unique in this node.
     pub fn next_client_key(&self) -> ClientKey {
         self.next_key.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Serializes the presence/join/leave announcements of one connection (striped by client
+    /// key), so the join and the leave of one subscription can not overtake each other.
+    pub(crate) fn announce_lock(&self, key: ClientKey) -> &tokio::sync::Mutex<()> {
+        &self.announce_locks[(key as usize) % self.announce_locks.len()]
     }
 
     /// Cancelled when the node shuts down.

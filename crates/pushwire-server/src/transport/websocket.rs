@@ -158,7 +158,6 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
     let mut connected = false;
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
-    let mut buf = Vec::new();
     let mut queued = Vec::new();
     loop {
         // Deadlines and the connected state only change when a frame was handled or a timer
@@ -167,9 +166,12 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
         tokio::select! {
             disconnect = outbox.drain_into(&mut queued) => {
                 if !queued.is_empty() {
-                    if let Err(o) = Box::pin(write(socket, client, &mut queued, &mut buf, state, true)).await {
+                    if let Err(o) = Box::pin(write(socket, client, &mut queued, state, true)).await {
                         return o;
                     }
+                    // Idle connections keep no buffer; one allocation per write is noise next
+                    // to the system call.
+                    queued = Vec::new();
                 }
                 if let Some(d) = disconnect {
                     return Outcome::Close(d);
@@ -251,7 +253,6 @@ async fn write(
     socket: &mut WebSocket,
     client: &Client,
     queued: &mut Vec<bytes::Bytes>,
-    buf: &mut Vec<u8>,
     state: &AppState,
     watch_close: bool,
 ) -> Result<(), Outcome> {
@@ -271,13 +272,11 @@ async fn write(
         }
         frames
     } else {
-        buf.clear();
-        join_into(protocol, queued.drain(..), buf);
-        let frame = bytes::Bytes::copy_from_slice(buf);
-        if buf.capacity() > 64 * 1024 {
-            *buf = Vec::new();
-        }
-        vec![message(frame)?]
+        // A fresh buffer of the exact size: nothing stays allocated in an idle connection.
+        let size = queued.iter().map(|m| m.len() + 1).sum();
+        let mut joined = Vec::with_capacity(size);
+        join_into(protocol, queued.drain(..), &mut joined);
+        vec![message(bytes::Bytes::from(joined))?]
     };
     // The common case: the socket takes the frame at once. Trying that first avoids arming a
     // timer and a close watch for every message.
@@ -339,14 +338,13 @@ async fn finish(
                     rest.push(b);
                 }
             }
-            if !rest.is_empty() && d != Disconnect::SLOW {
-                let mut buf = Vec::new();
-                if write(socket, client, &mut rest, &mut buf, state, false)
+            if !rest.is_empty()
+                && d != Disconnect::SLOW
+                && write(socket, client, &mut rest, state, false)
                     .await
                     .is_err()
-                {
-                    return;
-                }
+            {
+                return;
             }
             if d.code == Disconnect::CONNECTION_CLOSED.code {
                 return;
