@@ -72,6 +72,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Metrics::get(&m.commands),
     );
     line(
+        "messages_queued_total",
+        "counter",
+        "Publications, joins and leaves queued to connections by the hub.",
+        Metrics::get(&m.messages_queued),
+    );
+    line(
         "command_errors_total",
         "counter",
         "Error replies sent to clients.",
