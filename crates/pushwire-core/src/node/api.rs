@@ -256,13 +256,17 @@ impl Node {
         }
     }
 
+    /// The live connections a user operation targets.
+    fn targeted(&self, target: &DisconnectTarget) -> Vec<std::sync::Arc<crate::client::Client>> {
+        let mut clients = self.registry.user_clients(&target.user);
+        clients.retain(|c| target.matches(c));
+        clients
+    }
+
     /// Disconnects the targeted connections with `disconnect`. Returns how many.
     pub fn disconnect_user(&self, target: &DisconnectTarget, disconnect: Disconnect) -> usize {
         let mut n = 0;
-        for c in self.registry.user_clients(&target.user) {
-            if !target.matches(&c) {
-                continue;
-            }
+        for c in self.targeted(target) {
             if target.whitelist.iter().any(|w| w == c.id()) {
                 continue;
             }
@@ -287,10 +291,7 @@ impl Node {
         }
         self.namespaces.resolve(channel)?;
         let mut n = 0;
-        for c in self.registry.user_clients(&target.user) {
-            if !target.matches(&c) {
-                continue;
-            }
+        for c in self.targeted(target) {
             let mut req = pushwire_protocol::SubscribeRequest {
                 channel: channel.to_owned(),
                 ..Default::default()
@@ -318,10 +319,7 @@ impl Node {
         info: Option<RawJson>,
     ) -> usize {
         let mut n = 0;
-        for c in self.registry.user_clients(&target.user) {
-            if !target.matches(&c) {
-                continue;
-            }
+        for c in self.targeted(target) {
             c.server_refresh(expired, expire_at, info.clone());
             n += 1;
         }
@@ -338,10 +336,7 @@ impl Node {
             self.namespaces.resolve(channel)?;
         }
         let mut n = 0;
-        for c in self.registry.user_clients(&target.user) {
-            if !target.matches(&c) {
-                continue;
-            }
+        for c in self.targeted(target) {
             if c.server_unsubscribe(channel, Unsubscribe::SERVER).await {
                 n += 1;
             }
