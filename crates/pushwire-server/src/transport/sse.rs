@@ -61,6 +61,21 @@ pub fn connect_payload(
     }
 }
 
+/// The checks every SSE endpoint makes before connecting: origin, JSON only, and the connect
+/// payload (`required`: 400 without one; otherwise `{}`).
+pub fn accept(
+    state: &AppState,
+    method: &Method,
+    query: &SseQuery,
+    h: &HeaderMap,
+    body: &Bytes,
+    required: bool,
+) -> Result<Bytes, Response> {
+    cors::check(&state.origins, h)?;
+    query.check_json()?;
+    connect_payload(method, query, body, required)
+}
+
 /// `GET|POST /connection/sse`.
 pub async fn handler(
     State(state): State<AppState>,
@@ -69,13 +84,7 @@ pub async fn handler(
     h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = cors::check(&state.origins, &h) {
-        return r;
-    }
-    if let Err(r) = query.check_json() {
-        return r;
-    }
-    let payload = match connect_payload(&method, &query, &body, true) {
+    let payload = match accept(&state, &method, &query, &h, &body, true) {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -18,7 +18,7 @@ use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::{ConnectRequest, Protocol};
 
 use super::positions::Positions;
-use super::sse::{connect_payload, SseQuery};
+use super::sse::{accept, SseQuery};
 use super::{cors, stream};
 use crate::app::AppState;
 
@@ -82,13 +82,7 @@ pub async fn sse(
     h: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = cors::check(&state.origins, &h) {
-        return r;
-    }
-    if let Err(r) = query.check_json() {
-        return r;
-    }
-    let payload = match connect_payload(&method, &query, &body, false) {
+    let payload = match accept(&state, &method, &query, &h, &body, false) {
         Ok(p) => p,
         Err(r) => return r,
     };
