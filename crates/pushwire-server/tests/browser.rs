@@ -7,87 +7,29 @@
 //! `scripts/setup-browser.sh` installs Chromium and `sdk-tests/browser/node_modules`. A missing
 //! install fails the test, it never skips.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
-use pushwire_test_support::{TestServer, API_KEY, SECRET};
+use pushwire_test_support::sdk::{assert_history, repo_root, require, run_in};
+use pushwire_test_support::TestServer;
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How long one browser scenario may run.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crate sits at crates/<name>")
-        .join("sdk-tests/browser")
-}
-
-async fn read_all(mut r: impl AsyncRead + Unpin) -> String {
-    let mut buf = Vec::new();
-    let _ = r.read_to_end(&mut buf).await;
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// Runs `node browser.mjs <case>` in `sdk-tests/browser` against `server`; panics with the whole
-/// output on failure or timeout; returns the JSON of its `RESULT <json>` line.
+/// Runs `node browser.mjs <case>` in `sdk-tests/browser` against `server`; returns the JSON of
+/// its `RESULT <json>` line.
 async fn browser_case(case: &str, server: &TestServer) -> Value {
-    let dir = browser_dir();
+    let dir = repo_root().join("sdk-tests/browser");
     for pkg in ["playwright-core", "centrifuge"] {
-        let p = dir.join(format!("node_modules/{pkg}/package.json"));
-        assert!(
-            p.exists(),
-            "{pkg} is not installed ({} is missing): run scripts/setup-browser.sh first",
-            p.display()
+        require(
+            &dir.join(format!("node_modules/{pkg}/package.json")),
+            pkg,
+            "scripts/setup-browser.sh",
         );
     }
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run scripts/setup-browser.sh first"
-    );
-    let mut child = tokio::process::Command::new("node")
-        .args(["browser.mjs", case])
-        .current_dir(&dir)
-        .env("PUSHWIRE_HTTP_URL", server.http_url())
-        .env("PUSHWIRE_WS_URL", server.ws_url())
-        .env("PUSHWIRE_API_KEY", API_KEY)
-        .env("PUSHWIRE_SECRET", SECRET)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start node browser.mjs {case}: {e}"));
-    let stdout = tokio::spawn(read_all(child.stdout.take().expect("piped")));
-    let stderr = tokio::spawn(read_all(child.stderr.take().expect("piped")));
-    let status = match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait()).await {
-        Ok(s) => Some(s.expect("wait for node")),
-        Err(_) => {
-            let _ = child.kill().await;
-            None
-        }
-    };
-    let out = stdout.await.expect("stdout");
-    let err = stderr.await.expect("stderr");
-    let report = format!("---- browser.mjs {case} stdout ----\n{out}\n---- stderr ----\n{err}");
-    println!("{report}");
-    match status {
-        None => panic!("browser.mjs {case} timed out after {SCRIPT_TIMEOUT:?}\n{report}"),
-        Some(s) if !s.success() => panic!("browser.mjs {case} failed ({s})\n{report}"),
-        Some(_) => {}
-    }
-    let line = out
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .unwrap_or_else(|| panic!("browser.mjs {case} printed no RESULT line\n{report}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("RESULT is not JSON ({e}): {line}"))
+    require(Path::new(CHROMIUM), "Chromium", "scripts/setup-browser.sh");
+    run_in(Path::new("node"), &dir, &["browser.mjs", case], server)
+        .await
+        .result()
 }
 
 async fn sdk_case(transport: &str) {
@@ -102,13 +44,7 @@ async fn sdk_case(transport: &str) {
             .is_some_and(|ua| ua.contains("HeadlessChrome")),
         "ran in Chromium: {result}"
     );
-    let history = server
-        .node()
-        .history(result["channel"].as_str().unwrap(), -1, None, false)
-        .await
-        .expect("history");
-    assert_eq!(json!(history.epoch), result["epoch"]);
-    assert_eq!(history.offset, 6);
+    assert_history(&server, &result, &[1, 2, 3, 4, 5, 6]).await;
     server.stop().await;
 }
 

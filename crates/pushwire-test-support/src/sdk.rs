@@ -90,21 +90,37 @@ pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn require_installed(path: &Path, what: &str) {
+/// Panics, naming the setup script to run, when `path` (an installed SDK, browser or venv) is
+/// missing: an SDK test never skips.
+pub fn require(path: &Path, what: &str, setup: &str) {
     assert!(
         path.exists(),
-        "{what} is not installed ({} is missing): run scripts/setup-sdks.sh first",
+        "{what} is not installed ({} is missing): run {setup} first",
         path.display()
     );
 }
 
+fn require_installed(path: &Path, what: &str) {
+    require(path, what, "scripts/setup-sdks.sh");
+}
+
 async fn run(program: &Path, script: &str, server: &TestServer) -> SdkRun {
     let dir = sdk_dir();
-    let path = dir.join(script);
-    assert!(path.is_file(), "no SDK script at {}", path.display());
+    assert!(
+        dir.join(script).is_file(),
+        "no SDK script at {}",
+        dir.join(script).display()
+    );
+    run_in(program, &dir, &[script], server).await
+}
+
+/// Runs `program args…` in `dir` with the server's location in its environment; panics with
+/// the whole output on a non-zero exit or after [`SCRIPT_TIMEOUT`].
+pub async fn run_in(program: &Path, dir: &Path, args: &[&str], server: &TestServer) -> SdkRun {
+    let script = args.join(" ");
     let mut child = Command::new(program)
-        .arg(&path)
-        .current_dir(&dir)
+        .args(args)
+        .current_dir(dir)
         .env("PUSHWIRE_WS_URL", server.ws_url())
         .env("PUSHWIRE_HTTP_URL", server.http_url())
         .env("PUSHWIRE_API_KEY", API_KEY)
@@ -130,7 +146,7 @@ async fn run(program: &Path, script: &str, server: &TestServer) -> SdkRun {
         }
     };
     let run = SdkRun {
-        script: script.to_owned(),
+        script: script.clone(),
         stdout: stdout.await.expect("stdout reader"),
         stderr: stderr.await.expect("stderr reader"),
     };
