@@ -33,25 +33,9 @@ pub enum Method {
     Batch,
 }
 
-/// Legacy method numbers: the index is the number (`0` = publish ... `12` = refresh).
-const LEGACY: [Method; 13] = [
-    Method::Publish,
-    Method::Broadcast,
-    Method::Unsubscribe,
-    Method::Disconnect,
-    Method::Presence,
-    Method::PresenceStats,
-    Method::History,
-    Method::HistoryRemove,
-    Method::Channels,
-    Method::Info,
-    Method::Rpc,
-    Method::Subscribe,
-    Method::Refresh,
-];
-
 impl Method {
-    /// Every method, each routed at `/api/<name>`.
+    /// Every method, each routed at `/api/<name>`. The order is the legacy route's method
+    /// numbers (`0` = publish … `12` = refresh); `batch` has none.
     pub const ALL: [Method; 14] = [
         Method::Publish,
         Method::Broadcast,
@@ -94,10 +78,14 @@ impl Method {
         Method::ALL.into_iter().find(|m| m.name() == name)
     }
 
+    /// The methods of the legacy route, indexed by their number: all but `batch`.
+    const LEGACY: &'static [Method] = Self::ALL.split_last().expect("non-empty").1;
+
     /// A legacy method name, matched case-insensitively (`PUBLISH`, `presence_stats`, ...).
     pub fn from_legacy_name(name: &str) -> Option<Method> {
-        LEGACY
-            .into_iter()
+        Self::LEGACY
+            .iter()
+            .copied()
             .find(|m| m.name().eq_ignore_ascii_case(name))
     }
 
@@ -105,7 +93,7 @@ impl Method {
     pub fn from_legacy_number(number: i64) -> Option<Method> {
         usize::try_from(number)
             .ok()
-            .and_then(|i| LEGACY.get(i).copied())
+            .and_then(|i| Self::LEGACY.get(i).copied())
     }
 }
 
