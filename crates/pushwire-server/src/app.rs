@@ -14,7 +14,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::JwtVerifier;
 use crate::config::ServerConfig;
-use crate::listener::LimitedListener;
+use crate::limits::connect_rate::{self, ConnectRate};
+use crate::listener::ListenSettings;
 use crate::transport::origin::OriginPolicy;
 use crate::{api, observe, transport};
 
@@ -33,14 +34,14 @@ pub struct AppState {
     pub sessions: Arc<transport::sessions::Sessions>,
     /// Concurrent long-polls per client.
     pub polls: Arc<transport::long_poll::PollLimiter>,
+    /// Metrics of the running consumers, for `/metrics`.
+    pub consumers: pushwire_consumers::MetricsRegistry,
 }
-
-/// Largest body of a connection request (`/connection/*` and `/emulation`); 413 beyond.
-pub const CONNECTION_BODY_LIMIT: usize = 65536;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     use transport::{emulation, http_stream, long_poll, sse, uni, websocket};
+    let connect_rate = Arc::new(ConnectRate::new(&state.config.http_server));
     let connections = Router::new()
         .route("/connection/websocket", get(websocket::handler))
         .route("/connection/uni_websocket", get(websocket::uni_handler))
@@ -53,16 +54,21 @@ pub fn router(state: AppState) -> Router {
             get(sse::handler).post(sse::handler).options(sse::options),
         )
         .route(
-            "/emulation",
-            post(emulation::handler).options(emulation::options),
-        )
-        .route(
             "/connection/uni_http_stream",
             post(uni::http_stream).options(http_stream::options),
         )
         .route(
             "/connection/uni_sse",
             get(uni::sse).post(uni::sse).options(sse::options),
+        )
+        // Applies to the routes above: the ones that open a connection.
+        .layer(axum::middleware::from_fn_with_state(
+            connect_rate,
+            connect_rate::middleware,
+        ))
+        .route(
+            "/emulation",
+            post(emulation::handler).options(emulation::options),
         )
         .route(
             "/connection/long_poll",
@@ -76,11 +82,25 @@ pub fn router(state: AppState) -> Router {
                 .post(long_poll::poll)
                 .options(sse::options),
         )
-        .layer(DefaultBodyLimit::max(CONNECTION_BODY_LIMIT));
-    Router::new()
+        .layer(DefaultBodyLimit::max(
+            state.config.http_server.connection_body_size_limit,
+        ));
+    let mut router = Router::new()
         .merge(connections)
         .route("/health", any(observe::health))
         .route("/metrics", get(observe::metrics))
+        .merge(crate::admin::routes(&state));
+    if state.config.http_api.address.is_empty() {
+        router = router.merge(api::routes(&state));
+    }
+    router.with_state(state)
+}
+
+/// The router of the separate API listener (`http_api.address`): the server API and
+/// `/health`.
+pub fn api_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", any(observe::health))
         .merge(api::routes(&state))
         .with_state(state)
 }
@@ -89,12 +109,16 @@ pub fn router(state: AppState) -> Router {
 pub struct RunningServer {
     /// Bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// Address serving the server API: `addr` unless `http_api.address` is set.
+    pub api_addr: SocketAddr,
     /// The node.
     pub node: Arc<Node>,
     state: AppState,
     stop_accepting: CancellationToken,
     serve: tokio::task::JoinHandle<()>,
+    serve_api: Option<tokio::task::JoinHandle<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
+    consumers: pushwire_consumers::Consumers,
 }
 
 /// What a graceful stop did.
@@ -114,15 +138,28 @@ impl RunningServer {
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
         let local = listener.local_addr()?;
-        let verifier = JwtVerifier::from_config(&config.client.token)
+        let api_listener = if config.http_api.address.is_empty() {
+            None
+        } else {
+            let addr = format!("{}:{}", config.http_api.address, config.http_api.port);
+            let l = TcpListener::bind(&addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind http_api {addr}: {e}"))?;
+            Some(l)
+        };
+        let tls = crate::tls::server_config(&config.http_server.tls)?;
+        let verifier = JwtVerifier::from_config(&config.client)?
             .map(|v| Arc::new(v) as Arc<dyn pushwire_core::auth::TokenVerifier>);
         let name = if config.node.name.is_empty() {
             std::env::var("HOSTNAME").unwrap_or_else(|_| "pushwire".into())
         } else {
             config.node.name.clone()
         };
-        let node = Node::new_memory(config.node_config(), name, verifier);
+        let node = crate::engine::build_node(&config, name, verifier).await?;
+        let consumers =
+            pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
         let state = AppState {
+            consumers: consumers.registry(),
             origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
             node: node.clone(),
             tracker: TaskTracker::new(),
@@ -131,27 +168,35 @@ impl RunningServer {
             config: Arc::new(config),
         };
         let stop_accepting = CancellationToken::new();
-        let app = router(state.clone());
-        let listener = LimitedListener::new(listener, state.config.http_server.max_connections);
-        let stop = stop_accepting.clone();
-        let serve = tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<crate::listener::PeerAddr>();
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = result {
-                tracing::error!(error = %e, "server stopped with error");
+        let settings = ListenSettings::new(&state.config.http_server, tls);
+        let mut api_addr = local;
+        let serve_api = match api_listener {
+            Some(l) => {
+                api_addr = l.local_addr()?;
+                let app = api_router(state.clone());
+                Some(crate::listener::spawn(
+                    l,
+                    app,
+                    settings.clone(),
+                    stop_accepting.clone(),
+                ))
             }
-        });
+            None => None,
+        };
+        let app = router(state.clone());
+        let serve = crate::listener::spawn(listener, app, settings, stop_accepting.clone());
         let housekeeping = tokio::spawn(node.clone().run_housekeeping(stop_accepting.clone()));
         tracing::info!(addr = %local, version = pushwire_core::node::VERSION, "pushwire serving");
         Ok(RunningServer {
             addr: local,
+            api_addr,
             node,
             state,
             stop_accepting,
             serve,
+            serve_api,
             housekeeping,
+            consumers,
         })
     }
 
@@ -160,6 +205,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> ShutdownReport {
         let timeout = self.state.config.shutdown.timeout;
         self.stop_accepting.cancel();
+        self.consumers.stop().await;
         let clients_notified = self.node.shutdown();
         self.state.tracker.close();
         let drained = tokio::time::timeout(timeout, self.state.tracker.wait())
@@ -167,6 +213,9 @@ impl RunningServer {
             .is_ok();
         // HTTP requests in flight (API calls, streams) get the remaining time.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.serve).await;
+        if let Some(api) = self.serve_api {
+            let _ = tokio::time::timeout(Duration::from_secs(1), api).await;
+        }
         self.housekeeping.abort();
         tracing::info!(clients_notified, drained, "pushwire stopped");
         ShutdownReport {

@@ -37,6 +37,12 @@ pub enum Command {
     },
     /// Load test a running node: subscribers over WebSocket, publications over the API.
     Bench(pushwire_bench::BenchArgs),
+    /// Print a development token signed with the configured HMAC secret.
+    Gentoken(crate::gentoken::GentokenArgs),
+    /// Subscribe to a channel and print each publication as one JSON line.
+    Sub(crate::cmd_sub::SubArgs),
+    /// Publish into a channel through the server API (`-` publishes each stdin line).
+    Pub(crate::cmd_pub::PubArgs),
     /// Print the version.
     Version,
 }

@@ -3,21 +3,30 @@
 //!
 //! Layout:
 //! - [`config`]: the layered, validated configuration.
+//! - [`engine`]: builds the node on the configured engine (memory or Redis).
 //! - [`app`]: shared state, the router, start and graceful shutdown.
-//! - [`listener`]: the connection-limited TCP listener.
+//! - [`listener`]: the TCP listener: HTTP/1.1 and HTTP/2, TLS ([`tls`]), connection limits
+//!   and timeouts; [`limits`]: per-IP connect rate.
 //! - [`transport`]: WebSocket (and the other transports), origin checks.
 //! - [`api`]: the Centrifugo-shaped server API.
 //! - [`auth`]: JWT verification.
-//! - [`observe`]: health and metrics.
+//! - [`observe`]: health and metrics; [`admin`]: the admin web page.
 //! - [`cli`]: the command line.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cmd_pub;
+pub mod cmd_sub;
 pub mod config;
+pub mod engine;
+pub mod gentoken;
+pub mod limits;
 pub mod listener;
 pub mod observe;
+pub mod tls;
 pub mod transport;
 
 pub use app::{AppState, RunningServer};

@@ -26,12 +26,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Checkconfig { config } => cli::checkconfig(&config),
         Command::Genconfig { config, force } => cli::genconfig(&config, force),
-        Command::Bench(args) => {
-            let json = args.json;
-            let report = runtime()?.block_on(pushwire_bench::run(args))?;
-            report.print(json);
-            Ok(())
-        }
+        Command::Bench(args) => match runtime()?.block_on(pushwire_bench::execute(args))? {
+            0 => Ok(()),
+            partial => std::process::exit(partial),
+        },
+        Command::Gentoken(args) => pushwire_server::gentoken::run(&args),
+        Command::Sub(args) => runtime()?.block_on(pushwire_server::cmd_sub::run(args)),
+        Command::Pub(args) => runtime()?.block_on(pushwire_server::cmd_pub::run(args)),
         Command::Version => {
             println!("pushwire {}", pushwire_core::node::VERSION);
             Ok(())

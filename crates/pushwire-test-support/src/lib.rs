@@ -6,6 +6,8 @@
 //! - [`token`]: HS256 tokens signed with [`SECRET`].
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
 
+pub mod metrics;
+pub mod node_process;
 pub mod sdk;
 mod server;
 mod ws;

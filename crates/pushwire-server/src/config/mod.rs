@@ -5,9 +5,14 @@
 //! `http_server.port`, `PUSHWIRE_CLIENT__ALLOWED_ORIGINS='["https://a.example"]'` sets a list)
 //! → command-line flags. Unknown keys and bad values stop start-up with the key named.
 
+pub mod admin;
+mod engine;
+mod listen;
 mod load;
 mod template;
 
+pub use engine::{EngineConfig, EngineKind};
+pub use listen::TlsConfig;
 pub use load::{load, Overrides};
 pub use template::STARTER_CONFIG;
 
@@ -38,6 +43,12 @@ pub struct ServerConfig {
     pub node: NodeSection,
     /// `long_poll.*`: long-polling and polling endpoints.
     pub long_poll: LongPollConfig,
+    /// `admin.*`: the admin web page (off by default).
+    pub admin: admin::AdminConfig,
+    /// `engine.*`: memory or Redis.
+    pub engine: EngineConfig,
+    /// `consumers`: message queues consumed into channels (docs/consumers.md).
+    pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
 }
 
 /// `long_poll.*`.
@@ -72,8 +83,32 @@ pub struct HttpServerConfig {
     pub address: String,
     /// Port to bind; 0 picks a free port.
     pub port: u16,
-    /// Most TCP connections served at once; further accepts wait.
+    /// Most TCP connections served at once; a connection beyond it gets HTTP 503 and is closed.
     pub max_connections: usize,
+    /// `http_server.tls.*`: HTTPS (HTTP/1.1 and HTTP/2 by ALPN).
+    pub tls: TlsConfig,
+    /// A new connection must finish its TLS handshake (without TLS: send its first bytes)
+    /// within this delay, else it is closed.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// HTTP/1 request headers must arrive in full within this delay (it is also the idle
+    /// limit of a keep-alive connection between requests), else the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes: HTTP/1 answers 431 beyond
+    /// it, HTTP/2 refuses the stream.
+    pub max_header_size: usize,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Connection attempts per second one IP may make on the connection endpoints (0 =
+    /// unlimited); HTTP 429 beyond it.
+    pub connect_rate_per_ip: u32,
+    /// Connection attempts one IP may make in a burst.
+    pub connect_burst_per_ip: u32,
+    /// IPs whose connect rate is tracked at once; IPs beyond it share one bucket.
+    pub connect_rate_max_ips: usize,
+    /// Largest request body of the connection endpoints and `/emulation` in bytes; 413 beyond.
+    pub connection_body_size_limit: usize,
 }
 
 impl Default for HttpServerConfig {
@@ -82,6 +117,15 @@ impl Default for HttpServerConfig {
             address: "127.0.0.1".into(),
             port: 8000,
             max_connections: 100_000,
+            tls: TlsConfig::default(),
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_size: 16 * 1024,
+            http2_max_concurrent_streams: 128,
+            connect_rate_per_ip: 100,
+            connect_burst_per_ip: 500,
+            connect_rate_max_ips: 100_000,
+            connection_body_size_limit: 65536,
         }
     }
 }
@@ -100,6 +144,11 @@ pub struct HttpApiConfig {
     /// `""`: errors are HTTP 200 with `{"error":…}`; `transport`: HTTP statuses with the bare
     /// error (a request can also ask with `X-Centrifugo-Error-Mode: transport`).
     pub error_mode: ApiErrorMode,
+    /// Address of a separate listener for the server API; empty (the default) serves the API
+    /// on the main listener.
+    pub address: String,
+    /// Port of the separate API listener (0 picks a free port); needs `address`.
+    pub port: u16,
 }
 
 /// How the server API reports errors.
@@ -121,6 +170,8 @@ impl Default for HttpApiConfig {
             insecure: false,
             max_body_size: 1024 * 1024,
             error_mode: ApiErrorMode::Body,
+            address: String::new(),
+            port: 0,
         }
     }
 }
@@ -211,23 +262,10 @@ impl ServerConfig {
     /// Checks value relations; names the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.node_config().validate()?;
-        if self
-            .http_server
-            .address
-            .parse::<std::net::IpAddr>()
-            .is_err()
-        {
-            return Err(ConfigError::new(
-                "http_server.address",
-                format!("{:?} is not an IP address", self.http_server.address),
-            ));
-        }
-        if self.http_server.max_connections == 0 {
-            return Err(ConfigError::new(
-                "http_server.max_connections",
-                "must be > 0",
-            ));
-        }
+        self.admin.validate()?;
+        self.engine.validate()?;
+        self.http_server.validate()?;
+        self.http_api.validate_listener()?;
         if self.websocket.message_size_limit < 1024 {
             return Err(ConfigError::new(
                 "websocket.message_size_limit",

@@ -8,6 +8,16 @@ pub const STARTER_CONFIG: &str = r#"# pushwire configuration (TOML). Keys follow
 [http_server]
 address = "127.0.0.1"      # bind address; loopback by default
 port = 8000
+max_connections = 100000   # TCP connections at once; beyond it HTTP 503
+connect_rate_per_ip = 100  # connection attempts per second per IP (429 beyond); 0 = off
+connect_burst_per_ip = 500
+header_read_timeout = "10s"
+
+# HTTPS, HTTP/1.1 and HTTP/2:
+# [http_server.tls]
+# enabled = true
+# cert_pem_file = "/etc/pushwire/cert.pem"
+# key_pem_file = "/etc/pushwire/key.pem"
 
 [http_api]
 key = "change-me"          # X-API-Key / "Authorization: apikey <key>" for /api
@@ -28,6 +38,15 @@ recovery_max_publication_limit = 300
 
 [client.token]
 hmac_secret_key = ""       # HS256/384/512 connection and subscription tokens
+# rsa_public_key = ""      # PEM, inline: RS256/384/512
+# ecdsa_public_key = ""    # PEM, inline (P-256/P-384): ES256/384
+# jwks_public_endpoint = "" # fixed JWKS URL; keys chosen by kid
+# algorithms = []          # optional pin, e.g. ["RS256"]
+# audience = ""            # required `aud` when set
+# issuer = ""              # required `iss` when set
+
+# [client.subscription_token] # own keys for subscription tokens (default: client.token)
+# enabled = true
 
 [channel]
 max_length = 255

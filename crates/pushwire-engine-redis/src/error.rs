@@ -1,0 +1,44 @@
+//! Errors of the Redis engine.
+
+use std::time::Duration;
+
+use pushwire_core::engine::EngineError;
+
+/// Why the engine could not start. The message names the `engine.redis.address` it tried.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address is not a Redis URL.
+    #[error("engine.redis.address {address:?} is not a Redis URL: {source}")]
+    Url {
+        /// The configured address.
+        address: String,
+        /// The parser's complaint.
+        source: redis::RedisError,
+    },
+    /// Redis refused or failed the connection or the first command.
+    #[error("cannot reach Redis at engine.redis.address {address}: {source}")]
+    Connect {
+        /// The configured address.
+        address: String,
+        /// What failed.
+        source: redis::RedisError,
+    },
+    /// Redis did not answer in time.
+    #[error("cannot reach Redis at engine.redis.address {address}: no answer within {timeout:?}")]
+    Timeout {
+        /// The configured address.
+        address: String,
+        /// The time waited.
+        timeout: Duration,
+    },
+}
+
+/// A Redis failure during operation, as the node sees it.
+pub(crate) fn backend(e: redis::RedisError) -> EngineError {
+    EngineError::Backend(format!("redis: {e}"))
+}
+
+/// A malformed answer or stored value.
+pub(crate) fn malformed(what: impl std::fmt::Display) -> EngineError {
+    EngineError::Backend(format!("redis: malformed {what}"))
+}

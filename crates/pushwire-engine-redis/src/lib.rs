@@ -1,0 +1,34 @@
+//! pushwire's Redis engine: channel history, epochs and idempotency keys kept in Redis (so
+//! they survive a node restart), publications fanned out to every node over PUB/SUB, and
+//! presence with TTL. It implements `pushwire_core::engine::{Broker, PresenceManager}`; the
+//! design follows centrifugal/centrifuge's Redis broker (history stream + meta hash, one Lua
+//! script per publish).
+//!
+//! Layout:
+//! - [`config`]: `engine.redis.*` settings and their validation.
+//! - [`engine`]: [`RedisEngine::connect`], which fails clearly when Redis is unreachable.
+//! - [`broker`]: [`RedisBroker`] (publish, history, subscribe).
+//! - `pubsub` (private): the node's PUB/SUB connection, reconnect and resubscribe.
+//! - [`presence`]: [`RedisPresence`], presence with TTL.
+//! - [`keys`]: the key layout; [`codec`]: stored and published bytes.
+//! - `scripts` (private) with the Lua sources in `lua/`; `backoff` (private).
+//!
+//! docs/engines.md describes semantics, failure behaviour and configuration.
+
+mod backoff;
+pub mod broker;
+pub mod codec;
+pub mod config;
+pub mod engine;
+mod error;
+pub mod keys;
+pub mod presence;
+mod pubsub;
+mod scripts;
+
+pub use broker::RedisBroker;
+pub use config::RedisConfig;
+pub use engine::RedisEngine;
+pub use error::StartError;
+pub use presence::RedisPresence;
+pub use pubsub::ResyncHook;

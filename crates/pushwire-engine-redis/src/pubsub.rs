@@ -1,0 +1,355 @@
+//! The node's one PUB/SUB connection: subscriptions counted per channel, messages handed to the
+//! node in the order Redis sent them, reconnects with backoff that resubscribe everything.
+//!
+//! One task (the controller) owns the connection's sink and every subscription change; a
+//! second task (the reader) hands incoming messages to the node's [`BrokerEventHandler`]. A
+//! subscribe is answered only after Redis confirmed `SUBSCRIBE`, so a history read made after
+//! it can not miss a publication: what is published later arrives here.
+//!
+//! After a lost connection the controller reconnects (backoff with jitter, retried until the
+//! engine is dropped), resubscribes every channel with subscribers, then calls the resync hook
+//! with those channels: publications sent while the connection was down were not received, and
+//! the hook lets the node resync its clients (the server disconnects them with 3010, so they
+//! reconnect and recover from history). Subscribes asked for while disconnected fail.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use pushwire_core::engine::{BrokerEventHandler, EngineError};
+use redis::aio::{PubSubSink, PubSubStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::codec::{self, Message};
+use crate::keys::Keys;
+
+/// Called after the PUB/SUB connection was re-established, with the channels that have
+/// subscribers on this node (messages for them may have been missed).
+pub type ResyncHook = Arc<dyn Fn(&[String]) + Send + Sync>;
+
+/// The node's handler, set once at node start.
+pub(crate) type SharedHandler = Arc<OnceLock<Arc<dyn BrokerEventHandler>>>;
+
+/// Subscription changes queued to the controller at most.
+const QUEUE: usize = 4096;
+/// Subscription changes applied with one `SUBSCRIBE`/`UNSUBSCRIBE` round trip at most.
+const BATCH: usize = 512;
+/// How often an idle connection is checked with `PING`.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+enum Command {
+    Subscribe {
+        channel: String,
+        done: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+}
+
+/// Timeouts and delays of the PUB/SUB connection.
+#[derive(Debug, Clone)]
+pub(crate) struct PubSubSettings {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub reconnect_min_delay: Duration,
+    pub reconnect_max_delay: Duration,
+}
+
+/// Asks the controller for subscription changes.
+#[derive(Debug, Clone)]
+pub(crate) struct PubSubHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+fn stopped() -> EngineError {
+    EngineError::Backend("redis: engine stopped".into())
+}
+
+impl PubSubHandle {
+    /// Counts one more subscriber node-side interest in `channel`; returns once Redis
+    /// confirmed the subscription (immediately if it already was).
+    pub async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Subscribe {
+                channel: channel.to_owned(),
+                done,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Counts one less; the Redis subscription ends when the count reaches zero.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.tx
+            .send(Command::Unsubscribe {
+                channel: channel.to_owned(),
+            })
+            .await
+            .map_err(|_| stopped())
+    }
+}
+
+/// Opens a PUB/SUB connection within `timeout`.
+pub(crate) async fn open(
+    client: &redis::Client,
+    timeout: Duration,
+) -> Result<(PubSubSink, PubSubStream), Option<redis::RedisError>> {
+    match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
+        Ok(Ok(p)) => Ok(p.split()),
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(None),
+    }
+}
+
+/// Starts the controller on an already open connection. It runs until every
+/// [`PubSubHandle`] is dropped or `cancel` fires.
+pub(crate) fn start(
+    client: redis::Client,
+    connection: (PubSubSink, PubSubStream),
+    keys: Keys,
+    handler: SharedHandler,
+    resync: Arc<OnceLock<ResyncHook>>,
+    settings: PubSubSettings,
+    cancel: CancellationToken,
+) -> (PubSubHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let controller = Controller {
+        client,
+        keys,
+        handler,
+        resync,
+        settings,
+        cancel,
+        rx,
+        counts: HashMap::new(),
+    };
+    let task = tokio::spawn(controller.run(connection));
+    (PubSubHandle { tx }, task)
+}
+
+struct Controller {
+    client: redis::Client,
+    keys: Keys,
+    handler: SharedHandler,
+    resync: Arc<OnceLock<ResyncHook>>,
+    settings: PubSubSettings,
+    cancel: CancellationToken,
+    rx: mpsc::Receiver<Command>,
+    /// Subscribe minus unsubscribe calls per channel; subscribed in Redis while above zero.
+    /// Counting (rather than a set) keeps a late unsubscribe of a previous subscriber from
+    /// undoing a newer subscribe that overtook it.
+    counts: HashMap<String, i64>,
+}
+
+enum End {
+    Stop,
+    Lost,
+}
+
+impl Controller {
+    async fn run(mut self, first: (PubSubSink, PubSubStream)) {
+        let mut connection = Some(first);
+        loop {
+            let (mut sink, stream) = match connection.take() {
+                Some(c) => c,
+                None => match self.reconnect().await {
+                    Some(c) => c,
+                    None => return,
+                },
+            };
+            let mut reader = tokio::spawn(read(stream, self.keys.clone(), self.handler.clone()));
+            let end = self.serve(&mut sink, &mut reader).await;
+            reader.abort();
+            match end {
+                End::Stop => return,
+                End::Lost => tracing::warn!("redis pub/sub connection lost; reconnecting"),
+            }
+        }
+    }
+
+    /// Applies subscription changes until the connection is lost or the engine stops.
+    async fn serve(&mut self, sink: &mut PubSubSink, reader: &mut JoinHandle<()>) -> End {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return End::Stop,
+                _ = &mut *reader => return End::Lost,
+                _ = ping.tick() => {
+                    let alive = tokio::time::timeout(
+                        self.settings.command_timeout,
+                        sink.ping::<redis::Value>(),
+                    )
+                    .await;
+                    if !matches!(alive, Ok(Ok(_))) {
+                        return End::Lost;
+                    }
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { return End::Stop };
+                    if !self.apply_batch(cmd, sink).await {
+                        return End::Lost;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `first` and whatever else is queued (up to [`BATCH`]) with at most one
+    /// `SUBSCRIBE` and one `UNSUBSCRIBE`. Returns false if the connection failed.
+    async fn apply_batch(&mut self, first: Command, sink: &mut PubSubSink) -> bool {
+        let mut before: HashMap<String, i64> = HashMap::new();
+        let mut waiters = Vec::new();
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(cmd) = next.take() {
+            let (channel, delta) = match cmd {
+                Command::Subscribe { channel, done } => {
+                    waiters.push(done);
+                    (channel, 1)
+                }
+                Command::Unsubscribe { channel } => (channel, -1),
+            };
+            let count = self.counts.entry(channel.clone()).or_insert(0);
+            before.entry(channel.clone()).or_insert(*count);
+            *count += delta;
+            if *count == 0 {
+                self.counts.remove(&channel);
+            }
+            n += 1;
+            if n < BATCH {
+                next = self.rx.try_recv().ok();
+            }
+        }
+        let mut subscribe = Vec::new();
+        let mut unsubscribe = Vec::new();
+        for (channel, was) in before {
+            let now = self.counts.get(&channel).copied().unwrap_or(0);
+            if was <= 0 && now > 0 {
+                subscribe.push(self.keys.pubsub(&channel));
+            } else if was > 0 && now <= 0 {
+                unsubscribe.push(self.keys.pubsub(&channel));
+            }
+        }
+        let timeout = self.settings.command_timeout;
+        let mut result = Ok(());
+        if !subscribe.is_empty() {
+            result = match tokio::time::timeout(timeout, sink.subscribe(&subscribe)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(crate::error::backend(e)),
+                Err(_) => Err(EngineError::Backend("redis: SUBSCRIBE timed out".into())),
+            };
+        }
+        if result.is_ok() && !unsubscribe.is_empty() {
+            let r = tokio::time::timeout(timeout, sink.unsubscribe(&unsubscribe)).await;
+            if !matches!(r, Ok(Ok(()))) {
+                result = Err(EngineError::Backend("redis: UNSUBSCRIBE failed".into()));
+            }
+        }
+        let ok = result.is_ok();
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+        ok
+    }
+
+    /// Reconnects with backoff until it succeeds (then resubscribes and calls the resync
+    /// hook) or the engine stops. Subscribes asked for meanwhile fail; counts stay exact.
+    async fn reconnect(&mut self) -> Option<(PubSubSink, PubSubStream)> {
+        let mut backoff = Backoff::new(
+            self.settings.reconnect_min_delay,
+            self.settings.reconnect_max_delay,
+        );
+        loop {
+            let delay = tokio::time::sleep(backoff.next_delay());
+            tokio::pin!(delay);
+            loop {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return None,
+                    _ = &mut delay => break,
+                    cmd = self.rx.recv() => match cmd {
+                        None => return None,
+                        Some(cmd) => self.apply_disconnected(cmd),
+                    },
+                }
+            }
+            let (mut sink, stream) = match open(&self.client, self.settings.connect_timeout).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "redis pub/sub reconnect failed");
+                    continue;
+                }
+            };
+            let channels: Vec<String> = self
+                .counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, _)| c.clone())
+                .collect();
+            let mut ok = true;
+            for chunk in channels.chunks(BATCH) {
+                let names: Vec<String> = chunk.iter().map(|c| self.keys.pubsub(c)).collect();
+                let r = tokio::time::timeout(self.settings.command_timeout, sink.subscribe(&names))
+                    .await;
+                if !matches!(r, Ok(Ok(()))) {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                tracing::warn!("redis pub/sub resubscribe failed; retrying");
+                continue;
+            }
+            tracing::info!(
+                channels = channels.len(),
+                "redis pub/sub reconnected and resubscribed"
+            );
+            if let Some(hook) = self.resync.get() {
+                hook(&channels);
+            }
+            return Some((sink, stream));
+        }
+    }
+
+    fn apply_disconnected(&mut self, cmd: Command) {
+        let (channel, delta) = match cmd {
+            Command::Subscribe { channel, done } => {
+                let _ = done.send(Err(EngineError::Backend(
+                    "redis: pub/sub connection down".into(),
+                )));
+                (channel, 1)
+            }
+            Command::Unsubscribe { channel } => (channel, -1),
+        };
+        let count = self.counts.entry(channel.clone()).or_insert(0);
+        *count += delta;
+        if *count == 0 {
+            self.counts.remove(&channel);
+        }
+    }
+}
+
+/// Hands every message to the node until the connection ends.
+async fn read(mut stream: PubSubStream, keys: Keys, handler: SharedHandler) {
+    while let Some(msg) = stream.next().await {
+        let Some(handler) = handler.get() else {
+            continue;
+        };
+        let name = msg.get_channel_name();
+        let Some(channel) = keys.channel_of(name) else {
+            continue;
+        };
+        match codec::decode_message(msg.get_payload_bytes()) {
+            Ok(Message::Publication(p)) => handler.on_publication(channel, &p),
+            Ok(Message::JoinLeave(info, join)) => handler.on_join_leave(channel, &info, join),
+            Err(e) => tracing::warn!(channel, error = %e, "dropped a malformed pub/sub message"),
+        }
+    }
+}

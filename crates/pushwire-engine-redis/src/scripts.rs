@@ -1,0 +1,22 @@
+//! The Lua scripts (in `lua/`), loaded once and invoked by SHA (re-sent on `NOSCRIPT`, e.g.
+//! after a Redis restart).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Idempotency + version check, append, trim, TTLs and PUBLISH in one step.
+pub static PUBLISH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/publish.lua")));
+/// Position (created if missing) and a range of publications in one step.
+pub static HISTORY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/history.lua")));
+/// Adds or refreshes presence entries of one channel.
+pub static PRESENCE_ADD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/presence_add.lua")));
+/// Removes one presence entry.
+pub static PRESENCE_REMOVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/presence_remove.lua")));
+/// Drops expired presence entries and returns the rest.
+pub static PRESENCE_GET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/presence_get.lua")));

@@ -1,0 +1,220 @@
+//! Shared by the Redis engine tests: a real Redis at 127.0.0.1:6379 (missing = failure), a
+//! unique key prefix per test, cleanup, and a handler that records deliveries.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pushwire_core::engine::{Broker, BrokerEventHandler, PublishOptions};
+use pushwire_engine_redis::{RedisBroker, RedisConfig, RedisEngine, RedisPresence};
+use pushwire_protocol::{ClientInfo, Publication, RawJson};
+
+/// Where the tests expect Redis.
+pub const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A config with a unique prefix.
+pub fn config() -> RedisConfig {
+    RedisConfig {
+        address: REDIS.into(),
+        prefix: format!("pwtest.{}", uuid::Uuid::new_v4().simple()),
+        ..Default::default()
+    }
+}
+
+/// Connects, or fails the test saying Redis is needed.
+pub async fn engine(config: &RedisConfig) -> RedisEngine {
+    match RedisEngine::connect(config).await {
+        Ok(e) => e,
+        Err(e) => panic!(
+            "these tests need a real Redis at {REDIS} (start it with `redis-server --daemonize \
+             yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no`): {e}"
+        ),
+    }
+}
+
+/// A broker with a recording handler; the engine is returned to keep presence alive.
+pub async fn broker(config: &RedisConfig) -> (Arc<RedisBroker>, Arc<Recorder>, RedisEngine) {
+    let engine = engine(config).await;
+    let broker = engine.broker();
+    let rec = Arc::new(Recorder::default());
+    broker.set_handler(rec.clone());
+    (broker, rec, engine)
+}
+
+/// The presence manager of a new engine.
+pub async fn presence(config: &RedisConfig) -> (Arc<RedisPresence>, RedisEngine) {
+    let engine = engine(config).await;
+    (engine.presence(), engine)
+}
+
+/// A plain connection for inspecting Redis.
+pub async fn redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("these tests need a real Redis at {REDIS}: {e}"))
+}
+
+/// Deletes every key under the config's prefix.
+pub async fn cleanup(config: &RedisConfig) {
+    let conn = &mut redis().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}.*", config.prefix))
+        .query_async(conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Keys left under the config's prefix.
+pub async fn keys(config: &RedisConfig) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{}.*", config.prefix))
+        .query_async(&mut redis().await)
+        .await
+        .unwrap()
+}
+
+/// History on: 10 kept, 300 s, meta 1 h.
+pub fn history(size: usize) -> PublishOptions {
+    PublishOptions {
+        history_size: size,
+        history_ttl: Duration::from_secs(300),
+        history_meta_ttl: Duration::from_secs(3600),
+        ..Default::default()
+    }
+}
+
+/// A publication with JSON `{"n":n}`.
+pub fn publication(n: u64) -> Publication {
+    Publication {
+        data: RawJson::from_json_str(&format!("{{\"n\":{n}}}")).unwrap(),
+        ..Default::default()
+    }
+}
+
+/// The `n` of a publication made by [`publication`].
+pub fn n_of(p: &Publication) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(p.data.as_bytes()).unwrap();
+    v["n"].as_u64().unwrap()
+}
+
+/// A client info.
+pub fn info(user: &str, client: &str) -> ClientInfo {
+    ClientInfo {
+        user: user.into(),
+        client: client.into(),
+        ..Default::default()
+    }
+}
+
+/// What a node's handler received.
+#[derive(Default)]
+pub struct Recorder {
+    /// Publications by channel, in arrival order.
+    pub publications: Mutex<Vec<(String, Publication)>>,
+    /// Joins and leaves by channel.
+    pub join_leaves: Mutex<Vec<(String, ClientInfo, bool)>>,
+}
+
+impl BrokerEventHandler for Recorder {
+    fn on_publication(&self, channel: &str, publication: &Publication) {
+        self.publications
+            .lock()
+            .push((channel.to_owned(), publication.clone()));
+    }
+
+    fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool) {
+        self.join_leaves
+            .lock()
+            .push((channel.to_owned(), info.clone(), join));
+    }
+}
+
+impl Recorder {
+    /// Offsets received in `channel`, in arrival order.
+    pub fn offsets(&self, channel: &str) -> Vec<u64> {
+        self.publications
+            .lock()
+            .iter()
+            .filter(|(c, _)| c == channel)
+            .map(|(_, p)| p.offset)
+            .collect()
+    }
+
+    /// Waits up to 5 s until `channel` received `n` publications; returns their offsets.
+    pub async fn wait_for(&self, channel: &str, n: usize) -> Vec<u64> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = self.offsets(channel);
+            if got.len() >= n || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Polls `f` every 50 ms for up to `within`; true as soon as it holds.
+pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ids of the PUB/SUB connections subscribed to exactly `subs` channels.
+pub async fn pubsub_clients(subs: usize) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|l| l.split(' ').any(|f| f == format!("sub={subs}")))
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Kills the one PUB/SUB connection subscribed to exactly `subs` channels (tests pick an
+/// unusual count so the connection is identified); fails if there is not exactly one.
+pub async fn kill_pubsub_connection(subs: usize) {
+    let ids = pubsub_clients(subs).await;
+    assert_eq!(
+        ids.len(),
+        1,
+        "expected one pub/sub connection with sub={subs}: {ids:?}"
+    );
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&ids[0])
+        .query_async(&mut redis().await)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,99 @@
+//! The PUB/SUB connection of a node: after Redis drops it, the broker reconnects,
+//! resubscribes every channel, tells the node (resync hook), and delivery resumes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use parking_lot::Mutex;
+use pushwire_core::engine::Broker;
+
+#[tokio::test]
+async fn reconnects_resubscribes_and_calls_the_resync_hook() {
+    let cfg = pushwire_engine_redis::RedisConfig {
+        reconnect_min_delay: Duration::from_millis(20),
+        reconnect_max_delay: Duration::from_millis(200),
+        ..config()
+    };
+    let (node, rec, engine) = broker(&cfg).await;
+    let resynced: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let r = resynced.clone();
+    engine.on_resync(Arc::new(move |channels: &[String]| {
+        let mut channels = channels.to_vec();
+        channels.sort();
+        r.lock().push(channels);
+    }));
+    // 23 channels: an unusual count that identifies this node's PUB/SUB connection.
+    const SUBS: usize = 23;
+    let channels: Vec<String> = (0..SUBS).map(|i| format!("ch{i:02}")).collect();
+    for c in &channels {
+        node.subscribe(c).await.unwrap();
+    }
+    let (publisher, _, _pe) = broker(&cfg).await;
+    publisher
+        .publish("ch00", publication(1), &history(10))
+        .await
+        .unwrap();
+    assert_eq!(rec.wait_for("ch00", 1).await, vec![1]);
+
+    kill_pubsub_connection(SUBS).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !resynced.lock().is_empty()
+        })
+        .await,
+        "the resync hook runs after the reconnect"
+    );
+    let mut expected = channels.clone();
+    expected.sort();
+    assert_eq!(
+        resynced.lock()[0],
+        expected,
+        "every channel with subscribers"
+    );
+    assert_eq!(
+        pubsub_clients(SUBS).await.len(),
+        1,
+        "resubscribed to all channels"
+    );
+
+    // Delivery resumes on every channel, still in offset order; history has what was
+    // published meanwhile.
+    publisher
+        .publish("ch00", publication(2), &history(10))
+        .await
+        .unwrap();
+    publisher
+        .publish("ch22", publication(1), &history(10))
+        .await
+        .unwrap();
+    assert_eq!(rec.wait_for("ch00", 2).await, vec![1, 2]);
+    assert_eq!(rec.wait_for("ch22", 1).await, vec![1]);
+    cleanup(&cfg).await;
+}
+
+#[tokio::test]
+async fn subscribe_waits_for_redis_so_nothing_published_after_it_is_missed() {
+    let cfg = config();
+    let (node, rec, _e) = broker(&cfg).await;
+    let (publisher, _, _pe) = broker(&cfg).await;
+    // Each round: subscribe a new channel, publish right after; the publication must arrive.
+    for i in 0..50 {
+        let ch = format!("c{i}");
+        node.subscribe(&ch).await.unwrap();
+        publisher
+            .publish(&ch, publication(i), &history(10))
+            .await
+            .unwrap();
+    }
+    for i in 0..50 {
+        assert_eq!(
+            rec.wait_for(&format!("c{i}"), 1).await,
+            vec![1],
+            "channel c{i}"
+        );
+    }
+    cleanup(&cfg).await;
+}

@@ -1,0 +1,80 @@
+//! `engine.*`: where publications, history and presence live.
+
+use pushwire_core::config::ConfigError;
+use pushwire_engine_redis::RedisConfig;
+use serde::{Deserialize, Serialize};
+
+/// `engine.*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `memory` (default: one node, state in process memory, lost on restart) or `redis`
+    /// (state in Redis, shared by every node on the same `engine.redis.prefix`).
+    #[serde(rename = "type")]
+    pub kind: EngineKind,
+    /// `engine.redis.*`: used when `type = "redis"`.
+    pub redis: RedisConfig,
+}
+
+/// Which engine a node runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// In-process broker and presence.
+    #[default]
+    Memory,
+    /// Redis broker and presence.
+    Redis,
+}
+
+impl EngineConfig {
+    /// Checks the section of the chosen engine; names the key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.kind {
+            EngineKind::Memory => Ok(()),
+            EngineKind::Redis => self.redis.validate("engine.redis"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<EngineConfig, figment::Error> {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(text)).extract()
+    }
+
+    #[test]
+    fn parses_type_and_redis_section() {
+        let c = parse(
+            r#"
+            type = "redis"
+            [redis]
+            address = "redis://127.0.0.1:6390"
+            prefix = "app"
+            connect_timeout = "250ms"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.kind, EngineKind::Redis);
+        assert_eq!(c.redis.prefix, "app");
+        assert_eq!(
+            c.redis.connect_timeout,
+            std::time::Duration::from_millis(250)
+        );
+        c.validate().unwrap();
+        assert_eq!(EngineConfig::default().kind, EngineKind::Memory);
+        assert!(parse("type = \"nats\"").is_err());
+        assert!(parse("[redis]\nbogus = 1").is_err());
+        let bad = EngineConfig {
+            kind: EngineKind::Redis,
+            redis: RedisConfig {
+                address: "nope".into(),
+                ..Default::default()
+            },
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "engine.redis.address");
+    }
+}
