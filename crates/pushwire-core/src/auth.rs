@@ -13,6 +13,11 @@ pub enum TokenError {
     /// answers 103.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// The keys could not be obtained (JWKS endpoint down or slow): connect and subscribe
+    /// answer 100 (internal, the SDK retries); refresh and sub_refresh answer 100 too and the
+    /// connection stays.
+    #[error("token keys unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// A verified connection token.
@@ -26,6 +31,22 @@ pub struct ConnectCredentials {
     pub info: RawJson,
     /// Server-side subscriptions (`channels` claim).
     pub channels: Vec<String>,
+    /// Server-side subscriptions with per-channel info and data (`subs` claim); when not empty
+    /// they replace `channels`.
+    pub subs: Vec<TokenSubscription>,
+    /// Server-only metadata (`meta` claim); never sent to clients.
+    pub meta: RawJson,
+}
+
+/// One entry of a connection token's `subs` claim.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSubscription {
+    /// Channel to subscribe on connect.
+    pub channel: String,
+    /// Channel info (`info`, or decoded `b64info`).
+    pub info: RawJson,
+    /// Data for the subscribe result (`data`, or decoded `b64data`).
+    pub data: RawJson,
 }
 
 /// A verified subscription token.
@@ -45,12 +66,14 @@ pub struct SubscribeCredentials {
     pub data: RawJson,
 }
 
-/// Verifies connection and subscription tokens.
+/// Verifies connection and subscription tokens. Async because keys may have to be fetched
+/// (JWKS); implementations bound every fetch with a timeout.
+#[async_trait::async_trait]
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies a connection token.
-    fn verify_connect(&self, token: &str) -> Result<ConnectCredentials, TokenError>;
+    async fn verify_connect(&self, token: &str) -> Result<ConnectCredentials, TokenError>;
     /// Verifies a subscription token.
-    fn verify_subscribe(&self, token: &str) -> Result<SubscribeCredentials, TokenError>;
+    async fn verify_subscribe(&self, token: &str) -> Result<SubscribeCredentials, TokenError>;
 }
 
 /// Current Unix time in seconds.

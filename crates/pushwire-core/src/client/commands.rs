@@ -144,9 +144,10 @@ impl Client {
             return Err(ErrorCode::PermissionDenied.into());
         }
         let verifier = self.node.verifier().ok_or(ErrorCode::PermissionDenied)?;
-        let creds = match verifier.verify_subscribe(&req.token) {
+        let creds = match verifier.verify_subscribe(&req.token).await {
             Ok(c) => c,
             Err(TokenError::Expired) => return Err(Disconnect::SUBSCRIPTION_EXPIRED.into()),
+            Err(TokenError::Unavailable(_)) => return Err(ErrorCode::Internal.into()),
             Err(TokenError::Invalid(_)) => return Err(Disconnect::INVALID_TOKEN.into()),
         };
         let now = unix_now();

@@ -4,19 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::token::{SubscriptionTokenConfig, TokenConfig};
 use super::ConfigError;
-
-/// `client.token.*`: how connection and subscription JWTs are verified.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TokenConfig {
-    /// HMAC secret: enables HS256, HS384 and HS512. Empty disables token auth.
-    pub hmac_secret_key: String,
-    /// Expected `aud` claim; empty means not checked.
-    pub audience: String,
-    /// Expected `iss` claim; empty means not checked.
-    pub issuer: String,
-}
 
 /// `client.*`: connection behaviour and per-connection limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -24,6 +13,8 @@ pub struct TokenConfig {
 pub struct ClientConfig {
     /// Connection token verification.
     pub token: TokenConfig,
+    /// Subscription token verification (defaults to `token`).
+    pub subscription_token: SubscriptionTokenConfig,
     /// Origins allowed to connect from browsers (`*` wildcards allowed; `["*"]` allows all).
     /// Empty (the default) rejects every request that carries an `Origin` header.
     pub allowed_origins: Vec<String>,
@@ -73,6 +64,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             token: TokenConfig::default(),
+            subscription_token: SubscriptionTokenConfig::default(),
             allowed_origins: Vec::new(),
             insecure: false,
             allow_anonymous_connect_without_token: false,
@@ -96,6 +88,8 @@ impl Default for ClientConfig {
 
 impl ClientConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.token.validate("client.token")?;
+        self.subscription_token.validate(&self.token)?;
         if !self.pong_timeout.is_zero()
             && !self.ping_interval.is_zero()
             && self.pong_timeout >= self.ping_interval

@@ -6,9 +6,11 @@
 
 mod channel;
 mod client;
+mod token;
 
 pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
-pub use client::{ClientConfig, TokenConfig};
+pub use client::ClientConfig;
+pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};
 
 use serde::{Deserialize, Serialize};
 

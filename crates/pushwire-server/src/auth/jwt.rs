@@ -1,20 +1,19 @@
-//! JWT connection and subscription tokens (HMAC: HS256, HS384, HS512).
-//!
-//! The accepted algorithms are pinned by the configured key: a token with any other `alg`
-//! (including `none`) is invalid. `exp` and `nbf` are checked without leeway; `aud`/`iss` only
-//! when configured. A connection token must not carry `channel`.
+//! [`JwtVerifier`]: the [`TokenVerifier`] of the server — connection tokens against the
+//! `client.token` key set, subscription tokens against `client.subscription_token` (or the
+//! same set when that is not enabled).
 
-use jsonwebtoken::{decode, errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use std::sync::Arc;
+
 use pushwire_core::auth::{ConnectCredentials, SubscribeCredentials, TokenError, TokenVerifier};
-use pushwire_core::config::TokenConfig;
-use pushwire_protocol::RawJson;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use pushwire_core::config::{ClientConfig, ConfigError};
 
-/// Verifies tokens signed with the configured HMAC secret.
+use super::claims::{ConnectClaims, SubscribeClaims};
+use super::keys::KeySet;
+
+/// Verifies connection and subscription JWTs with the configured keys.
 pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    connect: Option<Arc<KeySet>>,
+    subscribe: Option<Arc<KeySet>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -23,123 +22,65 @@ impl std::fmt::Debug for JwtVerifier {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Claims {
-    #[serde(default)]
-    sub: String,
-    #[serde(default)]
-    exp: Option<i64>,
-    #[serde(default)]
-    expire_at: Option<i64>,
-    #[serde(default)]
-    info: Option<Box<RawValue>>,
-    #[serde(default)]
-    data: Option<Box<RawValue>>,
-    #[serde(default)]
-    channels: Vec<String>,
-    #[serde(default)]
-    channel: Option<String>,
-    #[serde(default)]
-    client: Option<String>,
-}
-
-fn raw(v: Option<Box<RawValue>>) -> RawJson {
-    v.map(|r| RawJson::from_bytes(String::from(Box::<str>::from(r))))
-        .unwrap_or_default()
-}
-
-impl Claims {
-    /// `expire_at` wins over `exp`; `expire_at: 0` never expires.
-    fn expiry(&self) -> Option<i64> {
-        match self.expire_at {
-            Some(0) => None,
-            Some(v) => Some(v),
-            None => self.exp,
-        }
-    }
-}
-
 impl JwtVerifier {
-    /// A verifier for the configured keys; `None` when no key is configured.
-    pub fn from_config(config: &TokenConfig) -> Option<Self> {
-        if config.hmac_secret_key.is_empty() {
-            return None;
-        }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
-        validation.leeway = 0;
-        validation.required_spec_claims.clear();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        if config.audience.is_empty() {
-            validation.validate_aud = false;
+    /// A verifier for the keys of `client.token` and `client.subscription_token`; `None` when
+    /// neither has a key. A key that does not parse is an error naming its config key.
+    pub fn from_config(client: &ClientConfig) -> Result<Option<Self>, ConfigError> {
+        let connect = KeySet::from_config(&client.token, "client.token")?;
+        let subscribe = if client.subscription_token.enabled {
+            KeySet::from_config(
+                &client.subscription_token.effective(&client.token),
+                "client.subscription_token",
+            )?
         } else {
-            validation.set_audience(&[&config.audience]);
+            connect.clone()
+        };
+        if connect.is_none() && subscribe.is_none() {
+            return Ok(None);
         }
-        if !config.issuer.is_empty() {
-            validation.set_issuer(&[&config.issuer]);
-        }
-        Some(JwtVerifier {
-            key: DecodingKey::from_secret(config.hmac_secret_key.as_bytes()),
-            validation,
-        })
-    }
-
-    fn claims(&self, token: &str) -> Result<Claims, TokenError> {
-        decode::<Claims>(token, &self.key, &self.validation)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                other => TokenError::Invalid(format!("{other:?}")),
-            })
+        Ok(Some(JwtVerifier { connect, subscribe }))
     }
 }
 
+fn no_keys(kind: &str) -> TokenError {
+    TokenError::Invalid(format!("no keys configured for {kind} tokens"))
+}
+
+#[async_trait::async_trait]
 impl TokenVerifier for JwtVerifier {
-    fn verify_connect(&self, token: &str) -> Result<ConnectCredentials, TokenError> {
-        let claims = self.claims(token)?;
-        if claims.channel.is_some() {
-            return Err(TokenError::Invalid(
-                "connection token must not have a channel claim".into(),
-            ));
-        }
-        Ok(ConnectCredentials {
-            expire_at: claims.expiry(),
-            user: claims.sub,
-            info: raw(claims.info),
-            channels: claims.channels,
-        })
+    async fn verify_connect(&self, token: &str) -> Result<ConnectCredentials, TokenError> {
+        let keys = self.connect.as_ref().ok_or_else(|| no_keys("connection"))?;
+        keys.decode::<ConnectClaims>(token)
+            .await?
+            .into_credentials()
     }
 
-    fn verify_subscribe(&self, token: &str) -> Result<SubscribeCredentials, TokenError> {
-        let claims = self.claims(token)?;
-        let Some(channel) = claims.channel.clone() else {
-            return Err(TokenError::Invalid(
-                "subscription token needs a channel claim".into(),
-            ));
-        };
-        Ok(SubscribeCredentials {
-            expire_at: claims.expiry(),
-            user: claims.sub,
-            channel,
-            client: claims.client,
-            info: raw(claims.info),
-            data: raw(claims.data),
-        })
+    async fn verify_subscribe(&self, token: &str) -> Result<SubscribeCredentials, TokenError> {
+        let keys = self
+            .subscribe
+            .as_ref()
+            .ok_or_else(|| no_keys("subscription"))?;
+        keys.decode::<SubscribeClaims>(token)
+            .await?
+            .into_credentials()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use pushwire_core::config::{SubscriptionTokenConfig, TokenConfig};
 
-    fn verifier() -> JwtVerifier {
-        JwtVerifier::from_config(&TokenConfig {
-            hmac_secret_key: "secret".into(),
+    fn verifier(secret: &str) -> JwtVerifier {
+        let client = ClientConfig {
+            token: TokenConfig {
+                hmac_secret_key: secret.into(),
+                ..Default::default()
+            },
             ..Default::default()
-        })
-        .unwrap()
+        };
+        JwtVerifier::from_config(&client).unwrap().unwrap()
     }
 
     fn token(alg: Algorithm, claims: serde_json::Value, key: &str) -> String {
@@ -155,61 +96,88 @@ mod tests {
         pushwire_core::auth::unix_now()
     }
 
-    #[test]
-    fn valid_connect_token() {
+    #[tokio::test]
+    async fn valid_connect_token() {
         let t = token(
             Algorithm::HS256,
             serde_json::json!({"sub":"42","exp":now()+60,"info":{"name":"Alex"}}),
             "secret",
         );
-        let c = verifier().verify_connect(&t).unwrap();
+        let c = verifier("secret").verify_connect(&t).await.unwrap();
         assert_eq!(c.user, "42");
         assert_eq!(c.info.as_bytes(), br#"{"name":"Alex"}"#);
         assert!(c.expire_at.is_some());
     }
 
-    #[test]
-    fn expired_wrong_key_and_channel_claim() {
-        let v = verifier();
+    #[tokio::test]
+    async fn expired_wrong_key_channel_claim_and_none() {
+        let v = verifier("secret");
         let t = token(
             Algorithm::HS512,
             serde_json::json!({"sub":"1","exp":now()-5}),
             "secret",
         );
-        assert_eq!(v.verify_connect(&t).unwrap_err(), TokenError::Expired);
+        assert_eq!(v.verify_connect(&t).await.unwrap_err(), TokenError::Expired);
         let t = token(Algorithm::HS256, serde_json::json!({"sub":"1"}), "other");
-        assert!(matches!(v.verify_connect(&t), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            v.verify_connect(&t).await,
+            Err(TokenError::Invalid(_))
+        ));
         let t = token(
             Algorithm::HS256,
             serde_json::json!({"sub":"1","channel":"x"}),
             "secret",
         );
-        assert!(matches!(v.verify_connect(&t), Err(TokenError::Invalid(_))));
         assert!(matches!(
-            v.verify_connect("garbage"),
+            v.verify_connect(&t).await,
             Err(TokenError::Invalid(_))
         ));
-    }
-
-    #[test]
-    fn alg_none_rejected() {
         // {"alg":"none"} . {"sub":"1"} . (no signature)
         let t = "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.";
         assert!(matches!(
-            verifier().verify_connect(t),
+            v.verify_connect(t).await,
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify_connect("garbage").await,
             Err(TokenError::Invalid(_))
         ));
     }
 
+    #[tokio::test]
+    async fn subscription_keys_separate_when_enabled() {
+        let client = ClientConfig {
+            token: TokenConfig {
+                hmac_secret_key: "conn".into(),
+                ..Default::default()
+            },
+            subscription_token: SubscriptionTokenConfig {
+                enabled: true,
+                hmac_secret_key: "subs".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let v = JwtVerifier::from_config(&client).unwrap().unwrap();
+        let claims = serde_json::json!({"sub":"1","channel":"$c"});
+        let with_conn = token(Algorithm::HS256, claims.clone(), "conn");
+        let with_subs = token(Algorithm::HS256, claims, "subs");
+        assert!(v.verify_subscribe(&with_conn).await.is_err());
+        assert_eq!(v.verify_subscribe(&with_subs).await.unwrap().channel, "$c");
+        let c = token(Algorithm::HS256, serde_json::json!({"sub":"1"}), "subs");
+        assert!(v.verify_connect(&c).await.is_err());
+    }
+
     #[test]
-    fn subscription_token() {
-        let t = token(
-            Algorithm::HS256,
-            serde_json::json!({"sub":"1","channel":"$secret","info":{"role":"x"}}),
-            "secret",
-        );
-        let c = verifier().verify_subscribe(&t).unwrap();
-        assert_eq!(c.channel, "$secret");
-        assert_eq!(c.info.as_bytes(), br#"{"role":"x"}"#);
+    fn bad_pem_names_key() {
+        let client = ClientConfig {
+            token: TokenConfig {
+                rsa_public_key: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = JwtVerifier::from_config(&client).unwrap_err();
+        assert_eq!(e.key, "client.token.rsa_public_key");
     }
 }

@@ -1,0 +1,149 @@
+//! A key set: the keys one kind of token (connection or subscription) is verified with, the
+//! algorithms they accept and the `aud`/`iss` expected.
+//!
+//! Verification order: the header is parsed; its `alg` must be in the accepted list (so
+//! `none`, PS* and any algorithm without a configured key are refused before any key is
+//! touched); the key is chosen by the algorithm's family — never by what the token says the
+//! key is — and, for RSA/ECDSA/EdDSA tokens with a `kid` when a JWKS is configured, by `kid`;
+//! then signature, `exp`, `nbf`, `aud` and `iss` are checked by the decoder with no leeway.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{decode, decode_header, errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use pushwire_core::auth::TokenError;
+use pushwire_core::config::{ConfigError, TokenConfig};
+use serde::de::DeserializeOwned;
+
+use super::algorithms::{accepted, family, Family};
+use super::jwks::Jwks;
+
+/// Keys and checks for one kind of token.
+pub(crate) struct KeySet {
+    hmac: Option<DecodingKey>,
+    rsa: Option<DecodingKey>,
+    ecdsa: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    accepted: Vec<Algorithm>,
+    audience: String,
+    issuer: String,
+}
+
+impl KeySet {
+    /// Builds the set from `config`; `None` when no key is configured. A PEM that does not
+    /// parse is an error naming `<prefix>.<key>`.
+    pub(crate) fn from_config(
+        config: &TokenConfig,
+        prefix: &str,
+    ) -> Result<Option<Arc<KeySet>>, ConfigError> {
+        if !config.has_keys() {
+            return Ok(None);
+        }
+        let pem =
+            |name: &str,
+             text: &str,
+             parse: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
+                if text.trim().is_empty() {
+                    return Ok(None);
+                }
+                parse(text.trim().as_bytes()).map(Some).map_err(|e| {
+                    ConfigError::new(
+                        format!("{prefix}.{name}"),
+                        format!("not a usable PEM public key: {e}"),
+                    )
+                })
+            };
+        let rsa = pem(
+            "rsa_public_key",
+            &config.rsa_public_key,
+            DecodingKey::from_rsa_pem,
+        )?;
+        let ecdsa = pem(
+            "ecdsa_public_key",
+            &config.ecdsa_public_key,
+            DecodingKey::from_ec_pem,
+        )?;
+        let jwks = if config.jwks_public_endpoint.is_empty() {
+            None
+        } else {
+            Some(
+                Jwks::new(config)
+                    .map_err(|e| ConfigError::new(format!("{prefix}.jwks_public_endpoint"), e))?,
+            )
+        };
+        Ok(Some(Arc::new(KeySet {
+            hmac: (!config.hmac_secret_key.is_empty())
+                .then(|| DecodingKey::from_secret(config.hmac_secret_key.as_bytes())),
+            rsa,
+            ecdsa,
+            jwks,
+            accepted: accepted(config, prefix)?,
+            audience: config.audience.clone(),
+            issuer: config.issuer.clone(),
+        })))
+    }
+
+    /// Verifies `token` and returns its claims.
+    pub(crate) async fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
+        let header = decode_header(token).map_err(|e| invalid(e.kind()))?;
+        let alg = header.alg;
+        if !self.accepted.contains(&alg) {
+            return Err(TokenError::Invalid(format!(
+                "algorithm {alg:?} not accepted"
+            )));
+        }
+        let fam = family(alg).ok_or_else(|| TokenError::Invalid(format!("{alg:?}")))?;
+        let from_jwks = match (&self.jwks, &header.kid) {
+            (Some(jwks), Some(kid)) if fam != Family::Hmac => {
+                let k = jwks.key(kid).await?;
+                if !k.accepts(alg) {
+                    return Err(TokenError::Invalid(format!(
+                        "JWKS key {kid:?} does not sign {alg:?}"
+                    )));
+                }
+                Some(k)
+            }
+            _ => None,
+        };
+        let key = match (&from_jwks, fam) {
+            (Some(k), _) => Some(&k.key),
+            (None, Family::Hmac) => self.hmac.as_ref(),
+            (None, Family::Rsa) => self.rsa.as_ref(),
+            (None, Family::Ec) => self.ecdsa.as_ref(),
+            (None, Family::Ed) => None,
+        }
+        .ok_or_else(|| {
+            TokenError::Invalid(format!("no key for {alg:?} (a kid is needed for JWKS)"))
+        })?;
+        decode::<C>(token, key, &self.validation(alg))
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                other => invalid(other),
+            })
+    }
+
+    fn validation(&self, alg: Algorithm) -> Validation {
+        let mut v = Validation::new(alg);
+        v.leeway = 0;
+        v.validate_exp = true;
+        v.validate_nbf = true;
+        // The decoder checks `aud`/`iss` only when present: a configured one is required.
+        let mut required = Vec::new();
+        if self.audience.is_empty() {
+            v.validate_aud = false;
+        } else {
+            v.set_audience(&[&self.audience]);
+            required.push("aud");
+        }
+        if !self.issuer.is_empty() {
+            v.set_issuer(&[&self.issuer]);
+            required.push("iss");
+        }
+        v.set_required_spec_claims(&required);
+        v
+    }
+}
+
+fn invalid(kind: &ErrorKind) -> TokenError {
+    TokenError::Invalid(format!("{kind:?}"))
+}
