@@ -1,29 +1,69 @@
-//! The TCP listener: a semaphore bounds open connections (`http_server.max_connections`);
-//! an accept beyond it waits until a connection closes.
+//! The listener: accepts TCP connections and serves HTTP/1.1 and HTTP/2 on them, in plain
+//! text or over TLS, with the limits of `http_server.*` applied before any request reaches a
+//! handler.
+//!
+//! - `max_connections`: a semaphore holds one permit per open connection (the permit lives in
+//!   the socket, so an upgraded WebSocket keeps it until it closes). A connection beyond it is
+//!   answered `503 Service Unavailable` (plain HTTP; over TLS it is just closed) and dropped at
+//!   once: nothing is queued and no task is spawned for it.
+//! - `handshake_timeout`: the TLS handshake (or, in plain text, the first bytes of the request)
+//!   must arrive within it, else the socket is closed silently.
+//! - `header_read_timeout` and `max_header_size`: handed to hyper (HTTP/1 closes a connection
+//!   whose head is not complete in time, answers 431 to a head too large; HTTP/2 gets
+//!   `max_header_list_size` and `http2_max_concurrent_streams`).
+//!
+//! The protocol is chosen by ALPN over TLS (`h2`, else HTTP/1.1) and by the connection preface
+//! in plain text (HTTP/2 with prior knowledge, else HTTP/1.1). Every connection task is owned by
+//! the serve task, which stops accepting on cancellation, asks each connection to finish
+//! gracefully and waits for them.
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// A listener that holds one semaphore permit per open connection.
-#[derive(Debug)]
-pub struct LimitedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
+use crate::config::HttpServerConfig;
+
+/// What a listener enforces; built once from `http_server.*`.
+#[derive(Debug, Clone)]
+pub struct ListenSettings {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// TLS handshake, or first bytes in plain text.
+    pub handshake_timeout: Duration,
+    /// Complete HTTP/1 request head (and keep-alive idle time).
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes.
+    pub max_header_size: usize,
+    /// Open streams per HTTP/2 connection.
+    pub http2_max_concurrent_streams: u32,
+    /// TLS, when enabled.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-impl LimitedListener {
-    /// Wraps `inner`, allowing at most `max` connections at once.
-    pub fn new(inner: TcpListener, max: usize) -> Self {
-        LimitedListener {
-            inner,
-            permits: Arc::new(Semaphore::new(max)),
+impl ListenSettings {
+    /// The settings of `cfg`, with `tls` from [`crate::tls::server_config`].
+    pub fn new(cfg: &HttpServerConfig, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        ListenSettings {
+            max_connections: cfg.max_connections,
+            handshake_timeout: cfg.handshake_timeout,
+            header_read_timeout: cfg.header_read_timeout,
+            max_header_size: cfg.max_header_size,
+            http2_max_concurrent_streams: cfg.http2_max_concurrent_streams,
+            tls,
         }
     }
 }
@@ -32,56 +72,198 @@ impl LimitedListener {
 #[derive(Debug, Clone, Copy)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, LimitedListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, LimitedListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
+/// What a connection beyond `max_connections` reads before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
+
+/// The HTTP/2 connection preface (prior knowledge, RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets open connections finish
+/// gracefully. The returned task ends when every connection task has ended.
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    settings: ListenSettings,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(serve(listener, router, Arc::new(settings), stop))
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: Arc<ListenSettings>,
+    stop: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let tasks = TaskTracker::new();
+    loop {
+        let (tcp, addr) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if settings.tls.is_none() {
+                // Best effort, never waits: a full socket buffer just gets the close.
+                let _ = tcp.try_write(BUSY);
+            }
+            tracing::debug!(peer = %addr, "http_server.max_connections reached");
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        tasks.spawn(connection(
+            tcp,
+            addr,
+            permit,
+            router.clone(),
+            settings.clone(),
+            stop.clone(),
+        ));
+    }
+    drop(listener);
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// One connection: handshake (bounded), then HTTP until it ends or the server stops.
+async fn connection(
+    tcp: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    router: Router,
+    settings: Arc<ListenSettings>,
+    stop: CancellationToken,
+) {
+    let deadline = settings.handshake_timeout;
+    match settings.tls.clone() {
+        None => {
+            let h2 = tokio::select! {
+                detected = tokio::time::timeout(deadline, starts_with_h2_preface(&tcp)) => {
+                    match detected {
+                        Ok(Ok(h2)) => h2,
+                        _ => return,
+                    }
+                }
+                _ = stop.cancelled() => return,
+            };
+            let io = LimitedStream {
+                stream: tcp,
+                _permit: permit,
+            };
+            serve_http(io, h2, addr, router, &settings, stop).await;
+        }
+        Some(config) => {
+            let io = LimitedStream {
+                stream: tcp,
+                _permit: permit,
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            let tls = tokio::select! {
+                accepted = tokio::time::timeout(deadline, acceptor.accept(io)) => match accepted {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                _ = stop.cancelled() => return,
+            };
+            let h2 = crate::tls::negotiated_h2(tls.get_ref().1);
+            serve_http(tls, h2, addr, router, &settings, stop).await;
+        }
     }
 }
 
-/// A TCP stream that releases its permit when dropped.
+/// Waits for the first bytes; true when they are the HTTP/2 preface. Peeks, so hyper reads
+/// the same bytes afterwards.
+async fn starts_with_h2_preface(tcp: &TcpStream) -> io::Result<bool> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tcp.peek(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(true);
+        }
+        // A partial preface: peek returns at once while bytes are buffered, so wait a little.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn serve_http<I>(
+    io: I,
+    h2: bool,
+    addr: SocketAddr,
+    router: Router,
+    settings: &ListenSettings,
+    stop: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(PeerAddr(addr)));
+        let mut router = router.clone();
+        async move {
+            let response: Result<axum::response::Response, Infallible> =
+                tower_service::Service::call(&mut router, req).await;
+            response
+        }
+    });
+    let result = if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(settings.http2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(settings.max_header_size).unwrap_or(u32::MAX));
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout)
+            .max_header_size(settings.max_header_size);
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
+    }
+}
+
+/// A TCP stream that releases its `max_connections` permit when dropped.
 #[derive(Debug)]
 pub struct LimitedStream {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
-}
-
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        LimitedStream {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
 }
 
 impl AsyncRead for LimitedStream {

@@ -16,7 +16,7 @@ pub fn origin(headers: &HeaderMap) -> Option<&str> {
 
 /// 403 unless the origin is allowed.
 pub fn check(policy: &OriginPolicy, headers: &HeaderMap) -> Result<(), Response> {
-    if policy.allows(origin(headers)) {
+    if policy.allows_request(headers) {
         Ok(())
     } else {
         Err((StatusCode::FORBIDDEN, "origin not allowed").into_response())

@@ -1,0 +1,13 @@
+//! JSON command frames (WebSocket text frames, HTTP-stream/SSE connect bodies, emulation
+//! data): newline-delimited commands. Any input must give commands or an error, never a panic,
+//! and never more than `MAX_COMMANDS_PER_FRAME` commands.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pushwire_protocol::frame::{decode_json_frame, MAX_COMMANDS_PER_FRAME};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(commands) = decode_json_frame(data) {
+        assert!(!commands.is_empty() && commands.len() <= MAX_COMMANDS_PER_FRAME);
+    }
+});
