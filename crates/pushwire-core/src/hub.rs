@@ -36,6 +36,8 @@ pub struct Subscriber {
     pub filter: Option<Arc<FilterNode>>,
     /// Deliver join/leave pushes.
     pub push_join_leave: bool,
+    /// The connection's transport as a metrics label index ([`crate::metrics::transport_index`]).
+    pub transport: u8,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +54,7 @@ type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
 pub struct Hub {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
+    gauges: crate::metrics::HubGauges,
 }
 
 impl Default for Hub {
@@ -90,7 +93,13 @@ impl Hub {
         Hub {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: Default::default(),
+            gauges: Default::default(),
         }
+    }
+
+    /// Channel and subscription gauges, read without locking the hub.
+    pub fn gauges(&self) -> &crate::metrics::HubGauges {
+        &self.gauges
     }
 
     fn shard(&self, channel: &str) -> &Shard {
@@ -115,7 +124,13 @@ impl Hub {
         let ch = shard.entry(Arc::from(channel)).or_default().clone();
         let mut ch = ch.lock();
         drop(shard);
-        ch.subscribers.insert(key, sub);
+        let transport = sub.transport;
+        if ch.subscribers.insert(key, sub).is_none() {
+            self.gauges.subscription(transport, 1);
+        }
+        if first {
+            self.gauges.channel(1);
+        }
         if recovering {
             ch.recovering.insert(key, Vec::new());
         }
@@ -157,10 +172,13 @@ impl Hub {
             return true;
         };
         let mut ch = ch.lock();
-        ch.subscribers.remove(&key);
+        if let Some(s) = ch.subscribers.remove(&key) {
+            self.gauges.subscription(s.transport, -1);
+        }
         ch.recovering.remove(&key);
         if ch.subscribers.is_empty() {
             shard.remove(channel);
+            self.gauges.channel(-1);
             true
         } else {
             false
@@ -178,6 +196,7 @@ impl Hub {
             ..Default::default()
         };
         let mut encoded = EncodeOnce::new(&push);
+        let stamp = crate::metrics::stamp_now();
         let mut ch = ch.lock();
         let ch = &mut *ch;
         let mut delivery = Delivery::default();
@@ -197,7 +216,7 @@ impl Hub {
                 buf.push((publication.offset, bytes));
                 delivery.queued += 1;
             } else {
-                delivery.count(sub.outbox.push(bytes));
+                delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
         }
         delivery
@@ -277,6 +296,7 @@ mod tests {
             },
             filter: None,
             push_join_leave: false,
+            transport: 0,
         }
     }
 

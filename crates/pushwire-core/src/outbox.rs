@@ -29,6 +29,8 @@ struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
     closed: Option<Disconnect>,
+    /// Stamp of the oldest queued publication ([`crate::metrics::stamp_now`]); 0 = none.
+    stamp: u64,
 }
 
 /// What a push did.
@@ -56,6 +58,8 @@ pub struct Drained {
     pub messages: Vec<Bytes>,
     /// Set once the connection must close; messages before it are still to be written.
     pub disconnect: Option<Disconnect>,
+    /// Stamp of the oldest publication among `messages` (see [`crate::metrics`]); 0 = none.
+    pub stamp: u64,
 }
 
 impl Outbox {
@@ -75,8 +79,18 @@ impl Outbox {
         self.push_all(std::iter::once(message))
     }
 
+    /// Queues a publication fanned out at `stamp` ([`crate::metrics::stamp_now`]), so the
+    /// writer can report its delivery latency. Otherwise like [`Outbox::push`].
+    pub fn push_publication(&self, message: Bytes, stamp: u64) -> Pushed {
+        self.push_stamped(std::iter::once(message), stamp)
+    }
+
     /// Queues several messages atomically (all or none), in order.
     pub fn push_all(&self, messages: impl IntoIterator<Item = Bytes>) -> Pushed {
+        self.push_stamped(messages, 0)
+    }
+
+    fn push_stamped(&self, messages: impl IntoIterator<Item = Bytes>, stamp: u64) -> Pushed {
         let mut st = self.state.lock();
         if st.closed.is_some() {
             return Pushed::Closed;
@@ -91,12 +105,16 @@ impl Outbox {
             st.closed = Some(Disconnect::SLOW);
             st.queue.clear();
             st.bytes = 0;
+            st.stamp = 0;
             drop(st);
             self.notify.notify_one();
             self.closed_notify.notify_waiters();
             return Pushed::Overflowed;
         }
         st.bytes += total;
+        if st.stamp == 0 {
+            st.stamp = stamp;
+        }
         let added = st.queue.len() > before;
         drop(st);
         if added {
@@ -146,12 +164,19 @@ impl Outbox {
         Drained {
             messages: st.queue.drain(..).collect(),
             disconnect: st.closed.clone(),
+            stamp: std::mem::take(&mut st.stamp),
         }
     }
 
     /// Waits until something is queued or the outbox is closed, then moves everything queued
     /// into `out` (reusing its allocation) and returns the disconnect, if any. Cancel-safe.
     pub async fn drain_into(&self, out: &mut Vec<Bytes>) -> Option<Disconnect> {
+        self.drain_into_stamped(out).await.0
+    }
+
+    /// [`Outbox::drain_into`] that also returns the stamp of the oldest publication drained
+    /// (0 = none), for [`crate::metrics::Metrics::delivered`]. Cancel-safe.
+    pub async fn drain_into_stamped(&self, out: &mut Vec<Bytes>) -> (Option<Disconnect>, u64) {
         loop {
             let notified = self.notify.notified();
             {
@@ -159,7 +184,7 @@ impl Outbox {
                 st.bytes = 0;
                 out.extend(st.queue.drain(..));
                 if !out.is_empty() || st.closed.is_some() {
-                    return st.closed.clone();
+                    return (st.closed.clone(), std::mem::take(&mut st.stamp));
                 }
             }
             notified.await;

@@ -1,52 +1,87 @@
-//! Operators' view: `/metrics` exposes what the Grafana dashboard (deploy/grafana) queries, and
-//! the numbers move with the traffic.
+//! Operators' view: `/metrics` exposes what the Grafana dashboard (docs/grafana) queries, the
+//! numbers move with the traffic, and a scrape during heavy fan-out neither waits for the hub
+//! nor holds it up.
 
+use std::time::{Duration, Instant};
+
+use pushwire_core::node::PublishParams;
+use pushwire_protocol::RawJson;
+use pushwire_test_support::metrics::Scrape;
 use pushwire_test_support::{TestServer, WsClient};
 use serde_json::{json, Value};
 
-async fn metrics(server: &TestServer) -> String {
-    reqwest::get(format!("{}/metrics", server.http_url()))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body")
-}
-
-fn value(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
-        .trim()
-        .parse()
-        .expect("number")
+/// Metric names an expression refers to (`pushwire_…`, `process_…`), histogram suffixes kept.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(start) = ["pushwire_", "process_"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        let name: String = rest[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[start + name.len()..];
+        names.push(name);
+    }
+    names
 }
 
 #[tokio::test]
 async fn dashboard_queries_only_exported_metrics() {
     let server = TestServer::start().await;
-    let text = metrics(&server).await;
+    // Traffic first, so that labelled families have samples.
+    let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
+    c.command(json!({"subscribe": {"channel": "chat:d"}})).await;
+    server.publish("chat:d", json!({"n": 1})).await;
+    c.next_publication("chat:d").await;
+    drop(c);
+    let node = server.node().clone();
+    pushwire_test_support::sdk::eventually("a disconnect is counted", || {
+        node.metrics().disconnects.total() == 1
+    })
+    .await;
+    let scrape = Scrape::of(&server).await;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/grafana/pushwire.json"
+        "/../../docs/grafana/pushwire.json"
     );
     let dashboard: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("json");
+    assert!(dashboard["title"].is_string() && dashboard["uid"].is_string());
     let mut names = Vec::new();
-    for panel in dashboard["panels"].as_array().expect("panels") {
+    let panels = dashboard["panels"].as_array().expect("panels");
+    for panel in panels {
         for target in panel["targets"].as_array().expect("targets") {
             let expr = target["expr"].as_str().expect("expr");
-            let start = expr.find("pushwire_").expect("a pushwire metric");
-            let name: String = expr[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            names.push(name);
+            let found = metric_names(expr);
+            assert!(!found.is_empty(), "no metric in {expr}");
+            names.extend(found);
         }
     }
-    assert!(names.len() >= 10);
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    for required in [
+        "pushwire_delivery_latency_seconds_bucket",
+        "pushwire_slow_disconnects_total",
+        "pushwire_connections",
+        "pushwire_publications_total",
+        "pushwire_messages_delivered_total",
+    ] {
+        assert!(
+            names.iter().any(|n| n == required),
+            "dashboard lacks {required}"
+        );
+    }
     for name in names {
-        value(&text, &name);
+        assert!(
+            scrape.text.lines().any(|l| l
+                .strip_prefix(&name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))),
+            "{name} is queried by the dashboard but not exported:\n{}",
+            scrape.text
+        );
     }
     server.stop().await;
 }
@@ -54,20 +89,135 @@ async fn dashboard_queries_only_exported_metrics() {
 #[tokio::test]
 async fn metrics_follow_traffic() {
     let server = TestServer::start().await;
-    let before = metrics(&server).await;
+    let before = Scrape::of(&server).await;
     let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
     c.command(json!({"subscribe": {"channel": "chat:m"}})).await;
     server.publish("chat:m", json!({"n": 1})).await;
     c.next_publication("chat:m").await;
-    let after = metrics(&server).await;
-    assert_eq!(value(&after, "pushwire_clients"), 1);
-    assert_eq!(value(&after, "pushwire_subscriptions"), 1);
+    let after = Scrape::of(&server).await;
+    assert_eq!(after.count("pushwire_clients"), 1);
     assert_eq!(
-        value(&after, "pushwire_publications_total")
-            - value(&before, "pushwire_publications_total"),
+        after.count("pushwire_subscriptions{transport=\"websocket\"}"),
         1
     );
-    assert!(value(&after, "pushwire_messages_queued_total") >= 1);
-    assert!(value(&after, "pushwire_commands_total") >= 2);
+    assert_eq!(
+        after.count("pushwire_publications_total") - before.count("pushwire_publications_total"),
+        1
+    );
+    assert!(after.count("pushwire_messages_queued_total") >= 1);
+    assert!(after.count("pushwire_commands_total") >= 2);
+    assert_eq!(after.count("pushwire_build_info{version=\"0.1.0\",target_os=\"linux\",target_arch=\"x86_64\",profile=\"debug\"}".replace("0.1.0", pushwire_core::node::VERSION).replace("x86_64", std::env::consts::ARCH).as_str()), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+#[cfg(target_os = "linux")]
+async fn process_figures_from_proc() {
+    let server = TestServer::start().await;
+    let s = Scrape::of(&server).await;
+    assert!(s.get("process_resident_memory_bytes") > 1e6);
+    assert!(s.get("process_open_fds") >= 3.0);
+    assert!(s.get("process_max_fds") >= s.get("process_open_fds"));
+    assert!(s.get("process_cpu_seconds_total") >= 0.0);
+    assert!(s.get("process_threads") >= 1.0);
+    assert!(s.get("process_start_time_seconds") > 1.6e9);
+    // Each WebSocket is one more descriptor.
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        clients.push(WsClient::connected(&server.ws_url(), None).await.0);
+    }
+    let more = Scrape::of(&server).await;
+    assert!(
+        more.get("process_open_fds") >= s.get("process_open_fds") + 20.0,
+        "fds follow connections"
+    );
+    server.stop().await;
+}
+
+const SUBSCRIBERS: usize = 100;
+const LOAD_PUBLICATIONS: u64 = 2000;
+/// A scrape (or a publish) slower than this under load counts as blocked.
+const BOUND: Duration = Duration::from_millis(500);
+
+/// Scrapes back to back while the hub fans 2000 publications out to 100 WebSocket
+/// subscribers: every scrape answers within the bound, the publication counter moves between
+/// scrapes, no publish call stalls, and every subscriber receives every publication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_under_load_does_not_block_the_hub() {
+    let server = TestServer::start().await;
+    let channel = "load";
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
+        c.command(json!({"subscribe": {"channel": channel}})).await;
+        readers.push(tokio::spawn(async move {
+            let mut seen = 0;
+            while seen < LOAD_PUBLICATIONS {
+                c.next_publication(channel).await;
+                seen += 1;
+            }
+            seen
+        }));
+    }
+    let node = server.node().clone();
+    let publisher = tokio::spawn(async move {
+        let mut slowest = Duration::ZERO;
+        for n in 0..LOAD_PUBLICATIONS {
+            let t = Instant::now();
+            node.publish(
+                channel,
+                PublishParams {
+                    data: RawJson::from_json_str(&format!("{{\"n\":{n}}}")).expect("json"),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("publish");
+            slowest = slowest.max(t.elapsed());
+            if n % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        slowest
+    });
+    let mut scrapes = Vec::new();
+    let mut slowest_scrape = Duration::ZERO;
+    while !publisher.is_finished() {
+        let t = Instant::now();
+        let s = Scrape::of(&server).await;
+        slowest_scrape = slowest_scrape.max(t.elapsed());
+        scrapes.push(s.count("pushwire_publications_total"));
+    }
+    let slowest_publish = publisher.await.expect("publisher");
+    for r in readers {
+        let seen = tokio::time::timeout(Duration::from_secs(60), r)
+            .await
+            .expect("subscriber finished")
+            .expect("reader");
+        assert_eq!(seen, LOAD_PUBLICATIONS);
+    }
+    let last = Scrape::of(&server).await;
+    println!(
+        "{} scrapes during load, slowest scrape {slowest_scrape:?}, slowest publish \
+         {slowest_publish:?}, publications seen by scrapes {scrapes:?}",
+        scrapes.len()
+    );
+    assert!(scrapes.len() >= 3, "scraped during the load: {scrapes:?}");
+    assert!(slowest_scrape < BOUND, "slowest scrape {slowest_scrape:?}");
+    assert!(
+        slowest_publish < BOUND,
+        "slowest publish {slowest_publish:?}"
+    );
+    assert!(
+        scrapes.windows(2).all(|w| w[0] <= w[1]) && scrapes.first() < scrapes.last(),
+        "publications kept flowing while scraped: {scrapes:?}"
+    );
+    assert_eq!(last.count("pushwire_publications_total"), LOAD_PUBLICATIONS);
+    assert_eq!(
+        last.count("pushwire_messages_queued_total"),
+        LOAD_PUBLICATIONS * SUBSCRIBERS as u64
+    );
+    assert_eq!(last.count("pushwire_slow_disconnects_total"), 0);
+    assert!(last.count("pushwire_delivery_latency_seconds_count") >= SUBSCRIBERS as u64);
     server.stop().await;
 }

@@ -13,15 +13,22 @@ use crate::auth::{unix_now, unix_now_ms, ConnectCredentials, TokenError};
 use crate::metrics::Metrics;
 
 impl Client {
-    fn credentials(&self, req: &ConnectRequest) -> Result<ConnectCredentials, super::CommandError> {
+    async fn credentials(
+        &self,
+        req: &ConnectRequest,
+    ) -> Result<ConnectCredentials, super::CommandError> {
         let cfg = &self.node.config().client;
         if !req.token.is_empty() {
             let Some(verifier) = self.node.verifier() else {
                 return Err(Disconnect::INVALID_TOKEN.into());
             };
-            return match verifier.verify_connect(&req.token) {
+            return match verifier.verify_connect(&req.token).await {
                 Ok(c) => Ok(c),
                 Err(TokenError::Expired) => Err(ErrorCode::TokenExpired.into()),
+                Err(TokenError::Unavailable(why)) => {
+                    tracing::warn!(client = %self.id, why, "token keys unavailable");
+                    Err(ErrorCode::Internal.into())
+                }
                 Err(TokenError::Invalid(why)) => {
                     tracing::debug!(client = %self.id, why, "invalid connection token");
                     Err(Disconnect::INVALID_TOKEN.into())
@@ -42,7 +49,7 @@ impl Client {
         if self.node.shutdown_token().is_cancelled() {
             return Err(Disconnect::SHUTDOWN.into());
         }
-        let creds = self.credentials(&req)?;
+        let creds = self.credentials(&req).await?;
         let now = unix_now();
         if creds.expire_at.is_some_and(|e| e <= now) {
             return Err(ErrorCode::Expired.into());
@@ -59,6 +66,7 @@ impl Client {
             return Err(Disconnect::CONNECTION_LIMIT.into());
         }
         Metrics::add(&self.node.metrics().connections_active, 1);
+        tracing::debug!(client = %self.id, user = %creds.user, transport = self.transport.name, "connected");
         {
             let mut st = self.state.lock();
             st.status = Status::Connected;
@@ -145,18 +153,25 @@ impl Client {
             r.channel = ch.to_owned();
             r
         };
-        for ch in &creds.channels {
-            let origin = Origin::Granted {
+        let granted: Vec<(&String, Origin)> = if creds.subs.is_empty() {
+            let origin = || Origin::Granted {
                 info: Default::default(),
                 data: Default::default(),
             };
+            creds.channels.iter().map(|ch| (ch, origin())).collect()
+        } else {
+            let origin = |s: &crate::auth::TokenSubscription| Origin::Granted {
+                info: s.info.clone(),
+                data: s.data.clone(),
+            };
+            creds.subs.iter().map(|s| (&s.channel, origin(s))).collect()
+        };
+        let taken: Vec<String> = granted.iter().map(|(c, _)| (*c).clone()).collect();
+        for (ch, origin) in granted {
             prepared.push(self.subscribe_begin(&hint(ch), origin).await?);
         }
-        let mut requested: Vec<&String> = req
-            .subs
-            .keys()
-            .filter(|c| !creds.channels.contains(c))
-            .collect();
+        let mut requested: Vec<&String> =
+            req.subs.keys().filter(|c| !taken.contains(c)).collect();
         requested.sort();
         for ch in requested {
             if let Ok(p) = self.subscribe_begin(&hint(ch), Origin::Requested).await {
@@ -213,9 +228,10 @@ impl Client {
         let Some(verifier) = self.node.verifier() else {
             return Err(Disconnect::BAD_REQUEST.into());
         };
-        let creds = match verifier.verify_connect(&req.token) {
+        let creds = match verifier.verify_connect(&req.token).await {
             Ok(c) => c,
             Err(TokenError::Expired) => return Err(Disconnect::EXPIRED.into()),
+            Err(TokenError::Unavailable(_)) => return Err(ErrorCode::Internal.into()),
             Err(TokenError::Invalid(_)) => return Err(Disconnect::INVALID_TOKEN.into()),
         };
         let now = unix_now();

@@ -27,7 +27,7 @@ use pushwire_protocol::{
 use tokio::time::Instant;
 
 use crate::hub::ClientKey;
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::node::Node;
 
 /// How a transport carries the protocol.
@@ -102,6 +102,20 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Counts the closed connection by transport and disconnect code (3000 when nobody gave a
+/// reason: the peer went away), and logs it at debug. Drop runs exactly once per connection,
+/// whichever way its transport ended.
+impl Drop for Client {
+    fn drop(&mut self) {
+        let d = self.outbox.closed().unwrap_or(Disconnect::CONNECTION_CLOSED);
+        self.node
+            .metrics()
+            .connection_closed(self.transport.name, d.code);
+        let user = &self.state.get_mut().user;
+        tracing::debug!(client = %self.id, user = %user, transport = self.transport.name, code = d.code, reason = %d.reason, "disconnected");
+    }
+}
+
 /// What a command handler ends with when it does not reply normally.
 #[derive(Debug)]
 pub(crate) enum CommandError {
@@ -133,7 +147,7 @@ impl Client {
         let now = Instant::now();
         let timers = timers::Timers::new(now + cfg.stale_close_delay);
         let rate = rate::Bucket::full(cfg.command_burst);
-        Metrics::add(&node.metrics().connections_accepted, 1);
+        node.metrics().connection_opened(transport.name);
         Arc::new(Client {
             key: node.next_client_key(),
             id: Arc::from(uuid::Uuid::new_v4().to_string()),
@@ -286,20 +300,21 @@ impl Client {
     /// Handles one decoded command. Returns true when the rest of the frame must be skipped
     /// (a failed connect).
     pub async fn handle_command(self: &Arc<Self>, cmd: Command) -> Result<bool, Disconnect> {
-        Metrics::add(&self.node.metrics().commands, 1);
         let (id, request) = cmd.into_request();
+        let mut outcome = self.node.metrics().command(metrics::command_index(&request));
         let status = self.state.lock().status;
         match (&request, status) {
             (_, Status::Closed) => return Ok(true),
             (Request::Connect(_), Status::Connecting) => {}
             (_, Status::Connecting | Status::Unusable) | (Request::Connect(_), _) => {
+                outcome.fail(Disconnect::BAD_REQUEST.code);
                 return Err(self.bad_request("command before connect or second connect"));
             }
             _ => {}
         }
         let is_connect = matches!(request, Request::Connect(_));
         if !is_connect && !matches!(request, Request::Pong) && !self.take_token() {
-            Metrics::add(&self.node.metrics().command_errors, 1);
+            outcome.fail(ErrorCode::TooManyRequests.code());
             if id != 0 {
                 self.send_reply(&Reply::error(id, ErrorCode::TooManyRequests.to_error()));
             }
@@ -307,8 +322,17 @@ impl Client {
         }
         let result = match request {
             Request::Connect(req) => self.handle_connect(id, req).await,
-            Request::Pong => return self.handle_pong().map(|_| false),
-            Request::Unknown => return Err(self.bad_request("unknown command")),
+            Request::Pong => {
+                let pong = self.handle_pong().map(|_| false);
+                if let Err(d) = &pong {
+                    outcome.fail(d.code);
+                }
+                return pong;
+            }
+            Request::Unknown => {
+                outcome.fail(Disconnect::BAD_REQUEST.code);
+                return Err(self.bad_request("unknown command"));
+            }
             Request::Ping => Err(ErrorCode::NotAvailable.into()),
             Request::Subscribe(req) => self.handle_subscribe(id, req).await,
             Request::Unsubscribe(req) => self.handle_unsubscribe(id, req).await,
@@ -330,7 +354,7 @@ impl Client {
                 Ok(false)
             }
             Err(CommandError::Reply(code)) => {
-                Metrics::add(&self.node.metrics().command_errors, 1);
+                outcome.fail(code.code());
                 self.send_reply(&Reply::error(id, code.to_error()));
                 if is_connect {
                     self.state.lock().status = Status::Unusable;
@@ -339,6 +363,7 @@ impl Client {
                 Ok(false)
             }
             Err(CommandError::Disconnect(d)) => {
+                outcome.fail(d.code);
                 if d == Disconnect::BAD_REQUEST {
                     Metrics::add(&self.node.metrics().bad_requests, 1);
                 }

@@ -60,7 +60,7 @@ pub(crate) fn allowed(
 }
 
 impl Client {
-    fn authorize_subscribe(
+    async fn authorize_subscribe(
         &self,
         req: &SubscribeRequest,
         channel: &ChannelInfo,
@@ -74,9 +74,10 @@ impl Client {
         };
         if !req.token.is_empty() {
             let verifier = self.node.verifier().ok_or(ErrorCode::PermissionDenied)?;
-            let creds = match verifier.verify_subscribe(&req.token) {
+            let creds = match verifier.verify_subscribe(&req.token).await {
                 Ok(c) => c,
                 Err(TokenError::Expired) => return Err(ErrorCode::TokenExpired.into()),
+                Err(TokenError::Unavailable(_)) => return Err(ErrorCode::Internal.into()),
                 Err(TokenError::Invalid(_)) => return Err(ErrorCode::PermissionDenied.into()),
             };
             if creds.channel != req.channel
@@ -167,7 +168,9 @@ impl Client {
             filter::validate(tf)?;
         }
         let grant = match &origin {
-            Origin::Client | Origin::Requested => self.authorize_subscribe(req, &channel, &user)?,
+            Origin::Client | Origin::Requested => {
+                self.authorize_subscribe(req, &channel, &user).await?
+            }
             Origin::Granted { info, data } => Grant {
                 chan_info: info.clone(),
                 data: data.clone(),
@@ -221,6 +224,7 @@ impl Client {
                 encoding: self.encoding(),
                 filter: req.tf.clone().map(Arc::new),
                 push_join_leave,
+                transport: crate::metrics::transport_index(self.transport.name),
             },
             true,
         );

@@ -13,13 +13,27 @@ use super::{batch, channels, history, info, presence, publish, rpc, server_side,
 /// Runs `method` with `params` (absent = `{}`).
 pub async fn dispatch(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
     match method {
-        Method::Batch => batch::batch(node, parse(params)?).await,
+        Method::Batch => {
+            let result = async { batch::batch(node, parse(params)?).await }.await;
+            count(node, method, result)
+        }
         other => call(node, other, params).await,
     }
 }
 
+/// Counts one call in the `api_requests` metric by method and result code (0 = success).
+fn count(node: &Node, method: Method, result: ApiResult) -> ApiResult {
+    let code = result.as_ref().map_or_else(|e| e.code(), |_| 0);
+    node.metrics().api_request(method.index(), code);
+    result
+}
+
 /// Runs any method but `batch` (which answers 104 here, so batches do not nest).
 pub async fn call(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
+    count(node, method, run(node, method, params).await)
+}
+
+async fn run(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
     match method {
         Method::Publish => publish::publish(node, parse(params)?).await,
         Method::Broadcast => publish::broadcast(node, parse(params)?).await,

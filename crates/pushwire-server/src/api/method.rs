@@ -73,6 +73,11 @@ impl Method {
         }
     }
 
+    /// Position in [`Method::ALL`]: the method's label index in the API metrics.
+    pub fn index(self) -> usize {
+        Method::ALL.iter().position(|m| *m == self).unwrap_or(0)
+    }
+
     /// The method with this exact lowercase name.
     pub fn from_name(name: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.name() == name)

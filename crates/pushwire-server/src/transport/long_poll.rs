@@ -283,6 +283,9 @@ async fn serve(
     loop {
         tokio::select! {
             drained = client.outbox().drain() => {
+                let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
+                let transport = pushwire_core::metrics::transport_index("long_poll");
+                state.node.metrics().delivered(transport, sent);
                 for m in &drained.messages {
                     if let Ok(push) = serde_json::from_slice::<Push>(m) {
                         if let Some(p) = push.publication.filter(|_| push.channel == req.channel) {

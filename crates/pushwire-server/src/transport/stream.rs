@@ -172,6 +172,9 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
     loop {
         tokio::select! {
             drained = client.outbox().drain() => {
+                let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
+                let transport = pushwire_core::metrics::transport_index(client.transport().name);
+                client.node().metrics().delivered(transport, sent);
                 let mut out = BytesMut::new();
                 st.framing.frame(&drained.messages, &mut st.positions, &mut out);
                 if let Some(d) = drained.disconnect {

@@ -68,10 +68,7 @@ fn upgrade(
     ws: WebSocketUpgrade,
     mode: Mode,
 ) -> Response {
-    let origin = headers
-        .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    if !state.origins.allows(origin) {
+    if !state.origins.allows_request(&headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     if state.node.shutdown_token().is_cancelled() {
@@ -136,6 +133,15 @@ fn serve(
         // Release subscriptions, presence and the registry entry before the (possibly slow)
         // close handshake.
         let pending = client.outbox().try_drain().messages;
+        // The close reason, for the disconnect metrics and log (first reason wins).
+        match &outcome {
+            Outcome::Close(d) => client.disconnect(d.clone()),
+            Outcome::TooBig => client.disconnect(Disconnect {
+                code: 1009,
+                reason: "message size limit exceeded".into(),
+            }),
+            Outcome::Gone => {}
+        }
         Box::pin(client.cleanup()).await;
         Box::pin(finish(&mut socket, &client, outcome, pending, &state)).await;
     }
@@ -159,16 +165,19 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
     let sleep = tokio::time::sleep_until(deadline);
     tokio::pin!(sleep);
     let mut queued = Vec::new();
+    let transport = pushwire_core::metrics::transport_index(client.transport().name);
     loop {
         // Deadlines and the connected state only change when a frame was handled or a timer
         // fired; deliveries (the hot path) skip both checks.
         let mut handled = false;
         tokio::select! {
-            disconnect = outbox.drain_into(&mut queued) => {
+            (disconnect, stamp) = outbox.drain_into_stamped(&mut queued) => {
                 if !queued.is_empty() {
+                    let sent = pushwire_core::metrics::Delivered::of(&queued, stamp);
                     if let Err(o) = Box::pin(write(socket, client, &mut queued, state, true)).await {
                         return o;
                     }
+                    state.node.metrics().delivered(transport, sent);
                     // Idle connections keep no buffer; one allocation per write is noise next
                     // to the system call.
                     queued = Vec::new();

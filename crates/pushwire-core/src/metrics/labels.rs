@@ -1,0 +1,83 @@
+//! The fixed label values of the node's metrics: transports and client command methods.
+//! Labels never carry channel names or user ids, so the number of series stays bounded.
+
+use pushwire_protocol::Request;
+
+/// Transport label values; connections of a transport not listed count as `other`.
+pub const TRANSPORTS: [&str; 8] = [
+    "websocket",
+    "uni_websocket",
+    "http_stream",
+    "sse",
+    "uni_http_stream",
+    "uni_sse",
+    "long_poll",
+    "other",
+];
+
+/// Index of `name` in [`TRANSPORTS`] (`other` for an unknown name).
+pub fn transport_index(name: &str) -> u8 {
+    TRANSPORTS
+        .iter()
+        .position(|t| *t == name)
+        .unwrap_or(TRANSPORTS.len() - 1) as u8
+}
+
+/// Client command `method` label values.
+pub const COMMANDS: [&str; 14] = [
+    "connect",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "presence",
+    "presence_stats",
+    "history",
+    "ping",
+    "rpc",
+    "send",
+    "refresh",
+    "sub_refresh",
+    "pong",
+    "unknown",
+];
+
+/// Index of the request's method in [`COMMANDS`].
+pub fn command_index(request: &Request) -> usize {
+    match request {
+        Request::Connect(_) => 0,
+        Request::Subscribe(_) => 1,
+        Request::Unsubscribe(_) => 2,
+        Request::Publish(_) => 3,
+        Request::Presence(_) => 4,
+        Request::PresenceStats(_) => 5,
+        Request::History(_) => 6,
+        Request::Ping => 7,
+        Request::Rpc(_) => 8,
+        Request::Send(_) => 9,
+        Request::Refresh(_) => 10,
+        Request::SubRefresh(_) => 11,
+        Request::Pong => 12,
+        Request::Unknown => 13,
+    }
+}
+
+/// Most server API methods the `api` table distinguishes (the server crate maps its method
+/// list onto indexes below this).
+pub const API_METHODS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_and_commands() {
+        assert_eq!(transport_index("websocket"), 0);
+        assert_eq!(transport_index("uni_sse"), 5);
+        assert_eq!(
+            TRANSPORTS[transport_index("carrier pigeon") as usize],
+            "other"
+        );
+        assert_eq!(COMMANDS[command_index(&Request::Pong)], "pong");
+        assert_eq!(COMMANDS[command_index(&Request::Unknown)], "unknown");
+    }
+}

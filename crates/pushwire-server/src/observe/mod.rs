@@ -1,0 +1,37 @@
+//! Operators' view of a node: `/health`, `/metrics` (Prometheus text), and the figures the
+//! admin page polls.
+//!
+//! Files: [`exposition`] (the metric table), [`text`] (the exposition format), [`process`]
+//! (`/proc/self` figures), [`stats`] (the admin page's JSON numbers).
+
+pub mod exposition;
+pub mod process;
+pub mod stats;
+pub mod text;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+
+use crate::app::AppState;
+
+/// `GET /health`: 200 `{}` while the node serves, 503 once it shuts down.
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    if state.node.shutdown_token().is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "{}")
+    } else {
+        (StatusCode::OK, "{}")
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition of the node and the process. The `/proc` reads
+/// run on the blocking pool; the node's figures are atomics, so a scrape never holds up
+/// fan-out.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let process = tokio::task::spawn_blocking(process::read)
+        .await
+        .unwrap_or_default();
+    let mut text = exposition::render(&state.node, &process);
+    state.consumers.render_prometheus(&mut text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
