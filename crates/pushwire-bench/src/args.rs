@@ -1,101 +1,173 @@
-//! Command-line options of `pushwire bench`.
+//! Command-line options of `pushwire bench` and their validation.
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
 
-/// Options of `pushwire bench`: how many subscribers to open, how fast to publish and what to
-/// measure.
+use serde::Serialize;
+
+use crate::error::BenchError;
+use crate::target::Target;
+
+/// Most connections one run may open.
+pub const MAX_CONNECTIONS: u32 = 100_000;
+/// Longest publishing (or holding) phase, seconds.
+pub const MAX_DURATION_SECS: u64 = 3_600;
+/// Highest publication rate per channel, per second.
+pub const MAX_RATE: u32 = 10_000;
+/// Largest publication payload, bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Longest warm-up, seconds.
+pub const MAX_WARMUP_SECS: u64 = 60;
+/// Default connect rate of every scenario but `connect` (which defaults to unpaced).
+pub const DEFAULT_CONNECT_RATE: u32 = 2_000;
+
+/// What a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// N subscribers on one channel, `--rate` publications per second to it.
+    Fanout,
+    /// N subscribers, each on its own channel; every channel gets `--rate` publications per
+    /// second (sent with the `broadcast` API).
+    Channels,
+    /// Connection storm (N connects, unpaced by default), then a reconnect storm: the server
+    /// disconnects the bench user through the API and every connection comes back.
+    Connect,
+    /// N idle subscribers on one channel, held for `--duration`; server memory per connection.
+    Idle,
+}
+
+impl Scenario {
+    /// The name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Channels => "channels",
+            Scenario::Connect => "connect",
+            Scenario::Idle => "idle",
+        }
+    }
+}
+
+/// Options of `pushwire bench`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
+    /// Scenario to run.
+    #[arg(value_enum, default_value_t = Scenario::Fanout)]
+    pub scenario: Scenario,
     /// Server base URL (http://HOST:PORT); the WebSocket URL is derived from it.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
-    /// HTTP API key, sent as `X-API-Key` with every publish.
+    /// Allow a target that is not a loopback address.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// HTTP API key, sent as `X-API-Key` with every API call.
     #[arg(long, default_value = "")]
     pub api_key: String,
-    /// Connection JWT sent in `connect`; anonymous connect when absent.
-    #[arg(long)]
+    /// Connection JWT sent in `connect`; anonymous connect when neither this nor
+    /// `--token-hmac-secret` is given.
+    #[arg(long, conflicts_with = "token_hmac_secret")]
     pub token: Option<String>,
-    /// Number of WebSocket subscribers to open.
+    /// Sign an HS256 connection token for `--user` with this secret.
+    #[arg(long)]
+    pub token_hmac_secret: Option<String>,
+    /// User of the signed token (and of the reconnect storm's `disconnect` call).
+    #[arg(long, default_value = "bench")]
+    pub user: String,
+    /// Number of WebSocket connections (hard cap 100000).
     #[arg(long, default_value_t = 1000)]
     pub connections: u32,
-    /// Channel every subscriber joins and every publication goes to.
+    /// Channel (`fanout`, `idle`) or channel prefix (`channels`: PREFIX-0, PREFIX-1, …).
     #[arg(long, default_value = "bench")]
     pub channel: String,
-    /// Publications per second.
+    /// Publications per second, per channel (hard cap 10000).
     #[arg(long, default_value_t = 20)]
     pub rate: u32,
-    /// Seconds of publishing (or of holding the connections with `--idle`).
+    /// Seconds of publishing, or of holding the connections in `idle` (hard cap 3600).
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
-    /// Approximate size in bytes of each publication's `data` object (padded).
+    /// Approximate size in bytes of each publication's `data` object (hard cap 1 MiB).
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
-    /// Connections opened per second (0: as fast as possible).
-    #[arg(long, default_value_t = 2000)]
-    pub connect_rate: u32,
-    /// Seconds to wait after all subscribers are in before measuring or publishing.
+    /// Connections opened per second, 0 for unpaced [default: 2000; `connect`: 0].
+    #[arg(long)]
+    pub connect_rate: Option<u32>,
+    /// Seconds to wait after all connections are in, before measuring or publishing.
     #[arg(long, default_value_t = 1)]
     pub warmup: u64,
-    /// Only connect, subscribe and hold for `--duration` (memory measurement); no publishing.
+    /// `connect`: skip the reconnect storm.
     #[arg(long)]
-    pub idle: bool,
+    pub no_reconnect: bool,
     /// Server process id: its VmRSS is read before connecting and after all are subscribed.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Print the report as one JSON object instead of text.
+    /// Print the report as one JSON object (schema in docs/benchmarks.md) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report with latency and throughput charts.
+    #[arg(long, value_name = "PATH")]
+    pub html: Option<PathBuf>,
 }
 
 impl BenchArgs {
-    /// Rejects option combinations that cannot run.
-    pub(crate) fn validate(&self) -> Result<()> {
-        if self.rate == 0 && !self.idle {
-            bail!("--rate must be at least 1 (or use --idle)");
+    /// Checks the options against the hard caps and the target against the loopback rule.
+    pub(crate) fn validate(&self) -> Result<Target, BenchError> {
+        let bad = |m: String| Err(BenchError::InvalidArgs(m));
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return bad(format!("--connections must be 1..={MAX_CONNECTIONS}"));
+        }
+        if self.duration == 0 || self.duration > MAX_DURATION_SECS {
+            return bad(format!(
+                "--duration must be 1..={MAX_DURATION_SECS} seconds"
+            ));
+        }
+        if self.publishes() && (self.rate == 0 || self.rate > MAX_RATE) {
+            return bad(format!("--rate must be 1..={MAX_RATE}"));
+        }
+        if self.payload_bytes > MAX_PAYLOAD_BYTES {
+            return bad(format!(
+                "--payload-bytes must be at most {MAX_PAYLOAD_BYTES}"
+            ));
+        }
+        if self.warmup > MAX_WARMUP_SECS {
+            return bad(format!(
+                "--warmup must be at most {MAX_WARMUP_SECS} seconds"
+            ));
         }
         if self.channel.is_empty() {
-            bail!("--channel must not be empty");
+            return bad("--channel must not be empty".into());
         }
-        Ok(())
+        let target = Target::parse(&self.url)?;
+        if !self.allow_remote && !target.is_loopback() {
+            return Err(BenchError::RemoteTarget(target.host.clone()));
+        }
+        Ok(target)
     }
 
-    /// Total number of publications: `rate × duration`.
+    /// Whether the scenario publishes.
+    pub(crate) fn publishes(&self) -> bool {
+        matches!(self.scenario, Scenario::Fanout | Scenario::Channels)
+    }
+
+    /// Publications per channel: `rate × duration`.
     pub(crate) fn publications(&self) -> u64 {
         u64::from(self.rate) * self.duration
     }
 
-    /// `ws://HOST/connection/websocket` derived from `--url`.
-    pub(crate) fn ws_url(&self) -> Result<String> {
-        let (scheme, rest) = split_scheme(&self.url)?;
-        let ws = if is_tls(scheme) { "wss" } else { "ws" };
-        Ok(format!("{ws}://{rest}/connection/websocket"))
+    /// Connect rate in effect (0: unpaced): `--connect-rate`, or the scenario default.
+    pub fn effective_connect_rate(&self) -> u32 {
+        self.connect_rate.unwrap_or(match self.scenario {
+            Scenario::Connect => 0,
+            _ => DEFAULT_CONNECT_RATE,
+        })
     }
 
-    /// `http://HOST/api/publish` derived from `--url`.
-    pub(crate) fn publish_url(&self) -> Result<String> {
-        let (scheme, rest) = split_scheme(&self.url)?;
-        let http = if is_tls(scheme) { "https" } else { "http" };
-        Ok(format!("{http}://{rest}/api/publish"))
+    /// Channel of connection `index`.
+    pub(crate) fn channel_of(&self, index: usize) -> String {
+        match self.scenario {
+            Scenario::Channels => format!("{}-{index}", self.channel),
+            _ => self.channel.clone(),
+        }
     }
-}
-
-fn is_tls(scheme: &str) -> bool {
-    matches!(scheme, "https" | "wss")
-}
-
-/// Splits `scheme://rest` (trailing `/` dropped from `rest`), accepting http(s) and ws(s).
-fn split_scheme(url: &str) -> Result<(&str, &str)> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("--url {url:?} has no scheme (expected http://HOST:PORT)");
-    };
-    if !matches!(scheme, "http" | "https" | "ws" | "wss") {
-        bail!("--url {url:?}: unsupported scheme {scheme:?}");
-    }
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() {
-        bail!("--url {url:?} has no host");
-    }
-    Ok((scheme, rest))
 }
 
 #[cfg(test)]
@@ -116,58 +188,68 @@ mod tests {
     #[test]
     fn defaults() {
         let a = parse(&[]);
+        assert_eq!(a.scenario, Scenario::Fanout);
         assert_eq!(a.url, "http://127.0.0.1:8000");
-        assert_eq!(a.api_key, "");
-        assert_eq!(a.token, None);
         assert_eq!(a.connections, 1000);
-        assert_eq!(a.channel, "bench");
         assert_eq!(a.rate, 20);
         assert_eq!(a.duration, 10);
-        assert_eq!(a.payload_bytes, 64);
-        assert_eq!(a.connect_rate, 2000);
-        assert_eq!(a.warmup, 1);
-        assert!(!a.idle && !a.json);
-        assert_eq!(a.server_pid, None);
+        assert_eq!(a.effective_connect_rate(), DEFAULT_CONNECT_RATE);
         assert_eq!(a.publications(), 200);
+        assert!(!a.json && a.html.is_none() && !a.allow_remote);
         a.validate().unwrap();
     }
 
     #[test]
-    fn urls() {
-        let a = parse(&["--url", "http://127.0.0.1:9000/"]);
-        assert_eq!(
-            a.ws_url().unwrap(),
-            "ws://127.0.0.1:9000/connection/websocket"
-        );
-        assert_eq!(
-            a.publish_url().unwrap(),
-            "http://127.0.0.1:9000/api/publish"
-        );
-        let a = parse(&["--url", "ws://localhost:1"]);
-        assert_eq!(a.publish_url().unwrap(), "http://localhost:1/api/publish");
-        let a = parse(&["--url", "https://h"]);
-        assert_eq!(a.ws_url().unwrap(), "wss://h/connection/websocket");
-        assert!(parse(&["--url", "127.0.0.1:8000"]).ws_url().is_err());
-        assert!(parse(&["--url", "ftp://x"]).ws_url().is_err());
-        assert!(parse(&["--url", "http://"]).ws_url().is_err());
+    fn scenarios() {
+        let a = parse(&["channels", "--channel", "c"]);
+        assert_eq!(a.scenario, Scenario::Channels);
+        assert_eq!(a.channel_of(7), "c-7");
+        assert!(a.publishes());
+        let a = parse(&["connect"]);
+        assert_eq!(a.effective_connect_rate(), 0);
+        assert!(!a.publishes());
+        let a = parse(&["connect", "--connect-rate", "50"]);
+        assert_eq!(a.effective_connect_rate(), 50);
+        let a = parse(&["idle", "--rate", "0", "--html", "r.html"]);
+        assert_eq!(a.channel_of(7), "bench");
+        assert_eq!(a.html.as_deref(), Some(std::path::Path::new("r.html")));
+        a.validate().unwrap();
     }
 
     #[test]
-    fn flags_and_validation() {
-        let a = parse(&[
-            "--idle",
-            "--rate",
-            "0",
-            "--server-pid",
-            "42",
-            "--json",
-            "--token",
-            "t",
-        ]);
-        assert!(a.idle && a.json);
-        assert_eq!(a.server_pid, Some(42));
-        assert_eq!(a.token.as_deref(), Some("t"));
-        a.validate().unwrap();
-        assert!(parse(&["--rate", "0"]).validate().is_err());
+    fn hard_caps() {
+        for bad in [
+            &["--connections", "0"][..],
+            &["--connections", "100001"],
+            &["--duration", "0"],
+            &["--duration", "3601"],
+            &["--rate", "0"],
+            &["--rate", "10001"],
+            &["--payload-bytes", "1048577"],
+            &["--warmup", "61"],
+            &["--channel", ""],
+        ] {
+            assert!(
+                matches!(parse(bad).validate(), Err(BenchError::InvalidArgs(_))),
+                "{bad:?}"
+            );
+        }
+        parse(&["--connections", "100000", "--duration", "3600"])
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn loopback_only_by_default() {
+        let remote = parse(&["--url", "http://10.0.0.1:8000"]);
+        assert!(matches!(
+            remote.validate(),
+            Err(BenchError::RemoteTarget(h)) if h == "10.0.0.1"
+        ));
+        parse(&["--url", "http://10.0.0.1:8000", "--allow-remote"])
+            .validate()
+            .unwrap();
+        parse(&["--url", "http://localhost:1"]).validate().unwrap();
+        parse(&["--url", "http://[::1]:1"]).validate().unwrap();
     }
 }

@@ -1,33 +1,68 @@
 //! `pushwire bench`: a load generator for a pushwire (Centrifugo protocol v2) server.
 //!
-//! It opens many WebSocket subscribers on one channel, publishes timestamped, numbered
-//! publications through the server HTTP API at a fixed rate, and reports connect errors,
-//! delivery loss and duplicates, publish-to-receive latency percentiles and, optionally, the
-//! server's resident memory per connection.
+//! Scenarios ([`Scenario`]): `fanout` (N subscribers on one channel, R publications/s),
+//! `channels` (N subscribers on N channels, each published to), `connect` (connection storm,
+//! then a reconnect storm triggered by the server API) and `idle` (server memory per idle
+//! subscribed connection). Publications carry their send time; each delivery's latency goes
+//! into sharded HDR histograms merged at the end. The report ([`BenchReport`]) prints as text
+//! or JSON and renders as a self-contained HTML page; its `exit_code` is non-zero when
+//! anything was refused, lost or failed.
 //!
 //! Layout:
-//! - [`args`][]: [`BenchArgs`], the command-line options.
-//! - `run`: [`run`], one bench run.
-//! - `subscriber`: one WebSocket connection task.
-//! - `publisher`: the HTTP API publisher.
-//! - `wire`: the client side of the JSON protocol.
-//! - `pace`: fixed-rate scheduling of connects and publishes.
-//! - `seq`, `stats`: duplicate detection and sharded latency/delivery statistics.
-//! - `memory`, `limits`: `/proc` readers (server VmRSS, own open-file limit).
-//! - [`report`][]: [`BenchReport`].
+//! - [`args`][]: [`BenchArgs`], the options and their hard caps; `target`: the URL, the
+//!   loopback rule, the reachability probe; `token`: the connection token.
+//! - `run`: [`run`], one run; `pool`: the connection tasks; `subscriber`: one connection;
+//!   `publisher`: the HTTP API publisher; `api`: one-off API calls; `wire`: the client side
+//!   of the JSON protocol; `pace`: fixed-rate scheduling.
+//! - `seq`, `stats`: duplicate detection and sharded statistics; `timeline`: per-second
+//!   samples; `progress`: the progress bar.
+//! - `memory`, `limits`, `machine`: `/proc` readers.
+//! - [`report`][]: [`BenchReport`] (JSON schema); `text`, `html`, `svg`: its renderings.
+//! - [`error`][]: [`BenchError`] and the exit codes.
 
+mod api;
 pub mod args;
+pub mod error;
+mod html;
 mod limits;
+mod machine;
 mod memory;
 mod pace;
+mod pool;
+mod progress;
 mod publisher;
 pub mod report;
 mod run;
 mod seq;
 mod stats;
 mod subscriber;
+mod svg;
+mod target;
+mod text;
+mod timeline;
+mod token;
 mod wire;
 
-pub use args::BenchArgs;
+pub use args::{BenchArgs, Scenario};
+pub use error::{BenchError, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 pub use report::BenchReport;
 pub use run::run;
+pub use timeline::Sample;
+
+/// `pushwire bench` end to end: runs, prints the report to stdout (JSON with `--json`),
+/// writes the HTML report with `--html`, and returns the process exit code
+/// ([`EXIT_OK`] or [`EXIT_PARTIAL`]). An `Err` means no report could be made
+/// (exit with [`EXIT_ERROR`]).
+pub async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
+    let (json, html) = (args.json, args.html.clone());
+    let report = run(args).await?;
+    report.print(json);
+    if let Some(path) = html {
+        std::fs::write(&path, report.html()).map_err(|e| BenchError::Output {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        eprintln!("bench: HTML report written to {}", path.display());
+    }
+    Ok(report.exit_code)
+}

@@ -1,22 +1,22 @@
 //! The open-file limit of this process, read from `/proc/self/limits`.
 
-use anyhow::{bail, Result};
+use crate::error::BenchError;
 
 /// File descriptors kept free for the runtime, the HTTP publisher and stdio.
 const SPARE_FDS: u64 = 128;
 
 /// Fails early when `connections` sockets cannot fit under the soft open-file limit.
 /// Nothing is raised: the limit is whatever the OS gave this process.
-pub(crate) fn check_open_files(connections: u64) -> Result<()> {
+pub(crate) fn check_open_files(connections: u64) -> Result<(), BenchError> {
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return Ok(());
     };
     if let Some(limit) = parse_open_files_limit(&limits) {
         if connections + SPARE_FDS > limit {
-            bail!(
-                "{connections} connections need about {} open files but the limit is {limit}",
-                connections + SPARE_FDS
-            );
+            return Err(BenchError::OpenFiles {
+                needed: connections + SPARE_FDS,
+                limit,
+            });
         }
     }
     Ok(())

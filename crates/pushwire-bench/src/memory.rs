@@ -1,12 +1,13 @@
 //! Resident memory of the server process, read from `/proc/<pid>/status`.
 
-use anyhow::{anyhow, Context, Result};
+use crate::error::BenchError;
 
 /// VmRSS of process `pid` in bytes.
-pub(crate) fn read_vm_rss(pid: u32) -> Result<u64> {
+pub(crate) fn read_vm_rss(pid: u32) -> Result<u64, BenchError> {
+    let err = |reason: String| BenchError::ServerMemory { pid, reason };
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    parse_vm_rss(&status).ok_or_else(|| anyhow!("no VmRSS line in {path}"))
+    let status = std::fs::read_to_string(&path).map_err(|e| err(format!("{path}: {e}")))?;
+    parse_vm_rss(&status).ok_or_else(|| err(format!("no VmRSS line in {path}")))
 }
 
 /// Extracts `VmRSS:   1234 kB` from a status file, in bytes.

@@ -1,176 +1,358 @@
-//! The result of a bench run and its text rendering.
+//! The result of a bench run: a stable JSON schema (documented in docs/benchmarks.md) and the
+//! exit code it implies. Text and HTML renderings live in `text` and `html`.
+//!
+//! Every key is always present; sections a scenario does not measure are `null`. Latencies
+//! are microseconds, memory is bytes, rates are per second.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Everything a bench run measured. Latencies are microseconds, memory is bytes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+use crate::args::Scenario;
+use crate::error::{EXIT_OK, EXIT_PARTIAL};
+use crate::timeline::Sample;
+
+/// Version of the JSON schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Percentiles drawn as the latency curve.
+const CURVE_PERCENTILES: [f64; 14] = [
+    0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.995, 99.999, 100.0,
+];
+/// Latency histogram buckets: upper bounds double from 1 µs (…, 65.5 ms, 131 ms, …, ~68 s).
+const BUCKETS: u32 = 27;
+
+/// Everything a bench run measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BenchReport {
-    /// `--idle`: connections were only held, nothing was published.
-    pub idle: bool,
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The scenario run.
+    pub scenario: Scenario,
+    /// No connect error, dropped connection, publish error, lost or duplicate delivery, or
+    /// failed reconnect.
+    pub complete: bool,
+    /// The process exit code: 0 when `complete`, 2 otherwise.
+    pub exit_code: i32,
+    /// Why the run is not complete, one line each (empty when complete).
+    pub problems: Vec<String>,
+    /// What was asked for.
+    pub params: Params,
+    /// The machine the bench ran on.
+    pub machine: Machine,
+    /// The connect phase.
+    pub connections: Connections,
+    /// The publisher (`fanout`, `channels`).
+    pub publications: Option<Publications>,
+    /// Deliveries against expectations (`fanout`, `channels`).
+    pub deliveries: Option<Deliveries>,
+    /// Publish-to-receive latency of first deliveries (`fanout`, `channels`).
+    pub latency: Option<Latency>,
+    /// The reconnect storm (`connect` unless `--no-reconnect`).
+    pub reconnect: Option<Reconnect>,
+    /// Server memory (`--server-pid`).
+    pub memory: Option<Memory>,
+    /// One sample per second of the run.
+    pub timeline: Vec<Sample>,
+}
+
+/// The options of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Params {
+    /// `--url`.
+    pub url: String,
     /// `--connections`.
-    pub connections_requested: u64,
+    pub connections: u64,
+    /// Channels published to: 1, or `connections` for `channels`, 0 when nothing is published.
+    pub channels: u64,
+    /// `--rate`, per channel (0 when nothing is published).
+    pub rate: u32,
+    /// `--duration`.
+    pub duration_secs: u64,
+    /// `--payload-bytes`.
+    pub payload_bytes: usize,
+    /// Connect rate in effect, 0 for unpaced.
+    pub connect_rate: u32,
+}
+
+/// Where the numbers were taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Machine {
+    /// CPUs available to the bench process (its affinity mask).
+    pub cpus: usize,
+    /// 1-minute load average when the run started (`/proc/loadavg`).
+    pub load_avg_start: Option<f64>,
+    /// 1-minute load average when the run ended.
+    pub load_avg_end: Option<f64>,
+}
+
+/// The connect phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Connections {
+    /// `--connections`.
+    pub requested: u64,
     /// Connections whose `connect` and `subscribe` both succeeded.
-    pub connections_established: u64,
+    pub established: u64,
     /// Connections that failed to open, connect or subscribe.
-    pub connect_errors: u64,
-    /// The first connect error seen, for diagnosis.
-    pub first_connect_error: Option<String>,
+    pub errors: u64,
+    /// The first connect error, for diagnosis.
+    pub first_error: Option<String>,
     /// Established connections that ended before the bench closed them.
-    pub connections_dropped: u64,
-    /// Seconds from the first connection attempt to the last outcome.
-    pub connect_secs: f64,
-    /// Publications the HTTP API accepted.
-    pub publications_sent: u64,
-    /// Publish requests that failed (transport error, non-200 or an `error` reply).
-    pub publish_errors: u64,
-    /// The first publish error seen, for diagnosis.
-    pub first_publish_error: Option<String>,
+    pub dropped: u64,
+    /// Seconds from the first attempt to the last outcome.
+    pub secs: f64,
+    /// `established / secs`.
+    pub per_sec: f64,
+    /// Handshake latency (TCP connect to subscribe reply) of established connections.
+    pub latency: Latency,
+}
+
+/// The publisher.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Publications {
+    /// Publications the plan called for: `rate × duration × channels`.
+    pub planned: u64,
+    /// Publications accepted by the server (one per channel).
+    pub sent: u64,
+    /// Publications that failed (transport error, non-200 or an `error` reply).
+    pub errors: u64,
+    /// The first publish error.
+    pub first_error: Option<String>,
     /// Seconds spent publishing.
-    pub publish_secs: f64,
-    /// `publications_sent × connections_established`.
-    pub expected_deliveries: u64,
-    /// First deliveries of a publication to a connection (duplicates excluded).
+    pub secs: f64,
+    /// `sent / secs`.
+    pub per_sec: f64,
+    /// Publishing stopped early because every connection was lost.
+    pub aborted: bool,
+}
+
+/// Deliveries against expectations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Deliveries {
+    /// `fanout`: `sent × established`; `channels`: `sent` (one subscriber per channel).
+    pub expected: u64,
+    /// First deliveries of a publication to a connection.
     pub delivered: u64,
-    /// `expected_deliveries − delivered` (never negative).
+    /// `expected − delivered`, never negative.
     pub lost: u64,
-    /// Repeated deliveries of a publication already received by the same connection.
+    /// Repeated deliveries of a publication already received on the same connection.
     pub duplicates: u64,
-    /// `lost / expected_deliveries` (0 when nothing was expected).
+    /// `lost / expected` (0 when nothing was expected).
     pub loss_ratio: f64,
-    /// Number of latency samples (equals `delivered`).
-    pub latency_samples: u64,
-    /// Median publish-to-receive latency.
-    pub latency_p50_us: u64,
-    /// 90th percentile latency.
-    pub latency_p90_us: u64,
-    /// 99th percentile latency.
-    pub latency_p99_us: u64,
-    /// 99.9th percentile latency.
-    pub latency_p999_us: u64,
-    /// Highest latency.
-    pub latency_max_us: u64,
-    /// Server VmRSS before connecting, with `--server-pid`.
-    pub rss_before: Option<u64>,
-    /// Server VmRSS after all connections subscribed, with `--server-pid`.
-    pub rss_after: Option<u64>,
+    /// `delivered` divided by the seconds from the first publish to the last delivery.
+    pub per_sec: f64,
+}
+
+/// The reconnect storm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Reconnect {
+    /// How the server was made to disconnect everyone.
+    pub trigger: String,
+    /// Connections subscribed before the trigger.
+    pub expected: u64,
+    /// Connections subscribed again.
+    pub reconnected: u64,
+    /// Reconnects that failed.
+    pub errors: u64,
+    /// The first reconnect error, or why the trigger failed.
+    pub first_error: Option<String>,
+    /// Seconds from the trigger to the last reconnect.
+    pub secs: f64,
+    /// `reconnected / secs`.
+    pub per_sec: f64,
+    /// Handshake latency of the reconnects.
+    pub latency: Latency,
+}
+
+/// Server memory, from `/proc/<pid>/status` VmRSS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Memory {
+    /// Before connecting.
+    pub rss_before: u64,
+    /// After all connections subscribed and the warm-up.
+    pub rss_after: u64,
     /// `rss_after − rss_before`.
-    pub rss_delta: Option<i64>,
-    /// `rss_delta / connections_established`.
+    pub rss_delta: i64,
+    /// `rss_delta / established`.
     pub bytes_per_connection: Option<i64>,
 }
 
-impl BenchReport {
-    /// Fills the latency fields from a histogram of microseconds.
-    pub(crate) fn set_latency(&mut self, h: &Histogram<u64>) {
-        self.latency_samples = h.len();
+/// A latency distribution, microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Number of samples.
+    pub samples: u64,
+    /// Mean.
+    pub mean_us: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Highest.
+    pub max_us: u64,
+    /// The percentile curve (empty without samples).
+    pub curve: Vec<CurvePoint>,
+    /// Counts per power-of-two bucket, empty buckets at the ends left out.
+    pub buckets: Vec<Bucket>,
+}
+
+/// One point of the percentile curve.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// Percentile, 0 to 100.
+    pub percentile: f64,
+    /// Latency at that percentile.
+    pub us: u64,
+}
+
+/// One histogram bucket: samples in `(previous le_us, le_us]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Upper bound, microseconds.
+    pub le_us: u64,
+    /// Samples in the bucket.
+    pub count: u64,
+}
+
+impl Latency {
+    /// Summarizes a histogram of microseconds.
+    pub(crate) fn from_histogram(h: &Histogram<u64>) -> Latency {
         if h.is_empty() {
-            return;
+            return Latency::default();
         }
-        self.latency_p50_us = h.value_at_quantile(0.50);
-        self.latency_p90_us = h.value_at_quantile(0.90);
-        self.latency_p99_us = h.value_at_quantile(0.99);
-        self.latency_p999_us = h.value_at_quantile(0.999);
-        self.latency_max_us = h.max();
+        let curve = CURVE_PERCENTILES
+            .iter()
+            .map(|&p| CurvePoint {
+                percentile: p,
+                us: h.value_at_percentile(p),
+            })
+            .collect();
+        let mut counts = vec![0u64; BUCKETS as usize];
+        for v in h.iter_recorded() {
+            let value = v.value_iterated_to();
+            let idx = (64 - value.saturating_sub(1).leading_zeros()).min(BUCKETS - 1);
+            counts[idx as usize] += v.count_at_value();
+        }
+        let first = counts.iter().position(|c| *c > 0).unwrap_or(0);
+        let last = counts.iter().rposition(|c| *c > 0).unwrap_or(0);
+        let buckets = (first..=last)
+            .map(|i| Bucket {
+                le_us: 1u64 << i,
+                count: counts[i],
+            })
+            .collect();
+        Latency {
+            samples: h.len(),
+            mean_us: h.mean().round() as u64,
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            curve,
+            buckets,
+        }
+    }
+}
+
+impl Deliveries {
+    /// Loss and ratio from what was expected and received over `secs`.
+    pub(crate) fn new(expected: u64, delivered: u64, duplicates: u64, secs: f64) -> Deliveries {
+        let lost = expected.saturating_sub(delivered);
+        Deliveries {
+            expected,
+            delivered,
+            lost,
+            duplicates,
+            loss_ratio: ratio(lost as f64, expected as f64),
+            per_sec: ratio(delivered as f64, secs),
+        }
+    }
+}
+
+/// `a / b`, 0 when `b` is 0.
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+impl BenchReport {
+    /// An empty report of `scenario`, filled in by the run.
+    pub(crate) fn new(scenario: Scenario, params: Params, machine: Machine) -> BenchReport {
+        BenchReport {
+            schema_version: SCHEMA_VERSION,
+            scenario,
+            complete: false,
+            exit_code: EXIT_PARTIAL,
+            problems: Vec::new(),
+            params,
+            machine,
+            connections: Connections::default(),
+            publications: None,
+            deliveries: None,
+            latency: None,
+            reconnect: None,
+            memory: None,
+            timeline: Vec::new(),
+        }
     }
 
-    /// Fills expected deliveries, loss and duplicates from what was sent and received.
-    pub(crate) fn set_deliveries(&mut self, sent: u64, delivered: u64, duplicates: u64) {
-        self.publications_sent = sent;
-        self.expected_deliveries = sent.saturating_mul(self.connections_established);
-        self.delivered = delivered;
-        self.duplicates = duplicates;
-        self.lost = self.expected_deliveries.saturating_sub(delivered);
-        self.loss_ratio = if self.expected_deliveries == 0 {
-            0.0
-        } else {
-            self.lost as f64 / self.expected_deliveries as f64
-        };
+    /// Lists the problems and sets `complete` and `exit_code` from them.
+    pub(crate) fn conclude(&mut self) {
+        let mut p = Vec::new();
+        let c = &self.connections;
+        if c.errors > 0 {
+            p.push(format!(
+                "{} of {} connections failed",
+                c.errors, c.requested
+            ));
+        }
+        if c.dropped > 0 {
+            p.push(format!(
+                "{} connections were lost during the run",
+                c.dropped
+            ));
+        }
+        if let Some(publ) = &self.publications {
+            if publ.errors > 0 {
+                p.push(format!("{} publications failed", publ.errors));
+            }
+            if publ.aborted {
+                p.push("publishing stopped early: every connection was lost".into());
+            }
+        }
+        if let Some(d) = &self.deliveries {
+            if d.lost > 0 {
+                p.push(format!("{} of {} deliveries lost", d.lost, d.expected));
+            }
+            if d.duplicates > 0 {
+                p.push(format!("{} duplicate deliveries", d.duplicates));
+            }
+        }
+        if let Some(r) = &self.reconnect {
+            if r.reconnected < r.expected {
+                p.push(format!(
+                    "{} of {} connections did not reconnect",
+                    r.expected - r.reconnected,
+                    r.expected
+                ));
+            }
+        }
+        self.complete = p.is_empty();
+        self.exit_code = if self.complete { EXIT_OK } else { EXIT_PARTIAL };
+        self.problems = p;
     }
 
     /// The report as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("report always serializes")
     }
-
-    /// Prints the report to stdout: one JSON object when `json`, text otherwise.
-    pub fn print(&self, json: bool) {
-        if json {
-            println!("{}", self.to_json());
-        } else {
-            self.print_human();
-        }
-    }
-
-    /// Prints the report to stdout as aligned text.
-    pub fn print_human(&self) {
-        print!("{}", self.human());
-    }
-
-    /// The text of [`BenchReport::print_human`].
-    pub fn human(&self) -> String {
-        let mut out = String::from("pushwire bench\n");
-        out += &format!(
-            "  connections  {} requested, {} established, {} errors, {} dropped ({:.2} s)\n",
-            self.connections_requested,
-            self.connections_established,
-            self.connect_errors,
-            self.connections_dropped,
-            self.connect_secs,
-        );
-        if let Some(e) = &self.first_connect_error {
-            out += &format!("               first connect error: {e}\n");
-        }
-        if self.idle {
-            out += "  mode         idle: connections held, nothing published\n";
-            out += &self.memory_line();
-            return out;
-        }
-        out += &format!(
-            "  publications {} sent, {} errors ({:.2} s)\n",
-            self.publications_sent, self.publish_errors, self.publish_secs,
-        );
-        if let Some(e) = &self.first_publish_error {
-            out += &format!("               first publish error: {e}\n");
-        }
-        out += &format!(
-            "  deliveries   {} expected, {} delivered, {} lost ({:.4}%), {} duplicates\n",
-            self.expected_deliveries,
-            self.delivered,
-            self.lost,
-            self.loss_ratio * 100.0,
-            self.duplicates,
-        );
-        out += &format!(
-            "  latency µs   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (n={})\n",
-            self.latency_p50_us,
-            self.latency_p90_us,
-            self.latency_p99_us,
-            self.latency_p999_us,
-            self.latency_max_us,
-            self.latency_samples,
-        );
-        out += &self.memory_line();
-        out
-    }
-
-    fn memory_line(&self) -> String {
-        let (Some(before), Some(after)) = (self.rss_before, self.rss_after) else {
-            return String::new();
-        };
-        format!(
-            "  server rss   before {}, after {}, delta {} B, {} B/connection\n",
-            mib(before),
-            mib(after),
-            self.rss_delta.unwrap_or_default(),
-            self.bytes_per_connection
-                .map_or_else(|| "-".to_string(), |b| b.to_string()),
-        )
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 #[cfg(test)]
@@ -184,79 +366,60 @@ mod tests {
         for v in 1..=1000u64 {
             h.record(v).unwrap();
         }
-        let mut r = BenchReport::default();
-        r.set_latency(&h);
-        assert_eq!(r.latency_samples, 1000);
-        assert_eq!(r.latency_p50_us, 500);
-        assert_eq!(r.latency_p90_us, 900);
-        assert_eq!(r.latency_p99_us, 990);
-        assert_eq!(r.latency_p999_us, 999);
-        assert_eq!(r.latency_max_us, 1000);
-    }
-
-    #[test]
-    fn percentiles_keep_three_digits() {
-        let mut h = new_histogram();
-        h.record(123_456).unwrap();
-        let mut r = BenchReport::default();
-        r.set_latency(&h);
-        assert!((123_400..=123_600).contains(&r.latency_p50_us));
-        assert_eq!(r.latency_p50_us, r.latency_max_us);
+        let l = Latency::from_histogram(&h);
+        assert_eq!(l.samples, 1000);
+        assert_eq!(
+            (l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us),
+            (500, 900, 990, 999, 1000)
+        );
+        assert_eq!(l.mean_us, 501);
+        assert_eq!(l.curve.first().unwrap().us, 1);
+        assert_eq!(l.curve.last().unwrap().us, 1000);
+        assert!(l.curve.windows(2).all(|w| w[0].us <= w[1].us));
+        assert_eq!(l.buckets.iter().map(|b| b.count).sum::<u64>(), 1000);
+        assert_eq!(l.buckets.first().unwrap(), &Bucket { le_us: 1, count: 1 });
+        assert_eq!(l.buckets[1], Bucket { le_us: 2, count: 1 });
+        assert_eq!(l.buckets[2], Bucket { le_us: 4, count: 2 });
+        assert_eq!(l.buckets.last().unwrap().le_us, 1024);
     }
 
     #[test]
     fn empty_histogram_is_zero() {
-        let mut r = BenchReport::default();
-        r.set_latency(&new_histogram());
-        assert_eq!(r, BenchReport::default());
+        assert_eq!(
+            Latency::from_histogram(&new_histogram()),
+            Latency::default()
+        );
     }
 
     #[test]
-    fn loss_and_duplicates() {
-        let mut r = BenchReport {
-            connections_established: 100,
-            ..Default::default()
-        };
-        r.set_deliveries(20, 1990, 3);
-        assert_eq!(r.expected_deliveries, 2000);
-        assert_eq!(r.lost, 10);
-        assert_eq!(r.duplicates, 3);
-        assert!((r.loss_ratio - 0.005).abs() < 1e-12);
-
-        r.set_deliveries(20, 2005, 0);
-        assert_eq!(r.lost, 0);
-        assert_eq!(r.loss_ratio, 0.0);
-
-        let mut none = BenchReport::default();
-        none.set_deliveries(0, 0, 0);
-        assert_eq!(none.loss_ratio, 0.0);
+    fn loss_and_rates() {
+        let d = Deliveries::new(2000, 1990, 3, 2.0);
+        assert_eq!((d.lost, d.duplicates), (10, 3));
+        assert!((d.loss_ratio - 0.005).abs() < 1e-12);
+        assert!((d.per_sec - 995.0).abs() < 1e-9);
+        let d = Deliveries::new(20, 25, 0, 0.0);
+        assert_eq!((d.lost, d.loss_ratio, d.per_sec), (0, 0.0, 0.0));
     }
 
     #[test]
-    fn renders_text_and_json() {
-        let mut r = BenchReport {
-            connections_requested: 2,
-            connections_established: 2,
-            rss_before: Some(1 << 20),
-            rss_after: Some(3 << 20),
-            rss_delta: Some(2 << 20),
-            bytes_per_connection: Some(1 << 20),
-            ..Default::default()
-        };
-        r.set_deliveries(10, 19, 1);
-        let text = r.human();
-        assert!(text.contains("2 requested, 2 established"));
-        assert!(text.contains("20 expected, 19 delivered, 1 lost (5.0000%), 1 duplicates"));
-        assert!(text.contains("before 1.0 MiB, after 3.0 MiB"));
+    fn conclude_sets_exit_code() {
+        let mut r = BenchReport::new(Scenario::Fanout, Params::default(), Machine::default());
+        r.connections.requested = 10;
+        r.connections.established = 10;
+        r.deliveries = Some(Deliveries::new(100, 100, 0, 1.0));
+        r.conclude();
+        assert!(r.complete && r.problems.is_empty());
+        assert_eq!(r.exit_code, EXIT_OK);
+        r.deliveries = Some(Deliveries::new(100, 90, 0, 1.0));
+        r.connections.dropped = 2;
+        r.conclude();
+        assert!(!r.complete);
+        assert_eq!(r.exit_code, EXIT_PARTIAL);
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        assert_eq!(v["lost"], 1);
-        assert_eq!(v["bytes_per_connection"], 1 << 20);
-        assert_eq!(v["first_connect_error"], serde_json::Value::Null);
-
-        r.idle = true;
-        let text = r.human();
-        assert!(text.contains("idle"));
-        assert!(!text.contains("deliveries"));
-        assert!(text.contains("1048576 B/connection"));
+        assert_eq!(v["scenario"], "fanout");
+        assert_eq!(v["deliveries"]["lost"], 10);
+        assert_eq!(v["memory"], serde_json::Value::Null);
+        assert_eq!(v["schema_version"], SCHEMA_VERSION);
     }
 }

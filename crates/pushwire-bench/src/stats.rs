@@ -39,10 +39,18 @@ impl Shard {
     }
 }
 
-/// Sharded statistics of the whole run.
+/// Sharded statistics of the whole run, plus the connection counters and the (rarer) connect
+/// and reconnect latencies.
+///
+/// One histogram per connection task would cost ~140 KB each (1 µs..60 s at 3 significant
+/// digits), so tasks record into a fixed set of shards instead, merged at the end.
 pub(crate) struct Stats {
     shards: Box<[Mutex<Shard>]>,
     dropped: AtomicU64,
+    live: AtomicU64,
+    sent: AtomicU64,
+    connect: Mutex<Histogram<u64>>,
+    reconnect: Mutex<Histogram<u64>>,
 }
 
 /// Merged view of all shards.
@@ -55,6 +63,10 @@ pub(crate) struct Totals {
     pub(crate) duplicates: u64,
     /// Established connections that ended before the bench closed them.
     pub(crate) dropped: u64,
+    /// Connect (TCP + WebSocket + connect + subscribe) latencies, microseconds.
+    pub(crate) connect: Histogram<u64>,
+    /// Reconnect latencies (connection lost → subscribed again), microseconds.
+    pub(crate) reconnect: Histogram<u64>,
 }
 
 impl Stats {
@@ -65,7 +77,49 @@ impl Stats {
                 .map(|_| Mutex::new(Shard::new()))
                 .collect(),
             dropped: AtomicU64::new(0),
+            live: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            connect: Mutex::new(new_histogram()),
+            reconnect: Mutex::new(new_histogram()),
         }
+    }
+
+    /// A connection is subscribed (again) after `latency_us`; `reconnect` picks the histogram.
+    pub(crate) fn connection_up(&self, latency_us: u64, reconnect: bool) {
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let h = if reconnect {
+            &self.reconnect
+        } else {
+            &self.connect
+        };
+        h.lock().saturating_record(latency_us.max(1));
+    }
+
+    /// A live connection ended (closed by the bench, lost or about to reconnect).
+    pub(crate) fn connection_down(&self) {
+        let _ = self
+            .live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Connections subscribed right now.
+    pub(crate) fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` publications accepted by the server (one per channel).
+    pub(crate) fn add_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Publications accepted so far.
+    pub(crate) fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Established connections lost so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The shard of connection number `conn`.
@@ -100,6 +154,8 @@ impl Stats {
             delivered,
             duplicates,
             dropped: self.dropped.load(Ordering::Relaxed),
+            connect: self.connect.lock().clone(),
+            reconnect: self.reconnect.lock().clone(),
         }
     }
 }
@@ -143,6 +199,12 @@ mod tests {
             shard.record(conn % 2 == 0, 5);
         }
         stats.connection_dropped();
+        stats.connection_up(300, false);
+        stats.connection_up(400, true);
+        stats.connection_up(500, true);
+        stats.connection_down();
+        stats.add_sent(3);
+        assert_eq!((stats.live(), stats.sent(), stats.dropped()), (2, 3, 1));
         assert_eq!(stats.delivered(), 12);
         let t = stats.totals();
         assert_eq!(t.delivered, 12);
@@ -150,6 +212,8 @@ mod tests {
         assert_eq!(t.dropped, 1);
         assert_eq!(t.latency.len(), 12);
         assert_eq!(t.latency.max(), 800);
+        assert_eq!((t.connect.len(), t.reconnect.len()), (1, 2));
+        assert_eq!(t.reconnect.max(), 500);
     }
 
     #[test]

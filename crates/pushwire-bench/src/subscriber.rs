@@ -1,6 +1,8 @@
 //! One subscriber connection: open the WebSocket, connect and subscribe, then count and time
-//! every publication until told to stop.
+//! every publication until told to stop; in a reconnect storm, come back after a server-side
+//! close.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -28,12 +31,47 @@ const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) struct Shared {
     /// `ws://HOST/connection/websocket`.
     pub(crate) url: String,
-    /// The batched connect + subscribe frame.
-    pub(crate) hello: String,
+    /// Connection token, if any.
+    pub(crate) token: Option<String>,
+    /// The channel of each connection, by index.
+    pub(crate) channel_of: Box<dyn Fn(usize) -> String + Send + Sync>,
     /// Delivery statistics.
     pub(crate) stats: Arc<Stats>,
     /// Bounds the handshakes in progress.
     pub(crate) handshakes: Semaphore,
+    /// Set during a reconnect storm: a server-side close makes the task connect again
+    /// instead of counting the connection as dropped.
+    pub(crate) reconnect: AtomicBool,
+}
+
+/// What a subscriber task reports to the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Connection `index` is connected and subscribed.
+    Up {
+        /// Connection number.
+        index: usize,
+    },
+    /// The first handshake failed; the task has ended.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+    /// Connected and subscribed again after a server-side close.
+    Reconnected,
+    /// A reconnect failed; the task has ended.
+    ReconnectFailed {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// How a receive loop ended.
+enum End {
+    /// The bench said stop.
+    Stopped,
+    /// The server closed the connection or ended the subscription.
+    Lost,
 }
 
 /// Small buffers: thousands of connections each receive a few small messages per second.
@@ -44,41 +82,88 @@ fn ws_config() -> WebSocketConfig {
         .max_write_buffer_size(64 * 1024)
 }
 
-/// Runs connection number `index`: reports the handshake outcome on `ready`, then records
-/// deliveries until `stop` turns true (or the sender goes away).
+/// Runs connection number `index`: reports the handshake outcome on `events`, records
+/// deliveries until `stop` turns true (or its sender goes away), and during a reconnect storm
+/// reconnects after a server-side close.
 pub(crate) async fn run(
     index: usize,
     shared: Arc<Shared>,
-    ready: mpsc::UnboundedSender<Result<(), String>>,
+    events: mpsc::Sender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let opened = {
-        let _permit = shared.handshakes.acquire().await;
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared.url, &shared.hello))
-            .await
-            .unwrap_or_else(|_| Err(anyhow!("handshake timed out")))
-    };
-    let mut ws = match opened {
-        Ok(ws) => {
-            let _ = ready.send(Ok(()));
+    let hello = wire::hello_frame(shared.token.as_deref(), &(shared.channel_of)(index));
+    let mut ws = match open(&shared, &hello).await {
+        Ok((ws, latency)) => {
+            shared.stats.connection_up(latency, false);
+            let _ = events.send(Event::Up { index }).await;
             ws
         }
         Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
+            let _ = events.send(Event::Failed { error: e }).await;
             return;
         }
     };
-    drop(ready);
     let shard = shared.stats.shard(index);
     let mut window = SeqWindow::default();
     loop {
+        let end = receive(&mut ws, &mut stop, &mut window, shard).await;
+        shared.stats.connection_down();
+        let stopping = *stop.borrow();
+        match end {
+            End::Stopped => break,
+            End::Lost if stopping => return,
+            End::Lost if !shared.reconnect.load(Ordering::Relaxed) => {
+                shared.stats.connection_dropped();
+                return;
+            }
+            End::Lost => match open(&shared, &hello).await {
+                Ok((again, latency)) => {
+                    shared.stats.connection_up(latency, true);
+                    let _ = events.send(Event::Reconnected).await;
+                    ws = again;
+                }
+                Err(error) => {
+                    // Counted by the reconnect storm, not as a dropped connection.
+                    let _ = events.send(Event::ReconnectFailed { error }).await;
+                    return;
+                }
+            },
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
+}
+
+/// One bounded handshake: waits for a permit, then connects and subscribes within
+/// [`HANDSHAKE_TIMEOUT`]. Returns the socket and the handshake latency in microseconds
+/// (measured from the permit, so the bench's own queue is not counted).
+async fn open(shared: &Shared, hello: &str) -> Result<(Ws, u64), String> {
+    let _permit = shared.handshakes.acquire().await;
+    let started = Instant::now();
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared.url, hello)).await {
+        Ok(Ok(ws)) => {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            Ok((ws, us))
+        }
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(_) => Err(format!("handshake timed out after {HANDSHAKE_TIMEOUT:?}")),
+    }
+}
+
+/// Records publications until the bench stops or the server ends the connection.
+async fn receive(
+    ws: &mut Ws,
+    stop: &mut watch::Receiver<bool>,
+    window: &mut SeqWindow,
+    shard: &Mutex<Shard>,
+) -> End {
+    loop {
         if *stop.borrow_and_update() {
-            break;
+            return End::Stopped;
         }
         tokio::select! {
             changed = stop.changed() => {
                 if changed.is_err() {
-                    break;
+                    return End::Stopped;
                 }
             }
             msg = ws.next() => {
@@ -86,28 +171,18 @@ pub(crate) async fn run(
                     Some(Ok(Message::Text(t))) => t.as_bytes(),
                     Some(Ok(Message::Binary(b))) => &b[..],
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => {
-                        if !*stop.borrow() {
-                            shared.stats.connection_dropped();
-                        }
-                        return;
-                    }
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Lost,
                 };
-                let action = handle_frame(frame, &mut window, shard);
+                let action = handle_frame(frame, window, shard);
                 if action.ended {
-                    shared.stats.connection_dropped();
-                    break;
+                    return End::Lost;
                 }
                 if action.pong && ws.send(Message::text(PONG)).await.is_err() {
-                    if !*stop.borrow() {
-                        shared.stats.connection_dropped();
-                    }
-                    return;
+                    return End::Lost;
                 }
             }
         }
     }
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(None)).await;
 }
 
 /// Opens the WebSocket, sends connect + subscribe and waits for both replies.
