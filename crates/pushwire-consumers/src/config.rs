@@ -1,0 +1,297 @@
+//! The `consumers` configuration section (Centrifugo-shaped).
+//!
+//! ```toml
+//! [[consumers]]
+//! name = "orders"
+//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox
+//! mode = "route"               # api_command (default) | route
+//! route = { channel = "orders.{type}", tag_field = "type" }
+//! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
+//! ```
+//!
+//! Every consumer is validated when the configuration is read: a missing source sub-section,
+//! an empty required key or a bad route template stops start-up with an error naming the key.
+
+use std::time::Duration;
+
+use pushwire_core::config::ConfigError;
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::KafkaSettings;
+use crate::nats_jetstream::NatsJetStreamSettings;
+use crate::postgresql_outbox::PostgresOutboxSettings;
+use crate::rabbitmq::RabbitMqSettings;
+use crate::redis_stream::RedisStreamSettings;
+use crate::template::Template;
+
+/// The source a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerType {
+    /// Kafka consumer group (`kafka` sub-section).
+    Kafka,
+    /// RabbitMQ queue (`rabbitmq` sub-section).
+    Rabbitmq,
+    /// NATS JetStream durable pull consumer (`nats_jetstream` sub-section).
+    NatsJetstream,
+    /// Redis Streams consumer group (`redis_stream` sub-section).
+    RedisStream,
+    /// PostgreSQL outbox table (`postgresql_outbox` sub-section).
+    PostgresqlOutbox,
+}
+
+impl ConsumerType {
+    /// The config name, also the `type` metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsumerType::Kafka => "kafka",
+            ConsumerType::Rabbitmq => "rabbitmq",
+            ConsumerType::NatsJetstream => "nats_jetstream",
+            ConsumerType::RedisStream => "redis_stream",
+            ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+        }
+    }
+}
+
+/// How a message becomes node operations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The body is a server API command: `{"method":"publish","payload":{...}}`.
+    #[default]
+    ApiCommand,
+    /// The body is the publication data; the channel comes from `route.channel`.
+    Route,
+}
+
+/// `consumers[].route`: used in `route` mode.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Channel template: literal text with `{subject}`, `{header.NAME}` and `{FIELD}` (a
+    /// top-level field of the JSON body) placeholders, e.g. `orders.{type}`, `user#{user_id}`.
+    pub channel: String,
+    /// A top-level body field whose value also becomes the publication tag of the same name
+    /// (e.g. `type`), so clients can filter with tags filters. Empty = none.
+    pub tag_field: String,
+    /// Skip history for routed publications (off: history is what makes delivery recoverable).
+    pub skip_history: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_backoff_min() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_pause_queued_bytes() -> usize {
+    64 << 20
+}
+
+/// `consumers[]`: one named consumer. Validated when deserialized (see [`Self::validate`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(try_from = "RawConsumerConfig")]
+pub struct ConsumerConfig {
+    /// Unique name; the `consumer` metrics label.
+    pub name: String,
+    /// Run this consumer (default true).
+    pub enabled: bool,
+    /// Source type.
+    #[serde(rename = "type")]
+    pub consumer_type: ConsumerType,
+    /// Mapping mode (default `api_command`).
+    pub mode: Mode,
+    /// Route mode settings.
+    pub route: RouteConfig,
+    /// First retry / reconnect delay ceiling (exponential, full jitter). Default 100ms.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_min: Duration,
+    /// Largest retry / reconnect delay ceiling. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+    /// Back-pressure: the consumer pauses fetching while the node's connections have more
+    /// than this many bytes queued in total. 0 = never pause. Default 64 MiB.
+    pub pause_queued_bytes: usize,
+    /// `rabbitmq` settings, required when `type = "rabbitmq"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rabbitmq: Option<RabbitMqSettings>,
+    /// `redis_stream` settings, required when `type = "redis_stream"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_stream: Option<RedisStreamSettings>,
+    /// `postgresql_outbox` settings, required when `type = "postgresql_outbox"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_outbox: Option<PostgresOutboxSettings>,
+    /// `kafka` settings, required when `type = "kafka"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaSettings>,
+    /// `nats_jetstream` settings, required when `type = "nats_jetstream"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_jetstream: Option<NatsJetStreamSettings>,
+}
+
+/// The wire shape of [`ConsumerConfig`], before validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsumerConfig {
+    name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(rename = "type")]
+    consumer_type: ConsumerType,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    route: RouteConfig,
+    #[serde(default = "default_backoff_min", with = "humantime_serde")]
+    retry_backoff_min: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    retry_backoff_max: Duration,
+    #[serde(default = "default_pause_queued_bytes")]
+    pause_queued_bytes: usize,
+    #[serde(default)]
+    rabbitmq: Option<RabbitMqSettings>,
+    #[serde(default)]
+    redis_stream: Option<RedisStreamSettings>,
+    #[serde(default)]
+    postgresql_outbox: Option<PostgresOutboxSettings>,
+    #[serde(default)]
+    kafka: Option<KafkaSettings>,
+    #[serde(default)]
+    nats_jetstream: Option<NatsJetStreamSettings>,
+}
+
+impl TryFrom<RawConsumerConfig> for ConsumerConfig {
+    type Error = String;
+
+    fn try_from(r: RawConsumerConfig) -> Result<Self, String> {
+        let c = ConsumerConfig {
+            name: r.name,
+            enabled: r.enabled,
+            consumer_type: r.consumer_type,
+            mode: r.mode,
+            route: r.route,
+            retry_backoff_min: r.retry_backoff_min,
+            retry_backoff_max: r.retry_backoff_max,
+            pause_queued_bytes: r.pause_queued_bytes,
+            rabbitmq: r.rabbitmq,
+            redis_stream: r.redis_stream,
+            postgresql_outbox: r.postgresql_outbox,
+            kafka: r.kafka,
+            nats_jetstream: r.nats_jetstream,
+        };
+        let key = format!("consumers[name={}]", c.name);
+        c.validate(&key)
+            .map_err(|e| format!("{}: {}", e.key, e.reason))?;
+        Ok(c)
+    }
+}
+
+impl ConsumerConfig {
+    /// A consumer of `consumer_type` named `name` with defaults and no source settings.
+    pub fn new(name: impl Into<String>, consumer_type: ConsumerType) -> Self {
+        ConsumerConfig {
+            name: name.into(),
+            enabled: true,
+            consumer_type,
+            mode: Mode::ApiCommand,
+            route: RouteConfig::default(),
+            retry_backoff_min: default_backoff_min(),
+            retry_backoff_max: default_backoff_max(),
+            pause_queued_bytes: default_pause_queued_bytes(),
+            rabbitmq: None,
+            redis_stream: None,
+            postgresql_outbox: None,
+            kafka: None,
+            nats_jetstream: None,
+        }
+    }
+
+    /// Checks the consumer; errors name the key under `key` (e.g. `consumers[0]`).
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.name.is_empty() {
+            return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
+        }
+        if self.retry_backoff_min.is_zero() || self.retry_backoff_max < self.retry_backoff_min
+        {
+            return Err(ConfigError::new(
+                format!("{key}.retry_backoff_min"),
+                "must be > 0 and not above retry_backoff_max",
+            ));
+        }
+        if self.mode == Mode::Route {
+            if self.route.channel.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{key}.route.channel"),
+                    "must be set in route mode",
+                ));
+            }
+            Template::parse(&self.route.channel)
+                .map_err(|e| ConfigError::new(format!("{key}.route.channel"), e))?;
+        }
+        fn missing(key: &str, section: &str) -> ConfigError {
+            ConfigError::new(
+                format!("{key}.{section}"),
+                format!("section required for type = \"{section}\""),
+            )
+        }
+        let section = self.consumer_type.as_str();
+        let skey = format!("{key}.{section}");
+        match self.consumer_type {
+            ConsumerType::Rabbitmq => self
+                .rabbitmq
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+            ConsumerType::RedisStream => self
+                .redis_stream
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+            ConsumerType::PostgresqlOutbox => self
+                .postgresql_outbox
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+            ConsumerType::Kafka => self
+                .kafka
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+            ConsumerType::NatsJetstream => self
+                .nats_jetstream
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+        }
+    }
+}
+
+/// Validates every consumer and checks names are unique; keys are `consumers[i]...`.
+pub fn validate_all(configs: &[ConsumerConfig]) -> Result<(), ConfigError> {
+    for (i, c) in configs.iter().enumerate() {
+        let key = format!("consumers[{i}]");
+        c.validate(&key)?;
+        if configs[..i].iter().any(|o| o.name == c.name) {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                format!("duplicate consumer name {:?}", c.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a key that must not be empty.
+pub(crate) fn required(key: &str, field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        Err(ConfigError::new(format!("{key}.{field}"), "must be set"))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! Kafka source (`rdkafka`, bundled librdkafka): a consumer group over topics, every
+//! partition processed in offset order by its own worker, offsets committed only after
+//! processing; poison records produced to a dead-letter topic (when configured).
+//!
+//! Layout: [`settings`](KafkaSettings) (the `kafka` config section, always compiled); behind
+//! the `kafka` cargo feature: `client` (librdkafka configuration, logs, lag from statistics),
+//! `convert` (record → [`Message`](crate::Message), id `kafka:{topic}:{partition}:{offset}`),
+//! `partition` (the per-partition worker), `dead_letter` and `source` ([`run`]).
+
+#[cfg(feature = "kafka")]
+mod client;
+#[cfg(feature = "kafka")]
+mod convert;
+#[cfg(feature = "kafka")]
+mod dead_letter;
+#[cfg(feature = "kafka")]
+mod partition;
+mod settings;
+#[cfg(feature = "kafka")]
+mod source;
+
+pub use settings::{KafkaOffsetReset, KafkaSettings};
+#[cfg(feature = "kafka")]
+pub use source::run;
+
+/// A retry / reconnect backoff (exponential with full jitter, 100ms up to 10s).
+#[cfg(feature = "kafka")]
+fn backoff(_processor: &crate::Processor) -> crate::Backoff {
+    crate::Backoff::new(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    )
+}

@@ -1,0 +1,31 @@
+//! NATS JetStream source (`async-nats`): a durable pull consumer on one stream, processed in
+//! stream order, acknowledged after processing; poison messages are published to a
+//! dead-letter subject (when configured) and terminated.
+//!
+//! Layout: [`settings`](NatsJetStreamSettings) (the `nats_jetstream` config section, always
+//! compiled); behind the `nats` cargo feature: `setup` (connect, stream and consumer),
+//! `convert` (JetStream message → [`Message`](crate::Message), id `nats:{stream}:{seq}`),
+//! `dead_letter` (poison copies) and `source` ([`run`]).
+
+#[cfg(feature = "nats")]
+mod convert;
+#[cfg(feature = "nats")]
+mod dead_letter;
+mod settings;
+#[cfg(feature = "nats")]
+mod setup;
+#[cfg(feature = "nats")]
+mod source;
+
+pub use settings::{NatsDeliverPolicy, NatsJetStreamSettings};
+#[cfg(feature = "nats")]
+pub use source::run;
+
+/// A retry / reconnect backoff (exponential with full jitter, 100ms up to 10s).
+#[cfg(feature = "nats")]
+fn backoff(_processor: &crate::Processor) -> crate::Backoff {
+    crate::Backoff::new(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(10),
+    )
+}

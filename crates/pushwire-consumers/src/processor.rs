@@ -1,0 +1,206 @@
+//! Turns a source message into node operations and says what the source must do with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pushwire_core::Node;
+use pushwire_protocol::ErrorCode;
+
+use crate::config::{ConsumerConfig, Mode};
+use crate::error::ConsumerError;
+use crate::message::Message;
+use crate::metrics::ConsumerMetrics;
+use crate::{api_command, route};
+
+/// What happened to a message; the source acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// In channel history (or suppressed as a duplicate): acknowledge.
+    Done,
+    /// Can never succeed (bad JSON, unknown namespace, ...): dead-letter, then acknowledge.
+    Poison(String),
+    /// Transient failure (engine down, node overloaded): do not acknowledge; retry after backoff.
+    Retry(String),
+}
+
+/// What applying one message did, before it becomes an [`Outcome`].
+pub(crate) type Applied = Result<Effect, Outcome>;
+
+/// A successful application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Published / executed.
+    Applied,
+    /// Every publication was suppressed by its idempotency key.
+    Duplicate,
+}
+
+/// Maps a node error: `Internal` and `TooManyRequests` are transient, the rest poison.
+pub(crate) fn failure(code: ErrorCode, context: &str) -> Outcome {
+    let text = format!("{context}: {} ({})", code.message(), code.code());
+    if code.temporary() {
+        Outcome::Retry(text)
+    } else {
+        Outcome::Poison(text)
+    }
+}
+
+/// How often the node's queued bytes are summed at most.
+const PRESSURE_SAMPLE: Duration = Duration::from_millis(10);
+/// How long `ready` sleeps between checks while the node is overloaded.
+const PRESSURE_POLL: Duration = Duration::from_millis(20);
+
+struct Inner {
+    node: Arc<Node>,
+    name: String,
+    mode: Mode,
+    route: Option<route::Route>,
+    metrics: Arc<ConsumerMetrics>,
+    pause_queued_bytes: usize,
+    backoff: (Duration, Duration),
+    sample: Mutex<Option<(Instant, usize)>>,
+}
+
+/// Applies messages of one consumer to the node. Cheap to clone; one per consumer.
+#[derive(Clone)]
+pub struct Processor {
+    inner: Arc<Inner>,
+}
+
+impl Processor {
+    /// A processor for `config` (its mode, route and back-pressure settings).
+    pub fn new(node: Arc<Node>, config: &ConsumerConfig) -> Result<Processor, ConsumerError> {
+        let route = match config.mode {
+            Mode::Route => Some(
+                route::Route::new(&config.route)
+                    .map_err(|e| ConsumerError::config("route.channel", e))?,
+            ),
+            Mode::ApiCommand => None,
+        };
+        Ok(Processor {
+            inner: Arc::new(Inner {
+                node,
+                name: config.name.clone(),
+                mode: config.mode,
+                route,
+                metrics: Arc::new(ConsumerMetrics::default()),
+                pause_queued_bytes: config.pause_queued_bytes,
+                backoff: (config.retry_backoff_min, config.retry_backoff_max),
+                sample: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Applies `msg`: in `api_command` mode executes the command in its body, in `route` mode
+    /// publishes the body to the routed channel. `Done` only once the publication is in channel
+    /// history (or was already there: duplicate). Counts received / published / duplicates /
+    /// failed.
+    pub async fn process(&self, msg: &Message) -> Outcome {
+        let m = &self.inner.metrics;
+        ConsumerMetrics::inc(&m.received);
+        let node = &self.inner.node;
+        let applied = match &self.inner.route {
+            Some(r) => r.apply(node, msg).await,
+            None => api_command::apply(node, msg).await,
+        };
+        match applied {
+            Ok(Effect::Applied) => {
+                ConsumerMetrics::inc(&m.published);
+                Outcome::Done
+            }
+            Ok(Effect::Duplicate) => {
+                ConsumerMetrics::inc(&m.duplicates);
+                Outcome::Done
+            }
+            Err(outcome) => {
+                ConsumerMetrics::inc(&m.failed);
+                match &outcome {
+                    Outcome::Poison(why) => {
+                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "poison message")
+                    }
+                    Outcome::Retry(why) => {
+                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "message will be retried")
+                    }
+                    Outcome::Done => {}
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Back-pressure: returns when the node can take more, i.e. the bytes queued to all its
+    /// connections are at most `pause_queued_bytes` (or the node is shutting down). Sources call
+    /// it before fetching.
+    pub async fn ready(&self) {
+        let limit = self.inner.pause_queued_bytes;
+        if limit == 0 {
+            return;
+        }
+        let mut paused = false;
+        loop {
+            if self.inner.node.shutdown_token().is_cancelled() {
+                return;
+            }
+            let queued = self.queued_bytes();
+            if queued <= limit {
+                if paused {
+                    tracing::info!(consumer = %self.inner.name, queued, "node drained; consumer resumes");
+                }
+                return;
+            }
+            if !paused {
+                paused = true;
+                ConsumerMetrics::inc(&self.inner.metrics.paused);
+                tracing::warn!(consumer = %self.inner.name, queued, limit, "node overloaded; consumer pauses");
+            }
+            tokio::time::sleep(PRESSURE_POLL).await;
+        }
+    }
+
+    /// Bytes queued to every connection of the node, sampled at most every 10 ms.
+    pub fn queued_bytes(&self) -> usize {
+        let mut s = self.inner.sample.lock();
+        if let Some((at, v)) = *s {
+            if at.elapsed() < PRESSURE_SAMPLE {
+                return v;
+            }
+        }
+        let v = self
+            .inner
+            .node
+            .registry()
+            .all()
+            .iter()
+            .map(|c| c.outbox().queued_bytes())
+            .sum();
+        *s = Some((Instant::now(), v));
+        v
+    }
+
+    /// This consumer's counters.
+    pub fn metrics(&self) -> &Arc<ConsumerMetrics> {
+        &self.inner.metrics
+    }
+
+    /// The mapping mode (sources that build the body themselves, like the outbox, need it).
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// A fresh backoff with the consumer's `retry_backoff_min` / `retry_backoff_max`, for
+    /// reconnects and retries.
+    pub fn backoff(&self) -> crate::backoff::Backoff {
+        crate::backoff::Backoff::new(self.inner.backoff.0, self.inner.backoff.1)
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.inner.node
+    }
+}

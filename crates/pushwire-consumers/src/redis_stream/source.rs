@@ -1,0 +1,12 @@
+//! Source loop (being written).
+
+use tokio_util::sync::CancellationToken;
+
+use super::RedisStreamSettings;
+use crate::processor::Processor;
+
+/// Runs the consumer until `shutdown`.
+pub async fn run(name: String, settings: RedisStreamSettings, processor: Processor, shutdown: CancellationToken) {
+    let _ = (name, settings, processor);
+    shutdown.cancelled().await;
+}

@@ -1,0 +1,169 @@
+//! Shared by the consumer suites (`consumers_rabbitmq.rs`, `consumers_redis_stream.rs`,
+//! `consumers_postgres.rs`): names, the test namespace, SDK readiness, a TCP forwarder that
+//! plays a broker coming up late, and metrics reads.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use pushwire_core::config::{ChannelOptions, NamespaceConfig};
+use pushwire_server::config::EngineKind;
+use pushwire_server::ServerConfig;
+use pushwire_test_support::test_config;
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Redis for the engine in kill-and-restart tests.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A name no other run uses (lower-case hex).
+pub fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+}
+
+/// Panics with a clear message when nothing listens on `addr` (a missing service fails).
+pub async fn require_service(addr: &str, what: &str) {
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("timeout")))
+    {
+        panic!("{what} is not reachable at {addr} ({e}): start it (see ../shared/reference/real-peers.md, .ci/run)");
+    }
+}
+
+/// The test configuration plus namespace `big:` (history 10000 for 600 s, recovery forced,
+/// presence, anonymous subscribe) for long runs.
+pub fn config() -> ServerConfig {
+    let mut c = test_config();
+    let open = c.channel.without_namespace.clone();
+    c.channel.namespaces.push(NamespaceConfig {
+        name: "big".into(),
+        options: ChannelOptions {
+            history_size: 10_000,
+            history_ttl: Duration::from_secs(600),
+            force_recovery: true,
+            presence: true,
+            allow_history_for_subscriber: true,
+            allow_history_for_anonymous: true,
+            allow_presence_for_subscriber: true,
+            allow_presence_for_anonymous: true,
+            ..open
+        },
+    });
+    c
+}
+
+/// [`config`] on the Redis engine with a prefix of its own (state survives a node restart).
+pub fn redis_engine_config(id: &str) -> ServerConfig {
+    let mut c = config();
+    c.engine.kind = EngineKind::Redis;
+    c.engine.redis.address = REDIS_URL.into();
+    c.engine.redis.prefix = format!("pwc-{id}");
+    c
+}
+
+/// An event body with `n` (what the SDK script checks) and an event `type`.
+pub fn event(n: u64, kind: &str) -> Vec<u8> {
+    json!({"n": n, "type": kind}).to_string().into_bytes()
+}
+
+/// An `api_command` body publishing [`event`] data to `channel`.
+pub fn publish_command(channel: &str, n: u64) -> Vec<u8> {
+    json!({"method": "publish", "payload": {"channel": channel, "data": {"n": n, "type": "order"}}})
+        .to_string()
+        .into_bytes()
+}
+
+/// Polls `presence_stats` through `api` until `channel` has a subscriber (the SDK is ready).
+pub async fn wait_subscribed<F, Fut>(channel: &str, api: F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = api(json!({"channel": channel})).await;
+        if body["result"]["num_clients"].as_u64().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SDK never subscribed to {channel}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `RESULT.ns` of an SDK script.
+pub fn ns(result: &Value) -> Vec<u64> {
+    result["ns"]
+        .as_array()
+        .expect("RESULT.ns")
+        .iter()
+        .map(|v| v.as_u64().expect("n"))
+        .collect()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A TCP port that forwards to `target` only once [`LateBroker::open`] is called: before
+/// that, nothing listens on it (connections are refused), like a broker that is down.
+pub struct LateBroker {
+    /// The port clients are configured with.
+    pub port: u16,
+    target: String,
+    task: Option<JoinHandle<()>>,
+}
+
+impl LateBroker {
+    /// Reserves a free port for `target` (e.g. `127.0.0.1:5672`); nothing listens yet.
+    pub fn new(target: &str) -> LateBroker {
+        LateBroker {
+            port: pushwire_test_support::node_process::free_port(),
+            target: target.into(),
+            task: None,
+        }
+    }
+
+    /// Starts forwarding: the broker is "up".
+    pub async fn open(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the reserved port");
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            while let Ok((mut down, _)) = listener.accept().await {
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut up) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+            }
+        }));
+    }
+}
+
+impl Drop for LateBroker {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
