@@ -83,6 +83,7 @@ pub(crate) struct Shared {
     protocol: Protocol,
     timeout: Duration,
     task: Mutex<Option<JoinHandle<()>>>,
+    cancel: CancellationToken,
     _stop: DropGuard,
 }
 
@@ -254,8 +255,15 @@ impl Client {
         let cancel = CancellationToken::new();
         let protocol = config.protocol;
         let timeout = config.timeout;
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::Config {
+                key: "http",
+                message: e.to_string(),
+            })?;
         let driver = Driver::new(
             config,
+            http,
             validated,
             ops_rx,
             intent_rx,
@@ -274,6 +282,7 @@ impl Client {
             protocol,
             timeout,
             task: Mutex::new(Some(task)),
+            cancel: cancel.clone(),
             _stop: cancel.drop_guard(),
         });
         Ok((Client { shared }, EventStream::new(events_rx)))
@@ -302,7 +311,13 @@ impl Client {
         self.shared.set_want(Want::Closed);
         let task = self.shared.task.lock().take();
         if let Some(task) = task {
-            let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+            // A task stuck on a full event queue nobody reads is stopped after 3 s.
+            if tokio::time::timeout(Duration::from_secs(3), task)
+                .await
+                .is_err()
+            {
+                self.shared.cancel.cancel();
+            }
         }
     }
 

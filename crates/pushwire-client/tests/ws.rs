@@ -477,3 +477,257 @@ async fn close_is_clean_and_ends_the_stream() {
     .expect("presence released after close");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn expiring_connection_is_refreshed_with_the_callback() {
+    let server = TestServer::start_with(|c| {
+        c.client.expired_close_delay = Duration::from_millis(300);
+    })
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let config = ClientConfig::new(server.ws_url()).token_callback(move || {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            // The first token expires in 2 s: without a refresh the server closes with 3005.
+            let ttl = if n == 0 { 2 } else { 3600 };
+            Ok(token(
+                json!({"sub": "carol", "exp": pushwire_test_support::now() + ttl}),
+            ))
+        }
+    });
+    let (client, mut events) = Client::new(config).unwrap();
+    client.connect();
+    let mut seen = Vec::new();
+    wait_for(&mut events, &mut seen, "connected", |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
+    // Control: the same expiry with a fixed token (nothing to refresh with) is closed with 3005.
+    let fixed = token(json!({"sub": "carol", "exp": pushwire_test_support::now() + 2}));
+    let (control, mut control_events) =
+        Client::new(ClientConfig::new(server.ws_url()).token(fixed)).unwrap();
+    control.connect();
+    let (later, control_later) = tokio::join!(
+        collect_for(&mut events, Duration::from_millis(4500)),
+        collect_for(&mut control_events, Duration::from_millis(4500)),
+    );
+    assert!(
+        later.iter().all(|e| !matches!(
+            e,
+            Event::State {
+                state: State::Connecting,
+                ..
+            }
+        )),
+        "connection dropped instead of refreshing: {later:?}"
+    );
+    assert!(
+        control_later.iter().any(|e| matches!(
+            e,
+            Event::State {
+                state: State::Connecting,
+                code: 3005,
+                ..
+            }
+        )),
+        "control not expired: {control_later:?}"
+    );
+    control.close().await;
+    assert!(
+        calls.load(Ordering::SeqCst) >= 2,
+        "callback not used to refresh"
+    );
+    assert_eq!(client.state(), State::Connected);
+    client.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_side_subscription_recovers_through_connect_subs() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.addr).await;
+    let proxy_addr = proxy.addr;
+    let tok = token(json!({"sub": "dave", "channels": ["chat:srv"]}));
+    let (client, mut events) = Client::new(
+        ClientConfig::new(format!("ws://{proxy_addr}/connection/websocket"))
+            .token(tok)
+            .backoff(Backoff {
+                min_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(300),
+            }),
+    )
+    .unwrap();
+    client.connect();
+    let mut seen = Vec::new();
+    let ev = wait_for(&mut events, &mut seen, "server-side subscribed", |e| {
+        matches!(
+            e,
+            Event::Subscribed {
+                server_side: true,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(ev, Event::Subscribed { ref channel, recoverable: true, .. } if channel == "chat:srv")
+    );
+    server.publish("chat:srv", json!({"n": 1})).await;
+    let p = wait_for(&mut events, &mut seen, "publication", |e| {
+        pub_text(e).is_some()
+    })
+    .await;
+    assert_eq!(pub_text(&p).unwrap().1, 1);
+
+    // Cut the link, publish while the client is away, bring the link back on the same port.
+    proxy.stop().await;
+    wait_for(&mut events, &mut seen, "connecting", |e| {
+        matches!(
+            e,
+            Event::State {
+                state: State::Connecting,
+                ..
+            }
+        )
+    })
+    .await;
+    server.publish("chat:srv", json!({"n": 2})).await;
+    server.publish("chat:srv", json!({"n": 3})).await;
+    let proxy = Proxy::start_on(&proxy_addr.to_string(), server.addr).await;
+    let ev = wait_for(&mut events, &mut seen, "server-side resubscribed", |e| {
+        matches!(
+            e,
+            Event::Subscribed {
+                server_side: true,
+                ..
+            }
+        )
+    })
+    .await;
+    assert!(
+        matches!(
+            ev,
+            Event::Subscribed {
+                was_recovering: true,
+                recovered: true,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    for want in 2..=3 {
+        let p = wait_for(&mut events, &mut seen, "recovered publication", |e| {
+            pub_text(e).is_some()
+        })
+        .await;
+        assert_eq!(pub_text(&p).unwrap().1, want);
+    }
+    client.close().await;
+    proxy.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_disconnect_and_unsubscribe_codes_follow_the_rules() {
+    let server = TestServer::start().await;
+    let tok = token(json!({"sub": "erin"}));
+    let (client, mut events) = Client::new(ClientConfig::new(server.ws_url()).token(tok).backoff(
+        Backoff {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(200),
+        },
+    ))
+    .unwrap();
+    client.connect();
+    let mut seen = Vec::new();
+    wait_for(&mut events, &mut seen, "connected", |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
+    let sub = client
+        .new_subscription("chat:codes", SubscriptionOptions::default())
+        .unwrap();
+    sub.subscribe().await.unwrap();
+    wait_for(&mut events, &mut seen, "subscribed", |e| {
+        matches!(e, Event::Subscribed { .. })
+    })
+    .await;
+
+    // 2000 (server unsubscribe): terminal for the subscription.
+    let (status, body) = server
+        .api(
+            "unsubscribe",
+            json!({"user": "erin", "channel": "chat:codes"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&mut events, &mut seen, "unsubscribed 2000", |e| {
+        matches!(
+            e,
+            Event::SubState {
+                state: SubState::Unsubscribed,
+                code: 2000,
+                ..
+            }
+        )
+    })
+    .await;
+    assert_eq!(sub.state(), SubState::Unsubscribed);
+
+    // 4001 (application code in the reconnect range): the client comes back.
+    server
+        .api(
+            "disconnect",
+            json!({"user": "erin", "disconnect": {"code": 4001, "reason": "come back"}}),
+        )
+        .await;
+    wait_for(&mut events, &mut seen, "connecting 4001", |e| {
+        matches!(
+            e,
+            Event::State {
+                state: State::Connecting,
+                code: 4001,
+                ..
+            }
+        )
+    })
+    .await;
+    wait_for(&mut events, &mut seen, "reconnected", |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
+
+    // 4501 (terminal range): disconnected, and it stays so.
+    server
+        .api(
+            "disconnect",
+            json!({"user": "erin", "disconnect": {"code": 4501, "reason": "go away"}}),
+        )
+        .await;
+    wait_for(&mut events, &mut seen, "disconnected 4501", |e| {
+        matches!(
+            e,
+            Event::State {
+                state: State::Disconnected,
+                code: 4501,
+                ..
+            }
+        )
+    })
+    .await;
+    let later = collect_for(&mut events, Duration::from_millis(700)).await;
+    assert!(
+        later.iter().all(|e| !matches!(e, Event::Connected { .. })),
+        "{later:?}"
+    );
+    match client.ready(Duration::from_millis(100)).await {
+        Err(ClientError::Disconnected { code: 4501, reason }) => assert_eq!(reason, "go away"),
+        other => panic!("{other:?}"),
+    }
+    // connect() starts again after a terminal disconnect.
+    client.connect();
+    client.ready(Duration::from_secs(5)).await.unwrap();
+    client.close().await;
+    server.stop().await;
+}

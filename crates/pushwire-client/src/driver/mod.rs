@@ -80,6 +80,7 @@ impl Driver {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cfg: ClientConfig,
+        http: reqwest::Client,
         validated: Validated,
         ops: mpsc::Receiver<Op>,
         intent: watch::Receiver<Intent>,
@@ -92,7 +93,7 @@ impl Driver {
         Driver {
             cfg,
             validated,
-            http: reqwest::Client::new(),
+            http,
             ops,
             intent,
             events,
