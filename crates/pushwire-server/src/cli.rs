@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Log level or filter (`log.level`).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Log line format, `text` (default) or `json` (`log.format`).
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 impl ServeArgs {
@@ -71,6 +74,7 @@ impl ServeArgs {
             address: self.address.clone(),
             port: self.port,
             log_level: self.log_level.clone(),
+            log_format: self.log_format.clone(),
         }
     }
 }

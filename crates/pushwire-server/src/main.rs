@@ -80,7 +80,9 @@ async fn wait_for_signal() {
 
 fn init_logging(log: &config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::new(&log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     match log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -170,8 +170,7 @@ impl Client {
         for (ch, origin) in granted {
             prepared.push(self.subscribe_begin(&hint(ch), origin).await?);
         }
-        let mut requested: Vec<&String> =
-            req.subs.keys().filter(|c| !taken.contains(c)).collect();
+        let mut requested: Vec<&String> = req.subs.keys().filter(|c| !taken.contains(c)).collect();
         requested.sort();
         for ch in requested {
             if let Ok(p) = self.subscribe_begin(&hint(ch), Origin::Requested).await {

@@ -107,7 +107,10 @@ impl std::fmt::Debug for Client {
 /// whichever way its transport ended.
 impl Drop for Client {
     fn drop(&mut self) {
-        let d = self.outbox.closed().unwrap_or(Disconnect::CONNECTION_CLOSED);
+        let d = self
+            .outbox
+            .closed()
+            .unwrap_or(Disconnect::CONNECTION_CLOSED);
         self.node
             .metrics()
             .connection_closed(self.transport.name, d.code);
@@ -301,7 +304,10 @@ impl Client {
     /// (a failed connect).
     pub async fn handle_command(self: &Arc<Self>, cmd: Command) -> Result<bool, Disconnect> {
         let (id, request) = cmd.into_request();
-        let mut outcome = self.node.metrics().command(metrics::command_index(&request));
+        let mut outcome = self
+            .node
+            .metrics()
+            .command(metrics::command_index(&request));
         let status = self.state.lock().status;
         match (&request, status) {
             (_, Status::Closed) => return Ok(true),

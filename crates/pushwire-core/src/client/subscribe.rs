@@ -490,7 +490,7 @@ impl Client {
                 self.node.presence().remove(channel, &self.id).await
             };
             if let Err(e) = r {
-                tracing::warn!(channel, error = %e, "presence update failed");
+                tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "presence update failed");
             }
         }
         if sub.join_leave {
@@ -500,7 +500,7 @@ impl Client {
                 .publish_join_leave(channel, info, join)
                 .await
             {
-                tracing::warn!(channel, error = %e, "join/leave publish failed");
+                tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "join/leave publish failed");
             }
         }
     }
@@ -510,7 +510,7 @@ impl Client {
         let last = self.node.hub().unsubscribe(channel, self.key);
         if last {
             if let Err(e) = self.node.broker().unsubscribe(channel).await {
-                tracing::warn!(channel, error = %e, "broker unsubscribe failed");
+                tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "broker unsubscribe failed");
             }
         }
         if !sub.subscribing {

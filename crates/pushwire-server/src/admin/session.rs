@@ -128,12 +128,15 @@ mod tests {
     use super::*;
 
     fn sessions(secret: &str) -> Sessions {
-        Sessions::new(&AdminConfig {
-            enabled: true,
-            password: "pw".into(),
-            secret: secret.into(),
-            ..Default::default()
-        }, "unused")
+        Sessions::new(
+            &AdminConfig {
+                enabled: true,
+                password: "pw".into(),
+                secret: secret.into(),
+                ..Default::default()
+            },
+            "unused",
+        )
     }
 
     #[test]
@@ -151,7 +154,10 @@ mod tests {
     fn bearer_then_cookie() {
         let mut h = HeaderMap::new();
         assert_eq!(presented(&h), None);
-        h.insert(header::COOKIE, "a=1; pushwire_admin=tok; b=2".parse().expect("v"));
+        h.insert(
+            header::COOKIE,
+            "a=1; pushwire_admin=tok; b=2".parse().expect("v"),
+        );
         assert_eq!(presented(&h), Some("tok"));
         h.insert(header::AUTHORIZATION, "Bearer other".parse().expect("v"));
         assert_eq!(presented(&h), Some("other"));
@@ -160,6 +166,8 @@ mod tests {
     #[test]
     fn cookie_flags() {
         let c = sessions("0123456789abcdef").cookie("t");
-        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/admin"));
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Path=/admin")
+        );
     }
 }

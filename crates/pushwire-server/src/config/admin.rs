@@ -84,9 +84,17 @@ mod tests {
             enabled: true,
             ..Default::default()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("admin.password"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("admin.password"));
         c.password = "pw".into();
-        assert!(c.validate().unwrap_err().to_string().contains("admin.secret"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("admin.secret"));
         c.secret = "0123456789abcdef".into();
         assert!(c.validate().is_ok());
         c.login_attempts_per_minute = 0;

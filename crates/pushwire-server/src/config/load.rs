@@ -16,6 +16,8 @@ pub struct Overrides {
     pub port: Option<u16>,
     /// `--log-level`.
     pub log_level: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
 }
 
 /// Loads and validates the configuration. `path` may be TOML or JSON (by extension; TOML
@@ -40,6 +42,9 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Server
     }
     if let Some(l) = &overrides.log_level {
         fig = fig.merge(Serialized::default("log.level", l));
+    }
+    if let Some(f) = &overrides.log_format {
+        fig = fig.merge(Serialized::default("log.format", f));
     }
     let config: ServerConfig = fig.extract().map_err(|e| {
         let errors: Vec<String> = e.into_iter().map(describe).collect();
