@@ -33,8 +33,10 @@ per=$((FUZZ_SECONDS / ${#targets[@]}))
 ((per >= 1)) || per=1
 
 cd fuzz
+fuzz_target_dir="$CARGO_TARGET_DIR/fuzz"
+host="$(rustc -vV | sed -n 's/^host: //p')"
 echo "fuzz: building ${targets[*]} ($(cargo fuzz --version), sanitizer $FUZZ_SANITIZER)"
-cargo fuzz build -s "$FUZZ_SANITIZER" --target-dir "$CARGO_TARGET_DIR/fuzz"
+cargo fuzz build -s "$FUZZ_SANITIZER" --target-dir "$fuzz_target_dir"
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -42,12 +44,16 @@ for t in "${targets[@]}"; do
     [[ -d "corpus/$t" ]] || { echo "fuzz: no seed corpus fuzz/corpus/$t" >&2; exit 1; }
     mkdir -p "$scratch/$t"
     echo "fuzz: $t for ${per}s"
-    # libFuzzer writes new inputs to the first directory only: the scratch one.
-    if ! cargo fuzz run -s "$FUZZ_SANITIZER" --target-dir "$CARGO_TARGET_DIR/fuzz" "$t" \
-        "$scratch/$t" "corpus/$t" -- \
-        -max_total_time="$per" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1; then
+    mkdir -p "artifacts/$t"
+    # The binaries built above, run directly (`cargo fuzz run` would build again). libFuzzer
+    # writes new inputs to the first directory only: the scratch one.
+    if ! "$fuzz_target_dir/$host/release/$t" "$scratch/$t" "corpus/$t" \
+        -artifact_prefix="artifacts/$t/" -max_total_time="$per" -timeout=10 \
+        -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 2>"$scratch/$t.log"; then
+        tail -n 40 "$scratch/$t.log" >&2
         echo "fuzz: $t found a crash; the input is in fuzz/artifacts/$t/" >&2
         exit 1
     fi
+    grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' "$scratch/$t.log" || true
 done
 echo "fuzz: ${targets[*]}: no crash in ${FUZZ_SECONDS}s"

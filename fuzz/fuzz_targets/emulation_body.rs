@@ -5,7 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pushwire_protocol::frame::{decode_emulation_request, decode_json_frame, decode_protobuf_frame};
+use pushwire_protocol::frame::{
+    decode_emulation_request, decode_json_frame, decode_protobuf_frame,
+};
 
 /// The JSON emulation body, field for field as `transport::emulation` reads it.
 #[derive(serde::Deserialize)]

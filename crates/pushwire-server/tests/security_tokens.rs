@@ -751,3 +751,35 @@ async fn gentoken_prints_tokens_the_server_accepts() {
     assert_eq!(other.expect_close().await.0, 3500);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn previous_hmac_secret_is_accepted_until_its_deadline() {
+    // `token` signs with the test SECRET: the previous secret here.
+    let rotated = |valid_until: i64| {
+        TestServer::start_with(move |c| {
+            c.client.token.hmac_secret_key = "the-new-secret".into();
+            c.client.token.hmac_previous_secret_key = pushwire_test_support::SECRET.into();
+            c.client.token.hmac_previous_secret_key_valid_until = valid_until;
+        })
+    };
+    let server = rotated(now() + 60).await;
+    assert_connects(&server, &token(claims("u1"))).await;
+    let new = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("u1"),
+        &EncodingKey::from_secret(b"the-new-secret"),
+    )
+    .unwrap();
+    assert_connects(&server, &new).await;
+    server.stop().await;
+
+    let server = rotated(now() - 1).await;
+    assert_invalid(
+        &server,
+        &token(claims("u1")),
+        "previous secret past its deadline",
+    )
+    .await;
+    assert_connects(&server, &new).await;
+    server.stop().await;
+}

@@ -23,6 +23,11 @@ pub const TOKEN_ALGORITHMS: &[&str] = &[
 pub struct TokenConfig {
     /// HMAC secret: enables HS256, HS384 and HS512.
     pub hmac_secret_key: String,
+    /// Previous HMAC secret, tried after `hmac_secret_key` during a rotation.
+    pub hmac_previous_secret_key: String,
+    /// Unix seconds after which `hmac_previous_secret_key` is no longer accepted (required
+    /// with it).
+    pub hmac_previous_secret_key_valid_until: i64,
     /// RSA public key, PEM inline: enables RS256, RS384 and RS512.
     pub rsa_public_key: String,
     /// ECDSA public key (P-256 or P-384), PEM inline: enables ES256 and ES384.
@@ -56,6 +61,8 @@ impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
             hmac_secret_key: String::new(),
+            hmac_previous_secret_key: String::new(),
+            hmac_previous_secret_key_valid_until: 0,
             rsa_public_key: String::new(),
             ecdsa_public_key: String::new(),
             jwks_public_endpoint: String::new(),
@@ -96,6 +103,20 @@ impl TokenConfig {
                 "needs a key (hmac_secret_key, rsa_public_key, ecdsa_public_key or jwks_public_endpoint)",
             ));
         }
+        if !self.hmac_previous_secret_key.is_empty() {
+            if self.hmac_secret_key.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{prefix}.hmac_previous_secret_key"),
+                    "needs hmac_secret_key (the current secret)",
+                ));
+            }
+            if self.hmac_previous_secret_key_valid_until <= 0 {
+                return Err(ConfigError::new(
+                    format!("{prefix}.hmac_previous_secret_key_valid_until"),
+                    "required with hmac_previous_secret_key (Unix seconds)",
+                ));
+            }
+        }
         let url = &self.jwks_public_endpoint;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ConfigError::new(
@@ -129,6 +150,10 @@ pub struct SubscriptionTokenConfig {
     pub enabled: bool,
     /// See [`TokenConfig::hmac_secret_key`].
     pub hmac_secret_key: String,
+    /// See [`TokenConfig::hmac_previous_secret_key`].
+    pub hmac_previous_secret_key: String,
+    /// See [`TokenConfig::hmac_previous_secret_key_valid_until`].
+    pub hmac_previous_secret_key_valid_until: i64,
     /// See [`TokenConfig::rsa_public_key`].
     pub rsa_public_key: String,
     /// See [`TokenConfig::ecdsa_public_key`].
@@ -162,6 +187,8 @@ impl SubscriptionTokenConfig {
         }
         TokenConfig {
             hmac_secret_key: self.hmac_secret_key.clone(),
+            hmac_previous_secret_key: self.hmac_previous_secret_key.clone(),
+            hmac_previous_secret_key_valid_until: self.hmac_previous_secret_key_valid_until,
             rsa_public_key: self.rsa_public_key.clone(),
             ecdsa_public_key: self.ecdsa_public_key.clone(),
             jwks_public_endpoint: self.jwks_public_endpoint.clone(),

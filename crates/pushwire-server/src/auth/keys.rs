@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{decode, decode_header, errors::ErrorKind, Algorithm, DecodingKey, Validation};
-use pushwire_core::auth::TokenError;
+use pushwire_core::auth::{unix_now, TokenError};
 use pushwire_core::config::{ConfigError, TokenConfig};
 use serde::de::DeserializeOwned;
 
@@ -20,6 +20,8 @@ use super::jwks::Jwks;
 /// Keys and checks for one kind of token.
 pub(crate) struct KeySet {
     hmac: Option<DecodingKey>,
+    /// The previous HMAC secret and the Unix second it stops being accepted.
+    hmac_previous: Option<(DecodingKey, i64)>,
     rsa: Option<DecodingKey>,
     ecdsa: Option<DecodingKey>,
     jwks: Option<Jwks>,
@@ -73,6 +75,12 @@ impl KeySet {
         Ok(Some(Arc::new(KeySet {
             hmac: (!config.hmac_secret_key.is_empty())
                 .then(|| DecodingKey::from_secret(config.hmac_secret_key.as_bytes())),
+            hmac_previous: (!config.hmac_previous_secret_key.is_empty()).then(|| {
+                (
+                    DecodingKey::from_secret(config.hmac_previous_secret_key.as_bytes()),
+                    config.hmac_previous_secret_key_valid_until,
+                )
+            }),
             rsa,
             ecdsa,
             jwks,
@@ -114,12 +122,18 @@ impl KeySet {
         .ok_or_else(|| {
             TokenError::Invalid(format!("no key for {alg:?} (a kid is needed for JWKS)"))
         })?;
-        decode::<C>(token, key, &self.validation(alg))
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                other => invalid(other),
-            })
+        let validation = self.validation(alg);
+        let mut result = decode::<C>(token, key, &validation);
+        if let (Err(e), Family::Hmac, Some((previous, until))) = (&result, fam, &self.hmac_previous)
+        {
+            if *e.kind() == ErrorKind::InvalidSignature && unix_now() < *until {
+                result = decode::<C>(token, previous, &validation);
+            }
+        }
+        result.map(|d| d.claims).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            other => invalid(other),
+        })
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {

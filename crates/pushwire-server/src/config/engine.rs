@@ -41,9 +41,11 @@ impl EngineConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<EngineConfig, figment::Error> {
+    fn parse(text: &str) -> Result<EngineConfig, String> {
         use figment::providers::{Format, Toml};
-        figment::Figment::from(Toml::string(text)).extract()
+        figment::Figment::from(Toml::string(text))
+            .extract()
+            .map_err(|e| e.to_string())
     }
 
     #[test]

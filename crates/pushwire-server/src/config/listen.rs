@@ -109,3 +109,38 @@ impl HttpApiConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::ServerConfig;
+
+    fn key_of(c: &ServerConfig) -> String {
+        c.validate().expect_err("invalid").to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_their_key() {
+        ServerConfig::default().validate().expect("defaults valid");
+        let mut c = ServerConfig::default();
+        c.http_server.tls.enabled = true;
+        assert!(key_of(&c).contains("http_server.tls.cert_pem_file"));
+        let mut c = ServerConfig::default();
+        c.http_server.max_header_size = 10;
+        assert!(key_of(&c).contains("http_server.max_header_size"));
+        let mut c = ServerConfig::default();
+        c.http_server.header_read_timeout = std::time::Duration::ZERO;
+        assert!(key_of(&c).contains("http_server.header_read_timeout"));
+        let mut c = ServerConfig::default();
+        c.http_server.connect_burst_per_ip = 0;
+        assert!(key_of(&c).contains("http_server.connect_burst_per_ip"));
+        let mut c = ServerConfig::default();
+        c.http_server.connect_rate_per_ip = 0;
+        c.http_server.connect_burst_per_ip = 0;
+        c.validate().expect("rate 0 turns the limit off");
+        let mut c = ServerConfig::default();
+        c.http_api.port = 9001;
+        assert!(key_of(&c).contains("http_api.port"));
+        c.http_api.address = "not-an-ip".into();
+        assert!(key_of(&c).contains("http_api.address"));
+    }
+}
