@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Latency and delivery benchmark: builds the release binary, starts `pushwire serve` on a free
-# loopback port, runs `pushwire bench` against it and prints the report.
+# loopback port, runs `pushwire bench fanout` (or `channels`) against it and prints the report.
 #
-# Env overrides: CONNECTIONS (5000), RATE (20 publications/s), DURATION (20 s),
-# PAYLOAD_BYTES (64), BENCH_PIN (1: server on core 0, bench on core 1), JSON (1: JSON report),
-# CARGO_TARGET_DIR ($HOME/.cache/pushwire-target). Extra arguments go to `pushwire bench`.
+# Env overrides: SCENARIO (fanout | channels), CONNECTIONS (5000), RATE (20 publications/s per
+# channel), DURATION (20 s), PAYLOAD_BYTES (64), BENCH_PIN (1: server on core 0, bench on
+# core 1), JSON (1: JSON report), HTML (path of an HTML report), CARGO_TARGET_DIR
+# ($HOME/.cache/pushwire-target). Extra arguments go to `pushwire bench`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+SCENARIO="${SCENARIO:-fanout}"
 CONNECTIONS="${CONNECTIONS:-5000}"
 RATE="${RATE:-20}"
 DURATION="${DURATION:-20}"
@@ -18,7 +20,7 @@ JSON="${JSON:-0}"
 # shellcheck source=scripts/bench-server.sh
 source scripts/bench-server.sh
 
-"${BENCH_PIN_CMD[@]}" "$BIN" bench \
+"${BENCH_PIN_CMD[@]}" "$BIN" bench "$SCENARIO" \
     --url "http://127.0.0.1:$PORT" \
     --api-key bench \
     --connections "$CONNECTIONS" \

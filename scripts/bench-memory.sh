@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Server memory per connection: builds the release binary, starts `pushwire serve` on a free
-# loopback port, holds idle subscribers with `pushwire bench --idle --server-pid` and prints
-# the server RSS growth per connection.
+# loopback port, holds idle subscribers with `pushwire bench idle --server-pid` and prints the
+# server RSS growth per connection.
 #
 # Env overrides: CONNECTIONS (10000), DURATION (10 s, how long connections are held),
-# BENCH_PIN (1: server on core 0, bench on core 1), JSON (1: JSON report),
-# CARGO_TARGET_DIR ($HOME/.cache/pushwire-target). Extra arguments go to `pushwire bench`.
+# BENCH_PIN (1: server on core 0, bench on core 1), JSON (1: JSON report), HTML (path of an
+# HTML report), CARGO_TARGET_DIR ($HOME/.cache/pushwire-target). Extra arguments go to
+# `pushwire bench`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,11 +18,10 @@ JSON="${JSON:-0}"
 # shellcheck source=scripts/bench-server.sh
 source scripts/bench-server.sh
 
-"${BENCH_PIN_CMD[@]}" "$BIN" bench \
+"${BENCH_PIN_CMD[@]}" "$BIN" bench idle \
     --url "http://127.0.0.1:$PORT" \
     --api-key bench \
     --connections "$CONNECTIONS" \
-    --idle \
     --duration "$DURATION" \
     --server-pid "$SERVER_PID" \
     "${EXTRA[@]}" "$@"

@@ -1,10 +1,13 @@
-# Shared by bench-latency.sh and bench-memory.sh (sourced, not run): builds the release binary,
-# starts `pushwire serve` on a free loopback port with anonymous subscribers and the API key
-# `bench`, waits for /health, and stops it on exit. Sets BIN, PORT, SERVER_PID,
-# BENCH_PIN_CMD (taskset prefix for the bench when BENCH_PIN=1) and EXTRA (--json when JSON=1).
+# Shared by the bench-*.sh scripts (sourced, not run): builds the release binary, raises the
+# open-file limit to 20000, starts `pushwire serve` on a free loopback port with anonymous
+# subscribers, the API key `bench`, the HMAC secret `bench` (for signed-token runs) and no
+# per-IP connect rate limit (every bench connection comes from 127.0.0.1), waits
+# for /health, and stops it on exit. Sets BIN, PORT, SERVER_PID, BENCH_PIN_CMD (taskset prefix
+# for the bench when BENCH_PIN=1) and EXTRA (--json when JSON=1, --html FILE when HTML=FILE).
+# BIN=path runs another binary; BUILD=0 skips the build (a frozen binary for a series of runs).
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
-BIN="$CARGO_TARGET_DIR/release/pushwire"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
 
 free_port() {
     if command -v python3 >/dev/null 2>&1; then
@@ -43,8 +46,12 @@ if [[ "$BENCH_PIN" == "1" ]] && command -v taskset >/dev/null 2>&1 && [[ "$(npro
     BENCH_PIN_CMD=(taskset -c 1)
 fi
 
-echo "building release binary..." >&2
-cargo build --release -p pushwire-server >&2
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [[ "${BUILD:-1}" == "1" ]]; then
+    echo "building release binary..." >&2
+    cargo build --release -p pushwire-server >&2
+fi
 
 PORT="$(free_port)"
 SERVER_LOG="$(mktemp -t pushwire-bench-server.XXXXXX.log)"
@@ -62,6 +69,8 @@ trap 'exit 130' INT TERM
 
 "${SERVER_PIN[@]}" env \
     PUSHWIRE_HTTP_API__KEY=bench \
+    PUSHWIRE_CLIENT__TOKEN__HMAC_SECRET_KEY=bench \
+    PUSHWIRE_HTTP_SERVER__CONNECT_RATE_PER_IP=0 \
     PUSHWIRE_CLIENT__ALLOW_ANONYMOUS_CONNECT_WITHOUT_TOKEN=true \
     PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_ANONYMOUS=true \
     PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_CLIENT=true \
@@ -90,5 +99,8 @@ echo "server pid $SERVER_PID on port $PORT" >&2
 EXTRA=()
 if [[ "$JSON" == "1" ]]; then
     EXTRA+=(--json)
+fi
+if [[ -n "${HTML:-}" ]]; then
+    EXTRA+=(--html "$HTML")
 fi
 

@@ -4,7 +4,8 @@
 # are kept in OUT. Needs jq.
 #
 # Env overrides: RUNS (3), OUT (/tmp/pushwire-bench/DATE), CASES (all: memory fanout fanout200
-# channels connect). Example: CASES="fanout200" RUNS=5 bash scripts/bench-suite.sh
+# channels connect), CHANNEL_RATE (20/s per channel), BIN and BUILD=0 (see bench-server.sh).
+# Example: CASES="fanout200" RUNS=5 bash scripts/bench-suite.sh
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,8 +52,8 @@ for c in $CASES; do
     fanout200) run fanout-5000-x200 bench-latency.sh CONNECTIONS=5000 RATE=200 DURATION=20 ;;
     channels)
         for n in 1000 5000; do
-            run "channels-$n-x${CHANNEL_RATE:-2}" bench-latency.sh SCENARIO=channels \
-                CONNECTIONS=$n RATE="${CHANNEL_RATE:-2}" DURATION=20
+            run "channels-$n-x${CHANNEL_RATE:-20}" bench-latency.sh SCENARIO=channels \
+                CONNECTIONS=$n RATE="${CHANNEL_RATE:-20}" DURATION=20
         done
         ;;
     connect) run connect-10k bench-connect.sh CONNECTIONS=10000 ;;

@@ -116,6 +116,7 @@ pub(crate) fn line_chart(title: &str, x: &XAxis, y_label: &str, series: &[Series
         (0..=5)
             .map(|i| {
                 let v = x.min + span * f64::from(i) / 5.0;
+                let v = if span >= 5.0 { v.round() } else { v };
                 (v, number(v))
             })
             .collect()
