@@ -95,8 +95,8 @@ fn raw(v: Option<Box<RawValue>>) -> RawJson {
 
 /// Executes the command in `msg.body`.
 pub(crate) async fn apply(node: &Node, msg: &Message) -> Applied {
-    let cmd: Command<'_> =
-        serde_json::from_slice(&msg.body).map_err(|e| poison(format!("body is not an API command: {e}")))?;
+    let cmd: Command<'_> = serde_json::from_slice(&msg.body)
+        .map_err(|e| poison(format!("body is not an API command: {e}")))?;
     match cmd.method.as_str() {
         "publish" => {
             let mut p: PublishPayload = payload("publish", cmd.payload)?;

@@ -58,7 +58,10 @@ mod tests {
         for _ in 0..20 {
             let ceiling = b.ceiling();
             let d = b.next_delay();
-            assert!(d <= ceiling && d >= Duration::from_millis(1), "{d:?} > {ceiling:?}");
+            assert!(
+                d <= ceiling && d >= Duration::from_millis(1),
+                "{d:?} > {ceiling:?}"
+            );
         }
         assert_eq!(b.ceiling(), Duration::from_secs(1));
         b.reset();

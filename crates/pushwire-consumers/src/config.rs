@@ -217,8 +217,7 @@ impl ConsumerConfig {
         if self.name.is_empty() {
             return Err(ConfigError::new(format!("{key}.name"), "must not be empty"));
         }
-        if self.retry_backoff_min.is_zero() || self.retry_backoff_max < self.retry_backoff_min
-        {
+        if self.retry_backoff_min.is_zero() || self.retry_backoff_max < self.retry_backoff_min {
             return Err(ConfigError::new(
                 format!("{key}.retry_backoff_min"),
                 "must be > 0 and not above retry_backoff_max",
@@ -293,5 +292,68 @@ pub(crate) fn required(key: &str, field: &str, value: &str) -> Result<(), Config
         Err(ConfigError::new(format!("{key}.{field}"), "must be set"))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Result<ConsumerConfig, String> {
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_a_centrifugo_shaped_consumer_with_defaults() {
+        let c = parse(json!({
+            "name": "orders", "type": "rabbitmq",
+            "rabbitmq": {"queue": "orders", "dead_letter_exchange": "dlx"}
+        }))
+        .unwrap();
+        assert!(c.enabled);
+        assert_eq!(c.mode, Mode::ApiCommand);
+        assert_eq!(c.consumer_type.as_str(), "rabbitmq");
+        let r = c.rabbitmq.unwrap();
+        assert_eq!(r.prefetch, 100);
+        assert_eq!(r.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(c.retry_backoff_max, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse(json!({"name": "a", "type": "redis_stream"})).unwrap_err();
+        assert!(e.contains("consumers[name=a].redis_stream"), "{e}");
+        let e = parse(json!({"name": "a", "type": "rabbitmq", "rabbitmq": {}})).unwrap_err();
+        assert!(e.contains("rabbitmq.queue"), "{e}");
+        let e = parse(json!({
+            "name": "a", "type": "rabbitmq", "rabbitmq": {"queue": "q"},
+            "mode": "route", "route": {"channel": "orders.{type"}
+        }))
+        .unwrap_err();
+        assert!(e.contains("route.channel") && e.contains("unclosed"), "{e}");
+        let e = parse(json!({
+            "name": "a", "type": "postgresql_outbox",
+            "postgresql_outbox": {"table": "Bad Name"}
+        }))
+        .unwrap_err();
+        assert!(e.contains("postgresql_outbox.table"), "{e}");
+        let e =
+            parse(json!({"name": "a", "type": "rabbitmq", "rabbitmq": {"queue": "q"}, "bogus": 1}))
+                .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse(json!({"name": "a", "type": "sqs"})).unwrap_err();
+        assert!(e.contains("sqs"), "{e}");
+    }
+
+    #[test]
+    fn names_must_be_unique() {
+        let mut a = ConsumerConfig::new("x", ConsumerType::Rabbitmq);
+        a.rabbitmq = Some(RabbitMqSettings {
+            queue: "q".into(),
+            ..Default::default()
+        });
+        let e = validate_all(&[a.clone(), a]).unwrap_err();
+        assert_eq!(e.key, "consumers[1].name");
     }
 }

@@ -82,12 +82,18 @@ impl MetricsRegistry {
         }
         type Get = fn(&ConsumerMetrics) -> i64;
         let rows: [(&str, &str, &str, Get); 7] = [
-            ("received_total", "counter", "Messages taken from the source.", |m| {
-                ConsumerMetrics::get(&m.received) as i64
-            }),
-            ("published_total", "counter", "Messages applied (publications made).", |m| {
-                ConsumerMetrics::get(&m.published) as i64
-            }),
+            (
+                "received_total",
+                "counter",
+                "Messages taken from the source.",
+                |m| ConsumerMetrics::get(&m.received) as i64,
+            ),
+            (
+                "published_total",
+                "counter",
+                "Messages applied (publications made).",
+                |m| ConsumerMetrics::get(&m.published) as i64,
+            ),
             (
                 "duplicates_total",
                 "counter",
@@ -154,8 +160,11 @@ mod tests {
         let reg = MetricsRegistry::new(vec![("orders".into(), "rabbitmq", m)]);
         let mut out = String::new();
         reg.render_prometheus(&mut out);
-        assert!(out.contains("pushwire_consumer_received_total{consumer=\"orders\",type=\"rabbitmq\"} 2"));
-        assert!(out.contains("pushwire_consumer_dead_lettered_total{consumer=\"orders\",type=\"rabbitmq\"} 1"));
+        assert!(out
+            .contains("pushwire_consumer_received_total{consumer=\"orders\",type=\"rabbitmq\"} 2"));
+        assert!(out.contains(
+            "pushwire_consumer_dead_lettered_total{consumer=\"orders\",type=\"rabbitmq\"} 1"
+        ));
         assert!(out.contains("pushwire_consumer_lag{consumer=\"orders\",type=\"rabbitmq\"} -1"));
         assert!(out.contains("# TYPE pushwire_consumer_lag gauge"));
     }

@@ -32,15 +32,16 @@ impl Route {
 
     /// Publishes `msg.body` to the routed channel with idempotency key `msg.id`.
     pub(crate) async fn apply(&self, node: &Node, msg: &Message) -> Applied {
-        let body: Option<Map<String, Value>> = if self.channel.needs_body() || self.tag_field.is_some() {
-            match serde_json::from_slice::<Value>(&msg.body) {
-                Ok(Value::Object(m)) => Some(m),
-                Ok(_) => return Err(Outcome::Poison("body is not a JSON object".into())),
-                Err(e) => return Err(Outcome::Poison(format!("body is not JSON: {e}"))),
-            }
-        } else {
-            None
-        };
+        let body: Option<Map<String, Value>> =
+            if self.channel.needs_body() || self.tag_field.is_some() {
+                match serde_json::from_slice::<Value>(&msg.body) {
+                    Ok(Value::Object(m)) => Some(m),
+                    Ok(_) => return Err(Outcome::Poison("body is not a JSON object".into())),
+                    Err(e) => return Err(Outcome::Poison(format!("body is not JSON: {e}"))),
+                }
+            } else {
+                None
+            };
         let channel = self
             .channel
             .render(msg, body.as_ref())

@@ -69,7 +69,11 @@ impl Drop for Consumers {
 /// configuration is invalid or whose type is not compiled in is logged and skipped (the
 /// configuration loader already rejects invalid ones). Consumers run until `shutdown` (or
 /// [`Consumers::stop`]).
-pub fn start(node: Arc<Node>, configs: &[ConsumerConfig], shutdown: CancellationToken) -> Consumers {
+pub fn start(
+    node: Arc<Node>,
+    configs: &[ConsumerConfig],
+    shutdown: CancellationToken,
+) -> Consumers {
     let shutdown = shutdown.child_token();
     let mut tasks = Vec::new();
     let mut entries = Vec::new();
@@ -118,7 +122,9 @@ fn spawn(
             #[cfg(feature = "rabbitmq")]
             {
                 let s = config.rabbitmq.clone().ok_or_else(missing)?;
-                return Ok(tokio::spawn(crate::rabbitmq::run(name, s, processor, shutdown)));
+                return Ok(tokio::spawn(crate::rabbitmq::run(
+                    name, s, processor, shutdown,
+                )));
             }
             Err(ConsumerError::NotCompiled("rabbitmq"))
         }
@@ -126,7 +132,9 @@ fn spawn(
             #[cfg(feature = "redis_stream")]
             {
                 let s = config.redis_stream.clone().ok_or_else(missing)?;
-                return Ok(tokio::spawn(crate::redis_stream::run(name, s, processor, shutdown)));
+                return Ok(tokio::spawn(crate::redis_stream::run(
+                    name, s, processor, shutdown,
+                )));
             }
             Err(ConsumerError::NotCompiled("redis_stream"))
         }
@@ -144,7 +152,9 @@ fn spawn(
             #[cfg(feature = "kafka")]
             {
                 let s = config.kafka.clone().ok_or_else(missing)?;
-                return Ok(tokio::spawn(crate::kafka::run(name, s, processor, shutdown)));
+                return Ok(tokio::spawn(crate::kafka::run(
+                    name, s, processor, shutdown,
+                )));
             }
             Err(ConsumerError::NotCompiled("kafka"))
         }

@@ -89,7 +89,11 @@ impl Template {
 
     /// Renders the template for `msg`, with `body` its parsed JSON object when the template
     /// reads fields. Errors name the placeholder that has no (scalar, non-empty) value.
-    pub fn render(&self, msg: &Message, body: Option<&Map<String, Value>>) -> Result<String, String> {
+    pub fn render(
+        &self,
+        msg: &Message,
+        body: Option<&Map<String, Value>>,
+    ) -> Result<String, String> {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -102,7 +106,11 @@ impl Template {
                 }
                 Part::Header(h) => match msg.header(h) {
                     Some(v) if !v.is_empty() => out.push_str(v),
-                    _ => return Err(format!("template placeholder {{header.{h}}}: no such header")),
+                    _ => {
+                        return Err(format!(
+                            "template placeholder {{header.{h}}}: no such header"
+                        ))
+                    }
                 },
                 Part::Field(f) => match body.and_then(|b| b.get(f)).and_then(scalar) {
                     Some(v) if !v.is_empty() => out.push_str(&v),

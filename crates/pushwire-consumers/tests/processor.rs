@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use common::{history, node, processor};
-use pushwire_consumers::{ConsumerConfig, ConsumerType, Message, Mode, Outcome, Processor, RouteConfig};
+use pushwire_consumers::{
+    ConsumerConfig, ConsumerType, Message, Mode, Outcome, Processor, RouteConfig,
+};
 use serde_json::json;
 
 fn msg(id: &str, body: serde_json::Value) -> Message {
@@ -35,7 +37,10 @@ async fn publish_command_lands_in_history_once_per_message_id() {
     // A redelivery (same id) is suppressed; a new message with the same body is not.
     assert_eq!(p.process(&msg("m1", body.clone())).await, Outcome::Done);
     assert_eq!(p.process(&msg("m2", body)).await, Outcome::Done);
-    assert_eq!(history(&node, "ev:a").await, vec![json!({"n": 1}), json!({"n": 1})]);
+    assert_eq!(
+        history(&node, "ev:a").await,
+        vec![json!({"n": 1}), json!({"n": 1})]
+    );
     let m = p.metrics();
     assert_eq!(m.received.load(Ordering::Relaxed), 3);
     assert_eq!(m.published.load(Ordering::Relaxed), 2);
@@ -64,13 +69,20 @@ async fn broadcast_tags_b64data_and_history_remove() {
     for ch in ["ev:x", "ev:y"] {
         let h = node.history(ch, -1, None, false).await.unwrap();
         assert_eq!(h.publications.len(), 1, "{ch}");
-        assert_eq!(h.publications[0].tags.get("type").map(String::as_str), Some("paid"));
+        assert_eq!(
+            h.publications[0].tags.get("type").map(String::as_str),
+            Some("paid")
+        );
     }
     assert_eq!(p.metrics().duplicates.load(Ordering::Relaxed), 1);
     // b64data is the raw payload ("{\"n\":8}").
-    let b64 = json!({"method": "publish", "payload": {"channel": "ev:x", "b64data": "eyJuIjo4fQ=="}});
+    let b64 =
+        json!({"method": "publish", "payload": {"channel": "ev:x", "b64data": "eyJuIjo4fQ=="}});
     assert_eq!(p.process(&msg("b2", b64)).await, Outcome::Done);
-    assert_eq!(history(&node, "ev:x").await, vec![json!({"n": 7}), json!({"n": 8})]);
+    assert_eq!(
+        history(&node, "ev:x").await,
+        vec![json!({"n": 7}), json!({"n": 8})]
+    );
     let rm = json!({"method": "history_remove", "payload": {"channel": "ev:x"}});
     assert_eq!(p.process(&msg("r1", rm)).await, Outcome::Done);
     assert!(history(&node, "ev:x").await.is_empty());
@@ -82,19 +94,52 @@ async fn poison_messages_are_classified_and_counted() {
     let p = processor(&node);
     let cases = [
         (Bytes::from_static(b"not json"), "not an API command"),
-        (Bytes::from(json!({"method": "nope", "payload": {}}).to_string()), "unknown method"),
-        (Bytes::from(json!({"method": "publish", "payload": {"channel": "zz:a", "data": {}}}).to_string()), "unknown channel"),
-        (Bytes::from(json!({"method": "publish", "payload": {"channel": "ev:a"}}).to_string()), "data missing"),
-        (Bytes::from(json!({"method": "publish"}).to_string()), "payload missing"),
-        (Bytes::from(json!({"method": "broadcast", "payload": {"channels": [], "data": 1}}).to_string()), "channels empty"),
-        (Bytes::from(json!({"method": "disconnect", "payload": {}}).to_string()), "user missing"),
+        (
+            Bytes::from(json!({"method": "nope", "payload": {}}).to_string()),
+            "unknown method",
+        ),
+        (
+            Bytes::from(
+                json!({"method": "publish", "payload": {"channel": "zz:a", "data": {}}})
+                    .to_string(),
+            ),
+            "unknown channel",
+        ),
+        (
+            Bytes::from(json!({"method": "publish", "payload": {"channel": "ev:a"}}).to_string()),
+            "data missing",
+        ),
+        (
+            Bytes::from(json!({"method": "publish"}).to_string()),
+            "payload missing",
+        ),
+        (
+            Bytes::from(
+                json!({"method": "broadcast", "payload": {"channels": [], "data": 1}}).to_string(),
+            ),
+            "channels empty",
+        ),
+        (
+            Bytes::from(json!({"method": "disconnect", "payload": {}}).to_string()),
+            "user missing",
+        ),
     ];
     for (i, (body, want)) in cases.iter().enumerate() {
-        let m = Message { id: format!("p{i}"), body: body.clone(), ..Default::default() };
+        let m = Message {
+            id: format!("p{i}"),
+            body: body.clone(),
+            ..Default::default()
+        };
         let why = poison(p.process(&m).await);
-        assert!(why.contains(want), "case {i}: {why:?} should mention {want:?}");
+        assert!(
+            why.contains(want),
+            "case {i}: {why:?} should mention {want:?}"
+        );
     }
-    assert_eq!(p.metrics().failed.load(Ordering::Relaxed), cases.len() as u64);
+    assert_eq!(
+        p.metrics().failed.load(Ordering::Relaxed),
+        cases.len() as u64
+    );
     assert_eq!(p.metrics().published.load(Ordering::Relaxed), 0);
 }
 
@@ -116,16 +161,26 @@ async fn route_mode_renders_the_channel_and_tags_the_event_type() {
     let body = json!({"type": "paid", "id": 5});
     assert_eq!(p.process(&msg("r1", body.clone())).await, Outcome::Done);
     assert_eq!(p.process(&msg("r1", body)).await, Outcome::Done);
-    let h = node.history("ev:acme.orders.paid", -1, None, false).await.unwrap();
+    let h = node
+        .history("ev:acme.orders.paid", -1, None, false)
+        .await
+        .unwrap();
     assert_eq!(h.publications.len(), 1, "redelivery suppressed");
-    assert_eq!(h.publications[0].tags.get("type").map(String::as_str), Some("paid"));
+    assert_eq!(
+        h.publications[0].tags.get("type").map(String::as_str),
+        Some("paid")
+    );
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(h.publications[0].data.as_bytes()).unwrap(),
         json!({"type": "paid", "id": 5})
     );
     // A body without the field, or not JSON, is poison naming what is missing.
     assert!(poison(p.process(&msg("r2", json!({"id": 1}))).await).contains("{type}"));
-    let not_json = Message { id: "r3".into(), body: Bytes::from_static(b"{"), ..Default::default() };
+    let not_json = Message {
+        id: "r3".into(),
+        body: Bytes::from_static(b"{"),
+        ..Default::default()
+    };
     assert!(poison(p.process(&not_json).await).contains("not JSON"));
 }
 
@@ -133,7 +188,12 @@ async fn route_mode_renders_the_channel_and_tags_the_event_type() {
 async fn route_mode_without_body_fields_publishes_any_payload() {
     let node = node();
     let p = route(&node, "ev:{subject}", "");
-    let m = Message { id: "x".into(), subject: "raw".into(), body: Bytes::from_static(b"[1,2]"), ..Default::default() };
+    let m = Message {
+        id: "x".into(),
+        subject: "raw".into(),
+        body: Bytes::from_static(b"[1,2]"),
+        ..Default::default()
+    };
     assert_eq!(p.process(&m).await, Outcome::Done);
     assert_eq!(history(&node, "ev:raw").await, vec![json!([1, 2])]);
 }

@@ -7,29 +7,26 @@
 //! Needs NATS with JetStream on 127.0.0.1:4222, Redis on 127.0.0.1:6379 and the SDKs
 //! (`scripts/setup-sdks.sh`).
 
+mod consumers_common;
+
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use pushwire_consumers::nats_jetstream::NatsJetStreamSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
 use pushwire_server::config::EngineKind;
+use pushwire_test_support::consume::{
+    bench_n, consumer_metric, history_top, keep_history, measure_throughput, metrics_text,
+    received_ns, unique_name, wait_subscribed,
+};
 use pushwire_test_support::metrics::Scrape;
 use pushwire_test_support::node_process::{run_python_at, NodeProcess};
 use pushwire_test_support::sdk::{run_in, sdk_dir};
-use pushwire_test_support::{test_config, TestServer};
-use serde_json::{json, Value};
+use pushwire_test_support::{test_config, TestServer, WsClient};
+use serde_json::json;
 
 const NATS_URL: &str = "nats://127.0.0.1:4222";
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// A name no other run uses.
-fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
-}
 
 /// JetStream on the local NATS; a clear failure when it is not running.
 async fn jetstream() -> jetstream::Context {
@@ -88,57 +85,9 @@ fn consumer(name: &str, stream: &str, subject: &str, channel: &str, dl: &str) ->
     c
 }
 
-/// Polls `presence_stats` through `api` until `channel` has a subscriber (the SDK is ready).
-async fn wait_subscribed<F, Fut>(channel: &str, api: F)
-where
-    F: Fn(Value) -> Fut,
-    Fut: std::future::Future<Output = (u16, Value)>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = api(json!({"channel": channel})).await;
-        if body["result"]["num_clients"].as_u64().unwrap_or(0) > 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the SDK never subscribed to {channel}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Lets the `chat:` namespace keep, and a resubscribe recover, up to `size` publications, so
-/// a subscriber that falls behind while the node is down can recover all of them.
-fn keep_history(config: &mut pushwire_server::ServerConfig, size: usize) {
-    config.client.recovery_max_publication_limit = size;
-    for ns in &mut config.channel.namespaces {
-        if ns.name == "chat" {
-            ns.options.history_size = size;
-        }
-    }
-}
-
-/// The stream top offset of `channel` on `node`.
-async fn history_top(node: &NodeProcess, channel: &str) -> u64 {
-    let (_, body) = node
-        .api("history", json!({"channel": channel, "limit": 0}))
-        .await;
-    body["result"]["offset"].as_u64().unwrap_or(0)
-}
-
-fn ns(result: &Value) -> Vec<u64> {
-    result["ns"]
-        .as_array()
-        .expect("RESULT.ns")
-        .iter()
-        .map(|v| v.as_u64().expect("n"))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_events_reach_a_python_subscriber_in_order_and_poison_is_dead_lettered() {
-    let id = unique();
+    let id = unique_name();
     let (stream, subject, dl_stream, dl_subject) = (
         format!("PWT_{id}"),
         format!("pwt_{id}.orders"),
@@ -171,7 +120,11 @@ async fn nats_events_reach_a_python_subscriber_in_order_and_poison_is_dead_lette
     };
     let (run, poison_seq) = tokio::join!(sdk, producer);
     let result = run.result();
-    assert_eq!(ns(&result), (1..=N).collect::<Vec<_>>(), "events in order");
+    assert_eq!(
+        received_ns(&result),
+        (1..=N).collect::<Vec<_>>(),
+        "events in order"
+    );
 
     // The poison message is in the dead-letter stream, with why and where it came from.
     let dead = js
@@ -214,9 +167,73 @@ async fn nats_events_reach_a_python_subscriber_in_order_and_poison_is_dead_lette
     }
 }
 
+/// The next `n` of the publications on `channel`, waiting at most 30 s.
+async fn next_n(ws: &mut WsClient, channel: &str) -> u64 {
+    let p = tokio::time::timeout(Duration::from_secs(30), ws.next_publication(channel))
+        .await
+        .expect("a publication within 30 s");
+    p["data"]["n"].as_u64().expect("n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nats_down_at_start_and_mid_stream_is_retried_while_the_node_serves() {
+    let id = unique_name();
+    let (stream, subject) = (format!("PWL_{id}"), format!("pwl_{id}.orders"));
+    let channel = format!("chat:nats-late-{id}");
+    let js = jetstream().await;
+    create_stream(&js, &stream, vec![format!("pwl_{id}.>")]).await;
+    let mut broker = consumers_common::LateBroker::new("127.0.0.1:4222");
+    let mut config = consumer("late", &stream, &subject, &channel, "");
+    if let Some(s) = config.nats_jetstream.as_mut() {
+        s.url = format!("nats://127.0.0.1:{}", broker.port);
+    }
+    let server = TestServer::start_with(|c| c.consumers = vec![config]).await;
+
+    // NATS is down: the node still serves clients and the API; the lag is unknown.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    server.publish(&channel, json!({"n": 0})).await;
+    let labels = "{consumer=\"late\",type=\"nats_jetstream\"}";
+    let scrape = Scrape::of(&server).await;
+    assert_eq!(scrape.get(&format!("pushwire_consumer_lag{labels}")), -1.0);
+    assert_eq!(
+        scrape.count(&format!("pushwire_consumer_received_total{labels}")),
+        0
+    );
+    assert_eq!(next_n(&mut ws, &channel).await, 0);
+
+    // NATS comes up: a later retry connects and the stored events flow, in order.
+    for n in 1..=5 {
+        produce(&js, &subject, event(n)).await;
+    }
+    broker.open().await;
+    for n in 1..=5 {
+        assert_eq!(next_n(&mut ws, &channel).await, n);
+    }
+
+    // An outage mid-stream: events written meanwhile arrive after it, in order, once.
+    broker.close().await;
+    for n in 6..=10 {
+        produce(&js, &subject, event(n)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.open().await;
+    for n in 6..=10 {
+        assert_eq!(next_n(&mut ws, &channel).await, n);
+    }
+    assert!(
+        ws.silent_for(Duration::from_millis(500)).await,
+        "no duplicates"
+    );
+    server.stop().await;
+    let _ = js.delete_stream(&stream).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_node_killed_mid_stream_delivers_every_event_exactly_once() {
-    let id = unique();
+    let id = unique_name();
     let (stream, subject) = (format!("PWK_{id}"), format!("pwk_{id}.orders"));
     let channel = format!("chat:nats-kill-{id}");
     let js = jetstream().await;
@@ -258,7 +275,7 @@ async fn nats_node_killed_mid_stream_delivers_every_event_exactly_once() {
     let (run, ()) = tokio::join!(sdk, producer);
     let result = run.result();
     assert_eq!(
-        ns(&result),
+        received_ns(&result),
         (1..=N).collect::<Vec<_>>(),
         "every event exactly once, in order\n{}",
         node.log()
@@ -267,6 +284,56 @@ async fn nats_node_killed_mid_stream_delivers_every_event_exactly_once() {
         result["resubscribes"].as_u64().unwrap_or(0) >= 1,
         "the SDK reconnected to the restarted node and recovered: {result}"
     );
+    // The restarted node got again what the killed one had pulled and not acknowledged: what
+    // was already in history was suppressed by the idempotency key, nothing failed.
+    let metrics = metrics_text(&node.http_url()).await;
+    let value = |name: &str| consumer_metric(&metrics, name, "nats", "nats_jetstream") as u64;
+    let (received, published, duplicates) = (
+        value("received_total"),
+        value("published_total"),
+        value("duplicates_total"),
+    );
+    println!("restarted node: received {received}, published {published}, duplicates {duplicates}");
+    assert_eq!(value("failed_total"), 0);
+    assert_eq!(received, published + duplicates);
+    assert!(
+        published > 0 && published < N,
+        "the restarted node resumed mid-stream"
+    );
     drop(node);
+    let _ = js.delete_stream(&stream).await;
+}
+
+/// Queue → subscriber throughput (memory engine): `PUSHWIRE_CONSUMER_BENCH_N` events are
+/// stored in the stream first, then the consumer starts. Release mode:
+/// `cargo nextest run --release -p pushwire-server --test consumers_nats --run-ignored only --no-capture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run in release mode"]
+async fn throughput_nats_jetstream() {
+    let (id, n) = (unique_name(), bench_n());
+    let (stream, subject) = (format!("PWB_{id}"), format!("pwb_{id}.orders"));
+    let channel = format!("chat:nats-bench-{id}");
+    let js = jetstream().await;
+    create_stream(&js, &stream, vec![format!("pwb_{id}.>")]).await;
+    let mut acks = Vec::new();
+    for n in 1..=n {
+        acks.push(
+            js.publish(subject.clone(), event(n).into())
+                .await
+                .expect("publish"),
+        );
+        if acks.len() >= 1000 {
+            for a in acks.drain(..) {
+                a.await.expect("stream ack");
+            }
+        }
+    }
+    for a in acks {
+        a.await.expect("stream ack");
+    }
+    let server = TestServer::start_with(|c| c.client.queue_max_size = 64 << 20).await;
+    let config = consumer("bench", &stream, &subject, &channel, "");
+    measure_throughput(&server, &channel, config, n).await;
+    server.stop().await;
     let _ = js.delete_stream(&stream).await;
 }

@@ -76,7 +76,10 @@ async fn wait_consumer(conn: &Connection, queue: &str) {
             passive: true,
             ..Default::default()
         };
-        if let Ok(q) = ch.queue_declare(queue, passive, FieldTable::default()).await {
+        if let Ok(q) = ch
+            .queue_declare(queue, passive, FieldTable::default())
+            .await
+        {
             if q.consumer_count() > 0 {
                 return;
             }
@@ -147,12 +150,19 @@ async fn rabbitmq_events_reach_a_python_subscriber_in_order_and_poison_is_dead_l
         }
     };
     let (run, ()) = tokio::join!(sdk, produce_all);
-    assert_eq!(ns(&run.result()), (1..=N).collect::<Vec<_>>(), "events in order");
+    assert_eq!(
+        ns(&run.result()),
+        (1..=N).collect::<Vec<_>>(),
+        "events in order"
+    );
 
     // The three poison messages went through the dead-letter exchange, untouched.
     let mut dead = Vec::new();
     while let Some(m) = ch
-        .basic_get(&format!("{queue}.dead_letter"), BasicGetOptions { no_ack: true })
+        .basic_get(
+            &format!("{queue}.dead_letter"),
+            BasicGetOptions { no_ack: true },
+        )
         .await
         .expect("basic.get")
     {
@@ -196,7 +206,15 @@ async fn rabbitmq_route_mode_builds_channels_and_tags_for_a_tags_filter() {
     const N: u64 = 30;
     let (dir, paid) = (sdk_dir(), (N / 2).to_string());
     let python = dir.join(".venv/bin/python");
-    let args = ["python/consume.py", &channel, &paid, "--tag", "type=paid", "--timeout", "30"];
+    let args = [
+        "python/consume.py",
+        &channel,
+        &paid,
+        "--tag",
+        "type=paid",
+        "--timeout",
+        "30",
+    ];
     let sdk = run_in(&python, &dir, &args, &server);
     let produce_all = async {
         wait_subscribed(&channel, |b| server.api("presence_stats", b)).await;
@@ -218,11 +236,66 @@ async fn rabbitmq_route_mode_builds_channels_and_tags_for_a_tags_filter() {
         assert_eq!(t, &json!({"type": "paid"}));
     }
     // Every event reached history (the filter is per subscriber).
-    let history = server.node().history(&channel, -1, None, false).await.expect("history");
+    let history = server
+        .node()
+        .history(&channel, -1, None, false)
+        .await
+        .expect("history");
     assert_eq!(history.publications.len() as u64, N);
     server.stop().await;
     cleanup(&conn, &queue).await;
-    let _ = ch.exchange_delete(&exchange, ExchangeDeleteOptions::default()).await;
+    let _ = ch
+        .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rabbitmq_api_commands_other_than_publish_act_on_connections() {
+    let id = unique();
+    let queue = format!("pw-cmd-{id}");
+    let channel = format!("chat:cmd-{id}");
+    let (conn, ch) = producer().await;
+    let server = TestServer::start_with(|c| {
+        c.consumers = vec![consumer("cmd", &amqp_url(AMQP_ADDR), &queue)]
+    })
+    .await;
+    wait_consumer(&conn, &queue).await;
+    let user = format!("u{id}");
+    let token = pushwire_test_support::token(json!({"sub": user}));
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), Some(&token)).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    // broadcast, then unsubscribe the user from the channel, then disconnect them.
+    let commands = [
+        json!({"method": "broadcast", "payload": {"channels": [channel], "data": {"n": 1}}}),
+        json!({"method": "unsubscribe", "payload": {"user": user, "channel": channel}}),
+        json!({"method": "disconnect", "payload": {"user": user, "disconnect": {"code": 4501, "reason": "bye"}}}),
+    ];
+    for (i, c) in commands.iter().enumerate() {
+        let body = c.to_string();
+        produce(
+            &ch,
+            "",
+            &queue,
+            body.as_bytes(),
+            with_id(format!("{id}-{i}")),
+        )
+        .await;
+    }
+    let p = ws.next_publication(&channel).await;
+    assert_eq!(p["data"]["n"], json!(1));
+    let unsub = loop {
+        let m = ws.next_message().await.expect("open");
+        if m["push"]["unsubscribe"].is_object() {
+            break m;
+        }
+    };
+    assert_eq!(unsub["push"]["channel"], json!(channel), "{unsub}");
+    let (code, reason) = ws.expect_close().await;
+    assert_eq!((code, reason.as_str()), (4501, "bye"));
+    server.stop().await;
+    cleanup(&conn, &queue).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,25 +305,42 @@ async fn rabbitmq_down_at_start_is_retried_with_backoff_while_the_node_serves() 
     let channel = format!("chat:late-{id}");
     let (conn, ch) = producer().await;
     let mut broker = LateBroker::new(AMQP_ADDR);
-    let config = consumer("late", &amqp_url(&format!("127.0.0.1:{}", broker.port)), &queue);
+    let config = consumer(
+        "late",
+        &amqp_url(&format!("127.0.0.1:{}", broker.port)),
+        &queue,
+    );
     let server = TestServer::start_with(|c| c.consumers = vec![config]).await;
 
     // The broker is down: the node still serves clients and the API.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
     let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
-    assert!(reply.get("error").is_none(), "subscribe while the broker is down: {reply}");
+    assert!(
+        reply.get("error").is_none(),
+        "subscribe while the broker is down: {reply}"
+    );
     server.publish(&channel, json!({"n": 0})).await;
     let labels = "{consumer=\"late\",type=\"rabbitmq\"}";
     let scrape = Scrape::of(&server).await;
     assert_eq!(scrape.get(&format!("pushwire_consumer_lag{labels}")), -1.0);
-    assert_eq!(scrape.count(&format!("pushwire_consumer_received_total{labels}")), 0);
+    assert_eq!(
+        scrape.count(&format!("pushwire_consumer_received_total{labels}")),
+        0
+    );
 
     // The broker comes up: the consumer connects on a later retry and events flow.
     broker.open().await;
     wait_consumer(&conn, &queue).await;
     for n in 1..=5u64 {
-        produce(&ch, "", &queue, &publish_command(&channel, n), with_id(format!("{id}-{n}"))).await;
+        produce(
+            &ch,
+            "",
+            &queue,
+            &publish_command(&channel, n),
+            with_id(format!("{id}-{n}")),
+        )
+        .await;
     }
     for n in 0..=5u64 {
         let p = ws.next_publication(&channel).await;
@@ -271,23 +361,27 @@ async fn rabbitmq_node_killed_mid_stream_delivers_every_event_exactly_once() {
     let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
     wait_consumer(&conn, &queue).await;
 
-    const N: u64 = 300;
-    const KILL_AT: u64 = 120;
     let (ws, http) = (node.ws_url(), node.http_url());
-    let count = N.to_string();
+    let count = KILL_N.to_string();
     let args = ["python/consume_ordered.py", &channel, &count, "40"];
     let sdk = run_python_at(&args, &ws, &http);
     let produce_all = async {
         wait_subscribed(&channel, |b| node.api("presence_stats", b)).await;
-        for n in 1..=N {
+        for n in 1..=KILL_N {
             let body = publish_command(&channel, n);
             produce(&ch, "", &queue, &body, with_id(format!("{id}-{n}"))).await;
             if n == KILL_AT {
                 // Let the consumer get into the middle of what was written, then crash it.
                 tokio::time::sleep(Duration::from_millis(30)).await;
                 node.kill().await;
+                // Events it had already published come again (a publisher retry, or a
+                // delivery whose ack the crash lost): same message ids.
+                for r in REDELIVER_FROM..=KILL_AT {
+                    let body = publish_command(&channel, r);
+                    produce(&ch, "", &queue, &body, with_id(format!("{id}-{r}"))).await;
+                }
             }
-            if n == KILL_AT + 60 {
+            if n == RESTART_AT {
                 node.restart().await;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -297,13 +391,23 @@ async fn rabbitmq_node_killed_mid_stream_delivers_every_event_exactly_once() {
     let result = run.result();
     assert_eq!(
         ns(&result),
-        (1..=N).collect::<Vec<_>>(),
+        (1..=KILL_N).collect::<Vec<_>>(),
         "every event exactly once, in order\n{}",
         node.log()
     );
     assert!(
         result["resubscribes"].as_u64().unwrap_or(0) >= 1,
         "the SDK reconnected to the restarted node and recovered: {result}"
+    );
+    let labels = "{consumer=\"orders\",type=\"rabbitmq\"}";
+    let dups = metric_at(
+        &node.http_url(),
+        &format!("pushwire_consumer_duplicates_total{labels}"),
+    )
+    .await;
+    assert!(
+        dups > KILL_AT - REDELIVER_FROM,
+        "redeliveries suppressed by the idempotency key: {dups}"
     );
     drop(node);
     cleanup(&conn, &queue).await;

@@ -6,6 +6,7 @@
 //! - [`token`]: HS256 tokens signed with [`SECRET`].
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
 
+pub mod consume;
 pub mod metrics;
 pub mod node_process;
 pub mod sdk;

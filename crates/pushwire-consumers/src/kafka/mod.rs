@@ -23,11 +23,8 @@ pub use settings::{KafkaOffsetReset, KafkaSettings};
 #[cfg(feature = "kafka")]
 pub use source::run;
 
-/// A retry / reconnect backoff (exponential with full jitter, 100ms up to 10s).
+/// A retry / reconnect backoff with the consumer's `retry_backoff_min` / `retry_backoff_max`.
 #[cfg(feature = "kafka")]
-fn backoff(_processor: &crate::Processor) -> crate::Backoff {
-    crate::Backoff::new(
-        std::time::Duration::from_millis(100),
-        std::time::Duration::from_secs(10),
-    )
+fn backoff(processor: &crate::Processor) -> crate::Backoff {
+    processor.backoff()
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
-use async_nats::HeaderMap;
 
 use crate::error::ConsumerError;
 
@@ -26,7 +25,7 @@ pub(crate) async fn publish(
     reason: &str,
     timeout: Duration,
 ) -> Result<(), ConsumerError> {
-    let mut headers = msg.headers.clone().unwrap_or_else(HeaderMap::new);
+    let mut headers = msg.headers.clone().unwrap_or_default();
     // Header values cannot hold line breaks.
     let reason: String = reason
         .chars()

@@ -44,7 +44,8 @@ pub struct NatsJetStreamSettings {
     #[serde(with = "humantime_serde")]
     pub ack_wait: Duration,
     /// Delivered but unacknowledged messages the server allows (`max_ack_pending`) for a
-    /// newly created consumer. Default 1000.
+    /// newly created consumer. Default 10000: well above what one node has in flight, since
+    /// a pull waiting at this limit can stall until it expires on some servers (2.9).
     pub max_ack_pending: i64,
     /// Messages pulled per request (also the client-side buffer). Default 100.
     pub batch_size: usize,
@@ -69,7 +70,7 @@ impl Default for NatsJetStreamSettings {
             create_consumer: true,
             deliver_policy: NatsDeliverPolicy::All,
             ack_wait: Duration::from_secs(30),
-            max_ack_pending: 1000,
+            max_ack_pending: 10_000,
             batch_size: 100,
             dead_letter_subject: String::new(),
             request_timeout: Duration::from_secs(5),
@@ -107,6 +108,17 @@ impl NatsJetStreamSettings {
                 "must list the stream's subjects when create_stream = true",
             ));
         }
+        if !self.dead_letter_subject.is_empty()
+            && self
+                .subjects
+                .iter()
+                .any(|f| subject_matches(f, &self.dead_letter_subject))
+        {
+            return Err(ConfigError::new(
+                format!("{key}.dead_letter_subject"),
+                "must not match the consumed subjects (poison copies would be consumed again)",
+            ));
+        }
         if self.ack_wait < Duration::from_secs(1) {
             return Err(ConfigError::new(format!("{key}.ack_wait"), "must be >= 1s"));
         }
@@ -127,6 +139,20 @@ impl NatsJetStreamSettings {
         }
         Ok(())
     }
+}
+
+/// Whether NATS subject `subject` matches `filter` (`*` = one token, `>` = the rest).
+fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut s = subject.split('.');
+    for f in filter.split('.') {
+        match (f, s.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    s.next().is_none()
 }
 
 #[cfg(test)]
@@ -199,6 +225,27 @@ mod tests {
         for (s, key) in cases {
             assert_eq!(s.validate("c").unwrap_err().key, key);
         }
+    }
+
+    #[test]
+    fn dead_letter_subject_must_not_be_consumed_again() {
+        for (filter, dl, matches) in [
+            ("events.>", "events.dlq", true),
+            ("events.*", "events.dlq", true),
+            ("events.*", "events.dlq.x", false),
+            ("events.orders", "events.dlq", false),
+            ("events.>", "events", false),
+            ("events", "events", true),
+        ] {
+            assert_eq!(subject_matches(filter, dl), matches, "{filter} ~ {dl}");
+        }
+        let e = NatsJetStreamSettings {
+            dead_letter_subject: "events.dlq".into(),
+            ..valid()
+        }
+        .validate("c")
+        .unwrap_err();
+        assert_eq!(e.key, "c.dead_letter_subject");
     }
 
     #[test]

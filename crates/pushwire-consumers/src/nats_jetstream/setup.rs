@@ -6,6 +6,9 @@ use async_nats::jetstream::{
     stream,
 };
 
+use async_nats::Event;
+use tokio_util::sync::CancellationToken;
+
 use super::settings::{NatsDeliverPolicy, NatsJetStreamSettings};
 use crate::error::ConsumerError;
 
@@ -15,6 +18,10 @@ pub(crate) struct Session {
     pub js: jetstream::Context,
     /// The durable pull consumer.
     pub consumer: PullConsumer,
+    /// Cancelled when the connection drops (or the client fell behind and lost messages):
+    /// deliveries made meanwhile are lost and come back only after `ack_wait`, so the
+    /// session must end and the next one settle first (see `source`).
+    pub disconnected: CancellationToken,
 }
 
 /// Connects to `settings.url`, then gets (or, when allowed, creates) the stream and the
@@ -23,8 +30,21 @@ pub(crate) async fn connect(
     name: &str,
     s: &NatsJetStreamSettings,
 ) -> Result<Session, ConsumerError> {
+    let disconnected = CancellationToken::new();
+    let on_event = disconnected.clone();
     let connect = async_nats::ConnectOptions::new()
         .name(format!("pushwire consumer {name}"))
+        .event_callback(move |event| {
+            let on_event = on_event.clone();
+            async move {
+                if matches!(
+                    event,
+                    Event::Disconnected | Event::Closed | Event::SlowConsumer(_)
+                ) {
+                    on_event.cancel();
+                }
+            }
+        })
         .connection_timeout(s.request_timeout)
         .request_timeout(Some(s.request_timeout))
         .connect(s.url.as_str());
@@ -36,7 +56,11 @@ pub(crate) async fn connect(
     js.set_timeout(s.request_timeout);
     let stream = get_stream(&js, s).await?;
     let consumer = get_consumer(&stream, s).await?;
-    Ok(Session { js, consumer })
+    Ok(Session {
+        js,
+        consumer,
+        disconnected,
+    })
 }
 
 async fn get_stream(

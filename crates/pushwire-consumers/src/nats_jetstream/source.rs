@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
-use futures_util::StreamExt;
+use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
+use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::settings::NatsJetStreamSettings;
@@ -16,8 +16,12 @@ use crate::processor::{Outcome, Processor};
 
 /// How long the server may stay silent on a pull before the client considers the pull lost.
 const HEARTBEAT: Duration = Duration::from_secs(5);
-/// How long one pull request stays open on the server.
-const PULL_EXPIRES: Duration = Duration::from_secs(30);
+/// How long one pull request stays open on the server (a stuck pull is renewed after this).
+const PULL_EXPIRES: Duration = Duration::from_secs(10);
+/// How often the consumer's pending acknowledgements are checked while settling at start.
+const SETTLE_POLL: Duration = Duration::from_millis(250);
+/// Slack after `ack_wait` for the server to move expired deliveries to redelivery.
+const SETTLE_MARGIN: Duration = Duration::from_millis(500);
 
 /// Runs the consumer until `shutdown`: connects (retrying with backoff and jitter while NATS
 /// is unreachable), pulls from the durable consumer and processes messages one at a time in
@@ -42,6 +46,7 @@ pub async fn run(
         match worker.session(&mut reconnect).await {
             Ok(()) => break,
             Err(e) => {
+                processor.metrics().set_lag(-1);
                 let delay = reconnect.next_delay();
                 tracing::warn!(consumer = %name, error = %e, ?delay, "nats_jetstream consumer: reconnecting");
                 tokio::select! {
@@ -72,13 +77,16 @@ struct Worker<'a> {
 impl Worker<'_> {
     /// One connection: returns `Ok` on shutdown, `Err` when the connection or the pull broke.
     async fn session(&self, reconnect: &mut Backoff) -> Result<(), ConsumerError> {
-        let Session { js, mut consumer } = tokio::select! {
+        let Session {
+            js,
+            mut consumer,
+            disconnected,
+        } = tokio::select! {
             _ = self.shutdown.cancelled() => return Ok(()),
             s = setup::connect(self.name, self.settings) => s?,
         };
-        let metrics = self.processor.metrics();
-        if let Ok(info) = consumer.info().await {
-            metrics.set_lag(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+        if !self.settle(&mut consumer).await? {
+            return Ok(());
         }
         let mut messages = consumer
             .stream()
@@ -95,7 +103,11 @@ impl Worker<'_> {
                 _ = self.processor.ready() => {}
             }
             let next = tokio::select! {
+                biased;
                 _ = self.shutdown.cancelled() => break Ok(()),
+                _ = disconnected.cancelled() => {
+                    break Err(ConsumerError::Connection("connection lost".into()))
+                }
                 next = messages.next() => next,
             };
             let msg = match next {
@@ -109,9 +121,46 @@ impl Worker<'_> {
                 Err(e) => break Err(e),
             }
         };
+        if result.is_ok() {
+            // Shutdown: hand back what was pulled but not processed, in order, so it is
+            // redelivered at once (to another node, or to this one when it comes back).
+            while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+            }
+        }
         // Acknowledgements are buffered by the client: send them before going away.
         let _ = tokio::time::timeout(self.settings.request_timeout, js.client().flush()).await;
         result
+    }
+
+    /// Order across a crash: messages an earlier session (a killed node) pulled and never
+    /// acknowledged are redelivered only once their `ack_wait` expires, and a pull made
+    /// before that would get newer messages first. So when the consumer has unacknowledged
+    /// deliveries at start, wait until they are acknowledged or `ack_wait` has passed (they
+    /// are then redelivered before anything newer). False on shutdown.
+    async fn settle(&self, consumer: &mut PullConsumer) -> Result<bool, ConsumerError> {
+        let info_error =
+            |e: &dyn std::fmt::Display| ConsumerError::Broker(format!("consumer info: {e}"));
+        let info = consumer.info().await.map_err(|e| info_error(&e))?;
+        let metrics = self.processor.metrics();
+        metrics.set_lag(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+        let pending = info.num_ack_pending;
+        if pending == 0 {
+            return Ok(true);
+        }
+        tracing::info!(consumer = %self.name, pending, ack_wait = ?self.settings.ack_wait, "nats_jetstream: waiting for deliveries of an earlier session to be acknowledged or expire (keeps order)");
+        let deadline = tokio::time::Instant::now() + self.settings.ack_wait + SETTLE_MARGIN;
+        while tokio::time::Instant::now() < deadline {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(SETTLE_POLL) => {}
+            }
+            let info = consumer.info().await.map_err(|e| info_error(&e))?;
+            if info.num_ack_pending == 0 {
+                break;
+            }
+        }
+        Ok(true)
     }
 
     /// Processes one message until it is acknowledged, terminated or (on shutdown) nak-ed.

@@ -98,13 +98,19 @@ impl PostgresOutboxSettings {
             ));
         }
         if self.num_partitions == 0 {
-            return Err(ConfigError::new(format!("{key}.num_partitions"), "must be > 0"));
+            return Err(ConfigError::new(
+                format!("{key}.num_partitions"),
+                "must be > 0",
+            ));
         }
         if self.batch_size == 0 {
             return Err(ConfigError::new(format!("{key}.batch_size"), "must be > 0"));
         }
         if self.poll_interval.is_zero() {
-            return Err(ConfigError::new(format!("{key}.poll_interval"), "must be > 0"));
+            return Err(ConfigError::new(
+                format!("{key}.poll_interval"),
+                "must be > 0",
+            ));
         }
         Ok(())
     }

@@ -44,8 +44,12 @@ pub async fn run(
         }
         let delay = backoff.next_delay();
         match result {
-            Ok(()) => tracing::warn!(consumer = %name, ?delay, "rabbitmq consumer ended; reconnecting"),
-            Err(e) => tracing::warn!(consumer = %name, error = %e, ?delay, "rabbitmq unavailable; reconnecting"),
+            Ok(()) => {
+                tracing::warn!(consumer = %name, ?delay, "rabbitmq consumer ended; reconnecting")
+            }
+            Err(e) => {
+                tracing::warn!(consumer = %name, error = %e, ?delay, "rabbitmq unavailable; reconnecting")
+            }
         }
         processor.metrics().set_lag(-1);
         tokio::select! {
@@ -60,7 +64,10 @@ fn broker(e: lapin::Error) -> ConsumerError {
     ConsumerError::Broker(e.to_string())
 }
 
-async fn timed<T>(what: &str, f: impl std::future::Future<Output = lapin::Result<T>>) -> Result<T, ConsumerError> {
+async fn timed<T>(
+    what: &str,
+    f: impl std::future::Future<Output = lapin::Result<T>>,
+) -> Result<T, ConsumerError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, f).await {
         Ok(r) => r.map_err(|e| ConsumerError::Connection(format!("{what}: {e}"))),
         Err(_) => Err(ConsumerError::Connection(format!("{what}: timed out"))),
@@ -80,14 +87,29 @@ async fn declare(ch: &Channel, s: &RabbitMqSettings) -> Result<u32, ConsumerErro
     if !s.dead_letter_exchange.is_empty() && s.declare_dead_letter {
         timed(
             "declare dead-letter exchange",
-            ch.exchange_declare(&s.dead_letter_exchange, ExchangeKind::Fanout, durable, FieldTable::default()),
+            ch.exchange_declare(
+                &s.dead_letter_exchange,
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            ),
         )
         .await?;
         let dlq = format!("{}.dead_letter", s.queue);
-        timed("declare dead-letter queue", ch.queue_declare(&dlq, queue_opts, FieldTable::default())).await?;
+        timed(
+            "declare dead-letter queue",
+            ch.queue_declare(&dlq, queue_opts, FieldTable::default()),
+        )
+        .await?;
         timed(
             "bind dead-letter queue",
-            ch.queue_bind(&dlq, &s.dead_letter_exchange, "", QueueBindOptions::default(), FieldTable::default()),
+            ch.queue_bind(
+                &dlq,
+                &s.dead_letter_exchange,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
         )
         .await?;
     }
@@ -105,22 +127,36 @@ async fn declare(ch: &Channel, s: &RabbitMqSettings) -> Result<u32, ConsumerErro
                 );
             }
         }
-        timed("declare queue", ch.queue_declare(&s.queue, queue_opts, args))
-            .await?
-            .message_count()
+        timed(
+            "declare queue",
+            ch.queue_declare(&s.queue, queue_opts, args),
+        )
+        .await?
+        .message_count()
     } else {
         depth(ch, &s.queue).await?
     };
     if !s.exchange.is_empty() {
         timed(
             "declare exchange",
-            ch.exchange_declare(&s.exchange, ExchangeKind::Topic, durable, FieldTable::default()),
+            ch.exchange_declare(
+                &s.exchange,
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            ),
         )
         .await?;
         for key in &s.routing_keys {
             timed(
                 "bind queue",
-                ch.queue_bind(&s.queue, &s.exchange, key, QueueBindOptions::default(), FieldTable::default()),
+                ch.queue_bind(
+                    &s.queue,
+                    &s.exchange,
+                    key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
             )
             .await?;
         }
@@ -134,9 +170,12 @@ async fn depth(ch: &Channel, queue: &str) -> Result<u32, ConsumerError> {
         passive: true,
         ..Default::default()
     };
-    Ok(timed("inspect queue", ch.queue_declare(queue, passive, FieldTable::default()))
-        .await?
-        .message_count())
+    Ok(timed(
+        "inspect queue",
+        ch.queue_declare(queue, passive, FieldTable::default()),
+    )
+    .await?
+    .message_count())
 }
 
 /// One connection: declare, consume until shutdown or a broken connection.
@@ -153,7 +192,11 @@ async fn session(
     let conn = timed("connect", Connection::connect(&s.url, props)).await?;
     let result = consume(&conn, s, processor, shutdown, backoff).await;
     // Unacked deliveries go back to the queue when the connection closes.
-    let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "pushwire consumer stops")).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        conn.close(200, "pushwire consumer stops"),
+    )
+    .await;
     result
 }
 
@@ -165,7 +208,11 @@ async fn consume(
     backoff: &mut Backoff,
 ) -> Result<(), ConsumerError> {
     let ch = timed("open channel", conn.create_channel()).await?;
-    timed("basic.qos", ch.basic_qos(s.prefetch, BasicQosOptions::default())).await?;
+    timed(
+        "basic.qos",
+        ch.basic_qos(s.prefetch, BasicQosOptions::default()),
+    )
+    .await?;
     let lag_ch = timed("open channel", conn.create_channel()).await?;
     let ready = declare(&ch, s).await?;
     let metrics = processor.metrics().clone();
@@ -173,7 +220,12 @@ async fn consume(
     let tag = format!("pushwire-{}-{}", processor.name(), processor.node().id());
     let mut consumer = timed(
         "basic.consume",
-        ch.basic_consume(&s.queue, &tag, BasicConsumeOptions::default(), FieldTable::default()),
+        ch.basic_consume(
+            &s.queue,
+            &tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
     )
     .await?;
     tracing::info!(consumer = %processor.name(), queue = %s.queue, "rabbitmq consumer connected");
@@ -197,7 +249,11 @@ async fn consume(
             d = consumer.next() => d,
         };
         let delivery = match delivery {
-            None => return Err(ConsumerError::Connection("consumer cancelled by the broker".into())),
+            None => {
+                return Err(ConsumerError::Connection(
+                    "consumer cancelled by the broker".into(),
+                ))
+            }
             Some(Err(e)) => return Err(ConsumerError::Connection(e.to_string())),
             Some(Ok(d)) => d,
         };
@@ -206,7 +262,11 @@ async fn consume(
         loop {
             match processor.process(&msg).await {
                 Outcome::Done => {
-                    delivery.acker.ack(BasicAckOptions::default()).await.map_err(broker)?;
+                    delivery
+                        .acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .map_err(broker)?;
                     break;
                 }
                 Outcome::Poison(_) => {

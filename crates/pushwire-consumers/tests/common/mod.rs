@@ -26,7 +26,11 @@ pub fn node() -> Arc<Node> {
 
 /// A processor in `api_command` mode for `node`.
 pub fn processor(node: &Arc<Node>) -> Processor {
-    Processor::new(node.clone(), &ConsumerConfig::new("t", ConsumerType::Rabbitmq)).expect("processor")
+    Processor::new(
+        node.clone(),
+        &ConsumerConfig::new("t", ConsumerType::Rabbitmq),
+    )
+    .expect("processor")
 }
 
 /// Publication data (as JSON values) in the history of `channel`.
@@ -53,8 +57,7 @@ pub fn unique() -> String {
 pub fn logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_test_writer()
         .try_init();

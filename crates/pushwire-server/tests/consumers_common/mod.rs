@@ -117,13 +117,17 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// A TCP port that forwards to `target` only once [`LateBroker::open`] is called: before
-/// that, nothing listens on it (connections are refused), like a broker that is down.
+/// A TCP port that forwards to `target` only while open: before [`LateBroker::open`] and after
+/// [`LateBroker::close`] nothing listens on it (connections are refused) and every forwarded
+/// connection is cut, like a broker that is down.
 pub struct LateBroker {
     /// The port clients are configured with.
     pub port: u16,
@@ -148,15 +152,25 @@ impl LateBroker {
             .expect("bind the reserved port");
         let target = self.target.clone();
         self.task = Some(tokio::spawn(async move {
+            // Connection tasks live in this set: aborting the accept task drops (cuts) them.
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut down, _)) = listener.accept().await {
                 let target = target.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                     }
                 });
             }
         }));
+    }
+
+    /// Stops listening and cuts every forwarded connection: the broker is "down".
+    pub async fn close(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
     }
 }
 
@@ -167,3 +181,28 @@ impl Drop for LateBroker {
         }
     }
 }
+
+/// The value of `series` (exactly as exposed, labels included) in `GET <http_url>/metrics`.
+pub async fn metric_at(http_url: &str, series: &str) -> u64 {
+    let text = reqwest::get(format!("{http_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}")) as u64
+}
+
+/// Where the kill-and-restart tests crash the node, restart it, and how many already
+/// published events they hand to the restarted node again (as a crash between publish and
+/// acknowledgement would).
+pub const KILL_N: u64 = 300;
+/// Event after which the node is killed.
+pub const KILL_AT: u64 = 120;
+/// Event after which it is started again.
+pub const RESTART_AT: u64 = 180;
+/// Events `REDELIVER_FROM..=KILL_AT` are redelivered to the restarted node.
+pub const REDELIVER_FROM: u64 = 91;

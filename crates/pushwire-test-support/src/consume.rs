@@ -1,0 +1,129 @@
+//! Helpers for the queue-consumer end-to-end tests (`tests/consumers_*.rs`): unique names,
+//! waiting for an SDK subscriber, history large enough to recover a restart, reading the
+//! result of `sdk-tests/python/consume_ordered.py`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use pushwire_server::ServerConfig;
+use serde_json::{json, Value};
+
+use crate::node_process::NodeProcess;
+
+/// A name no other run uses (process id and clock), lower-case hex.
+pub fn unique_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+}
+
+/// Polls `presence_stats` through `api` (e.g. `|b| server.api("presence_stats", b)`) until
+/// `channel` has a subscriber, i.e. the SDK is ready; panics after 20 s.
+pub async fn wait_subscribed<F, Fut>(channel: &str, api: F)
+where
+    F: Fn(Value) -> Fut,
+    Fut: Future<Output = (u16, Value)>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = api(json!({"channel": channel})).await;
+        if body["result"]["num_clients"].as_u64().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SDK never subscribed to {channel}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Lets the `chat:` namespace keep, and a resubscribe recover, up to `size` publications, so
+/// a subscriber that falls behind while a node is down can recover all of them.
+pub fn keep_history(config: &mut ServerConfig, size: usize) {
+    config.client.recovery_max_publication_limit = size;
+    for ns in &mut config.channel.namespaces {
+        if ns.name == "chat" {
+            ns.options.history_size = size;
+        }
+    }
+}
+
+/// The `n`s `consume_ordered.py` received, in order (`RESULT.ns`).
+pub fn received_ns(result: &Value) -> Vec<u64> {
+    result["ns"]
+        .as_array()
+        .expect("RESULT.ns")
+        .iter()
+        .map(|v| v.as_u64().expect("n"))
+        .collect()
+}
+
+/// The value of `pushwire_consumer_<name>{consumer="<consumer>",type="<ty>"}` in a
+/// `/metrics` text; panics when missing.
+pub fn consumer_metric(metrics: &str, name: &str, consumer: &str, ty: &str) -> i64 {
+    let series = format!("pushwire_consumer_{name}{{consumer=\"{consumer}\",type=\"{ty}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
+}
+
+/// The stream top offset of `channel` on `node` (0 when it cannot be read).
+pub async fn history_top(node: &NodeProcess, channel: &str) -> u64 {
+    let (_, body) = node
+        .api("history", json!({"channel": channel, "limit": 0}))
+        .await;
+    body["result"]["offset"].as_u64().unwrap_or(0)
+}
+
+/// `GET <http_url>/metrics` as text.
+pub async fn metrics_text(http_url: &str) -> String {
+    reqwest::get(format!("{http_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// Events per second from a consumer's start until a WebSocket subscriber of `channel` holds
+/// all `n` events (`data.n` = 1..=n, checked in order): subscribes on `server`, starts
+/// `config` on its node with [`pushwire_consumers::start`], waits, stops it. The events must
+/// already be in the source. Prints `THROUGHPUT <type>: …`.
+pub async fn measure_throughput(
+    server: &crate::TestServer,
+    channel: &str,
+    config: pushwire_consumers::ConsumerConfig,
+    n: u64,
+) -> f64 {
+    let kind = config.consumer_type.as_str();
+    let (mut ws, _) = crate::WsClient::connected(&server.ws_url(), None).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let started = std::time::Instant::now();
+    let consumers = pushwire_consumers::start(server.node().clone(), &[config], stop);
+    for i in 1..=n {
+        let p = tokio::time::timeout(Duration::from_secs(60), ws.next_publication(channel))
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} of {n}", i - 1));
+        assert_eq!(p["data"]["n"], json!(i), "order");
+    }
+    let elapsed = started.elapsed();
+    consumers.stop().await;
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!("THROUGHPUT {kind}: {n} events in {elapsed:?}: {rate:.0} events/s");
+    rate
+}
+
+/// `PUSHWIRE_CONSUMER_BENCH_N`, default 20000: events per throughput run.
+pub fn bench_n() -> u64 {
+    std::env::var("PUSHWIRE_CONSUMER_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000)
+}
