@@ -88,46 +88,61 @@ impl Worker<'_> {
         if !self.settle(&mut consumer).await? {
             return Ok(());
         }
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(self.settings.batch_size)
-            .heartbeat(HEARTBEAT)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await
-            .map_err(|e| ConsumerError::Broker(format!("pull: {e}")))?;
         tracing::info!(consumer = %self.name, stream = %self.settings.stream, durable = %self.settings.durable_consumer_name, "nats_jetstream consumer connected");
-        let result = loop {
-            tokio::select! {
-                _ = self.shutdown.cancelled() => break Ok(()),
-                _ = self.processor.ready() => {}
-            }
-            let next = tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => break Ok(()),
-                _ = disconnected.cancelled() => {
-                    break Err(ConsumerError::Connection("connection lost".into()))
+        // One pull request at a time (a batch of `batch_size`, streamed as messages arrive):
+        // overlapping pulls were seen to stall on NATS 2.9 under load.
+        let result = 'session: loop {
+            let mut batch = match consumer
+                .batch()
+                .max_messages(self.settings.batch_size)
+                .heartbeat(HEARTBEAT)
+                .expires(PULL_EXPIRES)
+                .messages()
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => break Err(ConsumerError::Broker(format!("pull: {e}"))),
+            };
+            loop {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => break 'session Ok(Some(batch)),
+                    _ = self.processor.ready() => {}
                 }
-                next = messages.next() => next,
-            };
-            let msg = match next {
-                Some(Ok(msg)) => msg,
-                Some(Err(e)) => break Err(ConsumerError::Connection(format!("pull: {e}"))),
-                None => break Err(ConsumerError::Connection("pull: stream ended".into())),
-            };
-            match self.handle(&js, msg).await {
-                Ok(Handled::Next) => reconnect.reset(),
-                Ok(Handled::Stopped) => break Ok(()),
-                Err(e) => break Err(e),
+                let next = tokio::select! {
+                    biased;
+                    _ = self.shutdown.cancelled() => break 'session Ok(Some(batch)),
+                    _ = disconnected.cancelled() => {
+                        break 'session Err(ConsumerError::Connection("connection lost".into()))
+                    }
+                    next = batch.next() => next,
+                };
+                let msg = match next {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        break 'session Err(ConsumerError::Connection(format!("pull: {e}")))
+                    }
+                    // The batch is complete or expired: pull again.
+                    None => break,
+                };
+                match self.handle(&js, msg).await {
+                    Ok(Handled::Next) => reconnect.reset(),
+                    Ok(Handled::Stopped) => break 'session Ok(Some(batch)),
+                    Err(e) => break 'session Err(e),
+                }
             }
         };
-        if result.is_ok() {
-            // Shutdown: hand back what was pulled but not processed, in order, so it is
-            // redelivered at once (to another node, or to this one when it comes back).
-            while let Some(Some(Ok(msg))) = messages.next().now_or_never() {
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
+        let result = match result {
+            Ok(Some(mut batch)) => {
+                // Shutdown: hand back what was pulled but not processed, in order, so it is
+                // redelivered at once (to another node, or to this one when it comes back).
+                while let Some(Some(Ok(msg))) = batch.next().now_or_never() {
+                    let _ = msg.ack_with(AckKind::Nak(None)).await;
+                }
+                Ok(())
             }
-        }
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
         // Acknowledgements are buffered by the client: send them before going away.
         let _ = tokio::time::timeout(self.settings.request_timeout, js.client().flush()).await;
         result
