@@ -192,13 +192,17 @@ impl Outbox {
     }
 
     /// Waits until something is queued or the outbox is closed, then takes everything.
-    /// Cancel-safe: dropping the future loses nothing.
+    /// Cancel-safe: dropping the future loses nothing. The future is small (the outbox
+    /// reference and the notification): an idle WebSocket connection holds one all the time.
     pub async fn drain(&self) -> Drained {
         loop {
             let notified = self.notify.notified();
-            let drained = self.try_drain();
-            if !drained.messages.is_empty() || drained.disconnect.is_some() {
-                return drained;
+            // Scoped, so the (empty) result is not kept in the future across the wait.
+            {
+                let drained = self.try_drain();
+                if !drained.messages.is_empty() || drained.disconnect.is_some() {
+                    return drained;
+                }
             }
             notified.await;
         }

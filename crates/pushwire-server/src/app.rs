@@ -8,7 +8,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post};
 use axum::Router;
 use pushwire_core::Node;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -134,7 +133,8 @@ impl RunningServer {
     /// Binds `http_server.address:port` and starts serving.
     pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         let addr = format!("{}:{}", config.http_server.address, config.http_server.port);
-        let listener = TcpListener::bind(&addr)
+        let backlog = config.http_server.listen_backlog;
+        let listener = crate::listener::bind(&addr, backlog)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
         let local = listener.local_addr()?;
@@ -142,7 +142,7 @@ impl RunningServer {
             None
         } else {
             let addr = format!("{}:{}", config.http_api.address, config.http_api.port);
-            let l = TcpListener::bind(&addr)
+            let l = crate::listener::bind(&addr, backlog)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot bind http_api {addr}: {e}"))?;
             Some(l)

@@ -71,6 +71,12 @@ impl HttpServerConfig {
                 "must be > 0",
             ));
         }
+        if self.listen_backlog == 0 {
+            return Err(ConfigError::new(
+                "http_server.listen_backlog",
+                "must be > 0",
+            ));
+        }
         if self.connection_body_size_limit < 1024 {
             return Err(ConfigError::new(
                 "http_server.connection_body_size_limit",
@@ -133,6 +139,9 @@ mod tests {
         let mut c = ServerConfig::default();
         c.http_server.connect_burst_per_ip = 0;
         assert!(key_of(&c).contains("http_server.connect_burst_per_ip"));
+        let mut c = ServerConfig::default();
+        c.http_server.listen_backlog = 0;
+        assert!(key_of(&c).contains("http_server.listen_backlog"));
         let mut c = ServerConfig::default();
         c.http_server.connect_rate_per_ip = 0;
         c.http_server.connect_burst_per_ip = 0;

@@ -109,6 +109,10 @@ pub struct HttpServerConfig {
     pub connect_rate_max_ips: usize,
     /// Largest request body of the connection endpoints and `/emulation` in bytes; 413 beyond.
     pub connection_body_size_limit: usize,
+    /// Listen queue length of the listening sockets (connections the kernel holds before they
+    /// are accepted; capped by `net.core.somaxconn`). A connect storm beyond it loses SYNs,
+    /// which clients retry after 1 s.
+    pub listen_backlog: u32,
 }
 
 impl Default for HttpServerConfig {
@@ -126,6 +130,7 @@ impl Default for HttpServerConfig {
             connect_burst_per_ip: 500,
             connect_rate_max_ips: 100_000,
             connection_body_size_limit: 65536,
+            listen_backlog: 4096,
         }
     }
 }

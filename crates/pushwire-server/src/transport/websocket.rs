@@ -14,12 +14,15 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt};
+use pushwire_core::outbox::Drained;
 use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::config::ServerConfig;
 
 const SUBPROTOCOLS: [&str; 2] = ["centrifuge-json", "centrifuge-protobuf"];
 
@@ -93,43 +96,52 @@ fn upgrade(
         .max_message_size(cfg.message_size_limit)
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
+            let client = Client::new(
+                state.node.clone(),
+                TransportInfo {
+                    name: if mode == Mode::Uni {
+                        "uni_websocket"
+                    } else {
+                        "websocket"
+                    },
+                    protocol,
+                    unidirectional: mode == Mode::Uni,
+                    emulated: false,
+                },
+            );
             // A task of our own, so the upgrade machinery (and its task) is freed once the
-            // handshake is done instead of living as long as the connection.
-            let tracker = state.tracker.clone();
-            tracker.spawn(serve(socket, state, protocol, mode, query.cf_connect));
+            // handshake is done instead of living as long as the connection. It gets only
+            // what it needs: everything it captures stays in every idle connection.
+            let fut = serve(
+                socket,
+                client,
+                state.config.clone(),
+                query.cf_connect.map(Box::new),
+            );
+            state.tracker.spawn(fut);
             std::future::ready(())
         })
 }
 
 /// The connection task. A plain fn returning an `async move` block: the block uses its
 /// captures in place, where an `async fn` would also copy every argument into a local (the
-/// socket alone is 368 bytes), and that copy would live in every idle connection.
-#[allow(clippy::manual_async_fn)]
+/// socket alone is 368 bytes), and that copy would live in every idle connection. For the
+/// same reason it captures no more than it needs (the client, the configuration, and the
+/// `cf_connect` query boxed to one word): captures stay in the task for its whole life.
+// `Box<String>`: one word in the task instead of three; the box exists only for the rare
+// `cf_connect` query.
+#[allow(clippy::manual_async_fn, clippy::box_collection)]
 fn serve(
     mut socket: WebSocket,
-    state: AppState,
-    protocol: Protocol,
-    mode: Mode,
-    cf_connect: Option<String>,
+    client: Arc<Client>,
+    config: Arc<ServerConfig>,
+    cf_connect: Option<Box<String>>,
 ) -> impl std::future::Future<Output = ()> + Send {
     async move {
-        let client = Client::new(
-            state.node.clone(),
-            TransportInfo {
-                name: if mode == Mode::Uni {
-                    "uni_websocket"
-                } else {
-                    "websocket"
-                },
-                protocol,
-                unidirectional: mode == Mode::Uni,
-                emulated: false,
-            },
-        );
         if let Some(c) = cf_connect {
             Box::pin(uni_connect(&client, c.as_bytes())).await;
         }
-        let outcome = drive(&mut socket, &client, &state).await;
+        let outcome = drive(&mut socket, &client, &config).await;
         // Release subscriptions, presence and the registry entry before the (possibly slow)
         // close handshake.
         let pending = client.outbox().try_drain().messages;
@@ -143,7 +155,7 @@ fn serve(
             Outcome::Gone => {}
         }
         Box::pin(client.cleanup()).await;
-        Box::pin(finish(&mut socket, &client, outcome, pending, &state)).await;
+        Box::pin(finish(&mut socket, &client, outcome, pending, &config)).await;
     }
 }
 
@@ -157,30 +169,32 @@ enum Outcome {
     TooBig,
 }
 
-async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -> Outcome {
-    let outbox = client.outbox().clone();
-    let shutdown = state.node.shutdown_token().clone();
-    let mut deadline = client.next_deadline();
-    let mut connected = false;
-    let sleep = tokio::time::sleep_until(deadline);
+/// The read/write/timer loop. Everything it holds while waiting sits in every idle
+/// connection, so it keeps little: no copy of the outbox handle or of the shutdown token, no
+/// buffer between writes, the deadline only inside the timer, and the shutdown watch (needed
+/// only until the client is connected) boxed and dropped once connected.
+async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConfig) -> Outcome {
+    let outbox = client.outbox();
+    let sleep = tokio::time::sleep_until(client.next_deadline());
     tokio::pin!(sleep);
-    let mut queued = Vec::new();
+    // Connected clients hear about shutdown through their outbox (3001).
+    let mut shutdown = Some(Box::pin(
+        client.node().shutdown_token().clone().cancelled_owned(),
+    ));
     let transport = pushwire_core::metrics::transport_index(client.transport().name);
     loop {
         // Deadlines and the connected state only change when a frame was handled or a timer
         // fired; deliveries (the hot path) skip both checks.
         let mut handled = false;
         tokio::select! {
-            (disconnect, stamp) = outbox.drain_into_stamped(&mut queued) => {
+            drained = outbox.drain() => {
+                let Drained { messages: mut queued, disconnect, stamp } = drained;
                 if !queued.is_empty() {
                     let sent = pushwire_core::metrics::Delivered::of(&queued, stamp);
-                    if let Err(o) = Box::pin(write(socket, client, &mut queued, state, true)).await {
+                    if let Err(o) = Box::pin(write(socket, client, &mut queued, config, true)).await {
                         return o;
                     }
-                    state.node.metrics().delivered(transport, sent);
-                    // Idle connections keep no buffer; one allocation per write is noise next
-                    // to the system call.
-                    queued = Vec::new();
+                    client.node().metrics().delivered(transport, sent);
                 }
                 if let Some(d) = disconnect {
                     return Outcome::Close(d);
@@ -218,19 +232,19 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, state: &AppState) -
                     return Outcome::Close(d);
                 }
             }
-            // Connected clients hear about shutdown through their outbox (3001).
-            _ = shutdown.cancelled(), if !connected => {
+            Some(()) = OptionFuture::from(shutdown.as_mut()), if shutdown.is_some() => {
                 return Outcome::Close(Disconnect::SHUTDOWN);
             }
         }
         if !handled {
             continue;
         }
-        connected = client.is_connected();
+        if shutdown.is_some() && client.is_connected() {
+            shutdown = None;
+        }
         let next = client.next_deadline();
-        if next != deadline {
-            deadline = next;
-            sleep.as_mut().reset(deadline);
+        if next != sleep.deadline() {
+            sleep.as_mut().reset(next);
         }
     }
 }
@@ -262,7 +276,7 @@ async fn write(
     socket: &mut WebSocket,
     client: &Client,
     queued: &mut Vec<bytes::Bytes>,
-    state: &AppState,
+    config: &ServerConfig,
     watch_close: bool,
 ) -> Result<(), Outcome> {
     let protocol = client.transport().protocol;
@@ -304,7 +318,7 @@ async fn write(
     // A slow peer blocks the flush; if its queue overflows meanwhile (or the server closes it
     // for any reason), stop waiting at once so its resources are released now.
     let outbox = client.outbox();
-    let send = tokio::time::timeout(state.config.websocket.write_timeout, socket.flush());
+    let send = tokio::time::timeout(config.websocket.write_timeout, socket.flush());
     tokio::pin!(send);
     loop {
         tokio::select! {
@@ -327,7 +341,7 @@ async fn finish(
     client: &Arc<Client>,
     outcome: Outcome,
     pending: Vec<bytes::Bytes>,
-    state: &AppState,
+    config: &ServerConfig,
 ) {
     let close = match outcome {
         Outcome::Gone => return,
@@ -349,7 +363,7 @@ async fn finish(
             }
             if !rest.is_empty()
                 && d != Disconnect::SLOW
-                && write(socket, client, &mut rest, state, false)
+                && write(socket, client, &mut rest, config, false)
                     .await
                     .is_err()
             {
@@ -365,7 +379,7 @@ async fn finish(
             }
         }
     };
-    let timeout = state.config.websocket.write_timeout;
+    let timeout = config.websocket.write_timeout;
     let _ = tokio::time::timeout(timeout, socket.send(Message::Close(Some(close)))).await;
     // Give the peer a moment to answer the close handshake, then drop.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
