@@ -51,6 +51,29 @@ impl ConsumerType {
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
         }
     }
+
+    /// The cargo feature of `pushwire-consumers` that compiles this source in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            ConsumerType::Kafka => "kafka",
+            ConsumerType::Rabbitmq => "rabbitmq",
+            ConsumerType::NatsJetstream => "nats",
+            ConsumerType::RedisStream => "redis_stream",
+            ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+        }
+    }
+
+    /// Whether this build includes the source (its cargo feature is on; the default build
+    /// enables every source).
+    pub fn compiled(self) -> bool {
+        match self {
+            ConsumerType::Kafka => cfg!(feature = "kafka"),
+            ConsumerType::Rabbitmq => cfg!(feature = "rabbitmq"),
+            ConsumerType::NatsJetstream => cfg!(feature = "nats"),
+            ConsumerType::RedisStream => cfg!(feature = "redis_stream"),
+            ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
+        }
+    }
 }
 
 /// How a message becomes node operations.
@@ -240,6 +263,15 @@ impl ConsumerConfig {
             )
         }
         let section = self.consumer_type.as_str();
+        if self.enabled && !self.consumer_type.compiled() {
+            return Err(ConfigError::new(
+                format!("{key}.type"),
+                format!(
+                    "this build does not include the {section} consumer (cargo feature `{}`)",
+                    self.consumer_type.feature()
+                ),
+            ));
+        }
         let skey = format!("{key}.{section}");
         match self.consumer_type {
             ConsumerType::Rabbitmq => self

@@ -20,6 +20,43 @@ pub enum TokenError {
     Unavailable(String),
 }
 
+/// Per-subscription overrides of namespace options, from the `override` claim of a subscription
+/// token or of a connection token's `subs` entry (reference §6.2). `None` keeps the namespace
+/// value. Only the server (a signed token) can set them, so they bypass the client permission
+/// checks, as the namespace options themselves do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelOverride {
+    /// `presence`: keep presence for this subscription.
+    pub presence: Option<bool>,
+    /// `join_leave`: publish join/leave for this subscription.
+    pub join_leave: Option<bool>,
+    /// `force_push_join_leave`: push join/leave to this subscriber.
+    pub force_push_join_leave: Option<bool>,
+    /// `force_recovery`: recovery on (needs history in the namespace).
+    pub force_recovery: Option<bool>,
+    /// `force_positioning`: positioning on (needs history in the namespace).
+    pub force_positioning: Option<bool>,
+}
+
+impl ChannelOverride {
+    /// Applies the overrides that are set to `options`.
+    pub fn apply(&self, options: &mut crate::config::ChannelOptions) {
+        let set = |field: &mut bool, value: Option<bool>| {
+            if let Some(v) = value {
+                *field = v;
+            }
+        };
+        set(&mut options.presence, self.presence);
+        set(&mut options.join_leave, self.join_leave);
+        set(
+            &mut options.force_push_join_leave,
+            self.force_push_join_leave,
+        );
+        set(&mut options.force_recovery, self.force_recovery);
+        set(&mut options.force_positioning, self.force_positioning);
+    }
+}
+
 /// A verified connection token.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectCredentials {
@@ -47,6 +84,8 @@ pub struct TokenSubscription {
     pub info: RawJson,
     /// Data for the subscribe result (`data`, or decoded `b64data`).
     pub data: RawJson,
+    /// Namespace option overrides (`override`).
+    pub overrides: ChannelOverride,
 }
 
 /// A verified subscription token.
@@ -64,6 +103,8 @@ pub struct SubscribeCredentials {
     pub info: RawJson,
     /// Data returned in the subscribe result (`data` claim).
     pub data: RawJson,
+    /// Namespace option overrides (`override` claim).
+    pub overrides: ChannelOverride,
 }
 
 /// Verifies connection and subscription tokens. Async because keys may have to be fetched

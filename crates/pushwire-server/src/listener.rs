@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HttpServerConfig;
+use crate::limits::client_ip::{ClientIp, TrustedProxies};
 
 /// What a listener enforces; built once from `http_server.*`.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct ListenSettings {
     pub http2_max_concurrent_streams: u32,
     /// TLS, when enabled.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Proxies whose `X-Forwarded-For` is believed (each request gets a [`ClientIp`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl ListenSettings {
@@ -64,6 +67,8 @@ impl ListenSettings {
             max_header_size: cfg.max_header_size,
             http2_max_concurrent_streams: cfg.http2_max_concurrent_streams,
             tls,
+            // Validated with the configuration.
+            trusted_proxies: TrustedProxies::parse(&cfg.trusted_proxies).unwrap_or_default(),
         }
     }
 }
@@ -239,8 +244,11 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(io);
+    let proxies = settings.trusted_proxies.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let client = ClientIp(proxies.client_ip(addr.ip(), req.headers()));
         req.extensions_mut().insert(ConnectInfo(PeerAddr(addr)));
+        req.extensions_mut().insert(client);
         let mut router = router.clone();
         async move {
             let response: Result<axum::response::Response, Infallible> =

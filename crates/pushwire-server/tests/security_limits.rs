@@ -530,3 +530,47 @@ async fn oversized_headers_get_431_and_oversized_emulation_body_413() {
     assert_served(&server, &mut ok, 1).await;
     server.stop().await;
 }
+
+/// Status of a plain GET of the WebSocket endpoint with `X-Forwarded-For: xff` (no upgrade:
+/// anything but 429 means the connect-rate limiter let it through).
+async fn connect_status(server: &TestServer, xff: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("http://{}/connection/websocket", server.addr))
+        .header("x-forwarded-for", xff)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn connect_rate_counts_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let limited = |proxies: Vec<String>| {
+        move |c: &mut pushwire_server::ServerConfig| {
+            c.http_server.connect_rate_per_ip = 1;
+            c.http_server.connect_burst_per_ip = 2;
+            c.http_server.trusted_proxies = proxies.clone();
+        }
+    };
+    // The test client (127.0.0.1) is the trusted proxy: each forwarded client has its own bucket.
+    let server = TestServer::start_with(limited(vec!["127.0.0.0/8".into()])).await;
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        assert_ne!(connect_status(&server, client).await, 429, "{client}");
+        assert_ne!(connect_status(&server, client).await, 429, "{client}");
+        assert_eq!(connect_status(&server, client).await, 429, "{client}");
+    }
+    // A forged entry left of the proxy's own does not buy a new bucket.
+    assert_eq!(
+        connect_status(&server, "203.0.113.50, 198.51.100.1").await,
+        429
+    );
+    server.stop().await;
+
+    // Not trusted: the header is ignored and every request counts against 127.0.0.1.
+    let server = TestServer::start_with(limited(Vec::new())).await;
+    assert_ne!(connect_status(&server, "198.51.100.1").await, 429);
+    assert_ne!(connect_status(&server, "198.51.100.2").await, 429);
+    assert_eq!(connect_status(&server, "198.51.100.3").await, 429);
+    server.stop().await;
+}

@@ -783,3 +783,46 @@ async fn previous_hmac_secret_is_accepted_until_its_deadline() {
     assert_connects(&server, &new).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn override_claim_changes_namespace_options_per_subscription() {
+    // `chat:` has presence and pushes join/leave to every subscriber (force_push_join_leave).
+    let server = TestServer::start().await;
+    let t = token(json!({
+        "sub": "u1",
+        "subs": {
+            "chat:quiet": {"override": {
+                "presence": {"value": false},
+                "force_push_join_leave": {"value": false},
+            }},
+            "chat:lobby": {},
+        },
+    }));
+    let (mut a, _) = WsClient::connected(&server.ws_url(), Some(&t)).await;
+    let present = |v: &Value| v["result"]["presence"].as_object().map_or(0, |m| m.len());
+    for (channel, expected) in [("chat:lobby", 1), ("chat:quiet", 0)] {
+        let (_, presence) = server.api("presence", json!({"channel": channel})).await;
+        assert_eq!(present(&presence), expected, "{channel}: {presence}");
+    }
+    // Another user joins both channels: `a` is told on lobby only.
+    let t2 = token(json!({"sub": "u2", "channels": ["chat:quiet", "chat:lobby"]}));
+    let (_b, _) = WsClient::connected(&server.ws_url(), Some(&t2)).await;
+    server.publish("chat:quiet", json!({"after": "join"})).await;
+    server.publish("chat:lobby", json!({"after": "join"})).await;
+    // Read until both publications arrived; count the joins seen on the way (`a`'s own join
+    // on lobby included).
+    let (mut joins, mut pubs) = (Vec::new(), 0);
+    while pubs < 2 {
+        let m = a.next_message().await.expect("open");
+        let push = &m["push"];
+        let channel = push["channel"].as_str().unwrap_or("").to_owned();
+        if push["join"].is_object() {
+            joins.push(channel);
+        } else if push["pub"].is_object() {
+            pubs += 1;
+        }
+    }
+    assert!(joins.iter().any(|c| c == "chat:lobby"), "{joins:?}");
+    assert!(!joins.iter().any(|c| c == "chat:quiet"), "{joins:?}");
+    server.stop().await;
+}

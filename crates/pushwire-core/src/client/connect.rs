@@ -157,12 +157,14 @@ impl Client {
             let origin = || Origin::Granted {
                 info: Default::default(),
                 data: Default::default(),
+                overrides: Default::default(),
             };
             creds.channels.iter().map(|ch| (ch, origin())).collect()
         } else {
             let origin = |s: &crate::auth::TokenSubscription| Origin::Granted {
                 info: s.info.clone(),
                 data: s.data.clone(),
+                overrides: s.overrides,
             };
             creds.subs.iter().map(|s| (&s.channel, origin(s))).collect()
         };

@@ -9,7 +9,7 @@ use pushwire_protocol::{
 };
 
 use super::{Client, CommandError, CommandResult, SubState};
-use crate::auth::{unix_now, TokenError};
+use crate::auth::{unix_now, ChannelOverride, TokenError};
 use crate::config::{ChannelOptions, RecoveryMode};
 use crate::engine::{EngineError, HistoryQuery};
 use crate::filter;
@@ -30,6 +30,8 @@ pub(crate) enum Origin {
         info: RawJson,
         /// Data for the subscribe result.
         data: RawJson,
+        /// Namespace option overrides (token `subs` entry).
+        overrides: ChannelOverride,
     },
 }
 
@@ -46,6 +48,7 @@ struct Grant {
     chan_info: RawJson,
     data: RawJson,
     expire_at: Option<i64>,
+    overrides: ChannelOverride,
 }
 
 /// Whether a connection may use history (or presence) in a namespace, as a subscriber or not.
@@ -71,6 +74,7 @@ impl Client {
             chan_info: RawJson::default(),
             data: RawJson::default(),
             expire_at: None,
+            overrides: ChannelOverride::default(),
         };
         if !req.token.is_empty() {
             let verifier = self.node.verifier().ok_or(ErrorCode::PermissionDenied)?;
@@ -92,6 +96,7 @@ impl Client {
             grant.chan_info = creds.info;
             grant.data = creds.data;
             grant.expire_at = creds.expire_at;
+            grant.overrides = creds.overrides;
             return Ok(grant);
         }
         let insecure = self.node.config().client.insecure;
@@ -160,7 +165,7 @@ impl Client {
             st.user.clone()
         };
         let channel = self.node.namespaces().resolve(&req.channel)?;
-        let ns = channel.namespace.options.clone();
+        let mut ns = channel.namespace.options.clone();
         if let Some(tf) = &req.tf {
             if !ns.allow_tags_filter {
                 return Err(ErrorCode::BadRequest.into());
@@ -171,12 +176,18 @@ impl Client {
             Origin::Client | Origin::Requested => {
                 self.authorize_subscribe(req, &channel, &user).await?
             }
-            Origin::Granted { info, data } => Grant {
+            Origin::Granted {
+                info,
+                data,
+                overrides,
+            } => Grant {
                 chan_info: info.clone(),
                 data: data.clone(),
                 expire_at: None,
+                overrides: *overrides,
             },
         };
+        grant.overrides.apply(&mut ns);
         let key: Arc<str> = Arc::from(req.channel.as_str());
         let anonymous = user.is_empty();
         let history_perm = allowed(
@@ -314,7 +325,14 @@ impl Client {
         data: RawJson,
     ) -> Result<(), ErrorCode> {
         let prepared = match self
-            .subscribe_begin(&req, Origin::Granted { info, data })
+            .subscribe_begin(
+                &req,
+                Origin::Granted {
+                    info,
+                    data,
+                    overrides: ChannelOverride::default(),
+                },
+            )
             .await
         {
             Ok(p) => p,

@@ -2,15 +2,16 @@
 //! `POST /admin/api/logout`.
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::session::Sessions;
 use super::AdminState;
-use crate::listener::PeerAddr;
+use crate::limits::client_ip::ClientIp;
 
 #[derive(Debug, Deserialize)]
 struct LoginRequest {
@@ -30,10 +31,10 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
 /// once the address used up its failed attempts for the minute, 400 for a malformed body.
 pub async fn login(
     State(admin): State<AdminState>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Bytes,
 ) -> Response {
-    let ip = peer.ip();
+    let peer = ip;
     if let Err(wait) = admin.limiter.check(ip) {
         let mut r = json(
             StatusCode::TOO_MANY_REQUESTS,

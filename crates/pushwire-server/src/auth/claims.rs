@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use pushwire_core::auth::{
-    ConnectCredentials, SubscribeCredentials, TokenError, TokenSubscription,
+    ChannelOverride, ConnectCredentials, SubscribeCredentials, TokenError, TokenSubscription,
 };
 use pushwire_protocol::RawJson;
 use serde::Deserialize;
@@ -34,7 +34,7 @@ pub(crate) struct ConnectClaims {
     channel: Option<serde::de::IgnoredAny>,
 }
 
-/// One `subs` entry. `override` is accepted and not applied yet.
+/// One `subs` entry.
 #[derive(Debug, Default, Deserialize)]
 struct SubOptions {
     #[serde(default)]
@@ -46,7 +46,41 @@ struct SubOptions {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    _override: Option<serde::de::IgnoredAny>,
+    overrides: OverrideClaim,
+}
+
+/// The `override` claim: each option is `{"value": bool}` (reference §6.2).
+#[derive(Debug, Default, Deserialize)]
+struct OverrideClaim {
+    #[serde(default)]
+    presence: Option<BoolValue>,
+    #[serde(default)]
+    join_leave: Option<BoolValue>,
+    #[serde(default)]
+    force_push_join_leave: Option<BoolValue>,
+    #[serde(default)]
+    force_recovery: Option<BoolValue>,
+    #[serde(default)]
+    force_positioning: Option<BoolValue>,
+}
+
+/// `{"value": bool}`, the wrapper Centrifugo uses so that `false` differs from unset.
+#[derive(Debug, Deserialize)]
+struct BoolValue {
+    value: bool,
+}
+
+impl From<OverrideClaim> for ChannelOverride {
+    fn from(o: OverrideClaim) -> Self {
+        let v = |b: Option<BoolValue>| b.map(|b| b.value);
+        ChannelOverride {
+            presence: v(o.presence),
+            join_leave: v(o.join_leave),
+            force_push_join_leave: v(o.force_push_join_leave),
+            force_recovery: v(o.force_recovery),
+            force_positioning: v(o.force_positioning),
+        }
+    }
 }
 
 /// Claims of a subscription token.
@@ -71,7 +105,7 @@ pub(crate) struct SubscribeClaims {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    _override: Option<serde::de::IgnoredAny>,
+    overrides: OverrideClaim,
 }
 
 fn invalid(why: impl Into<String>) -> TokenError {
@@ -122,6 +156,7 @@ impl ConnectClaims {
             subs.push(TokenSubscription {
                 info: json_or_b64(o.info, o.b64info, "info")?,
                 data: json_or_b64(o.data, o.b64data, "data")?,
+                overrides: o.overrides.into(),
                 channel,
             });
         }
@@ -150,6 +185,7 @@ impl SubscribeClaims {
             client: self.client,
             info: json_or_b64(self.info, self.b64info, "info")?,
             data: json_or_b64(self.data, self.b64data, "data")?,
+            overrides: self.overrides.into(),
         })
     }
 }
@@ -201,5 +237,14 @@ mod tests {
         assert_eq!(s.data.as_bytes(), b"[1]");
         let s: SubscribeClaims = serde_json::from_value(serde_json::json!({"sub": "1"})).unwrap();
         assert!(s.into_credentials().is_err());
+        let s: SubscribeClaims = serde_json::from_value(serde_json::json!({
+            "sub": "1", "channel": "c",
+            "override": {"presence": {"value": false}, "force_recovery": {"value": true}},
+        }))
+        .unwrap();
+        let o = s.into_credentials().unwrap().overrides;
+        assert_eq!(o.presence, Some(false));
+        assert_eq!(o.force_recovery, Some(true));
+        assert_eq!(o.join_leave, None);
     }
 }

@@ -71,6 +71,8 @@ impl HttpServerConfig {
                 "must be > 0",
             ));
         }
+        crate::limits::client_ip::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError::new("http_server.trusted_proxies", e))?;
         if self.listen_backlog == 0 {
             return Err(ConfigError::new(
                 "http_server.listen_backlog",

@@ -113,6 +113,10 @@ pub struct HttpServerConfig {
     /// are accepted; capped by `net.core.somaxconn`). A connect storm beyond it loses SYNs,
     /// which clients retry after 1 s.
     pub listen_backlog: u32,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client for
+    /// the per-IP limits and logs. Empty (the default): the TCP peer is the client and the
+    /// header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpServerConfig {
@@ -131,6 +135,7 @@ impl Default for HttpServerConfig {
             connect_rate_max_ips: 100_000,
             connection_body_size_limit: 65536,
             listen_backlog: 4096,
+            trusted_proxies: Vec::new(),
         }
     }
 }

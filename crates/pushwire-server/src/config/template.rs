@@ -11,6 +11,7 @@ port = 8000
 max_connections = 100000   # TCP connections at once; beyond it HTTP 503
 connect_rate_per_ip = 100  # connection attempts per second per IP (429 beyond); 0 = off
 connect_burst_per_ip = 500
+trusted_proxies = []       # load balancers whose X-Forwarded-For names the client, e.g. ["10.0.0.0/8"]
 header_read_timeout = "10s"
 
 # HTTPS, HTTP/1.1 and HTTP/2:

@@ -16,14 +16,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 
 use crate::config::HttpServerConfig;
-use crate::listener::PeerAddr;
+use crate::limits::client_ip::ClientIp;
+use axum::Extension;
 
 /// Per-IP connect rate limiter.
 #[derive(Debug)]
@@ -137,11 +138,11 @@ fn bucket_key(ip: IpAddr) -> IpAddr {
 /// Preflight `OPTIONS` requests are not connection attempts and pass.
 pub async fn middleware(
     State(limiter): State<Arc<ConnectRate>>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() != Method::OPTIONS && !limiter.allow(peer.ip(), Instant::now()) {
+    if req.method() != Method::OPTIONS && !limiter.allow(ip, Instant::now()) {
         let mut r = (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connection attempts",

@@ -3,5 +3,8 @@
 //!
 //! - [`connect_rate`]: connection attempts per second per IP (`http_server.connect_rate_per_ip`),
 //!   HTTP 429 beyond it.
+//! - [`client_ip`]: which address those limits count, behind trusted reverse proxies
+//!   (`http_server.trusted_proxies`).
 
+pub mod client_ip;
 pub mod connect_rate;

@@ -23,10 +23,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use parking_lot::Mutex;
 use pushwire_core::{Client, TransportInfo};
 use pushwire_protocol::{
@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cors;
 use crate::app::AppState;
-use crate::listener::PeerAddr;
+use crate::limits::client_ip::ClientIp;
 
 /// A poll request (query or JSON body).
 #[derive(Debug, Default, Deserialize)]
@@ -129,30 +129,30 @@ fn status_of(code: ErrorCode) -> StatusCode {
 /// `GET|POST /connection/long_poll`.
 pub async fn long_poll(
     state: State<AppState>,
-    peer: ConnectInfo<PeerAddr>,
+    client: Extension<ClientIp>,
     method: Method,
     query: Query<PollRequest>,
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    handle(state, peer, method, query, h, body, false).await
+    handle(state, client, method, query, h, body, false).await
 }
 
 /// `GET|POST /connection/poll`: answers at once.
 pub async fn poll(
     state: State<AppState>,
-    peer: ConnectInfo<PeerAddr>,
+    client: Extension<ClientIp>,
     method: Method,
     query: Query<PollRequest>,
     h: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    handle(state, peer, method, query, h, body, true).await
+    handle(state, client, method, query, h, body, true).await
 }
 
 async fn handle(
     State(state): State<AppState>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     method: Method,
     Query(query): Query<PollRequest>,
     h: HeaderMap,
@@ -180,7 +180,7 @@ async fn handle(
     }
     let cfg = &state.config.long_poll;
     let key = if req.token.is_empty() {
-        format!("ip:{}", peer.ip())
+        format!("ip:{ip}")
     } else {
         format!("token:{}", req.token)
     };
