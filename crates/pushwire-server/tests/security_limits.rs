@@ -574,3 +574,52 @@ async fn connect_rate_counts_the_forwarded_client_only_behind_a_trusted_proxy() 
     assert_eq!(connect_status(&server, "198.51.100.3").await, 429);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn idle_http2_connection_gets_goaway_and_a_streaming_one_is_kept() {
+    let timeout = Duration::from_millis(800);
+    let server = TestServer::start_with(|c| c.http_server.http2_idle_timeout = timeout).await;
+
+    // Handshake (HTTP/2 with prior knowledge) and nothing else: closed after the timeout.
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (_requests, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let started = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("the idle connection is closed by the server");
+    let waited = started.elapsed();
+    assert!(waited >= timeout - Duration::from_millis(50), "{waited:?}");
+
+    // An SSE stream open for three timeouts keeps its connection; once it ends, the
+    // connection goes idle and is closed.
+    let tcp = TcpStream::connect(server.addr).await.expect("connect");
+    let (mut requests, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let req = axum::http::Request::get(format!(
+        "http://{}/connection/sse?cf_connect=%7B%22id%22%3A1%2C%22connect%22%3A%7B%7D%7D",
+        server.addr
+    ))
+    .body(())
+    .unwrap();
+    let (response, _) = requests.send_request(req, true).expect("send");
+    let response = response.await.expect("response");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    while !seen.contains("connect") {
+        let chunk = body.data().await.expect("connect reply").expect("data");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    tokio::time::sleep(timeout * 3).await;
+    assert!(
+        !conn.is_finished(),
+        "a connection with a stream in flight stays"
+    );
+    drop(body);
+    tokio::time::timeout(Duration::from_secs(10), conn)
+        .await
+        .expect("closed once idle")
+        .expect("join")
+        .ok();
+    server.stop().await;
+}

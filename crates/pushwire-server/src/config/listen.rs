@@ -59,6 +59,12 @@ impl HttpServerConfig {
                 "must be > 0",
             ));
         }
+        if self.http2_idle_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "http_server.http2_idle_timeout",
+                "must be > 0",
+            ));
+        }
         if self.connect_rate_per_ip > 0 && self.connect_burst_per_ip == 0 {
             return Err(ConfigError::new(
                 "http_server.connect_burst_per_ip",

@@ -100,6 +100,10 @@ pub struct HttpServerConfig {
     pub max_header_size: usize,
     /// Streams one HTTP/2 connection may have open at once.
     pub http2_max_concurrent_streams: u32,
+    /// An HTTP/2 connection with no request in flight (a streaming response counts until it
+    /// ends) for this long is shut down with GOAWAY. HTTP/1 has `header_read_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub http2_idle_timeout: Duration,
     /// Connection attempts per second one IP may make on the connection endpoints (0 =
     /// unlimited); HTTP 429 beyond it.
     pub connect_rate_per_ip: u32,
@@ -130,6 +134,7 @@ impl Default for HttpServerConfig {
             header_read_timeout: Duration::from_secs(10),
             max_header_size: 16 * 1024,
             http2_max_concurrent_streams: 128,
+            http2_idle_timeout: Duration::from_secs(60),
             connect_rate_per_ip: 100,
             connect_burst_per_ip: 500,
             connect_rate_max_ips: 100_000,

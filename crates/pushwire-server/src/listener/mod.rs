@@ -11,11 +11,15 @@
 //! - `header_read_timeout` and `max_header_size`: handed to hyper (HTTP/1 closes a connection
 //!   whose head is not complete in time, answers 431 to a head too large; HTTP/2 gets
 //!   `max_header_list_size` and `http2_max_concurrent_streams`).
+//! - `http2_idle_timeout`: an HTTP/2 connection with no request in flight that long gets GOAWAY
+//!   ([`idle`]).
 //!
 //! The protocol is chosen by ALPN over TLS (`h2`, else HTTP/1.1) and by the connection preface
 //! in plain text (HTTP/2 with prior knowledge, else HTTP/1.1). Every connection task is owned by
 //! the serve task, which stops accepting on cancellation, asks each connection to finish
 //! gracefully and waits for them.
+
+pub mod idle;
 
 use std::convert::Infallible;
 use std::io;
@@ -37,6 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HttpServerConfig;
 use crate::limits::client_ip::{ClientIp, TrustedProxies};
+use idle::InFlight;
 
 /// What a listener enforces; built once from `http_server.*`.
 #[derive(Debug, Clone)]
@@ -55,6 +60,8 @@ pub struct ListenSettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Proxies whose `X-Forwarded-For` is believed (each request gets a [`ClientIp`]).
     pub trusted_proxies: TrustedProxies,
+    /// An HTTP/2 connection with no request in flight for this long is shut down.
+    pub http2_idle_timeout: Duration,
 }
 
 impl ListenSettings {
@@ -67,6 +74,7 @@ impl ListenSettings {
             max_header_size: cfg.max_header_size,
             http2_max_concurrent_streams: cfg.http2_max_concurrent_streams,
             tls,
+            http2_idle_timeout: cfg.http2_idle_timeout,
             // Validated with the configuration.
             trusted_proxies: TrustedProxies::parse(&cfg.trusted_proxies).unwrap_or_default(),
         }
@@ -245,15 +253,20 @@ async fn serve_http<I>(
 {
     let io = TokioIo::new(io);
     let proxies = settings.trusted_proxies.clone();
+    let in_flight = InFlight::new();
+    let requests = in_flight.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let client = ClientIp(proxies.client_ip(addr.ip(), req.headers()));
         req.extensions_mut().insert(ConnectInfo(PeerAddr(addr)));
         req.extensions_mut().insert(client);
         let mut router = router.clone();
+        let guard = requests.start();
         async move {
-            let response: Result<axum::response::Response, Infallible> =
-                tower_service::Service::call(&mut router, req).await;
-            response
+            let response = tower_service::Service::call(&mut router, req).await;
+            Ok::<_, Infallible>(InFlight::hold_until_sent(
+                response.unwrap_or_else(|e: Infallible| match e {}),
+                guard,
+            ))
         }
     });
     let result = if h2 {
@@ -267,6 +280,11 @@ async fn serve_http<I>(
         tokio::select! {
             r = conn.as_mut() => r,
             _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+            _ = in_flight.idle_timeout(settings.http2_idle_timeout) => {
+                tracing::debug!(peer = %addr, "idle HTTP/2 connection closed");
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
