@@ -190,3 +190,58 @@ async fn counters_equal_the_workload() {
     assert_eq!(s.count("pushwire_slow_disconnects_total"), 0);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn api_requests_refused_before_a_method_are_counted_by_reason() {
+    let server = TestServer::start_with(|c| c.http_api.max_body_size = 1024).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, key: &str, body: String| {
+        http.post(format!("{}/api/{path}", server.http_url()))
+            .header("x-api-key", key)
+            .body(body)
+            .send()
+    };
+    let key = pushwire_test_support::API_KEY;
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(
+        status(post("info", "wrong", "{}".into()).await.unwrap()),
+        401
+    );
+    assert_eq!(status(post("info", "", "{}".into()).await.unwrap()), 401);
+    assert_eq!(
+        status(post("publish", key, "{not json".into()).await.unwrap()),
+        400
+    );
+    assert_eq!(
+        status(post("no_such_method", key, "{}".into()).await.unwrap()),
+        404
+    );
+    let big = format!("{{\"channel\":\"x\",\"data\":\"{}\"}}", "a".repeat(4096));
+    assert_eq!(status(post("publish", key, big).await.unwrap()), 413);
+    // Params of the wrong shape reach the method: counted as an API call, not a refusal.
+    assert_eq!(
+        status(
+            post("publish", key, "{\"channel\":5}".into())
+                .await
+                .unwrap()
+        ),
+        400
+    );
+
+    let s = Scrape::of(&server).await;
+    let refused = |reason: &str| {
+        s.count_or_zero(&format!(
+            "pushwire_api_refused_total{{reason=\"{reason}\"}}"
+        ))
+    };
+    assert_eq!(refused("unauthorized"), 2);
+    assert_eq!(refused("bad_request"), 1);
+    assert_eq!(refused("unknown_method"), 1);
+    assert_eq!(refused("too_large"), 1);
+    assert_eq!(
+        s.sum("pushwire_api_requests_total"),
+        1.0,
+        "only the call that reached publish"
+    );
+    server.stop().await;
+}

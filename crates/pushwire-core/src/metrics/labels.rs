@@ -61,6 +61,9 @@ pub fn command_index(request: &Request) -> usize {
     }
 }
 
+/// Why a server API request was refused before any method ran (`api_refused` metric).
+pub const API_REFUSALS: [&str; 4] = ["unauthorized", "bad_request", "unknown_method", "too_large"];
+
 /// Most server API methods the `api` table distinguishes (the server crate maps its method
 /// list onto indexes below this).
 pub const API_METHODS: usize = 16;

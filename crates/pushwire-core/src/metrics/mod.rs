@@ -17,7 +17,7 @@ pub mod labels;
 
 pub use codes::CodeCounts;
 pub use histogram::{Histogram, HistogramSnapshot};
-pub use labels::{command_index, transport_index, API_METHODS, COMMANDS, TRANSPORTS};
+pub use labels::{command_index, transport_index, API_METHODS, API_REFUSALS, COMMANDS, TRANSPORTS};
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -100,6 +100,9 @@ pub struct Metrics {
     pub command_results: [CodeCounts<CODE_SLOTS>; COMMANDS.len()],
     /// Server API calls by method (the server's method index) and result code (0 = success).
     pub api_requests: [CodeCounts<CODE_SLOTS>; API_METHODS],
+    /// Server API requests refused before a method ran, by reason (indexed like
+    /// [`API_REFUSALS`]): wrong key, malformed body, unknown method, body too large.
+    pub api_refused: [AtomicU64; API_REFUSALS.len()],
     /// Closed connections by disconnect code (3000 when the peer went away).
     pub disconnects: CodeCounts<DISCONNECT_SLOTS>,
     /// Publication stamped by the hub → written by the connection's writer, in nanoseconds.
@@ -124,6 +127,7 @@ impl Default for Metrics {
             transports: Default::default(),
             command_results: Default::default(),
             api_requests: Default::default(),
+            api_refused: Default::default(),
             disconnects: Default::default(),
             delivery_latency: Histogram::new(LATENCY_BOUNDS_NS),
             drained_bytes: Histogram::new(QUEUE_BOUNDS_BYTES),
@@ -227,6 +231,11 @@ impl Metrics {
     /// One server API call of method index `method` ended with `code` (0 = success).
     pub fn api_request(&self, method: usize, code: u32) {
         self.api_requests[method.min(API_METHODS - 1)].add(code, 1);
+    }
+
+    /// One server API request refused for reason index `reason` (an [`API_REFUSALS`] index).
+    pub fn api_refused(&self, reason: usize) {
+        Self::add(&self.api_refused[reason.min(API_REFUSALS.len() - 1)], 1);
     }
 
     /// A writer of transport index `transport` wrote `d`.

@@ -14,16 +14,26 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use super::request::Refused;
 use crate::app::AppState;
 
-/// Middleware: passes the request on only with a valid key.
+/// Middleware: passes the request on only with a valid key (401 otherwise), and counts the
+/// requests refused before a method ran (`pushwire_api_refused_total`): a wrong key here, the
+/// responses marked [`Refused`] by the handlers, and bodies over the size limit (413).
 pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let api = &state.config.http_api;
-    if api.insecure || authorized(&api.key, request.headers(), request.uri()) {
-        next.run(request).await
-    } else {
-        StatusCode::UNAUTHORIZED.into_response()
+    let metrics = state.node.metrics();
+    if !(api.insecure || authorized(&api.key, request.headers(), request.uri())) {
+        metrics.api_refused(Refused::UNAUTHORIZED.0);
+        return StatusCode::UNAUTHORIZED.into_response();
     }
+    let response = next.run(request).await;
+    if let Some(r) = response.extensions().get::<Refused>() {
+        metrics.api_refused(r.0);
+    } else if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        metrics.api_refused(Refused::TOO_LARGE.0);
+    }
+    response
 }
 
 /// Whether the request carries `expected` (never true for an empty `expected`).

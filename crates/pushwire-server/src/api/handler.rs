@@ -9,7 +9,7 @@ use super::dispatch::dispatch;
 use super::error::ApiError;
 use super::method::Method;
 use super::reply::{envelope, json_response, ok_json};
-use super::request::{object, BodyError};
+use super::request::{object, BodyError, Refused};
 
 /// Header that selects the transport error mode for one request.
 const ERROR_MODE_HEADER: &str = "x-centrifugo-error-mode";
@@ -45,7 +45,7 @@ impl ErrorMode {
 pub async fn handle(node: &Node, method: Method, mode: ErrorMode, body: Bytes) -> Response {
     let params = match object(&body) {
         Ok(params) => params,
-        Err(e) => return e.into_response(),
+        Err(e) => return Refused::BAD_REQUEST.mark(e.into_response()),
     };
     let outcome = dispatch(node, method, Some(params)).await;
     match (&outcome, mode) {

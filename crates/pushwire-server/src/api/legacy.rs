@@ -12,7 +12,7 @@ use super::dispatch::call;
 use super::error::ApiError;
 use super::method::Method;
 use super::reply::{json_response, ApiResult, Envelope};
-use super::request::BodyError;
+use super::request::{BodyError, Refused};
 
 /// One legacy command. `null` fields count as absent.
 #[derive(Debug, Deserialize)]
@@ -32,13 +32,13 @@ struct LegacyCommand<'a> {
 /// command objects gets 400 with a plain-text body.
 pub async fn handle(node: &Node, body: Bytes) -> Response {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return BodyError("empty body").into_response();
+        return Refused::BAD_REQUEST.mark(BodyError("empty body").into_response());
     }
     let commands: Result<Vec<LegacyCommand<'_>>, _> = serde_json::Deserializer::from_slice(&body)
         .into_iter()
         .collect();
     let Ok(commands) = commands else {
-        return BodyError("invalid command").into_response();
+        return Refused::BAD_REQUEST.mark(BodyError("invalid command").into_response());
     };
     let mut out = Vec::with_capacity(commands.len() * 64);
     for command in &commands {

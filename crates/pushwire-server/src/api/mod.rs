@@ -37,6 +37,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 
@@ -62,6 +63,14 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             ),
         );
     }
+    // Any other name under /api: 404, counted as an unknown method (after the key check).
+    router = router.route(
+        "/api/{unknown}",
+        post(|| async {
+            request::Refused::UNKNOWN_METHOD
+                .mark((axum::http::StatusCode::NOT_FOUND, "unknown API method").into_response())
+        }),
+    );
     router
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -23,6 +23,29 @@ impl IntoResponse for BodyError {
     }
 }
 
+/// Why a request was refused before any method ran: an index into
+/// [`pushwire_core::metrics::API_REFUSALS`], carried as a response extension and counted by
+/// [`super::auth::require_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub usize);
+
+impl Refused {
+    /// Wrong or missing API key (401).
+    pub const UNAUTHORIZED: Refused = Refused(0);
+    /// Body that is not what the endpoint reads (400).
+    pub const BAD_REQUEST: Refused = Refused(1);
+    /// `/api/<name>` with no such method (404).
+    pub const UNKNOWN_METHOD: Refused = Refused(2);
+    /// Body over `http_api.max_body_size` (413).
+    pub const TOO_LARGE: Refused = Refused(3);
+
+    /// `response`, marked as refused for this reason.
+    pub fn mark(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 /// The body as one JSON object (surrounding whitespace allowed).
 pub fn object(body: &[u8]) -> Result<&RawValue, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -188,6 +188,17 @@ fn node_metrics(e: &mut Exposition, node: &Node) {
         "Server API calls (batch commands included) by method and result code (0 success).",
         api,
     );
+    let refused: Vec<(Vec<(&str, String)>, u64)> = pushwire_core::metrics::API_REFUSALS
+        .iter()
+        .zip(&m.api_refused)
+        .map(|(reason, n)| (vec![("reason", (*reason).to_owned())], Metrics::get(n)))
+        .collect();
+    e.family(
+        "pushwire_api_refused_total",
+        "counter",
+        "Server API requests refused before a method ran: wrong key, malformed body, unknown method, body too large.",
+        refused,
+    );
     let (codes, overflow) = m.disconnects.snapshot();
     let mut disconnects: Vec<(Vec<(&str, String)>, u64)> = codes
         .into_iter()
