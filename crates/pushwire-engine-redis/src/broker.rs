@@ -16,6 +16,7 @@ use tokio_util::sync::DropGuard;
 use crate::codec;
 use crate::error::{backend, malformed};
 use crate::keys::Keys;
+use crate::metrics::RedisMetrics;
 use crate::pubsub::{PubSubHandle, SharedHandler};
 use crate::scripts;
 
@@ -34,6 +35,7 @@ pub struct RedisBroker {
     handler: SharedHandler,
     pubsub: PubSubHandle,
     idempotency_window: Duration,
+    metrics: Arc<RedisMetrics>,
     _stop: DropGuard,
 }
 
@@ -89,6 +91,7 @@ impl RedisBroker {
         handler: SharedHandler,
         pubsub: PubSubHandle,
         idempotency_window: Duration,
+        metrics: Arc<RedisMetrics>,
         stop: DropGuard,
     ) -> RedisBroker {
         RedisBroker {
@@ -97,18 +100,13 @@ impl RedisBroker {
             handler,
             pubsub,
             idempotency_window,
+            metrics,
             _stop: stop,
         }
     }
-}
 
-#[async_trait]
-impl Broker for RedisBroker {
-    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
-        let _ = self.handler.set(handler);
-    }
-
-    async fn publish(
+    /// Stores (when the channel keeps history or an idempotency key) and PUBLISHes.
+    async fn send(
         &self,
         channel: &str,
         publication: Publication,
@@ -163,33 +161,8 @@ impl Broker for RedisBroker {
         })
     }
 
-    async fn publish_join_leave(
-        &self,
-        channel: &str,
-        info: ClientInfo,
-        join: bool,
-    ) -> Result<(), EngineError> {
-        let _: i64 = self
-            .conn
-            .clone()
-            .publish(
-                self.keys.pubsub(channel),
-                codec::join_leave_message(&info, join),
-            )
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.pubsub.subscribe(channel).await
-    }
-
-    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.pubsub.unsubscribe(channel).await
-    }
-
-    async fn history(
+    /// Reads a page of the channel's stream and its position.
+    async fn read_history(
         &self,
         channel: &str,
         query: HistoryQuery,
@@ -250,6 +223,67 @@ impl Broker for RedisBroker {
             publications,
             position: StreamPosition { offset: top, epoch },
         })
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
+        let _ = self.handler.set(handler);
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        publication: Publication,
+        options: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError> {
+        let result = self.send(channel, publication, options).await;
+        match &result {
+            Ok(outcome) if !outcome.suppressed => RedisMetrics::inc(&self.metrics.publications),
+            Ok(_) => {}
+            Err(_) => RedisMetrics::inc(&self.metrics.publish_errors),
+        }
+        result
+    }
+
+    async fn publish_join_leave(
+        &self,
+        channel: &str,
+        info: ClientInfo,
+        join: bool,
+    ) -> Result<(), EngineError> {
+        let _: i64 = self
+            .conn
+            .clone()
+            .publish(
+                self.keys.pubsub(channel),
+                codec::join_leave_message(&info, join),
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.pubsub.subscribe(channel).await
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+        self.pubsub.unsubscribe(channel).await
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage, EngineError> {
+        RedisMetrics::inc(&self.metrics.history_reads);
+        let result = self.read_history(channel, query).await;
+        if matches!(&result, Err(e) if !matches!(e, EngineError::EpochMismatch)) {
+            RedisMetrics::inc(&self.metrics.history_errors);
+        }
+        result
     }
 
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {

@@ -11,6 +11,7 @@ use crate::broker::RedisBroker;
 use crate::config::RedisConfig;
 use crate::error::StartError;
 use crate::keys::Keys;
+use crate::metrics::RedisMetrics;
 use crate::presence::RedisPresence;
 use crate::pubsub::{self, PubSubSettings, ResyncHook};
 
@@ -23,6 +24,7 @@ pub struct RedisEngine {
     broker: Arc<RedisBroker>,
     presence: Arc<RedisPresence>,
     resync: Arc<OnceLock<ResyncHook>>,
+    metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -81,6 +83,7 @@ impl RedisEngine {
             })?;
 
         let keys = Keys::new(&config.prefix);
+        let metrics = Arc::new(RedisMetrics::default());
         let cancel = CancellationToken::new();
         let handler = Arc::new(OnceLock::new());
         let resync = Arc::new(OnceLock::new());
@@ -97,6 +100,7 @@ impl RedisEngine {
                 reconnect_min_delay: config.reconnect_min_delay,
                 reconnect_max_delay: config.reconnect_max_delay,
             },
+            metrics.clone(),
             broker_cancel.clone(),
         );
         let broker = RedisBroker::new(
@@ -105,14 +109,21 @@ impl RedisEngine {
             handler,
             handle,
             config.idempotency_window,
+            metrics.clone(),
             broker_cancel.drop_guard(),
         );
-        let (presence, presence_task) =
-            RedisPresence::start(conn, keys, config.presence_ttl, cancel.child_token());
+        let (presence, presence_task) = RedisPresence::start(
+            conn,
+            keys,
+            config.presence_ttl,
+            metrics.clone(),
+            cancel.child_token(),
+        );
         Ok(RedisEngine {
             broker: Arc::new(broker),
             presence: Arc::new(presence),
             resync,
+            metrics,
             cancel,
             tasks: vec![pubsub_task, presence_task],
         })
@@ -126,6 +137,12 @@ impl RedisEngine {
     /// The presence manager, for `Node::new`.
     pub fn presence(&self) -> Arc<RedisPresence> {
         self.presence.clone()
+    }
+
+    /// The engine's counters (shared with its broker, PUB/SUB connection and presence; they
+    /// keep counting while any of those lives). See [`RedisMetrics`].
+    pub fn metrics(&self) -> Arc<RedisMetrics> {
+        self.metrics.clone()
     }
 
     /// Sets the hook called after the PUB/SUB connection was lost and re-established (once;

@@ -10,6 +10,7 @@
 //! - [`broker`]: [`RedisBroker`] (publish, history, subscribe).
 //! - `pubsub` (private): the node's PUB/SUB connection, reconnect and resubscribe.
 //! - [`presence`]: [`RedisPresence`], presence with TTL.
+//! - [`metrics`]: [`RedisMetrics`], the engine's counters for `/metrics`.
 //! - [`keys`]: the key layout; [`codec`]: stored and published bytes.
 //! - `scripts` (private) with the Lua sources in `lua/`; `backoff` (private).
 //!
@@ -22,6 +23,7 @@ pub mod config;
 pub mod engine;
 mod error;
 pub mod keys;
+pub mod metrics;
 pub mod presence;
 mod pubsub;
 mod scripts;
@@ -30,5 +32,6 @@ pub use broker::RedisBroker;
 pub use config::RedisConfig;
 pub use engine::RedisEngine;
 pub use error::StartError;
+pub use metrics::RedisMetrics;
 pub use presence::RedisPresence;
 pub use pubsub::ResyncHook;

@@ -21,6 +21,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::codec;
 use crate::error::{backend, malformed};
 use crate::keys::Keys;
+use crate::metrics::RedisMetrics;
 use crate::scripts;
 
 /// Entries refreshed with one script call at most.
@@ -45,6 +46,7 @@ struct Inner {
     conn: ConnectionManager,
     keys: Keys,
     ttl: Duration,
+    metrics: Arc<RedisMetrics>,
     /// The entries this node added: channel → client id → encoded info.
     local: Mutex<HashMap<String, HashMap<String, Vec<u8>>>>,
     /// Removes hold it shared, a refresh of a channel holds it exclusively: a refresh can not
@@ -58,12 +60,14 @@ impl RedisPresence {
         conn: ConnectionManager,
         keys: Keys,
         ttl: Duration,
+        metrics: Arc<RedisMetrics>,
         cancel: CancellationToken,
     ) -> (RedisPresence, JoinHandle<()>) {
         let inner = Arc::new(Inner {
             conn,
             keys,
             ttl,
+            metrics,
             local: Mutex::new(HashMap::new()),
             gate: tokio::sync::RwLock::new(()),
         });
@@ -89,7 +93,24 @@ impl RedisPresence {
 }
 
 impl Inner {
+    /// Counts a failed presence operation.
+    fn failed<T>(&self, result: Result<T, EngineError>) -> Result<T, EngineError> {
+        if result.is_err() {
+            RedisMetrics::inc(&self.metrics.presence_errors);
+        }
+        result
+    }
+
     async fn write(&self, channel: &str, entries: &[(String, Vec<u8>)]) -> Result<(), EngineError> {
+        let result = self.write_entries(channel, entries).await;
+        self.failed(result)
+    }
+
+    async fn write_entries(
+        &self,
+        channel: &str,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<(), EngineError> {
         for chunk in entries.chunks(REFRESH_BATCH) {
             let mut call = scripts::PRESENCE_ADD.prepare_invoke();
             call.key(self.keys.presence_data(channel))
@@ -123,6 +144,11 @@ impl Inner {
     }
 
     async fn read(&self, channel: &str) -> Result<Vec<(String, ClientInfo)>, EngineError> {
+        let result = self.read_entries(channel).await;
+        self.failed(result)
+    }
+
+    async fn read_entries(&self, channel: &str) -> Result<Vec<(String, ClientInfo)>, EngineError> {
         let flat: Vec<Value> = scripts::PRESENCE_GET
             .key(self.keys.presence_data(channel))
             .key(self.keys.presence_expire(channel))
@@ -190,14 +216,14 @@ impl PresenceManager for RedisPresence {
                 }
             }
         }
-        let _: i64 = scripts::PRESENCE_REMOVE
+        let removed: Result<i64, EngineError> = scripts::PRESENCE_REMOVE
             .key(self.inner.keys.presence_data(channel))
             .key(self.inner.keys.presence_expire(channel))
             .arg(client)
             .invoke_async(&mut self.inner.conn.clone())
             .await
-            .map_err(backend)?;
-        Ok(())
+            .map_err(backend);
+        self.inner.failed(removed).map(drop)
     }
 
     async fn presence(&self, channel: &str) -> Result<HashMap<String, ClientInfo>, EngineError> {

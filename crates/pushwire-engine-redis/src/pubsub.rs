@@ -11,6 +11,9 @@
 //! with those channels: publications sent while the connection was down were not received, and
 //! the hook lets the node resync its clients (the server disconnects them with 3010, so they
 //! reconnect and recover from history). Subscribes asked for while disconnected fail.
+//!
+//! The engine's [`RedisMetrics`] count the messages received, the reconnects, and whether the
+//! connection is up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -26,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::codec::{self, Message};
 use crate::keys::Keys;
+use crate::metrics::RedisMetrics;
 
 /// Called after the PUB/SUB connection was re-established, with the channels that have
 /// subscribers on this node (messages for them may have been missed).
@@ -110,6 +114,8 @@ pub(crate) async fn open(
 
 /// Starts the controller on an already open connection. It runs until every
 /// [`PubSubHandle`] is dropped or `cancel` fires.
+// One caller (the engine's connect), which names each argument.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     client: redis::Client,
     connection: (PubSubSink, PubSubStream),
@@ -117,8 +123,10 @@ pub(crate) fn start(
     handler: SharedHandler,
     resync: Arc<OnceLock<ResyncHook>>,
     settings: PubSubSettings,
+    metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
 ) -> (PubSubHandle, JoinHandle<()>) {
+    metrics.set_pubsub_connected(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let controller = Controller {
         client,
@@ -126,6 +134,7 @@ pub(crate) fn start(
         handler,
         resync,
         settings,
+        metrics,
         cancel,
         rx,
         counts: HashMap::new(),
@@ -140,6 +149,7 @@ struct Controller {
     handler: SharedHandler,
     resync: Arc<OnceLock<ResyncHook>>,
     settings: PubSubSettings,
+    metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
     rx: mpsc::Receiver<Command>,
     /// Subscribe minus unsubscribe calls per channel; subscribed in Redis while above zero.
@@ -164,9 +174,15 @@ impl Controller {
                     None => return,
                 },
             };
-            let mut reader = tokio::spawn(read(stream, self.keys.clone(), self.handler.clone()));
+            let mut reader = tokio::spawn(read(
+                stream,
+                self.keys.clone(),
+                self.handler.clone(),
+                self.metrics.clone(),
+            ));
             let end = self.serve(&mut sink, &mut reader).await;
             reader.abort();
+            self.metrics.set_pubsub_connected(false);
             match end {
                 End::Stop => return,
                 End::Lost => tracing::warn!("redis pub/sub connection lost; reconnecting"),
@@ -311,6 +327,8 @@ impl Controller {
                 channels = channels.len(),
                 "redis pub/sub reconnected and resubscribed"
             );
+            self.metrics.set_pubsub_connected(true);
+            RedisMetrics::inc(&self.metrics.pubsub_reconnects);
             if let Some(hook) = self.resync.get() {
                 hook(&channels);
             }
@@ -336,9 +354,15 @@ impl Controller {
     }
 }
 
-/// Hands every message to the node until the connection ends.
-async fn read(mut stream: PubSubStream, keys: Keys, handler: SharedHandler) {
+/// Hands every message to the node until the connection ends; counts each one received.
+async fn read(
+    mut stream: PubSubStream,
+    keys: Keys,
+    handler: SharedHandler,
+    metrics: Arc<RedisMetrics>,
+) {
     while let Some(msg) = stream.next().await {
+        RedisMetrics::inc(&metrics.pubsub_messages);
         let Some(handler) = handler.get() else {
             continue;
         };

@@ -35,6 +35,8 @@ pub struct AppState {
     pub polls: Arc<transport::long_poll::PollLimiter>,
     /// Metrics of the running consumers, for `/metrics`.
     pub consumers: pushwire_consumers::MetricsRegistry,
+    /// The Redis engine's counters, for `/metrics`; `None` on the memory engine.
+    pub redis: Option<Arc<pushwire_engine_redis::RedisMetrics>>,
 }
 
 /// Builds the router.
@@ -155,11 +157,13 @@ impl RunningServer {
         } else {
             config.node.name.clone()
         };
-        let node = crate::engine::build_node(&config, name, verifier).await?;
+        let crate::engine::BuiltNode { node, redis } =
+            crate::engine::build_node(&config, name, verifier).await?;
         let consumers =
             pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
         let state = AppState {
             consumers: consumers.registry(),
+            redis,
             origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
             node: node.clone(),
             tracker: TaskTracker::new(),

@@ -5,10 +5,18 @@ use std::sync::Arc;
 
 use pushwire_core::auth::TokenVerifier;
 use pushwire_core::Node;
-use pushwire_engine_redis::RedisEngine;
+use pushwire_engine_redis::{RedisEngine, RedisMetrics};
 use pushwire_protocol::Disconnect;
 
 use crate::config::{EngineKind, ServerConfig};
+
+/// A node built by [`build_node`], with what `/metrics` reads of its engine.
+pub struct BuiltNode {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The Redis engine's counters (`pushwire_redis_*`); `None` on the memory engine.
+    pub redis: Option<Arc<RedisMetrics>>,
+}
 
 /// A node on the configured engine. With `redis`, fails when Redis is unreachable (the error
 /// names `engine.redis.address`), and wires the PUB/SUB resync: after the node's PUB/SUB
@@ -19,9 +27,12 @@ pub async fn build_node(
     config: &ServerConfig,
     name: String,
     verifier: Option<Arc<dyn TokenVerifier>>,
-) -> anyhow::Result<Arc<Node>> {
+) -> anyhow::Result<BuiltNode> {
     match config.engine.kind {
-        EngineKind::Memory => Ok(Node::new_memory(config.node_config(), name, verifier)),
+        EngineKind::Memory => Ok(BuiltNode {
+            node: Node::new_memory(config.node_config(), name, verifier),
+            redis: None,
+        }),
         EngineKind::Redis => {
             let engine = RedisEngine::connect(&config.engine.redis).await?;
             let node = Node::new(
@@ -42,7 +53,10 @@ pub async fn build_node(
                 prefix = %config.engine.redis.prefix,
                 "redis engine connected"
             );
-            Ok(node)
+            Ok(BuiltNode {
+                node,
+                redis: Some(engine.metrics()),
+            })
         }
     }
 }

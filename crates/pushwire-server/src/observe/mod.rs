@@ -1,11 +1,13 @@
 //! Operators' view of a node: `/health`, `/metrics` (Prometheus text), and the figures the
 //! admin page polls.
 //!
-//! Files: [`exposition`] (the metric table), [`text`] (the exposition format), [`process`]
-//! (`/proc/self` figures), [`stats`] (the admin page's JSON numbers).
+//! Files: [`exposition`] (the metric table), [`redis`] (the Redis engine's families),
+//! [`text`] (the exposition format), [`process`] (`/proc/self` figures), [`stats`] (the admin
+//! page's JSON numbers).
 
 pub mod exposition;
 pub mod process;
+pub mod redis;
 pub mod stats;
 pub mod text;
 
@@ -24,14 +26,17 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition of the node and the process. The `/proc` reads
-/// run on the blocking pool; the node's figures are atomics, so a scrape never holds up
-/// fan-out.
+/// `GET /metrics`: Prometheus text exposition of the node, the process, the consumers and
+/// (on the Redis engine) the engine. The `/proc` reads run on the blocking pool; the node's
+/// and the engine's figures are atomics, so a scrape never holds up fan-out.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let process = tokio::task::spawn_blocking(process::read)
         .await
         .unwrap_or_default();
     let mut text = exposition::render(&state.node, &process);
     state.consumers.render_prometheus(&mut text);
+    if let Some(m) = &state.redis {
+        redis::render(&mut text, m);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -1,0 +1,79 @@
+//! [`RedisMetrics`]: what the Redis engine did, as lock-free counters a metrics scrape reads.
+//!
+//! One instance per [`RedisEngine`](crate::RedisEngine), shared by its broker, its PUB/SUB
+//! connection and its presence manager. Every update is one relaxed atomic operation: nothing
+//! waits, and the delivery path pays one increment per received PUB/SUB message. Counters
+//! only grow (from 0 at connect); they count this node's calls, not the whole Redis.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one Redis engine. Read them with [`RedisMetrics::get`]; the server renders them
+/// as the `pushwire_redis_*` families of `/metrics` (docs/observability.md).
+#[derive(Debug, Default)]
+pub struct RedisMetrics {
+    /// Publications Redis accepted and sent: a `publish` whose publish script (or, for a
+    /// channel with neither history nor idempotency key, whose `PUBLISH`) succeeded and was
+    /// not suppressed (a duplicate idempotency key or a stale version). Join and leave
+    /// messages are not counted.
+    pub publications: AtomicU64,
+    /// `publish` calls that failed in Redis (connection, timeout, script error or a malformed
+    /// reply); the publication may or may not have been stored.
+    pub publish_errors: AtomicU64,
+    /// `history` calls (API and client history, and the reads of subscribe with recovery or
+    /// positioning), counted once each whether they succeed or not.
+    pub history_reads: AtomicU64,
+    /// `history` calls that failed in Redis or returned a malformed reply. A position whose
+    /// epoch no longer matches is an answer, not an error, and is not counted.
+    pub history_errors: AtomicU64,
+    /// Presence operations that failed in Redis: add, remove, presence and presence stats
+    /// reads, and each channel whose periodic refresh failed.
+    pub presence_errors: AtomicU64,
+    /// Messages received on the node's PUB/SUB connection (publications, joins and leaves of
+    /// every channel the node subscribes to), counted before they are decoded.
+    pub pubsub_messages: AtomicU64,
+    /// Times the PUB/SUB connection was lost and re-established (resubscribed), i.e. times
+    /// the resync hook fired. Counted before the hook runs.
+    pub pubsub_reconnects: AtomicU64,
+    /// 1 while the PUB/SUB connection is up (from connect until it is found lost, and again
+    /// from a successful resubscribe), 0 otherwise.
+    pub pubsub_connected: AtomicU64,
+}
+
+impl RedisMetrics {
+    /// Adds one to `counter` (relaxed).
+    #[inline]
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current value of `counter` or gauge (relaxed).
+    #[inline]
+    pub fn get(value: &AtomicU64) -> u64 {
+        value.load(Ordering::Relaxed)
+    }
+
+    /// Sets the [`RedisMetrics::pubsub_connected`] gauge.
+    #[inline]
+    pub fn set_pubsub_connected(&self, up: bool) {
+        self.pubsub_connected
+            .store(u64::from(up), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_start_at_zero_and_count_each_increment() {
+        let m = RedisMetrics::default();
+        assert_eq!(RedisMetrics::get(&m.publications), 0);
+        RedisMetrics::inc(&m.publications);
+        RedisMetrics::inc(&m.publications);
+        assert_eq!(RedisMetrics::get(&m.publications), 2);
+        m.set_pubsub_connected(true);
+        assert_eq!(RedisMetrics::get(&m.pubsub_connected), 1);
+        m.set_pubsub_connected(false);
+        assert_eq!(RedisMetrics::get(&m.pubsub_connected), 0);
+    }
+}
