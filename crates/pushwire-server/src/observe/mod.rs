@@ -7,7 +7,7 @@
 
 pub mod exposition;
 pub mod process;
-pub mod redis;
+pub mod redis_engine;
 pub mod stats;
 pub mod text;
 
@@ -36,7 +36,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = exposition::render(&state.node, &process);
     state.consumers.render_prometheus(&mut text);
     if let Some(m) = &state.redis {
-        redis::render(&mut text, m);
+        redis_engine::render(&mut text, m);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
