@@ -1,7 +1,7 @@
 //! Operators' view of a node: `/health`, `/metrics` (Prometheus text), and the figures the
 //! admin page polls.
 //!
-//! Files: [`exposition`] (the metric table), [`redis`] (the Redis engine's families),
+//! Files: [`exposition`] (the metric table), [`redis_engine`] (the Redis engine's families),
 //! [`text`] (the exposition format), [`process`] (`/proc/self` figures), [`stats`] (the admin
 //! page's JSON numbers).
 
