@@ -13,7 +13,7 @@ use crate::error::StartError;
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 use crate::presence::RedisPresence;
-use crate::pubsub::{self, PubSubSettings, ResyncHook};
+use crate::pubsub::{self, PubSubHooks, PubSubSettings, ResyncHook};
 
 /// A connected Redis engine: one multiplexed connection for commands (reconnects by itself),
 /// one PUB/SUB connection for the node (reconnected by the broker's controller task).
@@ -92,15 +92,17 @@ impl RedisEngine {
             client,
             first,
             keys.clone(),
-            handler.clone(),
-            resync.clone(),
+            PubSubHooks {
+                handler: handler.clone(),
+                resync: resync.clone(),
+                metrics: metrics.clone(),
+            },
             PubSubSettings {
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
                 reconnect_min_delay: config.reconnect_min_delay,
                 reconnect_max_delay: config.reconnect_max_delay,
             },
-            metrics.clone(),
             broker_cancel.clone(),
         );
         let broker = RedisBroker::new(

@@ -112,20 +112,31 @@ pub(crate) async fn open(
     }
 }
 
+/// Who the controller reports to: the node's event handler, the resync hook, the metrics.
+pub(crate) struct PubSubHooks {
+    /// Receives the publications, joins and leaves.
+    pub handler: SharedHandler,
+    /// Called after the connection was lost and re-established.
+    pub resync: Arc<OnceLock<ResyncHook>>,
+    /// The engine's counters.
+    pub metrics: Arc<RedisMetrics>,
+}
+
 /// Starts the controller on an already open connection. It runs until every
 /// [`PubSubHandle`] is dropped or `cancel` fires.
-// One caller (the engine's connect), which names each argument.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     client: redis::Client,
     connection: (PubSubSink, PubSubStream),
     keys: Keys,
-    handler: SharedHandler,
-    resync: Arc<OnceLock<ResyncHook>>,
+    hooks: PubSubHooks,
     settings: PubSubSettings,
-    metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
 ) -> (PubSubHandle, JoinHandle<()>) {
+    let PubSubHooks {
+        handler,
+        resync,
+        metrics,
+    } = hooks;
     metrics.set_pubsub_connected(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let controller = Controller {
