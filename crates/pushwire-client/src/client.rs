@@ -255,12 +255,14 @@ impl Client {
         let cancel = CancellationToken::new();
         let protocol = config.protocol;
         let timeout = config.timeout;
-        let http = reqwest::Client::builder()
-            .build()
-            .map_err(|e| ClientError::Config {
-                key: "http",
-                message: e.to_string(),
-            })?;
+        let mut http = reqwest::Client::builder();
+        if let Some(tls) = &validated.tls {
+            http = http.use_preconfigured_tls((**tls).clone());
+        }
+        let http = http.build().map_err(|e| ClientError::Config {
+            key: "http",
+            message: e.to_string(),
+        })?;
         let driver = Driver::new(
             config,
             http,

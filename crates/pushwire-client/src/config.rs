@@ -78,6 +78,9 @@ pub struct ClientConfig {
     pub event_queue_capacity: usize,
     /// Capacity of the queue of calls waiting for the connection task.
     pub command_queue_capacity: usize,
+    /// Extra root certificates (PEM) trusted for `wss://` and `https://` endpoints, on top of
+    /// the system's (e.g. a private CA, or a self-signed server certificate in development).
+    pub tls_root_certificates_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -117,7 +120,15 @@ impl ClientConfig {
             max_server_ping_delay: Duration::from_secs(10),
             event_queue_capacity: 1024,
             command_queue_capacity: 256,
+            tls_root_certificates_pem: None,
         }
+    }
+
+    /// Trusts the certificates in `pem` (one or more PEM blocks) for TLS endpoints, on top of
+    /// the system's roots.
+    pub fn tls_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificates_pem = Some(pem.into());
+        self
     }
 
     /// Adds a fallback endpoint, tried when the ones before it fail to open.
@@ -236,9 +247,22 @@ impl ClientConfig {
                 ));
             }
         }
+        let uses_tls = endpoints
+            .iter()
+            .map(|(_, u)| u)
+            .chain(emulation.as_ref())
+            .any(|u| matches!(u.scheme(), "wss" | "https"));
+        let tls = if uses_tls || self.tls_root_certificates_pem.is_some() {
+            Some(crate::tls::client_config(
+                self.tls_root_certificates_pem.as_deref(),
+            )?)
+        } else {
+            None
+        };
         Ok(Validated {
             endpoints,
             emulation,
+            tls,
         })
     }
 }
@@ -248,6 +272,8 @@ impl ClientConfig {
 pub(crate) struct Validated {
     pub endpoints: Vec<(TransportKind, Url)>,
     pub emulation: Option<Url>,
+    /// Built when an endpoint uses TLS (or roots were given).
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 fn config(key: &'static str, message: &str) -> ClientError {
@@ -263,9 +289,10 @@ fn parse_url(url: &str, scheme: &str) -> Result<Url, ClientError> {
         message,
     };
     let parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
-    if parsed.scheme() != scheme {
+    // `ws`/`wss` for WebSocket, `http`/`https` for the HTTP transports.
+    if parsed.scheme() != scheme && parsed.scheme() != format!("{scheme}s") {
         return Err(bad(format!(
-            "scheme must be `{scheme}` (TLS is not built in), got `{}`",
+            "scheme must be `{scheme}` or `{scheme}s`, got `{}`",
             parsed.scheme()
         )));
     }
@@ -285,7 +312,7 @@ mod tests {
             "",
             "not a url",
             "http://x/connection/websocket",
-            "wss://h/x",
+            "https://h/x",
             "ws://",
         ] {
             match ClientConfig::new(url).validate() {

@@ -42,6 +42,7 @@ pub mod error;
 pub mod event;
 pub mod state;
 pub mod subscription;
+mod tls;
 mod transport;
 
 pub use backoff::Backoff;

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 pub struct SubArgs {
     /// Channel to subscribe to.
     pub channel: String,
-    /// WebSocket endpoint.
+    /// WebSocket endpoint (`ws://` or `wss://`).
     #[arg(
         long,
         env = "PUSHWIRE_URL",
@@ -34,6 +34,9 @@ pub struct SubArgs {
     /// Use the Protobuf protocol instead of JSON.
     #[arg(long)]
     pub protobuf: bool,
+    /// PEM file of extra root certificates trusted for `wss://` (besides the system's).
+    #[arg(long, env = "PUSHWIRE_TLS_CA_FILE")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Exit after this many publications (0: never).
     #[arg(long, default_value_t = 0)]
     pub count: u64,
@@ -76,6 +79,11 @@ pub async fn run(args: SubArgs) -> anyhow::Result<()> {
     }
     if let Some(t) = &args.token {
         config = config.token(t.clone());
+    }
+    if let Some(path) = &args.tls_ca_file {
+        let pem =
+            std::fs::read(path).with_context(|| format!("--tls-ca-file {}", path.display()))?;
+        config = config.tls_root_certificates_pem(pem);
     }
     let (client, mut events) = Client::new(config).context("sub")?;
     client.connect();

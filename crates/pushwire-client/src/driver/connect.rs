@@ -21,6 +21,7 @@ use crate::transport::{Incoming, OpenParams, Transport, TransportKind};
 pub(super) struct Params {
     endpoints: Vec<(TransportKind, Url)>,
     emulation: Option<Url>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     start: usize,
     protocol: Protocol,
     http: reqwest::Client,
@@ -72,6 +73,7 @@ impl Driver {
         Params {
             endpoints: self.validated.endpoints.clone(),
             emulation: self.validated.emulation.clone(),
+            tls: self.validated.tls.clone(),
             start: self.preferred,
             protocol: self.cfg.protocol,
             http: self.http.clone(),
@@ -152,6 +154,7 @@ pub(super) async fn attempt(mut p: Params) -> Outcome {
             protocol: p.protocol,
             connect_frame: frame.clone(),
             http: &p.http,
+            tls: p.tls.as_ref(),
             timeout: p.timeout,
         })
         .await;

@@ -81,13 +81,17 @@ pub(crate) struct OpenParams<'a> {
     pub protocol: Protocol,
     pub connect_frame: Bytes,
     pub http: &'a reqwest::Client,
+    /// For `wss://` (the HTTP client carries its own copy).
+    pub tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
     pub timeout: Duration,
 }
 
 /// An open transport.
 pub(crate) enum Transport {
-    Ws(ws::WsTransport),
-    Emulated(emulation::EmulatedTransport),
+    // Both boxed: one allocation per connection, and the enum stays a pointer wide whatever
+    // the TLS stream adds to the WebSocket.
+    Ws(Box<ws::WsTransport>),
+    Emulated(Box<emulation::EmulatedTransport>),
 }
 
 impl Transport {
@@ -95,9 +99,15 @@ impl Transport {
     pub async fn open(p: OpenParams<'_>) -> Result<Transport, ClientError> {
         let opened = tokio::time::timeout(p.timeout, async {
             match p.kind {
-                TransportKind::Websocket => ws::WsTransport::open(&p).await.map(Transport::Ws),
-                TransportKind::HttpStream => http_stream::open(&p).await.map(Transport::Emulated),
-                TransportKind::Sse => sse::open(&p).await.map(Transport::Emulated),
+                TransportKind::Websocket => ws::WsTransport::open(&p)
+                    .await
+                    .map(|t| Transport::Ws(Box::new(t))),
+                TransportKind::HttpStream => http_stream::open(&p)
+                    .await
+                    .map(|t| Transport::Emulated(Box::new(t))),
+                TransportKind::Sse => sse::open(&p)
+                    .await
+                    .map(|t| Transport::Emulated(Box::new(t))),
             }
         })
         .await;

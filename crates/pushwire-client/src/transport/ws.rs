@@ -40,9 +40,13 @@ impl WsTransport {
                 HeaderValue::from_static("centrifuge-protobuf"),
             );
         }
-        let (ws, _resp) = tokio_tungstenite::connect_async(req)
-            .await
-            .map_err(|e| ClientError::transport(NAME, e))?;
+        let connector = p
+            .tls
+            .map(|c| tokio_tungstenite::Connector::Rustls(c.clone()));
+        let (ws, _resp) =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector)
+                .await
+                .map_err(|e| ClientError::transport(NAME, e))?;
         let mut t = WsTransport {
             ws,
             protocol: p.protocol,
