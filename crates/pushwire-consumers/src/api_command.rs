@@ -154,9 +154,16 @@ async fn user_command(node: &Node, method: &str, u: UserCommand) -> Applied {
                 .map_err(|c| failure(c, "unsubscribe"))?;
         }
         "subscribe" => {
-            node.subscribe_user(&target, &u.channel, raw(u.info), raw(u.data), None)
-                .await
-                .map_err(|c| failure(c, "subscribe"))?;
+            node.subscribe_user(
+                &target,
+                &u.channel,
+                raw(u.info),
+                raw(u.data),
+                None,
+                Default::default(),
+            )
+            .await
+            .map_err(|c| failure(c, "subscribe"))?;
         }
         _ => {
             let info = u.info.map(|i| raw(Some(i)));

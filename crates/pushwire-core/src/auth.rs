@@ -24,7 +24,11 @@ pub enum TokenError {
 /// token or of a connection token's `subs` entry (reference §6.2). `None` keeps the namespace
 /// value. Only the server (a signed token) can set them, so they bypass the client permission
 /// checks, as the namespace options themselves do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+///
+/// Deserializes from the wire shape of tokens and the server API: each option is
+/// `{"value": bool}` (so `false` differs from unset); unknown options are ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(from = "OverrideWire")]
 pub struct ChannelOverride {
     /// `presence`: keep presence for this subscription.
     pub presence: Option<bool>,
@@ -36,6 +40,36 @@ pub struct ChannelOverride {
     pub force_recovery: Option<bool>,
     /// `force_positioning`: positioning on (needs history in the namespace).
     pub force_positioning: Option<bool>,
+}
+
+/// The wire shape of [`ChannelOverride`].
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct OverrideWire {
+    presence: Option<BoolValue>,
+    join_leave: Option<BoolValue>,
+    force_push_join_leave: Option<BoolValue>,
+    force_recovery: Option<BoolValue>,
+    force_positioning: Option<BoolValue>,
+}
+
+/// `{"value": bool}`.
+#[derive(serde::Deserialize)]
+struct BoolValue {
+    value: bool,
+}
+
+impl From<OverrideWire> for ChannelOverride {
+    fn from(o: OverrideWire) -> Self {
+        let v = |b: Option<BoolValue>| b.map(|b| b.value);
+        ChannelOverride {
+            presence: v(o.presence),
+            join_leave: v(o.join_leave),
+            force_push_join_leave: v(o.force_push_join_leave),
+            force_recovery: v(o.force_recovery),
+            force_positioning: v(o.force_positioning),
+        }
+    }
 }
 
 impl ChannelOverride {

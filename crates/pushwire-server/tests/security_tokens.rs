@@ -826,3 +826,36 @@ async fn override_claim_changes_namespace_options_per_subscription() {
     assert!(!joins.iter().any(|c| c == "chat:quiet"), "{joins:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn api_subscribe_applies_override() {
+    let server = TestServer::start().await;
+    let (mut c, _) =
+        WsClient::connected(&server.ws_url(), Some(&token(json!({"sub": "u1"})))).await;
+    let (status, body) = server
+        .api(
+            "subscribe",
+            json!({"user": "u1", "channel": "chat:hidden",
+                   "override": {"presence": {"value": false}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = server
+        .api("subscribe", json!({"user": "u1", "channel": "chat:seen"}))
+        .await;
+    assert!(body["error"].is_null(), "{body}");
+    // Both Subscribe pushes arrived before presence is read.
+    let mut pushed = 0;
+    while pushed < 2 {
+        let m = c.next_message().await.expect("open");
+        if m["push"]["subscribe"].is_object() {
+            pushed += 1;
+        }
+    }
+    let present = |v: &Value| v["result"]["presence"].as_object().map_or(0, |m| m.len());
+    for (channel, expected) in [("chat:seen", 1), ("chat:hidden", 0)] {
+        let (_, presence) = server.api("presence", json!({"channel": channel})).await;
+        assert_eq!(present(&presence), expected, "{channel}: {presence}");
+    }
+    server.stop().await;
+}

@@ -316,13 +316,14 @@ impl Client {
         Ok(result)
     }
 
-    /// Subscribes on the server's initiative (API `subscribe`) and tells the client with a
-    /// Subscribe push.
+    /// Subscribes on the server's initiative (API `subscribe`, with `overrides` of the
+    /// namespace options) and tells the client with a Subscribe push.
     pub async fn server_subscribe(
         self: &Arc<Self>,
         req: SubscribeRequest,
         info: RawJson,
         data: RawJson,
+        overrides: ChannelOverride,
     ) -> Result<(), ErrorCode> {
         let prepared = match self
             .subscribe_begin(
@@ -330,7 +331,7 @@ impl Client {
                 Origin::Granted {
                     info,
                     data,
-                    overrides: ChannelOverride::default(),
+                    overrides,
                 },
             )
             .await

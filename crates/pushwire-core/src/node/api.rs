@@ -285,6 +285,7 @@ impl Node {
         info: RawJson,
         data: RawJson,
         since: Option<StreamPosition>,
+        overrides: crate::auth::ChannelOverride,
     ) -> Result<usize, ErrorCode> {
         if channel.is_empty() || target.user.is_empty() && target.client.is_none() {
             return Err(ErrorCode::BadRequest);
@@ -301,7 +302,10 @@ impl Node {
                 req.offset = s.offset;
                 req.epoch = s.epoch.clone();
             }
-            match c.server_subscribe(req, info.clone(), data.clone()).await {
+            match c
+                .server_subscribe(req, info.clone(), data.clone(), overrides)
+                .await
+            {
                 Ok(()) => n += 1,
                 Err(ErrorCode::AlreadySubscribed) => {}
                 Err(e) => return Err(e),

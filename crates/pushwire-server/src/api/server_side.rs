@@ -30,6 +30,9 @@ pub struct SubscribeRequest {
     #[serde(deserialize_with = "nullable")]
     b64data: String,
     recover_since: Option<StreamPosition>,
+    /// Namespace option overrides for this subscription (as the token `override` claim).
+    #[serde(rename = "override")]
+    overrides: Option<pushwire_core::auth::ChannelOverride>,
 }
 
 /// `refresh` request.
@@ -67,7 +70,14 @@ pub async fn subscribe(node: &Node, req: SubscribeRequest) -> ApiResult {
     let data = optional(req.data, &req.b64data)?;
     let target = target(req.user, req.client, &req.session, Vec::new())?;
     let n = node
-        .subscribe_user(&target, &req.channel, info, data, req.recover_since)
+        .subscribe_user(
+            &target,
+            &req.channel,
+            info,
+            data,
+            req.recover_since,
+            req.overrides.unwrap_or_default(),
+        )
         .await?;
     tracing::debug!(user = %target.user, connections = n, "API subscribe");
     encode(&EmptyResult {})

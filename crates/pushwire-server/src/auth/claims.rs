@@ -46,41 +46,7 @@ struct SubOptions {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    overrides: OverrideClaim,
-}
-
-/// The `override` claim: each option is `{"value": bool}` (reference §6.2).
-#[derive(Debug, Default, Deserialize)]
-struct OverrideClaim {
-    #[serde(default)]
-    presence: Option<BoolValue>,
-    #[serde(default)]
-    join_leave: Option<BoolValue>,
-    #[serde(default)]
-    force_push_join_leave: Option<BoolValue>,
-    #[serde(default)]
-    force_recovery: Option<BoolValue>,
-    #[serde(default)]
-    force_positioning: Option<BoolValue>,
-}
-
-/// `{"value": bool}`, the wrapper Centrifugo uses so that `false` differs from unset.
-#[derive(Debug, Deserialize)]
-struct BoolValue {
-    value: bool,
-}
-
-impl From<OverrideClaim> for ChannelOverride {
-    fn from(o: OverrideClaim) -> Self {
-        let v = |b: Option<BoolValue>| b.map(|b| b.value);
-        ChannelOverride {
-            presence: v(o.presence),
-            join_leave: v(o.join_leave),
-            force_push_join_leave: v(o.force_push_join_leave),
-            force_recovery: v(o.force_recovery),
-            force_positioning: v(o.force_positioning),
-        }
-    }
+    overrides: ChannelOverride,
 }
 
 /// Claims of a subscription token.
@@ -105,7 +71,7 @@ pub(crate) struct SubscribeClaims {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    overrides: OverrideClaim,
+    overrides: ChannelOverride,
 }
 
 fn invalid(why: impl Into<String>) -> TokenError {
@@ -156,7 +122,7 @@ impl ConnectClaims {
             subs.push(TokenSubscription {
                 info: json_or_b64(o.info, o.b64info, "info")?,
                 data: json_or_b64(o.data, o.b64data, "data")?,
-                overrides: o.overrides.into(),
+                overrides: o.overrides,
                 channel,
             });
         }
@@ -185,7 +151,7 @@ impl SubscribeClaims {
             client: self.client,
             info: json_or_b64(self.info, self.b64info, "info")?,
             data: json_or_b64(self.data, self.b64data, "data")?,
-            overrides: self.overrides.into(),
+            overrides: self.overrides,
         })
     }
 }
