@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Redis URL: `redis://[user:password@]host:port[/db]`.
+    /// Redis URL: `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS.
     pub address: String,
+    /// PEM file of the root certificate(s) that verify a `rediss://` server instead of the
+    /// system's roots (a private CA). Empty: the system's roots.
+    pub tls_ca_pem_file: String,
     /// Prepended to every key and PUB/SUB channel (`<prefix>.stream.<channel>`, ...), so several
     /// deployments (or tests) can share one Redis.
     pub prefix: String,
@@ -40,6 +43,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             address: "redis://127.0.0.1:6379".into(),
+            tls_ca_pem_file: String::new(),
             prefix: "pushwire".into(),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(5),
@@ -59,6 +63,12 @@ impl RedisConfig {
             return Err(ConfigError::new(
                 key("address"),
                 format!("{:?} is not a Redis URL: {e}", self.address),
+            ));
+        }
+        if !self.tls_ca_pem_file.is_empty() && !self.address.starts_with("rediss://") {
+            return Err(ConfigError::new(
+                key("tls_ca_pem_file"),
+                "needs a rediss:// address",
             ));
         }
         if self.prefix.is_empty() || self.prefix.chars().any(char::is_whitespace) {
@@ -109,6 +119,15 @@ mod tests {
         assert_eq!(
             bad.validate("engine.redis").unwrap_err().key,
             "engine.redis.address"
+        );
+        let bad = RedisConfig {
+            tls_ca_pem_file: "/etc/ca.pem".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate("engine.redis").unwrap_err().key,
+            "engine.redis.tls_ca_pem_file",
+            "a CA file needs rediss://"
         );
         let bad = RedisConfig {
             prefix: String::new(),

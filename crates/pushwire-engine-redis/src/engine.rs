@@ -41,10 +41,29 @@ impl RedisEngine {
     /// engine. `config` must have been validated.
     pub async fn connect(config: &RedisConfig) -> Result<RedisEngine, StartError> {
         let address = config.address.clone();
-        let client = redis::Client::open(address.as_str()).map_err(|source| StartError::Url {
+        if address.starts_with("rediss://") {
+            // The redis crate builds its TLS configuration from the process-wide provider; make
+            // sure there is one (ring, the only one compiled in). Already set: kept.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let url_error = |source| StartError::Url {
             address: address.clone(),
             source,
-        })?;
+        };
+        let client = if config.tls_ca_pem_file.is_empty() {
+            redis::Client::open(address.as_str()).map_err(url_error)?
+        } else {
+            let pem =
+                std::fs::read(&config.tls_ca_pem_file).map_err(|source| StartError::TlsCa {
+                    path: config.tls_ca_pem_file.clone(),
+                    source,
+                })?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(address.as_str(), certs).map_err(url_error)?
+        };
         let connect_error = |source| StartError::Connect {
             address: address.clone(),
             source,

@@ -15,6 +15,14 @@ pub enum StartError {
         /// The parser's complaint.
         source: redis::RedisError,
     },
+    /// `engine.redis.tls_ca_pem_file` could not be read.
+    #[error("engine.redis.tls_ca_pem_file {path}: {source}")]
+    TlsCa {
+        /// The configured file.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
     /// Redis refused or failed the connection or the first command.
     #[error("cannot reach Redis at engine.redis.address {address}: {source}")]
     Connect {

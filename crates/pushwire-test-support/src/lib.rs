@@ -5,12 +5,14 @@
 //! - [`WsClient`]: a raw protocol client over real WebSocket (JSON).
 //! - [`token`]: HS256 tokens signed with [`SECRET`].
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
+//! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
 
 pub mod consume;
 pub mod metrics;
 pub mod node_process;
 pub mod sdk;
 mod server;
+pub mod tls_redis;
 mod ws;
 
 pub use server::{test_config, TestServer, API_KEY, SECRET};

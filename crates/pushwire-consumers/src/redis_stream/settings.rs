@@ -11,8 +11,11 @@ use crate::config::required;
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisStreamSettings {
-    /// Redis URL. Default `redis://127.0.0.1:6379`.
+    /// Redis URL (`rediss://` for TLS). Default `redis://127.0.0.1:6379`.
     pub address: String,
+    /// PEM file of the root certificate(s) that verify a `rediss://` server instead of the
+    /// system's roots. Empty: the system's roots.
+    pub tls_ca_pem_file: String,
     /// Streams to read (required, at least one). Order is kept per stream.
     pub streams: Vec<String>,
     /// Consumer group, created with `MKSTREAM` at start. Default `pushwire`.
@@ -43,6 +46,7 @@ impl Default for RedisStreamSettings {
     fn default() -> Self {
         RedisStreamSettings {
             address: "redis://127.0.0.1:6379".into(),
+            tls_ca_pem_file: String::new(),
             streams: Vec::new(),
             group: "pushwire".into(),
             consumer_name: String::new(),
@@ -60,6 +64,12 @@ impl RedisStreamSettings {
     /// Checks the section; `key` is its path, e.g. `consumers[0].redis_stream`.
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
         required(key, "address", &self.address)?;
+        if !self.tls_ca_pem_file.is_empty() && !self.address.starts_with("rediss://") {
+            return Err(ConfigError::new(
+                format!("{key}.tls_ca_pem_file"),
+                "needs a rediss:// address",
+            ));
+        }
         if self.streams.is_empty() || self.streams.iter().any(|s| s.is_empty()) {
             return Err(ConfigError::new(
                 format!("{key}.streams"),

@@ -81,9 +81,34 @@ enum Handled {
 }
 
 impl Session<'_> {
+    /// The client for `address`, over TLS with `tls_ca_pem_file` as the only root when set
+    /// (the same rule as the Redis engine's `engine.redis.tls_ca_pem_file`).
+    fn client(&self) -> Result<redis::Client, ConsumerError> {
+        let address = self.s.address.as_str();
+        if address.starts_with("rediss://") {
+            // The redis crate takes the process-wide rustls provider: make sure there is one.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let url =
+            |e: redis::RedisError| ConsumerError::config("redis_stream.address", e.to_string());
+        if self.s.tls_ca_pem_file.is_empty() {
+            return redis::Client::open(address).map_err(url);
+        }
+        let pem = std::fs::read(&self.s.tls_ca_pem_file).map_err(|e| {
+            ConsumerError::config(
+                "redis_stream.tls_ca_pem_file",
+                format!("{}: {e}", self.s.tls_ca_pem_file),
+            )
+        })?;
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(address, certs).map_err(url)
+    }
+
     async fn connect(&self) -> Result<MultiplexedConnection, ConsumerError> {
-        let client = redis::Client::open(self.s.address.as_str())
-            .map_err(|e| ConsumerError::config("redis_stream.address", e.to_string()))?;
+        let client = self.client()?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT + self.s.block));
