@@ -264,3 +264,52 @@ async fn postgres_node_killed_mid_stream_delivers_every_event_exactly_once() {
     drop(node);
     cleanup(&pg, &table).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_outbox_over_tls_verifies_the_server_and_delivers() {
+    let pg = pg().await;
+    let ssl: String = pg.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "PostgreSQL must serve TLS (ssl = on, Debian's default)"
+    );
+    // The server's own certificate (Debian: the snakeoil one, for `localhost`) as the root.
+    let cert: String = pg
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let id = unique();
+    let table = format!("outbox_{id}");
+    let channel = format!("chat:pgtls-{id}");
+    let app = format!("pushwire-tls-{id}");
+    let server = TestServer::start().await;
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    let r = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(r["subscribe"].is_object(), "{r}");
+
+    let mut c = consumer("pgtls", 5432, &table);
+    let s = c.postgresql_outbox.as_mut().unwrap();
+    s.dsn = format!(
+        "host=localhost port=5432 user=postgres dbname=test sslmode=require application_name={app}"
+    );
+    s.tls_ca_pem_file = cert;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let consumers = pushwire_consumers::start(server.node().clone(), &[c], stop);
+    wait_table(&pg, &table).await;
+    insert(&pg, &table, "publish", &publish_payload(&channel, 1)).await;
+    assert_eq!(ws.next_publication(&channel).await["data"], json!({"n": 1}));
+    let ssl: bool = pg
+        .query_one(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the consumer's session is encrypted");
+    consumers.stop().await;
+    cleanup(&pg, &table).await;
+    server.stop().await;
+}

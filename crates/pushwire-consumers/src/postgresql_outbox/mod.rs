@@ -2,6 +2,8 @@
 //! an advisory lock with `FOR UPDATE SKIP LOCKED`, deleted in the same transaction once
 //! processed; `LISTEN/NOTIFY` wakes the poller; poison rows move to a dead-letter table.
 
+#[cfg(feature = "postgresql_outbox")]
+mod connect;
 mod settings;
 #[cfg(feature = "postgresql_outbox")]
 mod source;

@@ -25,6 +25,10 @@ pub struct PostgresOutboxSettings {
     /// Connection string (libpq key=value or URL). Default
     /// `host=127.0.0.1 user=postgres dbname=postgres`.
     pub dsn: String,
+    /// PEM root certificate(s) trusted, besides the system's, when the connection uses TLS
+    /// (`sslmode=require` in the DSN, or this set). The server's certificate is always verified
+    /// and must name the DSN's host. Empty: the system's roots only.
+    pub tls_ca_pem_file: String,
     /// Outbox table. Default `pushwire_outbox`.
     pub table: String,
     /// Table poison rows are moved to; empty = `<table>_dead_letter`.
@@ -48,6 +52,7 @@ impl Default for PostgresOutboxSettings {
     fn default() -> Self {
         PostgresOutboxSettings {
             dsn: "host=127.0.0.1 user=postgres dbname=postgres".into(),
+            tls_ca_pem_file: String::new(),
             table: "pushwire_outbox".into(),
             dead_letter_table: String::new(),
             create_tables: true,

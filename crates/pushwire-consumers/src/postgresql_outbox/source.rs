@@ -1,10 +1,9 @@
 //! The PostgreSQL outbox poll loop.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use super::PostgresOutboxSettings;
@@ -125,29 +124,11 @@ async fn session(
     shutdown: &CancellationToken,
     backoff: &mut Backoff,
 ) -> Result<(), ConsumerError> {
-    let (mut client, mut connection) =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&s.dsn, NoTls))
-            .await
-            .map_err(|_| ConsumerError::Connection("connect: timed out".into()))?
-            .map_err(|e| ConsumerError::Connection(e.to_string()))?;
-    // The connection task drives the socket and turns notifications into wake-ups.
-    let wake = Arc::new(Notify::new());
-    let driver = {
-        let wake = wake.clone();
-        tokio::spawn(async move {
-            loop {
-                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(AsyncMessage::Notification(_))) => wake.notify_one(),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "postgresql connection ended");
-                        break;
-                    }
-                    None => break,
-                }
-            }
-        })
-    };
+    let super::connect::Connected {
+        mut client,
+        driver,
+        wake,
+    } = super::connect::connect(s, CONNECT_TIMEOUT).await?;
     let result = poll(&mut client, s, sql, processor, shutdown, backoff, &wake).await;
     driver.abort();
     result
