@@ -46,7 +46,7 @@ struct SubOptions {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    overrides: ChannelOverride,
+    overrides: Option<ChannelOverride>,
 }
 
 /// Claims of a subscription token.
@@ -71,7 +71,7 @@ pub(crate) struct SubscribeClaims {
     #[serde(default)]
     b64data: Option<String>,
     #[serde(default, rename = "override")]
-    overrides: ChannelOverride,
+    overrides: Option<ChannelOverride>,
 }
 
 fn invalid(why: impl Into<String>) -> TokenError {
@@ -122,7 +122,7 @@ impl ConnectClaims {
             subs.push(TokenSubscription {
                 info: json_or_b64(o.info, o.b64info, "info")?,
                 data: json_or_b64(o.data, o.b64data, "data")?,
-                overrides: o.overrides,
+                overrides: o.overrides.unwrap_or_default(),
                 channel,
             });
         }
@@ -151,7 +151,7 @@ impl SubscribeClaims {
             client: self.client,
             info: json_or_b64(self.info, self.b64info, "info")?,
             data: json_or_b64(self.data, self.b64data, "data")?,
-            overrides: self.overrides,
+            overrides: self.overrides.unwrap_or_default(),
         })
     }
 }
@@ -209,6 +209,12 @@ mod tests {
         }))
         .unwrap();
         let o = s.into_credentials().unwrap().overrides;
+        let null: SubscribeClaims =
+            serde_json::from_value(serde_json::json!({"channel": "c", "override": null})).unwrap();
+        assert_eq!(
+            null.into_credentials().unwrap().overrides,
+            ChannelOverride::default()
+        );
         assert_eq!(o.presence, Some(false));
         assert_eq!(o.force_recovery, Some(true));
         assert_eq!(o.join_leave, None);
