@@ -168,29 +168,6 @@ impl Outbox {
         }
     }
 
-    /// Waits until something is queued or the outbox is closed, then moves everything queued
-    /// into `out` (reusing its allocation) and returns the disconnect, if any. Cancel-safe.
-    pub async fn drain_into(&self, out: &mut Vec<Bytes>) -> Option<Disconnect> {
-        self.drain_into_stamped(out).await.0
-    }
-
-    /// [`Outbox::drain_into`] that also returns the stamp of the oldest publication drained
-    /// (0 = none), for [`crate::metrics::Metrics::delivered`]. Cancel-safe.
-    pub async fn drain_into_stamped(&self, out: &mut Vec<Bytes>) -> (Option<Disconnect>, u64) {
-        loop {
-            let notified = self.notify.notified();
-            {
-                let mut st = self.state.lock();
-                st.bytes = 0;
-                out.extend(st.queue.drain(..));
-                if !out.is_empty() || st.closed.is_some() {
-                    return (st.closed.clone(), std::mem::take(&mut st.stamp));
-                }
-            }
-            notified.await;
-        }
-    }
-
     /// Waits until something is queued or the outbox is closed, then takes everything.
     /// Cancel-safe: dropping the future loses nothing. The future is small (the outbox
     /// reference and the notification): an idle WebSocket connection holds one all the time.
