@@ -125,7 +125,8 @@ main('admin', async () => {
     await page.click('#publish-button');
     const got = await until('the client receives the page publication', async () => client.pubs.find((p) => p.channel === channel));
     result.received = got.data;
-    result.publishResult = await page.textContent('#publish-result');
+    // The publication can reach the client before the page has handled its own API answer.
+    result.publishResult = await until('the page shows the publish result', async () => (await page.textContent('#publish-result')) || null);
     const pubRate = await until('the page shows publications counted', async () => (await number(page, 'stat-publications')) || 0);
     result.publications = pubRate;
 
@@ -139,7 +140,7 @@ main('admin', async () => {
     await page.fill('#disconnect-user', user);
     await page.click('#disconnect-button');
     result.disconnectCode = await until('the client is disconnected', async () => client.closed);
-    result.disconnectResult = await page.textContent('#disconnect-result');
+    result.disconnectResult = await until('the page shows the disconnect result', async () => (await page.textContent('#disconnect-result')) || null);
     await until('the page counts the client gone', async () => (await number(page, 'stat-clients')) === clientsBefore);
 
     if (screenshot) {
