@@ -4,51 +4,14 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use pushwire_client::{Client, ClientConfig, Event, State, SubscriptionOptions, TransportKind};
 use pushwire_core::node::PublishParams;
 use pushwire_protocol::RawJson;
-use pushwire_server::config::TlsConfig;
+use pushwire_test_support::cert::TestCert;
 use pushwire_test_support::TestServer;
 use support::{collect_for, pub_text, wait_for};
-
-/// A self-signed certificate for `localhost`, written to a temporary directory.
-struct Cert {
-    pem: String,
-    dir: PathBuf,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-        let dir = std::env::temp_dir().join(format!(
-            "pushwire-client-tls-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let pem = ck.cert.pem();
-        std::fs::write(dir.join("cert.pem"), &pem).unwrap();
-        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
-        Cert { pem, dir }
-    }
-
-    fn tls(&self) -> TlsConfig {
-        TlsConfig {
-            enabled: true,
-            cert_pem_file: self.dir.join("cert.pem"),
-            key_pem_file: self.dir.join("key.pem"),
-        }
-    }
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Connects with `config`, subscribes to `chat:tls`, and checks a publication arrives.
 async fn receive_over(server: &TestServer, config: ClientConfig, transport: TransportKind) {
@@ -100,8 +63,8 @@ async fn receive_over(server: &TestServer, config: ClientConfig, transport: Tran
 
 #[tokio::test]
 async fn wss_and_https_endpoints_with_a_trusted_certificate() {
-    let cert = Cert::new();
-    let server = TestServer::start_with(|c| c.http_server.tls = cert.tls()).await;
+    let cert = TestCert::new();
+    let server = TestServer::start_with(|c| c.http_server.tls = cert.server_tls()).await;
     let port = server.addr.port();
 
     let wss = ClientConfig::new(format!("wss://localhost:{port}/connection/websocket"))
@@ -119,8 +82,8 @@ async fn wss_and_https_endpoints_with_a_trusted_certificate() {
 
 #[tokio::test]
 async fn untrusted_certificate_is_a_typed_error_and_the_client_keeps_trying() {
-    let cert = Cert::new();
-    let server = TestServer::start_with(|c| c.http_server.tls = cert.tls()).await;
+    let cert = TestCert::new();
+    let server = TestServer::start_with(|c| c.http_server.tls = cert.server_tls()).await;
     let port = server.addr.port();
     let (client, mut events) = Client::new(ClientConfig::new(format!(
         "wss://localhost:{port}/connection/websocket"

@@ -3,13 +3,12 @@
 //! a stalled TLS handshake is cut by `http_server.handshake_timeout`; the server API on its own
 //! listener (`http_api.address`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use pushwire_server::config::TlsConfig;
 use pushwire_server::{RunningServer, ServerConfig};
+use pushwire_test_support::cert::TestCert;
 use pushwire_test_support::{test_config, API_KEY};
 use rustls::pki_types::pem::PemObject;
 use serde_json::{json, Value};
@@ -17,59 +16,16 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A self-signed certificate for `localhost` written to a fresh directory.
-struct Cert {
-    dir: PathBuf,
-    pem: String,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-        let dir = std::env::temp_dir().join(format!(
-            "pushwire-tls-{}-{}",
-            std::process::id(),
-            uuid_like()
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let pem = ck.cert.pem();
-        std::fs::write(dir.join("cert.pem"), &pem).expect("cert file");
-        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).expect("key file");
-        Cert { dir, pem }
-    }
-
-    fn tls(&self) -> TlsConfig {
-        TlsConfig {
-            enabled: true,
-            cert_pem_file: self.dir.join("cert.pem"),
-            key_pem_file: self.dir.join("key.pem"),
-        }
-    }
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn uuid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default()
-}
-
-async fn start(cert: &Cert, f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
+async fn start(cert: &TestCert, f: impl FnOnce(&mut ServerConfig)) -> RunningServer {
     let mut c = test_config();
-    c.http_server.tls = cert.tls();
+    c.http_server.tls = cert.server_tls();
     f(&mut c);
     c.validate().expect("valid config");
     RunningServer::start(c).await.expect("server starts")
 }
 
 /// An HTTPS client trusting only `cert`, resolving `localhost` to the server.
-fn https(cert: &Cert, addr: std::net::SocketAddr, h1_only: bool) -> reqwest::Client {
+fn https(cert: &TestCert, addr: std::net::SocketAddr, h1_only: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .no_proxy()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.pem.as_bytes()).expect("pem"))
@@ -96,7 +52,7 @@ async fn api(client: &reqwest::Client, port: u16, method: &str, body: Value) -> 
 
 /// A WebSocket over TLS (ALPN http/1.1), connected with the JSON protocol.
 async fn wss(
-    cert: &Cert,
+    cert: &TestCert,
     addr: std::net::SocketAddr,
 ) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
@@ -143,7 +99,7 @@ where
 
 #[tokio::test]
 async fn https_h1_and_h2_and_wss_with_a_self_signed_certificate() {
-    let cert = Cert::new();
+    let cert = TestCert::new();
     let server = start(&cert, |_| {}).await;
     let port = server.addr.port();
 
@@ -211,7 +167,7 @@ async fn https_h1_and_h2_and_wss_with_a_self_signed_certificate() {
 
 #[tokio::test]
 async fn stalled_tls_handshake_is_cut_and_others_are_served() {
-    let cert = Cert::new();
+    let cert = TestCert::new();
     let server = start(&cert, |c| {
         c.http_server.handshake_timeout = Duration::from_millis(700)
     })
@@ -248,7 +204,7 @@ async fn stalled_tls_handshake_is_cut_and_others_are_served() {
 
 #[tokio::test]
 async fn api_on_its_own_listener() {
-    let cert = Cert::new();
+    let cert = TestCert::new();
     let server = start(&cert, |c| {
         c.http_api.address = "127.0.0.1".into();
         c.http_api.port = 0;

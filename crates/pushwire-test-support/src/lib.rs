@@ -7,6 +7,7 @@
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
 //! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
 
+pub mod cert;
 pub mod consume;
 pub mod metrics;
 pub mod node_process;

@@ -1,16 +1,16 @@
 //! A redis-server serving TLS only (`--tls-port`), started for one test with a self-signed
 //! certificate for `localhost`, and stopped (and its files removed) when dropped.
 
-use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// A running TLS-only redis-server.
+use crate::cert::TestCert;
+
+/// A running TLS-only redis-server (its certificate files live as long as it).
 pub struct TlsRedis {
     /// Its TLS port on 127.0.0.1.
     pub port: u16,
-    dir: PathBuf,
+    cert: TestCert,
     child: tokio::process::Child,
 }
 
@@ -18,16 +18,7 @@ impl TlsRedis {
     /// Generates the certificate, starts `redis-server` on a free port and waits until it
     /// listens. Panics when redis-server is missing (scripts/services.sh installs it).
     pub async fn start() -> TlsRedis {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pushwire-tls-redis-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
-        std::fs::write(dir.join("cert.pem"), ck.cert.pem()).expect("write cert");
-        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).expect("write key");
+        let cert = TestCert::new();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -37,9 +28,9 @@ impl TlsRedis {
             .args(["--appendonly", "no", "--tls-auth-clients", "no"])
             .args(["--tls-port", &port.to_string()])
             .arg("--tls-cert-file")
-            .arg(dir.join("cert.pem"))
+            .arg(cert.cert_file())
             .arg("--tls-key-file")
-            .arg(dir.join("key.pem"))
+            .arg(cert.key_file())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -50,7 +41,7 @@ impl TlsRedis {
                 .await
                 .is_ok()
             {
-                return TlsRedis { port, dir, child };
+                return TlsRedis { port, cert, child };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -64,13 +55,12 @@ impl TlsRedis {
 
     /// The PEM file of the server's (self-signed) certificate, to trust as a root.
     pub fn ca_file(&self) -> String {
-        self.dir.join("cert.pem").display().to_string()
+        self.cert.cert_file().display().to_string()
     }
 }
 
 impl Drop for TlsRedis {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
