@@ -146,7 +146,9 @@ async fn user_command(node: &Node, method: &str, u: UserCommand) -> Applied {
                 },
                 None => Disconnect::FORCE_DISCONNECT,
             };
-            node.disconnect_user(&target, disconnect);
+            node.disconnect_user(&target, disconnect)
+                .await
+                .map_err(|c| failure(c, "disconnect"))?;
         }
         "unsubscribe" => {
             node.unsubscribe_user(&target, &u.channel)
@@ -167,7 +169,9 @@ async fn user_command(node: &Node, method: &str, u: UserCommand) -> Applied {
         }
         _ => {
             let info = u.info.map(|i| raw(Some(i)));
-            node.refresh_user(&target, u.expired, u.expire_at, info);
+            node.refresh_user(&target, u.expired, u.expire_at, info)
+                .await
+                .map_err(|c| failure(c, "refresh"))?;
         }
     }
     Ok(Effect::Applied)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use pushwire_protocol::{FilterNode, JoinLeave, Publication, Push};
+use pushwire_protocol::{Disconnect, FilterNode, JoinLeave, Publication, Push};
 
 use crate::encoding::{EncodeOnce, Encoding};
 
@@ -246,6 +246,22 @@ impl Hub {
             }
         }
         delivery
+    }
+
+    /// Closes (with `disconnect`) the connections of this node subscribed to any of
+    /// `channels`, e.g. 3010 after the broker lost continuity, so their SDKs reconnect and
+    /// recover from history. Returns the number of subscriptions closed.
+    pub fn close_subscribers(&self, channels: &[String], disconnect: Disconnect) -> usize {
+        let mut n = 0;
+        for name in channels {
+            if let Some(ch) = self.channel(name) {
+                for sub in ch.lock().subscribers.values() {
+                    sub.outbox.close(disconnect.clone());
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Number of subscribers of `channel` on this node.

@@ -8,6 +8,8 @@
 //! - [`config`]: typed `client.*` / `channel.*` configuration and its validation.
 //! - [`namespace`]: channel names → namespaces, private and user-limited channels.
 //! - [`node`]: the node and the operations shared by the server API and clients.
+//! - [`cluster`]: the control plane between nodes (node registry, user operations on every
+//!   node, surveys, forwarded emulation), carried by the broker.
 //! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
 //! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
 //! - [`encoding`]: protocol × envelope, and encode-once caches.
@@ -15,20 +17,24 @@
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
 //! - [`auth`]: credentials and the token verifier contract.
-//! - [`registry`], [`metrics`]: live clients and counters.
+//! - [`registry`], [`sessions`], [`metrics`]: live clients, emulated sessions by id, counters.
+//! - [`glob`]: channel name patterns (`channels`).
 
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod encoding;
 pub mod engine;
 pub mod filter;
+pub mod glob;
 pub mod hub;
 pub mod metrics;
 pub mod namespace;
 pub mod node;
 pub mod outbox;
 pub mod registry;
+pub mod sessions;
 
 pub use client::{Client, TransportInfo};
 pub use node::Node;

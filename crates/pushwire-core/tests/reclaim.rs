@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushwire_core::config::{ChannelOptions, NamespaceConfig, NodeConfig};
+use pushwire_core::engine::{Engine, MemoryBroker};
 use pushwire_core::node::PublishParams;
 use pushwire_core::{Client, Node, TransportInfo};
 use pushwire_protocol::{Protocol, RawJson};
 use serde_json::json;
 
-fn node() -> Arc<Node> {
+fn node() -> (Arc<Node>, Arc<MemoryBroker>) {
     let mut config = NodeConfig::default();
     config.client.allow_anonymous_connect_without_token = true;
     // Time is paused in this test: the command rate limit would never refill.
@@ -30,12 +31,24 @@ fn node() -> Arc<Node> {
         },
     });
     config.validate().expect("valid");
-    Node::new_memory(config, "reclaim", None)
+    let broker = Arc::new(MemoryBroker::new());
+    let engine = Engine {
+        broker: broker.clone(),
+        ..Engine::memory()
+    };
+    (Node::new(config, "reclaim", engine, None), broker)
+}
+
+/// Lets the broker's own sweep task run at the (paused) current time.
+async fn let_sweeper_run() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn short_lived_channels_are_reclaimed() {
-    let node = node();
+    let (node, broker) = node();
     let client = Client::new(
         node.clone(),
         TransportInfo {
@@ -76,18 +89,21 @@ async fn short_lived_channels_are_reclaimed() {
     // Subscriptions and presence are released at once.
     assert_eq!(node.hub().counts(), (0, 0));
     assert!(node.presence().presence("tmp:0").await.unwrap().is_empty());
-    let broker = node.memory_broker().unwrap();
     assert_eq!(broker.num_streams(), 1000, "history kept while it lives");
     // History expires after its TTL, the stream position after its meta TTL.
     tokio::time::advance(Duration::from_millis(1500)).await;
-    node.housekeep();
+    let_sweeper_run().await;
     assert_eq!(broker.num_streams(), 1000, "positions outlive history");
     let h = node.history("tmp:5", -1, None, false).await.unwrap();
     assert!(h.publications.is_empty());
     assert_eq!(h.offset, 1, "position kept after publications expire");
     tokio::time::advance(Duration::from_secs(2)).await;
-    node.housekeep();
-    assert_eq!(broker.num_streams(), 0, "idle streams reclaimed");
+    let_sweeper_run().await;
+    assert_eq!(
+        broker.num_streams(),
+        0,
+        "idle streams reclaimed by the broker's own sweeps"
+    );
     client.cleanup().await;
     assert_eq!(node.registry().counts(), (0, 0));
 }

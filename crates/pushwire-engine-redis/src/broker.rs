@@ -228,8 +228,13 @@ impl RedisBroker {
 
 #[async_trait]
 impl Broker for RedisBroker {
-    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
+    fn set_handler(&self, node_id: &str, handler: Arc<dyn BrokerEventHandler>) {
         let _ = self.handler.set(handler);
+        for name in [self.keys.control().to_owned(), self.keys.node(node_id)] {
+            if let Err(e) = self.pubsub.pin(name) {
+                tracing::error!(error = %e, "control channel not subscribed");
+            }
+        }
     }
 
     async fn publish(
@@ -294,5 +299,25 @@ impl Broker for RedisBroker {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn publish_control(
+        &self,
+        data: bytes::Bytes,
+        to: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let name = match to {
+            Some(uid) => self.keys.node(uid),
+            None => self.keys.control().to_owned(),
+        };
+        let result: Result<i64, _> = self.conn.clone().publish(name, data.as_ref()).await;
+        if result.is_err() {
+            RedisMetrics::inc(&self.metrics.control_errors);
+        }
+        result.map(|_| ()).map_err(backend)
+    }
+
+    fn metrics(&self) -> Vec<pushwire_core::engine::EngineMetric> {
+        self.metrics.families()
     }
 }

@@ -1,6 +1,8 @@
 //! [`RedisEngine`]: connects, then hands out the broker and the presence manager.
 
 use std::sync::{Arc, OnceLock};
+
+use pushwire_core::engine::Engine;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -9,21 +11,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::RedisBroker;
 use crate::config::RedisConfig;
+use crate::connections::RedisUserConnections;
 use crate::error::StartError;
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 use crate::presence::RedisPresence;
-use crate::pubsub::{self, PubSubHooks, PubSubSettings, ResyncHook};
+use crate::pubsub::{self, PubSubHooks, PubSubSettings};
 
 /// A connected Redis engine: one multiplexed connection for commands (reconnects by itself),
-/// one PUB/SUB connection for the node (reconnected by the broker's controller task).
+/// one PUB/SUB connection for the node (reconnected by the broker's controller task, which
+/// also carries the control messages between nodes).
 ///
 /// The broker and the presence manager each own their background task: dropping them (with
 /// the node that holds them) stops the tasks; [`RedisEngine::stop`] stops them at once.
 pub struct RedisEngine {
     broker: Arc<RedisBroker>,
     presence: Arc<RedisPresence>,
-    resync: Arc<OnceLock<ResyncHook>>,
+    connections: Arc<RedisUserConnections>,
     metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -105,7 +109,6 @@ impl RedisEngine {
         let metrics = Arc::new(RedisMetrics::default());
         let cancel = CancellationToken::new();
         let handler = Arc::new(OnceLock::new());
-        let resync = Arc::new(OnceLock::new());
         let broker_cancel = cancel.child_token();
         let (handle, pubsub_task) = pubsub::start(
             client,
@@ -113,7 +116,6 @@ impl RedisEngine {
             keys.clone(),
             PubSubHooks {
                 handler: handler.clone(),
-                resync: resync.clone(),
                 metrics: metrics.clone(),
             },
             PubSubSettings {
@@ -133,6 +135,13 @@ impl RedisEngine {
             metrics.clone(),
             broker_cancel.drop_guard(),
         );
+        let (connections, connections_task) = RedisUserConnections::start(
+            conn.clone(),
+            keys.clone(),
+            config.presence_ttl,
+            metrics.clone(),
+            cancel.child_token(),
+        );
         let (presence, presence_task) = RedisPresence::start(
             conn,
             keys,
@@ -143,10 +152,10 @@ impl RedisEngine {
         Ok(RedisEngine {
             broker: Arc::new(broker),
             presence: Arc::new(presence),
-            resync,
+            connections: Arc::new(connections),
             metrics,
             cancel,
-            tasks: vec![pubsub_task, presence_task],
+            tasks: vec![pubsub_task, presence_task, connections_task],
         })
     }
 
@@ -166,10 +175,19 @@ impl RedisEngine {
         self.metrics.clone()
     }
 
-    /// Sets the hook called after the PUB/SUB connection was lost and re-established (once;
-    /// later calls are ignored). See [`ResyncHook`].
-    pub fn on_resync(&self, hook: ResyncHook) {
-        let _ = self.resync.set(hook);
+    /// The per-user connection counts.
+    pub fn connections(&self) -> Arc<RedisUserConnections> {
+        self.connections.clone()
+    }
+
+    /// The broker, presence and connection counts as the core's [`Engine`], for `Node::new`.
+    /// The background tasks keep running while any of them lives.
+    pub fn engine(&self) -> Engine {
+        Engine {
+            broker: self.broker.clone(),
+            presence: self.presence.clone(),
+            connections: self.connections.clone(),
+        }
     }
 
     /// Stops the background tasks now and waits at most `timeout` for them.

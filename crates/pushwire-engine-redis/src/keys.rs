@@ -8,12 +8,17 @@
 //! | `<prefix>.presence.data.<channel>` | hash | client id → protobuf `ClientInfo` |
 //! | `<prefix>.presence.expire.<channel>` | sorted set | client id scored by its expiry (Unix ms) |
 //! | `<prefix>.pub.<channel>` | PUB/SUB channel | publications, joins and leaves ([`crate::codec`]) |
+//! | `<prefix>.control` | PUB/SUB channel | control messages to every node (`pushwire_protocol::control`) |
+//! | `<prefix>.node.<uid>` | PUB/SUB channel | control messages to the node with that uid |
+//! | `<prefix>.conns.<user>` | sorted set | the user's connection ids scored by expiry (Unix ms), for `client.user_connection_limit` |
 
 /// Builds key names for one prefix.
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
     pub_prefix: String,
+    control: String,
+    node_prefix: String,
 }
 
 impl Keys {
@@ -22,6 +27,8 @@ impl Keys {
         Keys {
             prefix: prefix.to_owned(),
             pub_prefix: format!("{prefix}.pub."),
+            control: format!("{prefix}.control"),
+            node_prefix: format!("{prefix}.node."),
         }
     }
 
@@ -61,6 +68,26 @@ impl Keys {
         format!("{}{channel}", self.pub_prefix)
     }
 
+    /// The PUB/SUB channel of control messages to every node.
+    pub fn control(&self) -> &str {
+        &self.control
+    }
+
+    /// The PUB/SUB channel of control messages to node `uid`.
+    pub fn node(&self, uid: &str) -> String {
+        format!("{}{uid}", self.node_prefix)
+    }
+
+    /// Whether a PUB/SUB channel name carries control messages.
+    pub fn is_control(&self, pubsub: &str) -> bool {
+        pubsub == self.control || pubsub.starts_with(&self.node_prefix)
+    }
+
+    /// The connection ids of `user` (per-user connection limit).
+    pub fn user_connections(&self, user: &str) -> String {
+        format!("{}.conns.{user}", self.prefix)
+    }
+
     /// The channel a PUB/SUB channel name carries, if it is one of ours.
     pub fn channel_of<'a>(&self, pubsub: &'a str) -> Option<&'a str> {
         pubsub.strip_prefix(&self.pub_prefix)
@@ -79,5 +106,8 @@ mod tests {
         assert_ne!(k.idempotency("a.b", "c"), k.idempotency("a", "b.c"));
         assert_eq!(k.channel_of(&k.pubsub("x.y")), Some("x.y"));
         assert_eq!(k.channel_of("other.pub.x"), None);
+        assert!(k.is_control(k.control()) && k.is_control(&k.node("n1")));
+        assert!(!k.is_control(&k.pubsub("pw.control")));
+        assert_eq!(k.channel_of(k.control()), None);
     }
 }

@@ -7,9 +7,11 @@
 //! Layout:
 //! - [`config`]: `engine.redis.*` settings and their validation.
 //! - [`engine`]: [`RedisEngine::connect`], which fails clearly when Redis is unreachable.
-//! - [`broker`]: [`RedisBroker`] (publish, history, subscribe).
+//! - [`broker`]: [`RedisBroker`] (publish, history, subscribe, control messages between
+//!   nodes).
 //! - `pubsub` (private): the node's PUB/SUB connection, reconnect and resubscribe.
 //! - [`presence`]: [`RedisPresence`], presence with TTL.
+//! - [`connections`]: [`RedisUserConnections`], per-user connection counts across nodes.
 //! - [`metrics`]: [`RedisMetrics`], the engine's counters for `/metrics`.
 //! - [`keys`]: the key layout; [`codec`]: stored and published bytes.
 //! - `scripts` (private) with the Lua sources in `lua/`; `backoff` (private).
@@ -20,6 +22,7 @@ mod backoff;
 pub mod broker;
 pub mod codec;
 pub mod config;
+pub mod connections;
 pub mod engine;
 mod error;
 pub mod keys;
@@ -30,8 +33,8 @@ mod scripts;
 
 pub use broker::RedisBroker;
 pub use config::RedisConfig;
+pub use connections::RedisUserConnections;
 pub use engine::RedisEngine;
 pub use error::StartError;
 pub use metrics::RedisMetrics;
 pub use presence::RedisPresence;
-pub use pubsub::ResyncHook;

@@ -7,6 +7,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use pushwire_core::engine::EngineMetric;
+
 /// Counters of one Redis engine. Read them with [`RedisMetrics::get`]; the server renders them
 /// as the `pushwire_redis_*` families of `/metrics` (docs/observability.md).
 #[derive(Debug, Default)]
@@ -34,6 +36,10 @@ pub struct RedisMetrics {
     /// Times the PUB/SUB connection was lost and re-established (resubscribed), i.e. times
     /// the resync hook fired. Counted before the hook runs.
     pub pubsub_reconnects: AtomicU64,
+    /// Control messages between nodes that could not be PUBLISHed.
+    pub control_errors: AtomicU64,
+    /// Per-user connection count operations that failed in Redis (add, remove, refresh).
+    pub connection_count_errors: AtomicU64,
     /// 1 while the PUB/SUB connection is up (from connect until it is found lost, and again
     /// from a successful resubscribe), 0 otherwise.
     pub pubsub_connected: AtomicU64,
@@ -50,6 +56,63 @@ impl RedisMetrics {
     #[inline]
     pub fn get(value: &AtomicU64) -> u64 {
         value.load(Ordering::Relaxed)
+    }
+
+    /// Every counter and gauge as the engine families of `/metrics` (`pushwire_redis_*`).
+    pub fn families(&self) -> Vec<EngineMetric> {
+        let get = RedisMetrics::get;
+        vec![
+            EngineMetric::counter(
+                "pushwire_redis_publications_total",
+                "Publications Redis accepted and sent over PUB/SUB (duplicates and stale versions excluded).",
+                get(&self.publications),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_publish_errors_total",
+                "Publications that failed in Redis (connection, timeout, script error).",
+                get(&self.publish_errors),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_history_reads_total",
+                "History reads (API, client history, subscribe with recovery or positioning).",
+                get(&self.history_reads),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_history_errors_total",
+                "History reads that failed in Redis (an epoch mismatch is not an error).",
+                get(&self.history_errors),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_presence_errors_total",
+                "Presence operations that failed in Redis (add, remove, read, periodic refresh).",
+                get(&self.presence_errors),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_control_errors_total",
+                "Control messages between nodes that could not be published to Redis.",
+                get(&self.control_errors),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_connection_count_errors_total",
+                "Per-user connection count operations that failed in Redis (add, remove, refresh).",
+                get(&self.connection_count_errors),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_pubsub_messages_total",
+                "Messages received on the node's PUB/SUB connection (publications, joins, leaves, control).",
+                get(&self.pubsub_messages),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_pubsub_reconnects_total",
+                "Times the PUB/SUB connection was lost and re-established (subscribers resynced with 3010).",
+                get(&self.pubsub_reconnects),
+            ),
+            EngineMetric::gauge(
+                "pushwire_redis_pubsub_connected",
+                "1 while the node's PUB/SUB connection to Redis is up, 0 while it reconnects.",
+                get(&self.pubsub_connected),
+            ),
+        ]
     }
 
     /// Sets the [`RedisMetrics::pubsub_connected`] gauge.

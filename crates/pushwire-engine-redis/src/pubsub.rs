@@ -6,11 +6,14 @@
 //! subscribe is answered only after Redis confirmed `SUBSCRIBE`, so a history read made after
 //! it can not miss a publication: what is published later arrives here.
 //!
+//! The node's control channels (`<prefix>.control`, `<prefix>.node.<uid>`) are pinned: always
+//! subscribed while the connection is up; their messages go to the handler's `on_control`.
+//!
 //! After a lost connection the controller reconnects (backoff with jitter, retried until the
-//! engine is dropped), resubscribes every channel with subscribers, then calls the resync hook
-//! with those channels: publications sent while the connection was down were not received, and
-//! the hook lets the node resync its clients (the server disconnects them with 3010, so they
-//! reconnect and recover from history). Subscribes asked for while disconnected fail.
+//! engine is dropped), resubscribes every channel with subscribers and the pinned ones, then
+//! calls the handler's `on_resync` with those channels: publications sent while the connection
+//! was down were not received, and the hub closes their subscribers with 3010 so they
+//! reconnect and recover from history. Subscribes asked for while disconnected fail.
 //!
 //! The engine's [`RedisMetrics`] count the messages received, the reconnects, and whether the
 //! connection is up.
@@ -31,10 +34,6 @@ use crate::codec::{self, Message};
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 
-/// Called after the PUB/SUB connection was re-established, with the channels that have
-/// subscribers on this node (messages for them may have been missed).
-pub type ResyncHook = Arc<dyn Fn(&[String]) + Send + Sync>;
-
 /// The node's handler, set once at node start.
 pub(crate) type SharedHandler = Arc<OnceLock<Arc<dyn BrokerEventHandler>>>;
 
@@ -52,6 +51,10 @@ enum Command {
     },
     Unsubscribe {
         channel: String,
+    },
+    /// Subscribe to a raw PUB/SUB name for the connection's whole life (control channels).
+    Pin {
+        name: String,
     },
 }
 
@@ -89,6 +92,14 @@ impl PubSubHandle {
         rx.await.map_err(|_| stopped())?
     }
 
+    /// Keeps the raw PUB/SUB name `name` subscribed for good (also after reconnects). Returns
+    /// once queued; the subscription follows in order with other changes.
+    pub fn pin(&self, name: String) -> Result<(), EngineError> {
+        self.tx
+            .try_send(Command::Pin { name })
+            .map_err(|_| EngineError::Backend("redis: pub/sub queue full or stopped".into()))
+    }
+
     /// Counts one less; the Redis subscription ends when the count reaches zero.
     pub async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
         self.tx
@@ -112,12 +123,10 @@ pub(crate) async fn open(
     }
 }
 
-/// Who the controller reports to: the node's event handler, the resync hook, the metrics.
+/// Who the controller reports to: the node's event handler and the metrics.
 pub(crate) struct PubSubHooks {
-    /// Receives the publications, joins and leaves.
+    /// Receives the publications, joins, leaves, control messages and resyncs.
     pub handler: SharedHandler,
-    /// Called after the connection was lost and re-established.
-    pub resync: Arc<OnceLock<ResyncHook>>,
     /// The engine's counters.
     pub metrics: Arc<RedisMetrics>,
 }
@@ -132,23 +141,19 @@ pub(crate) fn start(
     settings: PubSubSettings,
     cancel: CancellationToken,
 ) -> (PubSubHandle, JoinHandle<()>) {
-    let PubSubHooks {
-        handler,
-        resync,
-        metrics,
-    } = hooks;
+    let PubSubHooks { handler, metrics } = hooks;
     metrics.set_pubsub_connected(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let controller = Controller {
         client,
         keys,
         handler,
-        resync,
         settings,
         metrics,
         cancel,
         rx,
         counts: HashMap::new(),
+        pinned: Vec::new(),
     };
     let task = tokio::spawn(controller.run(connection));
     (PubSubHandle { tx }, task)
@@ -158,7 +163,6 @@ struct Controller {
     client: redis::Client,
     keys: Keys,
     handler: SharedHandler,
-    resync: Arc<OnceLock<ResyncHook>>,
     settings: PubSubSettings,
     metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
@@ -167,6 +171,8 @@ struct Controller {
     /// Counting (rather than a set) keeps a late unsubscribe of a previous subscriber from
     /// undoing a newer subscribe that overtook it.
     counts: HashMap<String, i64>,
+    /// Raw PUB/SUB names subscribed for good (control channels).
+    pinned: Vec<String>,
 }
 
 enum End {
@@ -236,6 +242,7 @@ impl Controller {
         let mut waiters = Vec::new();
         let mut next = Some(first);
         let mut n = 0;
+        let mut pins = Vec::new();
         while let Some(cmd) = next.take() {
             let (channel, delta) = match cmd {
                 Command::Subscribe { channel, done } => {
@@ -243,6 +250,12 @@ impl Controller {
                     (channel, 1)
                 }
                 Command::Unsubscribe { channel } => (channel, -1),
+                Command::Pin { name } => {
+                    self.pinned.push(name.clone());
+                    pins.push(name);
+                    next = self.rx.try_recv().ok();
+                    continue;
+                }
             };
             let count = self.counts.entry(channel.clone()).or_insert(0);
             before.entry(channel.clone()).or_insert(*count);
@@ -255,7 +268,7 @@ impl Controller {
                 next = self.rx.try_recv().ok();
             }
         }
-        let mut subscribe = Vec::new();
+        let mut subscribe = pins;
         let mut unsubscribe = Vec::new();
         for (channel, was) in before {
             let now = self.counts.get(&channel).copied().unwrap_or(0);
@@ -321,9 +334,10 @@ impl Controller {
                 .map(|(c, _)| c.clone())
                 .collect();
             let mut ok = true;
-            for chunk in channels.chunks(BATCH) {
-                let names: Vec<String> = chunk.iter().map(|c| self.keys.pubsub(c)).collect();
-                let r = tokio::time::timeout(self.settings.command_timeout, sink.subscribe(&names))
+            let mut all: Vec<String> = self.pinned.clone();
+            all.extend(channels.iter().map(|c| self.keys.pubsub(c)));
+            for names in all.chunks(BATCH) {
+                let r = tokio::time::timeout(self.settings.command_timeout, sink.subscribe(names))
                     .await;
                 if !matches!(r, Ok(Ok(()))) {
                     ok = false;
@@ -340,8 +354,8 @@ impl Controller {
             );
             self.metrics.set_pubsub_connected(true);
             RedisMetrics::inc(&self.metrics.pubsub_reconnects);
-            if let Some(hook) = self.resync.get() {
-                hook(&channels);
+            if let Some(handler) = self.handler.get() {
+                handler.on_resync(&channels);
             }
             return Some((sink, stream));
         }
@@ -349,6 +363,10 @@ impl Controller {
 
     fn apply_disconnected(&mut self, cmd: Command) {
         let (channel, delta) = match cmd {
+            Command::Pin { name } => {
+                self.pinned.push(name);
+                return;
+            }
             Command::Subscribe { channel, done } => {
                 let _ = done.send(Err(EngineError::Backend(
                     "redis: pub/sub connection down".into(),
@@ -379,6 +397,9 @@ async fn read(
         };
         let name = msg.get_channel_name();
         let Some(channel) = keys.channel_of(name) else {
+            if keys.is_control(name) {
+                handler.on_control(msg.get_payload_bytes());
+            }
             continue;
         };
         match codec::decode_message(msg.get_payload_bytes()) {

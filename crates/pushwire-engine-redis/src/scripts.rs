@@ -20,3 +20,6 @@ pub static PRESENCE_REMOVE: LazyLock<Script> =
 /// Drops expired presence entries and returns the rest.
 pub static PRESENCE_GET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/presence_get.lua")));
+/// Adds or refreshes a user's connection ids under the per-user limit.
+pub static CONNECTIONS_ADD: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/connections_add.lua")));

@@ -1,33 +1,27 @@
 //! The PUB/SUB connection of a node: after Redis drops it, the broker reconnects,
-//! resubscribes every channel, tells the node (resync hook), and delivery resumes.
+//! resubscribes every channel (and its control channels), tells the node (`on_resync`), and
+//! delivery resumes.
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use parking_lot::Mutex;
 use pushwire_core::engine::Broker;
 
 #[tokio::test]
-async fn reconnects_resubscribes_and_calls_the_resync_hook() {
+async fn reconnects_resubscribes_and_tells_the_handler_to_resync() {
     let cfg = pushwire_engine_redis::RedisConfig {
         reconnect_min_delay: Duration::from_millis(20),
         reconnect_max_delay: Duration::from_millis(200),
         ..config()
     };
-    let (node, rec, engine) = broker(&cfg).await;
-    let resynced: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
-    let r = resynced.clone();
-    engine.on_resync(Arc::new(move |channels: &[String]| {
-        let mut channels = channels.to_vec();
-        channels.sort();
-        r.lock().push(channels);
-    }));
-    // 23 channels: an unusual count that identifies this node's PUB/SUB connection.
-    const SUBS: usize = 23;
-    let channels: Vec<String> = (0..SUBS).map(|i| format!("ch{i:02}")).collect();
+    let (node, rec, _engine) = broker(&cfg).await;
+    // 23 channels: an unusual count that identifies this node's PUB/SUB connection (plus its
+    // two control channels).
+    const CHANNELS: usize = 23;
+    const SUBS: usize = CHANNELS + 2;
+    let channels: Vec<String> = (0..CHANNELS).map(|i| format!("ch{i:02}")).collect();
     for c in &channels {
         node.subscribe(c).await.unwrap();
     }
@@ -41,23 +35,28 @@ async fn reconnects_resubscribes_and_calls_the_resync_hook() {
     kill_pubsub_connection(SUBS).await;
     assert!(
         eventually(Duration::from_secs(10), || async {
-            !resynced.lock().is_empty()
+            !rec.resyncs.lock().is_empty()
         })
         .await,
-        "the resync hook runs after the reconnect"
+        "on_resync is called after the reconnect"
     );
     let mut expected = channels.clone();
     expected.sort();
     assert_eq!(
-        resynced.lock()[0],
+        rec.resyncs.lock()[0],
         expected,
         "every channel with subscribers"
     );
     assert_eq!(
         pubsub_clients(SUBS).await.len(),
         1,
-        "resubscribed to all channels"
+        "resubscribed to all channels and the control channels"
     );
+    // Control messages flow again too.
+    node.publish_control(bytes::Bytes::from_static(b"after"), Some(&rec.node_id))
+        .await
+        .unwrap();
+    assert_eq!(rec.wait_controls(1).await, vec![b"after".to_vec()]);
 
     // Delivery resumes on every channel, still in offset order; history has what was
     // published meanwhile.

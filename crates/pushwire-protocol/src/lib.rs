@@ -12,10 +12,12 @@
 //! - [`frame`]: splitting batched frames (JSON or varint-delimited protobuf) into commands and
 //!   joining encoded replies into frames.
 //! - [`pb`]: protobuf wire types generated at build time from `proto/client.proto`.
+//! - [`control`]: protobuf messages between nodes (`proto/control.proto`), versioned.
 //! - `convert` (private): `From` impls between the model and [`pb`].
 
 pub mod codes;
 pub mod command;
+pub mod control;
 mod convert;
 pub mod encode;
 pub mod frame;

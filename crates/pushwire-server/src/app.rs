@@ -29,14 +29,10 @@ pub struct AppState {
     pub origins: Arc<OriginPolicy>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
-    /// Emulation sessions by id.
-    pub sessions: Arc<transport::sessions::Sessions>,
     /// Concurrent long-polls per client.
     pub polls: Arc<transport::long_poll::PollLimiter>,
     /// Metrics of the running consumers, for `/metrics`.
     pub consumers: pushwire_consumers::MetricsRegistry,
-    /// The Redis engine's counters, for `/metrics`; `None` on the memory engine.
-    pub redis: Option<Arc<pushwire_engine_redis::RedisMetrics>>,
 }
 
 /// Builds the router.
@@ -118,7 +114,7 @@ pub struct RunningServer {
     stop_accepting: CancellationToken,
     serve: tokio::task::JoinHandle<()>,
     serve_api: Option<tokio::task::JoinHandle<()>>,
-    housekeeping: tokio::task::JoinHandle<()>,
+    cluster: tokio::task::JoinHandle<()>,
     consumers: pushwire_consumers::Consumers,
 }
 
@@ -157,17 +153,14 @@ impl RunningServer {
         } else {
             config.node.name.clone()
         };
-        let crate::engine::BuiltNode { node, redis } =
-            crate::engine::build_node(&config, name, verifier).await?;
+        let node = crate::engine::build_node(&config, name, verifier).await?;
         let consumers =
             pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
         let state = AppState {
             consumers: consumers.registry(),
-            redis,
             origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
             node: node.clone(),
             tracker: TaskTracker::new(),
-            sessions: Default::default(),
             polls: Default::default(),
             config: Arc::new(config),
         };
@@ -189,7 +182,7 @@ impl RunningServer {
         };
         let app = router(state.clone());
         let serve = crate::listener::spawn(listener, app, settings, stop_accepting.clone());
-        let housekeeping = tokio::spawn(node.clone().run_housekeeping(stop_accepting.clone()));
+        let cluster = tokio::spawn(node.clone().run_cluster(stop_accepting.clone()));
         tracing::info!(addr = %local, version = pushwire_core::node::VERSION, "pushwire serving");
         Ok(RunningServer {
             addr: local,
@@ -199,7 +192,7 @@ impl RunningServer {
             stop_accepting,
             serve,
             serve_api,
-            housekeeping,
+            cluster,
             consumers,
         })
     }
@@ -209,6 +202,7 @@ impl RunningServer {
     pub async fn shutdown(self) -> ShutdownReport {
         let timeout = self.state.config.shutdown.timeout;
         self.stop_accepting.cancel();
+        self.node.leave_cluster().await;
         self.consumers.stop().await;
         let clients_notified = self.node.shutdown();
         self.state.tracker.close();
@@ -220,7 +214,7 @@ impl RunningServer {
         if let Some(api) = self.serve_api {
             let _ = tokio::time::timeout(Duration::from_secs(1), api).await;
         }
-        self.housekeeping.abort();
+        self.cluster.abort();
         tracing::info!(clients_notified, drained, "pushwire stopped");
         ShutdownReport {
             clients_notified,

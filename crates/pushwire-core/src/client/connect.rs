@@ -62,9 +62,24 @@ impl Client {
             st.expire_at = creds.expire_at;
         }
         let limit = self.node.config().client.user_connection_limit;
-        if !self.node.registry().add(this, &creds.user, limit) {
-            return Err(Disconnect::CONNECTION_LIMIT.into());
+        if limit > 0 && !creds.user.is_empty() {
+            // Counted across every node of the engine; a failed engine refuses the connect
+            // with a temporary error (the SDK retries) rather than skipping the limit.
+            match self
+                .node
+                .user_connections()
+                .try_add(&creds.user, &self.id, limit)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return Err(Disconnect::CONNECTION_LIMIT.into()),
+                Err(e) => {
+                    tracing::warn!(client = %self.id, error = %e, "user connection count failed");
+                    return Err(ErrorCode::Internal.into());
+                }
+            }
         }
+        self.node.registry().add(this, &creds.user, 0);
         Metrics::add(&self.node.metrics().connections_active, 1);
         tracing::debug!(client = %self.id, user = %creds.user, transport = self.transport.name, "connected");
         {
@@ -78,6 +93,7 @@ impl Client {
                 // The connection is not usable: release what was taken.
                 self.release_all().await;
                 self.node.registry().remove(self.key, &creds.user);
+                self.release_user_connection(&creds.user).await;
                 self.node
                     .metrics()
                     .connections_active

@@ -393,6 +393,16 @@ impl Client {
         }
     }
 
+    /// Frees this connection's place in its user's cluster-wide connection count.
+    pub(crate) async fn release_user_connection(&self, user: &str) {
+        if self.node.config().client.user_connection_limit == 0 || user.is_empty() {
+            return;
+        }
+        if let Err(e) = self.node.user_connections().remove(user, &self.id).await {
+            tracing::warn!(client = %self.id, error = %e, "user connection count not released");
+        }
+    }
+
     /// Releases everything the connection holds: subscriptions, presence, the registry entry.
     /// Idempotent; the transport calls it once the connection is gone.
     pub async fn cleanup(self: &Arc<Self>) {
@@ -410,6 +420,7 @@ impl Client {
         }
         if was_connected {
             self.node.registry().remove(self.key, &user);
+            self.release_user_connection(&user).await;
             self.node
                 .metrics()
                 .connections_active

@@ -6,10 +6,12 @@
 
 mod channel;
 mod client;
+mod cluster;
 mod token;
 
 pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
 pub use client::ClientConfig;
+pub use cluster::ClusterConfig;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,8 @@ pub struct NodeConfig {
     pub client: ClientConfig,
     /// `channel.*`: namespaces and channel options.
     pub channel: ChannelConfig,
+    /// `node.*` (announcements, surveys): the control plane between nodes.
+    pub cluster: ClusterConfig,
 }
 
 /// A configuration value that is out of range or inconsistent, naming its key.
@@ -48,6 +52,7 @@ impl NodeConfig {
     /// Checks relations between values; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.client.validate()?;
-        self.channel.validate()
+        self.channel.validate()?;
+        self.cluster.validate()
     }
 }

@@ -72,23 +72,34 @@ pub struct HistoryPage {
     pub position: StreamPosition,
 }
 
-/// Receives what the broker delivers to this node.
+/// Receives what the broker delivers to this node. Every method is called on the broker's
+/// delivery path and must not block: queue the work and return.
 pub trait BrokerEventHandler: Send + Sync + 'static {
     /// A publication for `channel`, in offset order per channel.
     fn on_publication(&self, channel: &str, publication: &Publication);
     /// A join (`join == true`) or leave in `channel`.
     fn on_join_leave(&self, channel: &str, info: &ClientInfo, join: bool);
+    /// A control message published with [`Broker::publish_control`] by any node on this
+    /// broker (this one included), as the bytes it was published with.
+    fn on_control(&self, data: &[u8]);
+    /// Publications of `channels` may have been missed (the broker lost and re-established
+    /// its connection): their subscribers on this node must resync from history.
+    fn on_resync(&self, channels: &[String]);
 }
 
-/// Moves publications between nodes and keeps channel streams.
+/// Moves publications and control messages between nodes and keeps channel streams.
 ///
 /// Contract: `publish` appends to the channel's stream (assigning the next offset in the
 /// current epoch) and delivers to every node's handler atomically per channel, so delivery
 /// order equals offset order and the stream top always equals the last delivered offset.
+/// `publish_control` reaches every node on the broker (the sender included) or the one node
+/// it names, in the order one sender published. The broker owns its background work
+/// (connections, expiry sweeps): dropping it stops that work.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
-    /// Registers the node's handler; called once before any other method.
-    fn set_handler(&self, handler: std::sync::Arc<dyn BrokerEventHandler>);
+    /// Registers the node (its uid, the address of node-directed control messages) and its
+    /// handler; called once before any other method.
+    fn set_handler(&self, node_id: &str, handler: std::sync::Arc<dyn BrokerEventHandler>);
     /// Appends (when history is on) and delivers a publication.
     async fn publish(
         &self,
@@ -112,4 +123,16 @@ pub trait Broker: Send + Sync + 'static {
         -> Result<HistoryPage, EngineError>;
     /// Removes publications but keeps the position and epoch.
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError>;
+    /// Sends a control message to every node (`to == None`, the sender included) or to the
+    /// node with uid `to`. Returns once the broker accepted it; a node that is not there
+    /// simply does not receive it.
+    async fn publish_control(
+        &self,
+        data: bytes::Bytes,
+        to: Option<&str>,
+    ) -> Result<(), EngineError>;
+    /// The engine's own figures for `/metrics` (connections, errors, ...); none by default.
+    fn metrics(&self) -> Vec<super::EngineMetric> {
+        Vec::new()
+    }
 }

@@ -1,12 +1,14 @@
 //! The in-memory broker: one node, streams in process memory.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use pushwire_protocol::{ClientInfo, Publication};
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::broker::{
     Broker, BrokerEventHandler, EngineError, HistoryPage, HistoryQuery, PublishOptions,
@@ -15,10 +17,21 @@ use super::broker::{
 use super::stream::Stream;
 
 const SHARDS: usize = 32;
+/// How often expired publications, idempotency keys and idle streams are dropped.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Broker for a single node. Streams live in sharded maps; each publish appends and delivers
 /// under its shard's lock, which keeps delivery in offset order per channel.
+///
+/// It owns its housekeeping: created inside a Tokio runtime, it sweeps expired publications,
+/// idempotency keys and idle streams every second until it is dropped. Control messages
+/// loop back to the node's own handler (this node is the whole cluster).
 pub struct MemoryBroker {
+    inner: Arc<Inner>,
+    _sweeper: Option<DropGuard>,
+}
+
+struct Inner {
     shards: Box<[Mutex<HashMap<String, Stream>>]>,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
 }
@@ -36,14 +49,58 @@ impl Default for MemoryBroker {
 }
 
 impl MemoryBroker {
-    /// An empty broker.
+    /// An empty broker; starts its sweep task when called inside a Tokio runtime.
     pub fn new() -> Self {
-        MemoryBroker {
+        let inner = Arc::new(Inner {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             handler: OnceLock::new(),
+        });
+        let sweeper = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            let cancel = CancellationToken::new();
+            rt.spawn(sweep_loop(Arc::downgrade(&inner), cancel.clone()));
+            cancel.drop_guard()
+        });
+        MemoryBroker {
+            inner,
+            _sweeper: sweeper,
         }
     }
 
+    /// Drops expired publications, keys and streams. Returns the number of streams left.
+    pub fn sweep(&self) -> usize {
+        self.inner.sweep()
+    }
+
+    /// Number of channel streams held.
+    pub fn num_streams(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Stream>> {
+        self.inner.shard(channel)
+    }
+
+    fn handler(&self) -> &Arc<dyn BrokerEventHandler> {
+        self.inner.handler()
+    }
+}
+
+async fn sweep_loop(inner: Weak<Inner>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => match inner.upgrade() {
+                Some(inner) => {
+                    inner.sweep();
+                }
+                None => return,
+            },
+        }
+    }
+}
+
+impl Inner {
     fn shard(&self, channel: &str) -> &Mutex<HashMap<String, Stream>> {
         let mut h: u64 = 0xcbf29ce484222325;
         for b in channel.bytes() {
@@ -58,8 +115,7 @@ impl MemoryBroker {
             .expect("broker handler set at node start")
     }
 
-    /// Drops expired publications, keys and streams. Returns the number of streams left.
-    pub fn sweep(&self) -> usize {
+    fn sweep(&self) -> usize {
         let now = Instant::now();
         let mut left = 0;
         for shard in self.shards.iter() {
@@ -69,17 +125,12 @@ impl MemoryBroker {
         }
         left
     }
-
-    /// Number of channel streams held.
-    pub fn num_streams(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
-    }
 }
 
 #[async_trait]
 impl Broker for MemoryBroker {
-    fn set_handler(&self, handler: Arc<dyn BrokerEventHandler>) {
-        let _ = self.handler.set(handler);
+    fn set_handler(&self, _node_id: &str, handler: Arc<dyn BrokerEventHandler>) {
+        let _ = self.inner.handler.set(handler);
     }
 
     async fn publish(
@@ -171,6 +222,17 @@ impl Broker for MemoryBroker {
         if let Some(s) = self.shard(channel).lock().get_mut(channel) {
             s.clear();
         }
+        Ok(())
+    }
+
+    async fn publish_control(
+        &self,
+        data: bytes::Bytes,
+        _to: Option<&str>,
+    ) -> Result<(), EngineError> {
+        // The only node there is: a broadcast and a message addressed to any node both reach
+        // this node's handler.
+        self.handler().on_control(&data);
         Ok(())
     }
 }

@@ -225,7 +225,11 @@ impl Node {
         if !info.namespace.options.presence {
             return Err(ErrorCode::NotAvailable);
         }
-        self.presence.presence(channel).await.map_err(engine_error)
+        self.engine
+            .presence
+            .presence(channel)
+            .await
+            .map_err(engine_error)
     }
 
     /// Presence counts. 108 when presence is off.
@@ -237,10 +241,14 @@ impl Node {
         if !info.namespace.options.presence {
             return Err(ErrorCode::NotAvailable);
         }
-        self.presence.stats(channel).await.map_err(engine_error)
+        self.engine
+            .presence
+            .stats(channel)
+            .await
+            .map_err(engine_error)
     }
 
-    /// Numbers for `info`.
+    /// This node's numbers (`info` lists them for every node: [`Node::cluster_info`]).
     pub fn info(&self) -> NodeInfo {
         let (num_clients, num_users) = self.registry.counts();
         let (num_channels, num_subs) = self.hub.counts();
@@ -263,8 +271,12 @@ impl Node {
         clients
     }
 
-    /// Disconnects the targeted connections with `disconnect`. Returns how many.
-    pub fn disconnect_user(&self, target: &DisconnectTarget, disconnect: Disconnect) -> usize {
+    /// Disconnects this node's targeted connections with `disconnect`. Returns how many.
+    pub(crate) fn disconnect_local(
+        &self,
+        target: &DisconnectTarget,
+        disconnect: Disconnect,
+    ) -> usize {
         let mut n = 0;
         for c in self.targeted(target) {
             if target.whitelist.iter().any(|w| w == c.id()) {
@@ -276,9 +288,9 @@ impl Node {
         n
     }
 
-    /// Subscribes the targeted connections of a user to `channel` (API `subscribe`), each
-    /// getting a Subscribe push; `since` recovers from that position. Returns how many.
-    pub async fn subscribe_user(
+    /// Subscribes this node's targeted connections of a user to `channel`, each getting a
+    /// Subscribe push; `since` recovers from that position. Returns how many.
+    pub(crate) async fn subscribe_local(
         &self,
         target: &DisconnectTarget,
         channel: &str,
@@ -314,8 +326,8 @@ impl Node {
         Ok(n)
     }
 
-    /// Refreshes the targeted connections (API `refresh`). Returns how many.
-    pub fn refresh_user(
+    /// Refreshes this node's targeted connections. Returns how many.
+    pub(crate) fn refresh_local(
         &self,
         target: &DisconnectTarget,
         expired: bool,
@@ -330,8 +342,9 @@ impl Node {
         n
     }
 
-    /// Unsubscribes the targeted connections from `channel` with an Unsubscribe push (2000).
-    pub async fn unsubscribe_user(
+    /// Unsubscribes this node's targeted connections from `channel` (every channel when
+    /// empty) with an Unsubscribe push (2000). Returns how many.
+    pub(crate) async fn unsubscribe_local(
         &self,
         target: &DisconnectTarget,
         channel: &str,

@@ -2,24 +2,28 @@
 //! and the clients share (publish, history, presence, ...).
 
 pub(crate) mod api;
+mod cluster;
 
 pub use api::{DisconnectTarget, NodeInfo, PublishParams};
+pub use cluster::{ChannelsSurvey, EmulationOutcome};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushwire_protocol::{ClientInfo, JoinLeave, Publication};
+use pushwire_protocol::{ClientInfo, Disconnect, JoinLeave, Publication};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
+use crate::cluster::Cluster;
 use crate::config::NodeConfig;
-use crate::engine::{Broker, BrokerEventHandler, MemoryBroker, MemoryPresence, PresenceManager};
+use crate::engine::{Broker, BrokerEventHandler, Engine, PresenceManager, UserConnections};
 use crate::hub::{ClientKey, Delivery, Hub};
 use crate::metrics::Metrics;
 use crate::namespace::Namespaces;
 use crate::registry::Registry;
+use crate::sessions::Sessions;
 
 /// Server version reported to clients and in `info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,11 +33,12 @@ pub struct Node {
     config: NodeConfig,
     namespaces: Namespaces,
     hub: Arc<Hub>,
+    engine: Engine,
     broker: Arc<dyn Broker>,
-    memory_broker: Option<Arc<MemoryBroker>>,
-    presence: Arc<dyn PresenceManager>,
+    cluster: Arc<Cluster>,
     verifier: Option<Arc<dyn TokenVerifier>>,
     registry: Registry,
+    sessions: Sessions,
     metrics: Arc<Metrics>,
     id: String,
     name: String,
@@ -51,9 +56,12 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// What the broker delivers goes to the hub (publications, joins, leaves, resyncs) and to the
+/// control plane (control messages).
 struct HubHandler {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    cluster: Arc<Cluster>,
 }
 
 impl HubHandler {
@@ -72,86 +80,72 @@ impl BrokerEventHandler for HubHandler {
         let info = JoinLeave { info: info.clone() };
         self.account(self.hub.join_leave(channel, info, join));
     }
+
+    fn on_control(&self, data: &[u8]) {
+        self.cluster.receive(data);
+    }
+
+    fn on_resync(&self, channels: &[String]) {
+        let n = self
+            .hub
+            .close_subscribers(channels, Disconnect::INSUFFICIENT_STATE);
+        tracing::warn!(
+            channels = channels.len(),
+            subscriptions = n,
+            "broker lost continuity: subscribers disconnected (3010) to recover from history"
+        );
+    }
 }
 
 impl Node {
-    /// A node with the embedded in-memory engine. `config` must have been validated.
+    /// A node with the embedded in-memory engine. `config` must have been validated. Call
+    /// inside a Tokio runtime (the memory broker runs its own expiry sweeps).
     pub fn new_memory(
         config: NodeConfig,
         name: impl Into<String>,
         verifier: Option<Arc<dyn TokenVerifier>>,
     ) -> Arc<Node> {
-        let broker = Arc::new(MemoryBroker::new());
-        Self::build(
-            config,
-            name.into(),
-            broker.clone(),
-            Some(broker),
-            Arc::new(MemoryPresence::new()),
-            verifier,
-        )
+        Self::new(config, name, Engine::memory(), verifier)
     }
 
-    /// A node on the given engines. `config` must have been validated.
+    /// A node on `engine`. `config` must have been validated. The node registers itself as
+    /// the broker's handler; run [`Node::run_cluster`] to take part in the cluster.
     pub fn new(
         config: NodeConfig,
         name: impl Into<String>,
-        broker: Arc<dyn Broker>,
-        presence: Arc<dyn PresenceManager>,
-        verifier: Option<Arc<dyn TokenVerifier>>,
-    ) -> Arc<Node> {
-        Self::build(config, name.into(), broker, None, presence, verifier)
-    }
-
-    fn build(
-        config: NodeConfig,
-        name: String,
-        broker: Arc<dyn Broker>,
-        memory_broker: Option<Arc<MemoryBroker>>,
-        presence: Arc<dyn PresenceManager>,
+        engine: Engine,
         verifier: Option<Arc<dyn TokenVerifier>>,
     ) -> Arc<Node> {
         let hub = Arc::new(Hub::new());
         let metrics = Arc::new(Metrics::default());
-        broker.set_handler(Arc::new(HubHandler {
-            hub: hub.clone(),
-            metrics: metrics.clone(),
-        }));
+        let cluster = Arc::new(Cluster::new(config.cluster.clone()));
+        let id = uuid::Uuid::new_v4().to_string();
+        engine.broker.set_handler(
+            &id,
+            Arc::new(HubHandler {
+                hub: hub.clone(),
+                metrics: metrics.clone(),
+                cluster: cluster.clone(),
+            }),
+        );
         Arc::new(Node {
             namespaces: Namespaces::new(&config.channel),
             config,
             hub,
-            broker,
-            memory_broker,
-            presence,
+            broker: engine.broker.clone(),
+            engine,
+            cluster,
             verifier,
             registry: Registry::default(),
+            sessions: Sessions::default(),
             metrics,
-            id: uuid::Uuid::new_v4().to_string(),
-            name,
+            id,
+            name: name.into(),
             started: Instant::now(),
             next_key: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             announce_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
-    }
-
-    /// Runs periodic housekeeping (expired history, idle streams) until `cancel` fires.
-    pub async fn run_housekeeping(self: Arc<Self>, cancel: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tick.tick() => self.housekeep(),
-            }
-        }
-    }
-
-    /// One housekeeping pass.
-    pub fn housekeep(&self) {
-        if let Some(b) = &self.memory_broker {
-            b.sweep();
-        }
     }
 
     /// Configuration.
@@ -174,14 +168,24 @@ impl Node {
         &self.broker
     }
 
-    /// The in-memory broker, when the node runs on it.
-    pub fn memory_broker(&self) -> Option<&Arc<MemoryBroker>> {
-        self.memory_broker.as_ref()
-    }
-
     /// Presence storage.
     pub fn presence(&self) -> &Arc<dyn PresenceManager> {
-        &self.presence
+        &self.engine.presence
+    }
+
+    /// Per-user connection counts (`client.user_connection_limit` across nodes).
+    pub fn user_connections(&self) -> &Arc<dyn UserConnections> {
+        &self.engine.connections
+    }
+
+    /// The control plane between nodes.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Emulated sessions of this node by id (`/emulation`).
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// Token verifier, if token auth is configured.

@@ -38,8 +38,11 @@ pub async fn engine(config: &RedisConfig) -> RedisEngine {
 pub async fn broker(config: &RedisConfig) -> (Arc<RedisBroker>, Arc<Recorder>, RedisEngine) {
     let engine = engine(config).await;
     let broker = engine.broker();
-    let rec = Arc::new(Recorder::default());
-    broker.set_handler(rec.clone());
+    let rec = Arc::new(Recorder {
+        node_id: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
+    });
+    broker.set_handler(&rec.node_id, rec.clone());
     (broker, rec, engine)
 }
 
@@ -120,6 +123,12 @@ pub fn info(user: &str, client: &str) -> ClientInfo {
 /// What a node's handler received.
 #[derive(Default)]
 pub struct Recorder {
+    /// The node id the handler was registered with.
+    pub node_id: String,
+    /// Control messages, in arrival order.
+    pub controls: Mutex<Vec<Vec<u8>>>,
+    /// Channel lists of each resync, sorted.
+    pub resyncs: Mutex<Vec<Vec<String>>>,
     /// Publications by channel, in arrival order.
     pub publications: Mutex<Vec<(String, Publication)>>,
     /// Joins and leaves by channel.
@@ -138,9 +147,31 @@ impl BrokerEventHandler for Recorder {
             .lock()
             .push((channel.to_owned(), info.clone(), join));
     }
+
+    fn on_control(&self, data: &[u8]) {
+        self.controls.lock().push(data.to_vec());
+    }
+
+    fn on_resync(&self, channels: &[String]) {
+        let mut channels = channels.to_vec();
+        channels.sort();
+        self.resyncs.lock().push(channels);
+    }
 }
 
 impl Recorder {
+    /// Waits up to 5 s until `n` control messages arrived; returns them.
+    pub async fn wait_controls(&self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let got = self.controls.lock().clone();
+            if got.len() >= n || tokio::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Offsets received in `channel`, in arrival order.
     pub fn offsets(&self, channel: &str) -> Vec<u64> {
         self.publications

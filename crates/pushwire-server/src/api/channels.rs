@@ -1,11 +1,10 @@
-//! `channels`: active channels of this node, filtered by a glob pattern.
+//! `channels`: active channels of every node, filtered by a glob pattern.
 
 use std::collections::BTreeMap;
 
 use pushwire_core::Node;
 use serde::{Deserialize, Serialize};
 
-use super::glob::Glob;
 use super::reply::{encode, ApiResult};
 use super::request::nullable;
 
@@ -13,14 +12,14 @@ use super::request::nullable;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ChannelsRequest {
-    /// Glob pattern (see [`super::glob`]); empty = all channels.
+    /// Glob pattern (see [`pushwire_core::glob`]); empty = all channels.
     #[serde(deserialize_with = "nullable")]
     pattern: String,
 }
 
 #[derive(Debug, Serialize)]
 struct ChannelInfo {
-    num_clients: usize,
+    num_clients: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -28,16 +27,15 @@ struct ChannelsResult {
     channels: BTreeMap<String, ChannelInfo>,
 }
 
-/// Channels with subscribers: `{"channels":{name:{"num_clients":N}}}`.
-pub fn channels(node: &Node, req: ChannelsRequest) -> ApiResult {
-    let glob = Glob::new(&req.pattern);
-    let all = glob.matches_all();
-    let channels = node
-        .hub()
-        .channels()
+/// Channels with subscribers on any live node (a survey; a node that does not answer within
+/// `node.survey_timeout` is left out, logged and counted):
+/// `{"channels":{name:{"num_clients":N}}}`.
+pub async fn channels(node: &Node, req: ChannelsRequest) -> ApiResult {
+    let survey = node.channels(&req.pattern).await;
+    let channels = survey
+        .channels
         .into_iter()
-        .filter(|(name, subscribers)| *subscribers > 0 && (all || glob.matches(name)))
-        .map(|(name, num_clients)| (name.to_string(), ChannelInfo { num_clients }))
+        .map(|(name, num_clients)| (name, ChannelInfo { num_clients }))
         .collect();
     encode(&ChannelsResult { channels })
 }

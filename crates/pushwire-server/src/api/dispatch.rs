@@ -38,19 +38,19 @@ async fn run(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResul
         Method::Publish => publish::publish(node, parse(params)?).await,
         Method::Broadcast => publish::broadcast(node, parse(params)?).await,
         Method::Unsubscribe => users::unsubscribe(node, parse(params)?).await,
-        Method::Disconnect => users::disconnect(node, parse(params)?),
+        Method::Disconnect => users::disconnect(node, parse(params)?).await,
         Method::Presence => presence::presence(node, parse(params)?).await,
         Method::PresenceStats => presence::presence_stats(node, parse(params)?).await,
         Method::History => history::history(node, parse(params)?).await,
         Method::HistoryRemove => history::history_remove(node, parse(params)?).await,
-        Method::Channels => channels::channels(node, parse(params)?),
+        Method::Channels => channels::channels(node, parse(params)?).await,
         Method::Info => {
             parse::<serde::de::IgnoredAny>(params)?;
             info::info(node)
         }
         Method::Rpc => rpc::rpc(parse(params)?),
         Method::Subscribe => server_side::subscribe(node, parse(params)?).await,
-        Method::Refresh => server_side::refresh(node, parse(params)?),
+        Method::Refresh => server_side::refresh(node, parse(params)?).await,
         Method::Batch => Err(ApiError::MethodNotFound),
     }
 }

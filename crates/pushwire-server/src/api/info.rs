@@ -6,15 +6,16 @@ use serde::Serialize;
 
 use super::reply::{encode, ApiResult};
 
-/// `info` result: this node only (no cluster yet).
+/// `info` result: every live node of the cluster.
 #[derive(Debug, Serialize)]
 struct InfoResult {
     nodes: Vec<NodeInfo>,
 }
 
-/// Node numbers: `{"nodes":[{…}]}`.
+/// Numbers of every live node (this one fresh, the others as last announced):
+/// `{"nodes":[{…}]}`.
 pub fn info(node: &Node) -> ApiResult {
     encode(&InfoResult {
-        nodes: vec![node.info()],
+        nodes: node.cluster_info(),
     })
 }

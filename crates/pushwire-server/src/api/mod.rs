@@ -6,7 +6,7 @@
 //! - [`handler`]: `POST /api/<method>` and the transport error mode; [`legacy`]: `POST /api`.
 //! - [`dispatch`]: the one code path from a [`method::Method`] and its params to a result.
 //! - The methods: [`publish`] (and broadcast), [`batch`], [`history`], [`presence`],
-//!   [`channels`] (with [`glob`] patterns), [`info`], [`rpc`], [`users`] (disconnect,
+//!   [`channels`] (with `pushwire_core::glob` patterns), [`info`], [`rpc`], [`users`] (disconnect,
 //!   unsubscribe).
 //! - [`request`]: body and params decoding; [`reply`]: response envelopes; [`error`]: codes.
 //!
@@ -19,7 +19,6 @@ pub mod batch;
 pub mod channels;
 pub mod dispatch;
 pub mod error;
-pub mod glob;
 pub mod handler;
 pub mod history;
 pub mod info;

@@ -60,8 +60,8 @@ fn optional(raw: Option<Box<RawValue>>, b64: &str) -> Result<pushwire_protocol::
     payload(raw, b64)
 }
 
-/// Subscribes the user's connections (all, or one `client`/`session`) to `channel`; each gets
-/// a Subscribe push. `recover_since` recovers from that position: `{}`.
+/// Subscribes the user's connections on every node (all, or one `client`/`session`) to
+/// `channel`; each gets a Subscribe push. `recover_since` recovers from that position: `{}`.
 pub async fn subscribe(node: &Node, req: SubscribeRequest) -> ApiResult {
     if req.channel.is_empty() {
         return Err(ApiError::BadRequest);
@@ -83,13 +83,15 @@ pub async fn subscribe(node: &Node, req: SubscribeRequest) -> ApiResult {
     encode(&EmptyResult {})
 }
 
-/// Refreshes the user's connections: `expired` closes them with 3005; otherwise the new
-/// `expire_at` and `info` apply and each gets a Refresh push: `{}`.
-pub fn refresh(node: &Node, req: RefreshRequest) -> ApiResult {
+/// Refreshes the user's connections on every node: `expired` closes them with 3005; otherwise
+/// the new `expire_at` and `info` apply and each gets a Refresh push: `{}`.
+pub async fn refresh(node: &Node, req: RefreshRequest) -> ApiResult {
     let info = req.info.map(|r| optional(Some(r), "")).transpose()?;
     let target = target(req.user, req.client, &req.session, Vec::new())?;
     let expire_at = (req.expire_at > 0).then_some(req.expire_at);
-    let n = node.refresh_user(&target, req.expired, expire_at, info);
+    let n = node
+        .refresh_user(&target, req.expired, expire_at, info)
+        .await?;
     tracing::debug!(user = %target.user, connections = n, "API refresh");
     encode(&EmptyResult {})
 }

@@ -54,20 +54,21 @@ pub struct UnsubscribeRequest {
     session: String,
 }
 
-/// Disconnects a user's connections (all, one `client`, minus `whitelist`): `{}`.
-pub fn disconnect(node: &Node, req: DisconnectRequest) -> ApiResult {
+/// Disconnects a user's connections on every node (all, one `client`, minus `whitelist`):
+/// `{}` once the other nodes were told; 100 when the engine could not carry it.
+pub async fn disconnect(node: &Node, req: DisconnectRequest) -> ApiResult {
     let target = target(req.user, req.client, &req.session, req.whitelist)?;
     let disconnect = match req.disconnect {
         None => Disconnect::FORCE_DISCONNECT,
         Some(d) => custom_disconnect(d)?,
     };
-    let n = node.disconnect_user(&target, disconnect);
+    let n = node.disconnect_user(&target, disconnect).await?;
     tracing::debug!(user = %target.user, connections = n, "API disconnect");
     encode(&EmptyResult {})
 }
 
-/// Unsubscribes a user's connections (all, or one `client`) from `channel` (or every channel
-/// when empty) with Unsubscribe push 2000: `{}`.
+/// Unsubscribes a user's connections on every node (all, or one `client`) from `channel` (or
+/// every channel when empty) with Unsubscribe push 2000: `{}`.
 pub async fn unsubscribe(node: &Node, req: UnsubscribeRequest) -> ApiResult {
     let target = target(req.user, req.client, &req.session, Vec::new())?;
     let n = node.unsubscribe_user(&target, &req.channel).await?;

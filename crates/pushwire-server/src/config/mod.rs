@@ -18,7 +18,7 @@ pub use template::STARTER_CONFIG;
 
 use std::time::Duration;
 
-use pushwire_core::config::{ChannelConfig, ClientConfig, ConfigError, NodeConfig};
+use pushwire_core::config::{ChannelConfig, ClientConfig, ClusterConfig, ConfigError, NodeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -265,12 +265,53 @@ impl Default for ShutdownConfig {
     }
 }
 
-/// `node.*`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `node.*`: identity, and the control plane between nodes (meanings and defaults:
+/// [`ClusterConfig`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NodeSection {
     /// Node name shown in `info`; defaults to the host name.
     pub name: String,
+    /// How often this node announces itself to the others.
+    #[serde(with = "humantime_serde")]
+    pub info_interval: Duration,
+    /// A node not heard from for this long is gone from `info` and surveys.
+    #[serde(with = "humantime_serde")]
+    pub info_ttl: Duration,
+    /// How long a survey or a forwarded `/emulation` request waits for answers.
+    #[serde(with = "humantime_serde")]
+    pub survey_timeout: Duration,
+    /// Received control messages waiting to be handled, at most.
+    pub control_queue_size: usize,
+    /// Requests from other nodes handled at once, at most.
+    pub max_requests_in_flight: usize,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        let c = ClusterConfig::default();
+        NodeSection {
+            name: String::new(),
+            info_interval: c.info_interval,
+            info_ttl: c.info_ttl,
+            survey_timeout: c.survey_timeout,
+            control_queue_size: c.control_queue_size,
+            max_requests_in_flight: c.max_requests_in_flight,
+        }
+    }
+}
+
+impl NodeSection {
+    /// The control plane's settings.
+    pub fn cluster(&self) -> ClusterConfig {
+        ClusterConfig {
+            info_interval: self.info_interval,
+            info_ttl: self.info_ttl,
+            survey_timeout: self.survey_timeout,
+            control_queue_size: self.control_queue_size,
+            max_requests_in_flight: self.max_requests_in_flight,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -333,6 +374,7 @@ impl ServerConfig {
         NodeConfig {
             client: self.client.clone(),
             channel: self.channel.clone(),
+            cluster: self.node.cluster(),
         }
     }
 }

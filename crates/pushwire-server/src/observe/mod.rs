@@ -1,13 +1,14 @@
 //! Operators' view of a node: `/health`, `/metrics` (Prometheus text), and the figures the
 //! admin page polls.
 //!
-//! Files: [`exposition`] (the metric table), [`redis_engine`] (the Redis engine's families),
+//! Files: [`exposition`] (the metric table), [`engine`] (the engine's and the control plane's
+//! families),
 //! [`text`] (the exposition format), [`process`] (`/proc/self` figures), [`stats`] (the admin
 //! page's JSON numbers).
 
+pub mod engine;
 pub mod exposition;
 pub mod process;
-pub mod redis_engine;
 pub mod stats;
 pub mod text;
 
@@ -26,8 +27,8 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text exposition of the node, the process, the consumers and
-/// (on the Redis engine) the engine. The `/proc` reads run on the blocking pool; the node's
+/// `GET /metrics`: Prometheus text exposition of the node, the process, the consumers, the
+/// engine and the control plane. The `/proc` reads run on the blocking pool; the node's
 /// and the engine's figures are atomics, so a scrape never holds up fan-out.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let process = tokio::task::spawn_blocking(process::read)
@@ -35,8 +36,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .unwrap_or_default();
     let mut text = exposition::render(&state.node, &process);
     state.consumers.render_prometheus(&mut text);
-    if let Some(m) = &state.redis {
-        redis_engine::render(&mut text, m);
-    }
+    engine::render(&mut text, &state.node);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -6,7 +6,7 @@
 //! - [`uni`]: unidirectional HTTP-streaming and SSE.
 //! - [`long_poll`]: long-polling and polling by offset.
 //! - [`stream`]: the streaming response body shared by the HTTP transports.
-//! - [`origin`], [`cors`], [`headers`], [`sessions`], [`positions`]: shared pieces.
+//! - [`origin`], [`cors`], [`headers`], [`positions`]: shared pieces.
 
 // Handlers return `Result<_, Response>` to answer early: at most once per request, so the
 // size of the error variant does not matter.
@@ -19,7 +19,6 @@ pub mod http_stream;
 pub mod long_poll;
 pub mod origin;
 pub mod positions;
-pub mod sessions;
 pub mod sse;
 pub mod stream;
 pub mod uni;

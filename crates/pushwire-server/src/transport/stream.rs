@@ -14,7 +14,6 @@ use tokio::time::Sleep;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::positions::Positions;
-use super::sessions::Sessions;
 use super::{cors, headers};
 use crate::app::AppState;
 use axum::body::Body;
@@ -95,11 +94,11 @@ impl Drop for Guard {
 /// Releases the session and the client as soon as the client is closed for any reason (slow,
 /// shutdown, API disconnect, peer gone), even while a full socket keeps the body from being
 /// polled.
-fn release_on_close(client: Arc<Client>, sessions: Option<Arc<Sessions>>) {
+fn release_on_close(client: Arc<Client>, emulated: bool) {
     tokio::spawn(async move {
         client.outbox().wait_closed().await;
-        if let Some(s) = &sessions {
-            s.remove(client.session());
+        if emulated {
+            client.node().sessions().remove(client.session());
         }
         client.cleanup().await;
     });
@@ -122,26 +121,27 @@ pub fn response(
     state: &AppState,
     request: &HeaderMap,
 ) -> Response {
-    let sessions = client.transport().emulated.then(|| state.sessions.clone());
-    if let Some(s) = &sessions {
-        s.insert(client.clone());
+    let emulated = client.transport().emulated;
+    if emulated {
+        client.node().sessions().insert(client.clone());
     }
-    let body = body(client, framing, sessions, state.tracker.token());
+    let body = body(client, framing, emulated, state.tracker.token());
     let mut response = Response::new(Body::from_stream(body));
     headers::no_cache(&mut response, framing.content_type());
     cors::decorate(request, response)
 }
 
 /// The body stream of a streaming connection; SSE framings start with `\r\n`.
-/// When `sessions` is given, the client's session is removed from it once the client closes.
+/// With `emulated`, the client's session is removed from the node's sessions once the client
+/// closes.
 pub fn body(
     client: Arc<Client>,
     framing: Framing,
-    sessions: Option<Arc<Sessions>>,
+    emulated: bool,
     token: TaskTrackerToken,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let sleep = Box::pin(tokio::time::sleep_until(client.next_deadline()));
-    release_on_close(client.clone(), sessions);
+    release_on_close(client.clone(), emulated);
     let state = State {
         guard: Guard {
             client,

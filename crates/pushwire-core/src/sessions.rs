@@ -1,10 +1,11 @@
-//! Emulation sessions: `session` id → client, so `/emulation` POSTs reach their connection.
+//! Emulation sessions: `session` id → client, so `/emulation` bodies reach their connection,
+//! whether they arrived at this node or were forwarded by another over the control plane.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::client::Client;
 use parking_lot::Mutex;
-use pushwire_core::Client;
 
 /// Live emulated sessions of this node.
 #[derive(Debug, Default)]

@@ -1,0 +1,188 @@
+//! One broker contract, run against both brokers: the memory broker (one node) and the Redis
+//! broker (real Redis at 127.0.0.1:6379). Each case takes a fresh broker with a recording
+//! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use pushwire_core::engine::{Broker, HistoryQuery, MemoryBroker, PublishOptions};
+use pushwire_protocol::StreamPosition;
+
+/// A broker under test, its handler, and whatever keeps it alive.
+struct Subject {
+    broker: Arc<dyn Broker>,
+    rec: Arc<Recorder>,
+    _keep: Option<pushwire_engine_redis::RedisEngine>,
+    cfg: Option<pushwire_engine_redis::RedisConfig>,
+}
+
+impl Subject {
+    async fn memory() -> Subject {
+        let broker = Arc::new(MemoryBroker::new());
+        let rec = Arc::new(Recorder {
+            node_id: "memory-node".into(),
+            ..Default::default()
+        });
+        broker.set_handler(&rec.node_id, rec.clone());
+        Subject {
+            broker,
+            rec,
+            _keep: None,
+            cfg: None,
+        }
+    }
+
+    async fn redis() -> Subject {
+        let cfg = config();
+        let (broker, rec, engine) = broker(&cfg).await;
+        Subject {
+            broker,
+            rec,
+            _keep: Some(engine),
+            cfg: Some(cfg),
+        }
+    }
+
+    async fn done(self) {
+        if let Some(cfg) = &self.cfg {
+            cleanup(cfg).await;
+        }
+    }
+}
+
+async fn each(case: impl AsyncFn(&Subject)) {
+    for subject in [Subject::memory().await, Subject::redis().await] {
+        case(&subject).await;
+        subject.done().await;
+    }
+}
+
+fn query(since: Option<StreamPosition>, limit: usize) -> HistoryQuery {
+    HistoryQuery {
+        since,
+        limit,
+        reverse: false,
+        meta_ttl: std::time::Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn publications_get_consecutive_offsets_and_arrive_in_offset_order() {
+    each(async |s: &Subject| {
+        s.broker.subscribe("c").await.unwrap();
+        for n in 1..=20 {
+            let out = s
+                .broker
+                .publish("c", publication(n), &history(100))
+                .await
+                .unwrap();
+            assert_eq!(out.position.unwrap().offset, n);
+        }
+        assert_eq!(s.rec.wait_for("c", 20).await, (1..=20).collect::<Vec<_>>());
+        let page = s.broker.history("c", query(None, 100)).await.unwrap();
+        assert_eq!(page.position.offset, 20);
+        let ns: Vec<u64> = page.publications.iter().map(n_of).collect();
+        assert_eq!(ns, (1..=20).collect::<Vec<_>>());
+        let since = StreamPosition {
+            offset: 15,
+            epoch: page.position.epoch.clone(),
+        };
+        let tail = s
+            .broker
+            .history("c", query(Some(since), 100))
+            .await
+            .unwrap();
+        assert_eq!(tail.publications.len(), 5);
+        let wrong = StreamPosition {
+            offset: 1,
+            epoch: "other".into(),
+        };
+        assert!(s.broker.history("c", query(Some(wrong), 10)).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_idempotency_key_suppresses_the_duplicate() {
+    each(async |s: &Subject| {
+        let options = PublishOptions {
+            idempotency_key: Some("k1".into()),
+            ..history(10)
+        };
+        let first = s
+            .broker
+            .publish("c", publication(1), &options)
+            .await
+            .unwrap();
+        let again = s
+            .broker
+            .publish("c", publication(1), &options)
+            .await
+            .unwrap();
+        assert!(!first.suppressed);
+        assert!(again.suppressed);
+        assert_eq!(again.position, first.position);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_control_broadcast_reaches_the_sender_too_in_order() {
+    each(async |s: &Subject| {
+        let sent: Vec<Vec<u8>> = (0..10).map(|i| format!("m{i}").into_bytes()).collect();
+        for m in &sent {
+            s.broker
+                .publish_control(Bytes::from(m.clone()), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.rec.wait_controls(10).await, sent);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_control_message_to_this_node_reaches_it() {
+    each(async |s: &Subject| {
+        s.broker
+            .publish_control(Bytes::from_static(b"direct"), Some(&s.rec.node_id))
+            .await
+            .unwrap();
+        assert_eq!(s.rec.wait_controls(1).await, vec![b"direct".to_vec()]);
+        assert!(
+            s.rec.publications.lock().is_empty(),
+            "control messages are not publications"
+        );
+    })
+    .await;
+}
+
+/// Redis only (the memory broker has one node): a message to one node reaches that node and
+/// no other; a broadcast reaches all.
+#[tokio::test]
+async fn redis_control_messages_reach_the_addressed_node_only() {
+    let cfg = config();
+    let (a, rec_a, _ea) = broker(&cfg).await;
+    let (_b, rec_b, _eb) = broker(&cfg).await;
+    let (_c, rec_c, _ec) = broker(&cfg).await;
+    // Let the pinned control subscriptions settle.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    a.publish_control(Bytes::from_static(b"to-b"), Some(&rec_b.node_id))
+        .await
+        .unwrap();
+    a.publish_control(Bytes::from_static(b"all"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        rec_b.wait_controls(2).await,
+        vec![b"to-b".to_vec(), b"all".to_vec()]
+    );
+    assert_eq!(rec_c.wait_controls(1).await, vec![b"all".to_vec()]);
+    assert_eq!(rec_a.wait_controls(1).await, vec![b"all".to_vec()]);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(rec_c.controls.lock().len(), 1, "c never got b's message");
+    cleanup(&cfg).await;
+}
