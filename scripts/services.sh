@@ -3,6 +3,7 @@
 # 127.0.0.1: Redis 6379, RabbitMQ 5672, NATS with JetStream 4222, PostgreSQL 5432 and a
 # Kafka-compatible broker (tansu) on 9092. Quick when everything already runs. A service that
 # cannot be started is an error: the suites never skip a missing broker.
+# It also installs HAProxy, which the cluster tests start themselves, one instance per test.
 #
 # Env: PUSHWIRE_SKIP_KAFKA=1 leaves tansu out (for a quick local run of other suites only).
 set -euo pipefail
@@ -35,6 +36,10 @@ apt_install() { # packages...
 need() { # command package
     command -v "$1" >/dev/null 2>&1 || [[ -x "$1" ]] || apt_install "$2"
 }
+
+# HAProxy is not a daemon here: the cluster tests start their own instances in front of their
+# nodes (crates/pushwire-test-support/src/haproxy.rs). Only make sure it is installed.
+need /usr/sbin/haproxy haproxy
 
 if ! listening 6379; then
     need redis-server redis-server

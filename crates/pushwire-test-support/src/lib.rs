@@ -6,12 +6,16 @@
 //! - [`token`]: HS256 tokens signed with [`SECRET`].
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
 //! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
+//! - [`haproxy::HaProxy`]: a real HAProxy balancing every request over a set of nodes.
+//! - [`sdk_live::LiveScript`]: an SDK script run in the background, read line by line.
 
 pub mod cert;
 pub mod consume;
+pub mod haproxy;
 pub mod metrics;
 pub mod node_process;
 pub mod sdk;
+pub mod sdk_live;
 mod server;
 pub mod tls_redis;
 mod ws;
