@@ -168,8 +168,6 @@ async fn redis_control_messages_reach_the_addressed_node_only() {
     let (a, rec_a, _ea) = broker(&cfg).await;
     let (_b, rec_b, _eb) = broker(&cfg).await;
     let (_c, rec_c, _ec) = broker(&cfg).await;
-    // Let the pinned control subscriptions settle.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     a.publish_control(Bytes::from_static(b"to-b"), Some(&rec_b.node_id))
         .await
         .unwrap();

@@ -43,7 +43,28 @@ pub async fn broker(config: &RedisConfig) -> (Arc<RedisBroker>, Arc<Recorder>, R
         ..Default::default()
     });
     broker.set_handler(&rec.node_id, rec.clone());
+    wait_control_subscribed(config, &rec.node_id).await;
     (broker, rec, engine)
+}
+
+/// Waits until the node's control channel is subscribed in Redis (pinned asynchronously by
+/// `set_handler`): a control message published before that would not reach the node.
+pub async fn wait_control_subscribed(config: &RedisConfig, node_id: &str) {
+    let name = format!("{}.node.{node_id}", config.prefix);
+    let conn = &mut redis().await;
+    for _ in 0..200 {
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&name)
+            .query_async(conn)
+            .await
+            .unwrap();
+        if n > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("control channel {name} never subscribed");
 }
 
 /// The presence manager of a new engine.
