@@ -45,6 +45,11 @@ struct Channel {
     subscribers: HashMap<ClientKey, Subscriber>,
     /// Live publications held back while a subscriber recovers: (offset, encoded).
     recovering: HashMap<ClientKey, Vec<(u64, Bytes)>>,
+    /// Subscribers that just recovered up to an offset the broker had not delivered here yet
+    /// (a shared engine's stream top can be ahead of its PUB/SUB delivery): live publications
+    /// at or below the offset were already sent and are skipped. An entry goes with the first
+    /// publication above it.
+    delivered: HashMap<ClientKey, u64>,
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
@@ -144,6 +149,7 @@ impl Hub {
             return true;
         };
         let mut ch = ch.lock();
+        let ch = &mut *ch;
         let Some(mut buffered) = ch.recovering.remove(&key) else {
             return true;
         };
@@ -162,7 +168,28 @@ impl Hub {
                 out.push(bytes);
             }
         }
-        sub.outbox.push_all(out).queued()
+        let queued = sub.outbox.push_all(out).queued();
+        if last > 0 {
+            ch.delivered.insert(key, last);
+        }
+        queued
+    }
+
+    /// Whether `key` already got the publication at `offset` through its recovery; forgets the
+    /// subscriber's mark at the first publication above it.
+    fn already_delivered(
+        delivered: &mut HashMap<ClientKey, u64>,
+        key: ClientKey,
+        offset: u64,
+    ) -> bool {
+        match delivered.get(&key) {
+            Some(&mark) if offset != 0 && offset <= mark => true,
+            Some(_) => {
+                delivered.remove(&key);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Removes a subscriber. Returns true if the channel has no subscriber left on this node.
@@ -176,6 +203,7 @@ impl Hub {
             self.gauges.subscription(s.transport, -1);
         }
         ch.recovering.remove(&key);
+        ch.delivered.remove(&key);
         if ch.subscribers.is_empty() {
             shard.remove(channel);
             self.gauges.channel(-1);
@@ -215,6 +243,10 @@ impl Hub {
             if let Some(buf) = ch.recovering.get_mut(key) {
                 buf.push((publication.offset, bytes));
                 delivery.queued += 1;
+            } else if !ch.delivered.is_empty()
+                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
+            {
+                continue;
             } else {
                 delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
@@ -365,6 +397,32 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(got[0].contains("\"offset\":6"));
         assert!(got[1].contains("\"offset\":7"));
+    }
+
+    /// A shared engine's stream top can be ahead of what its PUB/SUB delivered here: the
+    /// recovery read already sent offsets 5 and 6, which arrive live only afterwards.
+    #[test]
+    fn publications_the_recovery_read_already_sent_are_not_sent_again() {
+        let hub = Hub::new();
+        let a = Arc::new(Outbox::new(1 << 20));
+        let b = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 1, sub(&a), true);
+        hub.subscribe("ch", 2, sub(&b), false);
+        assert!(hub.finish_recovery("ch", 1, 6));
+        for offset in [5, 6, 7, 8] {
+            hub.publish("ch", &publication(offset));
+        }
+        let offsets = |o: &Outbox| -> Vec<String> {
+            o.try_drain()
+                .messages
+                .iter()
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .collect()
+        };
+        let got = offsets(&a);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].contains("\"offset\":7") && got[1].contains("\"offset\":8"));
+        assert_eq!(offsets(&b).len(), 4, "other subscribers get everything");
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl RedisMetrics {
             ),
             EngineMetric::counter(
                 "pushwire_redis_pubsub_messages_total",
-                "Messages received on the node's PUB/SUB connection (publications, joins, leaves, control).",
+                "Messages received on the node's PUB/SUB connection (publications, joins, leaves).",
                 get(&self.pubsub_messages),
             ),
             EngineMetric::counter(

@@ -383,7 +383,8 @@ impl Controller {
     }
 }
 
-/// Hands every message to the node until the connection ends; counts each one received.
+/// Hands every message to the node until the connection ends; counts each channel message
+/// received (control messages are counted by the node's control plane).
 async fn read(
     mut stream: PubSubStream,
     keys: Keys,
@@ -391,15 +392,16 @@ async fn read(
     metrics: Arc<RedisMetrics>,
 ) {
     while let Some(msg) = stream.next().await {
-        RedisMetrics::inc(&metrics.pubsub_messages);
-        let Some(handler) = handler.get() else {
-            continue;
-        };
         let name = msg.get_channel_name();
         let Some(channel) = keys.channel_of(name) else {
-            if keys.is_control(name) {
+            // Control messages are counted by the node's control plane.
+            if let (true, Some(handler)) = (keys.is_control(name), handler.get()) {
                 handler.on_control(msg.get_payload_bytes());
             }
+            continue;
+        };
+        RedisMetrics::inc(&metrics.pubsub_messages);
+        let Some(handler) = handler.get() else {
             continue;
         };
         match codec::decode_message(msg.get_payload_bytes()) {

@@ -216,7 +216,8 @@ async fn a_lost_pubsub_connection_makes_subscribers_reconnect_and_recover() {
             epoch = r["epoch"].as_str().expect("epoch").to_owned();
         }
     }
-    let ids = pubsub_clients(SUBS).await;
+    // Plus the node's two control channels.
+    let ids = pubsub_clients(SUBS + 2).await;
     assert_eq!(ids.len(), 1, "node A's pub/sub connection: {ids:?}");
     let _: i64 = redis::cmd("CLIENT")
         .arg("KILL")
