@@ -482,3 +482,139 @@ async fn chaos_a_killed_node_loses_nothing_for_300_clients_behind_haproxy() {
     drop((nodes, lb));
     cleanup(&prefix).await;
 }
+
+#[tokio::test]
+async fn emulation_for_a_node_that_just_died_answers_503_so_the_sdk_reconnects() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let a = process(&prefix, "a").await;
+    let mut b = process(&prefix, "b").await;
+    let deadline = tokio::time::Instant::now() + T;
+    while info_names(&a).await != ["a", "b"] {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, body) = b.api("info", json!({})).await;
+    let b_uid = body["result"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "b")
+        .and_then(|n| n["uid"].as_str())
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let post = |node: String| {
+        http.post(format!("{}/emulation", a.http_url()))
+            .json(&json!({"session": "gone", "node": node, "data": "{}"}))
+            .send()
+    };
+    // While b lives, a body for one of its (unknown) sessions is forwarded and accepted.
+    assert_eq!(post(b_uid.clone()).await.unwrap().status().as_u16(), 204);
+    b.kill().await;
+    // b is still in a's table (node.info_ttl) but no longer answers.
+    let started = tokio::time::Instant::now();
+    assert_eq!(post(b_uid.clone()).await.unwrap().status().as_u16(), 503);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited node.survey_timeout"
+    );
+    // Once b is forgotten: 404.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(post(b_uid).await.unwrap().status().as_u16(), 404);
+    drop(a);
+    cleanup(&prefix).await;
+}
+
+/// A redis-server of this test alone, so the test can stop it.
+struct OwnRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnRedis {
+    async fn start() -> OwnRedis {
+        let port = pushwire_test_support::node_process::free_port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (scripts/services.sh installs it)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return OwnRedis {
+                    port,
+                    child: Some(child),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on {port} did not start");
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_user_operations_fail_visibly_and_surveys_are_partial() {
+    let mut own = OwnRedis::start().await;
+    let prefix = unique_prefix();
+    let mut servers = Vec::new();
+    for name in ["a", "b"] {
+        let mut c = config(&prefix);
+        c.engine.redis.address = format!("redis://127.0.0.1:{}", own.port);
+        c.engine.redis.command_timeout = Duration::from_millis(500);
+        c.node.name = name.into();
+        servers.push(TestServer::start_with(move |x| *x = c).await);
+    }
+    for s in &servers {
+        wait_for_nodes(s, 2).await;
+    }
+    let a = &servers[0];
+    let (mut ws, _) = WsClient::connected(&a.ws_url(), Some(&user_token("7"))).await;
+    own.stop().await;
+    // The API answers internal error, and nothing was applied here either.
+    let (status, body) = a.api("disconnect", json!({"user": "7"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["error"]["code"], 100, "{body}");
+    assert!(
+        ws.silent_for(Duration::from_millis(500)).await,
+        "the connection stays: nothing half-applied"
+    );
+    let (_, body) = a
+        .api("subscribe", json!({"user": "7", "channel": "chat:x"}))
+        .await;
+    assert_eq!(body["error"]["code"], 100, "{body}");
+    // channels answers with what it has (this node's), and the survey is counted as partial.
+    let (status, body) = a.api("channels", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"]["channels"].is_object(), "{body}");
+    let m = reqwest::get(format!("{}/metrics", a.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("\npushwire_cluster_surveys_partial_total 1\n"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("\npushwire_cluster_control_send_errors_total 0\n"),
+        "{m}"
+    );
+    drop(ws);
+    for s in servers {
+        s.stop().await;
+    }
+}
