@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// Server base URL (http://HOST:PORT); the WebSocket URL is derived from it.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
     pub url: String,
+    /// Server API base URL (http://HOST:PORT) for publishing and disconnects, when not
+    /// `--url`: e.g. one node of a cluster while connections go through its load balancer.
+    #[arg(long)]
+    pub api_url: Option<String>,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
@@ -140,6 +144,14 @@ impl BenchArgs {
         if !self.allow_remote && !target.is_loopback() {
             return Err(BenchError::RemoteTarget(target.host.clone()));
         }
+        let mut target = target;
+        if let Some(url) = &self.api_url {
+            let api = Target::parse(url)?;
+            if !self.allow_remote && !api.is_loopback() {
+                return Err(BenchError::RemoteTarget(api.host.clone()));
+            }
+            target.api = Some(Box::new(api));
+        }
         Ok(target)
     }
 
@@ -214,6 +226,21 @@ mod tests {
         assert_eq!(a.channel_of(7), "bench");
         assert_eq!(a.html.as_deref(), Some(std::path::Path::new("r.html")));
         a.validate().unwrap();
+    }
+
+    #[test]
+    fn api_url_sends_api_calls_elsewhere_and_stays_on_loopback() {
+        let a = parse(&[
+            "--url",
+            "http://127.0.0.1:9000",
+            "--api-url",
+            "http://127.0.0.1:9001",
+        ]);
+        let t = a.validate().unwrap();
+        assert_eq!(t.ws_url(), "ws://127.0.0.1:9000/connection/websocket");
+        assert_eq!(t.api_url("publish"), "http://127.0.0.1:9001/api/publish");
+        let a = parse(&["--api-url", "http://10.0.0.1:9001"]);
+        assert!(a.validate().is_err(), "a remote API target is refused");
     }
 
     #[test]

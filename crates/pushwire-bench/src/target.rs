@@ -19,6 +19,9 @@ pub(crate) struct Target {
     pub(crate) authority: String,
     /// Port, explicit or the scheme's default.
     pub(crate) port: u16,
+    /// Where the server API is called (`--api-url`), when not at this target: e.g. one node
+    /// of a cluster while the connections go through its load balancer.
+    pub(crate) api: Option<Box<Target>>,
 }
 
 impl Target {
@@ -64,6 +67,7 @@ impl Target {
             host: host.to_owned(),
             authority: authority.to_owned(),
             port,
+            api: None,
         })
     }
 
@@ -79,8 +83,11 @@ impl Target {
         format!("{scheme}://{}/connection/websocket", self.authority)
     }
 
-    /// `http://HOST/api/METHOD`.
+    /// `http://HOST/api/METHOD` (of the `--api-url` target when given).
     pub(crate) fn api_url(&self, method: &str) -> String {
+        if let Some(api) = &self.api {
+            return api.api_url(method);
+        }
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}/api/{method}", self.authority)
     }

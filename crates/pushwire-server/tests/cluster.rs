@@ -116,6 +116,18 @@ fn user_token(user: &str) -> String {
 
 const T: Duration = Duration::from_secs(10);
 
+/// One server API call on `node` made with the real `cent` client; its result.
+async fn cent(node: &TestServer, method: &str, params: Value) -> Value {
+    let params = params.to_string();
+    LiveScript::python(
+        &["python/cluster_api.py", method, &params],
+        &node.http_url(),
+    )
+    .finish(Duration::from_secs(30))
+    .await
+    .result()
+}
+
 #[tokio::test]
 async fn user_operations_made_on_one_node_reach_the_user_on_another() {
     let prefix = unique_prefix();
@@ -129,11 +141,8 @@ async fn user_operations_made_on_one_node_reach_the_user_on_another() {
     user.json("connected", T, |v| v["event"] == "connected")
         .await;
 
-    // subscribe on A → server-side subscription on B, and its publications flow.
-    let (status, body) = a
-        .api("subscribe", json!({"user": "42", "channel": "chat:ops"}))
-        .await;
-    assert_eq!((status, &body["error"]), (200, &Value::Null), "{body}");
+    // subscribe on A (cent) → server-side subscription on B, and its publications flow.
+    cent(a, "subscribe", json!({"user": "42", "channel": "chat:ops"})).await;
     user.json("server_subscribed", T, |v| {
         v["event"] == "server_subscribed" && v["channel"] == "chat:ops"
     })
@@ -145,20 +154,19 @@ async fn user_operations_made_on_one_node_reach_the_user_on_another() {
     assert_eq!(p["data"]["n"], 1);
 
     // unsubscribe on A → server-side unsubscription on B.
-    let (status, _) = a
-        .api("unsubscribe", json!({"user": "42", "channel": "chat:ops"}))
-        .await;
-    assert_eq!(status, 200);
+    cent(
+        a,
+        "unsubscribe",
+        json!({"user": "42", "channel": "chat:ops"}),
+    )
+    .await;
     user.json("server_unsubscribed", T, |v| {
         v["event"] == "server_unsubscribed" && v["channel"] == "chat:ops"
     })
     .await;
 
     // refresh on A with expired → B closes the connection with 3005 (the SDK reconnects).
-    let (status, _) = a
-        .api("refresh", json!({"user": "42", "expired": true}))
-        .await;
-    assert_eq!(status, 200);
+    cent(a, "refresh", json!({"user": "42", "expired": true})).await;
     let c = user
         .json("connecting after 3005", T, |v| {
             v["event"] == "connecting" && v["code"] == 3005
@@ -169,17 +177,20 @@ async fn user_operations_made_on_one_node_reach_the_user_on_another() {
         .await;
 
     // disconnect on A with a terminal code → the SDK on B stops.
-    let (status, _) = a
-        .api(
-            "disconnect",
-            json!({"user": "42", "disconnect": {"code": 4501, "reason": "bye"}}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    cent(
+        a,
+        "disconnect",
+        json!({"user": "42", "disconnect": {"code": 4501, "reason": "bye"}}),
+    )
+    .await;
     let d = user
         .json("disconnected", T, |v| v["event"] == "disconnected")
         .await;
     assert_eq!(d["code"], 4501);
+
+    // info through cent on B lists both nodes.
+    let info = cent(b, "info", json!({})).await;
+    assert_eq!(info["nodes"].as_array().map(Vec::len), Some(2), "{info}");
     drop(user);
     for s in n {
         s.stop().await;

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Cluster benchmark (docs/benchmarks.md, "Cluster"): release nodes on the Redis engine behind a
+# round-robin HAProxy, measured in one run against the same load on one node behind the same
+# HAProxy.
+#
+# 1. fanout: CONNECTIONS (15000) WebSocket subscribers of one channel through HAProxy, publish
+#    RATE/s (20) for DURATION s (20) through the API of the first node; once with NODES (3)
+#    nodes, once with 1 node. Reports deliveries/s, p50/p99 and each node's CPU seconds per
+#    delivery.
+# 2. survey: SURVEY_CHANNELS (10000) channels with one subscriber each spread over the nodes;
+#    SURVEY_CALLS (50) `channels` and `info` calls on the first node, p50/p99 latency.
+#
+# Needs redis-server on 127.0.0.1:6379 (scripts/services.sh), haproxy, curl, jq. Loopback only,
+# bounded in count and time. Env: BIN, BUILD=0 (see bench-server.sh), OUT (report dir).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
+NODES="${NODES:-3}"
+CONNECTIONS="${CONNECTIONS:-15000}"
+RATE="${RATE:-20}"
+DURATION="${DURATION:-20}"
+SURVEY_CHANNELS="${SURVEY_CHANNELS:-10000}"
+SURVEY_CALLS="${SURVEY_CALLS:-50}"
+OUT="${OUT:-/tmp/pushwire-bench-cluster/$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+
+if [[ "${BUILD:-1}" == "1" ]]; then
+    cargo build --release -p pushwire-server >&2
+fi
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_nodes N PREFIX: sets PORTS.
+start_nodes() {
+    PORTS=()
+    local i port
+    for ((i = 0; i < $1; i++)); do
+        port="$(free_port)"
+        PUSHWIRE_HTTP_API__KEY=bench \
+            PUSHWIRE_HTTP_SERVER__CONNECT_RATE_PER_IP=0 \
+            PUSHWIRE_HTTP_SERVER__PORT="$port" \
+            PUSHWIRE_CLIENT__ALLOW_ANONYMOUS_CONNECT_WITHOUT_TOKEN=true \
+            PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_ANONYMOUS=true \
+            PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_CLIENT=true \
+            PUSHWIRE_ENGINE__TYPE=redis \
+            PUSHWIRE_ENGINE__REDIS__PREFIX="$2" \
+            PUSHWIRE_NODE__NAME="node$i" \
+            PUSHWIRE_LOG__LEVEL=warn \
+            "$BIN" serve >"$OUT/$2-node$i.log" 2>&1 &
+        PIDS+=($!)
+        NODE_PIDS+=($!)
+        PORTS+=("$port")
+    done
+    for port in "${PORTS[@]}"; do
+        for _ in $(seq 1 100); do
+            curl -fsS -o /dev/null "http://127.0.0.1:$port/health" && break
+            sleep 0.1
+        done
+    done
+}
+
+# start_haproxy: balances over PORTS; sets LB.
+start_haproxy() {
+    LB="$(free_port)"
+    local cfg="$OUT/haproxy-$LB.cfg"
+    {
+        printf 'global\n    maxconn 40000\n    log stderr format raw local0 err\n'
+        printf 'defaults\n    mode http\n    timeout connect 2s\n    timeout client 1h\n'
+        printf '    timeout server 1h\n    timeout tunnel 1h\n    maxconn 40000\n'
+        printf 'frontend lb\n    bind 127.0.0.1:%s\n    default_backend nodes\n' "$LB"
+        printf 'backend nodes\n    balance roundrobin\n    http-reuse never\n'
+        local i=0 port
+        for port in "${PORTS[@]}"; do
+            printf '    server node%s 127.0.0.1:%s maxconn 20000\n' "$i" "$port"
+            i=$((i + 1))
+        done
+    } >"$cfg"
+    haproxy -f "$cfg" -db >"$OUT/haproxy-$LB.log" 2>&1 &
+    PIDS+=($!)
+    HAPROXY_PID=$!
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$LB") 2>/dev/null && break
+        sleep 0.1
+    done
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# fanout NAME N: one fanout run through HAProxy in front of N fresh nodes.
+fanout() {
+    local name="$1" prefix
+    prefix="pwbench.$name.$$"
+    NODE_PIDS=()
+    start_nodes "$2" "$prefix"
+    start_haproxy
+    local before=() p
+    for p in "${NODE_PIDS[@]}"; do before+=("$(cpu_ticks "$p")"); done
+    "$BIN" bench fanout --url "http://127.0.0.1:$LB" --api-url "http://127.0.0.1:${PORTS[0]}" \
+        --api-key bench --connections "$CONNECTIONS" --rate "$RATE" --duration "$DURATION" \
+        --channel "cluster-bench" --json >"$OUT/$name.json"
+    local hz i=0 cpu deliveries
+    hz="$(getconf CLK_TCK)"
+    deliveries="$(jq '.deliveries.delivered' "$OUT/$name.json")"
+    for p in "${NODE_PIDS[@]}"; do
+        cpu=$(($(cpu_ticks "$p") - before[i]))
+        echo "$name node$i cpu_s=$(echo "scale=2; $cpu / $hz" | bc)" \
+            "cpu_us_per_delivery=$(echo "scale=3; $cpu * 1000000 / $hz / $deliveries" | bc)"
+        i=$((i + 1))
+    done
+    jq -r --arg n "$name" '"\($n) established=\(.connections.established) expected=\(.deliveries.expected) lost=\(.deliveries.lost) dup=\(.deliveries.duplicates) per_sec=\(.deliveries.per_sec|floor) p50_ms=\(.latency.p50_us/1000) p99_ms=\(.latency.p99_us/1000)"' "$OUT/$name.json"
+    for p in "${NODE_PIDS[@]}" "$HAPROXY_PID"; do kill "$p" 2>/dev/null || true; done
+    wait "${NODE_PIDS[@]}" "$HAPROXY_PID" 2>/dev/null || true
+    redis-cli --scan --pattern "$prefix.*" | xargs -r redis-cli del >/dev/null
+}
+
+# percentiles FILE: p50 and p99 of the numbers in FILE (seconds) in ms.
+percentiles() {
+    sort -n "$1" | awk '{ v[NR] = $1 } END {
+        printf "p50_ms=%.1f p99_ms=%.1f", v[int(NR * 0.5) + 1] * 1000, v[int(NR * 0.99) + (NR * 0.99 > int(NR * 0.99))] * 1000 }'
+}
+
+survey() {
+    local prefix="pwbench.survey.$$"
+    NODE_PIDS=()
+    start_nodes "$NODES" "$prefix"
+    start_haproxy
+    "$BIN" bench channels --url "http://127.0.0.1:$LB" --api-key bench \
+        --connections "$SURVEY_CHANNELS" --channel survey --rate 1 --duration 60 --json \
+        >"$OUT/survey-load.json" &
+    local load=$!
+    # Wait until every channel is held somewhere.
+    for _ in $(seq 1 600); do
+        n="$(curl -fsS -H 'X-API-Key: bench' -d '{}' "http://127.0.0.1:${PORTS[0]}/api/channels" | jq '.result.channels | length')"
+        [[ "$n" -ge "$SURVEY_CHANNELS" ]] && break
+        sleep 0.2
+    done
+    echo "survey: $n channels over $NODES nodes"
+    local method
+    for method in channels info; do
+        : >"$OUT/survey-$method.txt"
+        for _ in $(seq 1 "$SURVEY_CALLS"); do
+            curl -fsS -o /dev/null -w '%{time_total}\n' -H 'X-API-Key: bench' -d '{}' \
+                "http://127.0.0.1:${PORTS[0]}/api/$method" >>"$OUT/survey-$method.txt"
+        done
+        echo "survey $method ($SURVEY_CALLS calls, $n channels, $NODES nodes): $(percentiles "$OUT/survey-$method.txt")"
+    done
+    kill "$load" 2>/dev/null || true
+    wait "$load" 2>/dev/null || true
+    for p in "${NODE_PIDS[@]}" "$HAPROXY_PID"; do kill "$p" 2>/dev/null || true; done
+    wait "${NODE_PIDS[@]}" "$HAPROXY_PID" 2>/dev/null || true
+    redis-cli --scan --pattern "$prefix.*" | xargs -r redis-cli del >/dev/null
+}
+
+fanout "cluster$NODES" "$NODES"
+fanout "single" 1
+survey
+echo "reports in $OUT"
