@@ -118,7 +118,10 @@ impl Cluster {
     /// drops the message (counted, logged once per interval).
     pub fn receive(&self, data: &[u8]) {
         ClusterMetrics::inc(&self.metrics.received);
-        if self.inbox.try_send(Bytes::copy_from_slice(data)).is_err() {
+        // Closed: the control loop has stopped (the node is shutting down); nothing to do.
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            self.inbox.try_send(Bytes::copy_from_slice(data))
+        {
             ClusterMetrics::inc(&self.metrics.dropped);
             if let Some(more) = self.drop_log.allow() {
                 tracing::warn!(
