@@ -16,6 +16,8 @@
 //! - [`outbox`]: the per-connection queue bounded in bytes.
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
+//! - [`lifecycle`]: lifecycle events (connect, disconnect, subscribe, occupancy, node_lost,
+//!   snapshots) recorded without blocking and numbered per node.
 //! - [`auth`]: credentials and the token verifier contract.
 //! - [`registry`], [`sessions`], [`metrics`]: live clients, emulated sessions by id, counters.
 //! - [`glob`]: channel name patterns (`channels`).
@@ -29,6 +31,7 @@ pub mod engine;
 pub mod filter;
 pub mod glob;
 pub mod hub;
+pub mod lifecycle;
 pub mod metrics;
 pub mod namespace;
 pub mod node;

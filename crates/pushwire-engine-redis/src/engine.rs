@@ -15,6 +15,7 @@ use crate::connections::RedisUserConnections;
 use crate::error::StartError;
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
+use crate::occupancy::RedisOccupancy;
 use crate::presence::RedisPresence;
 use crate::pubsub::{self, PubSubHooks, PubSubSettings};
 
@@ -28,6 +29,7 @@ pub struct RedisEngine {
     broker: Arc<RedisBroker>,
     presence: Arc<RedisPresence>,
     connections: Arc<RedisUserConnections>,
+    occupancy: Arc<RedisOccupancy>,
     metrics: Arc<RedisMetrics>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -142,6 +144,7 @@ impl RedisEngine {
             metrics.clone(),
             cancel.child_token(),
         );
+        let occupancy = Arc::new(RedisOccupancy::new(conn.clone(), keys.clone()));
         let (presence, presence_task) = RedisPresence::start(
             conn,
             keys,
@@ -153,6 +156,7 @@ impl RedisEngine {
             broker: Arc::new(broker),
             presence: Arc::new(presence),
             connections: Arc::new(connections),
+            occupancy,
             metrics,
             cancel,
             tasks: vec![pubsub_task, presence_task, connections_task],
@@ -187,6 +191,7 @@ impl RedisEngine {
             broker: self.broker.clone(),
             presence: self.presence.clone(),
             connections: self.connections.clone(),
+            occupancy: self.occupancy.clone(),
         }
     }
 

@@ -10,6 +10,9 @@
 //! | `<prefix>.pub.<channel>` | PUB/SUB channel | publications, joins and leaves ([`crate::codec`]) |
 //! | `<prefix>.control` | PUB/SUB channel | control messages to every node (`pushwire_protocol::control`) |
 //! | `<prefix>.node.<uid>` | PUB/SUB channel | control messages to the node with that uid |
+//! | `<prefix>.occ.<channel>` | set | uids of the nodes with subscribers in the channel (lifecycle occupancy) |
+//! | `<prefix>.occn.<uid>` | set | channels the node holds subscribers of |
+//! | `<prefix>.occnodes` | hash | node uid → last lifecycle heartbeat (Unix ms) |
 //! | `<prefix>.conns.<user>` | sorted set | the user's connection ids scored by expiry (Unix ms), for `client.user_connection_limit` |
 
 /// Builds key names for one prefix.
@@ -81,6 +84,21 @@ impl Keys {
     /// Whether a PUB/SUB channel name carries control messages.
     pub fn is_control(&self, pubsub: &str) -> bool {
         pubsub == self.control || pubsub.starts_with(&self.node_prefix)
+    }
+
+    /// The nodes with subscribers in `channel`.
+    pub fn occupancy(&self, channel: &str) -> String {
+        format!("{}.occ.{channel}", self.prefix)
+    }
+
+    /// The channels node `uid` holds subscribers of.
+    pub fn node_channels(&self, uid: &str) -> String {
+        format!("{}.occn.{uid}", self.prefix)
+    }
+
+    /// Node uid → last lifecycle heartbeat.
+    pub fn node_heartbeats(&self) -> String {
+        format!("{}.occnodes", self.prefix)
     }
 
     /// The connection ids of `user` (per-user connection limit).

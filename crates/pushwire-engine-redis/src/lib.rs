@@ -12,6 +12,7 @@
 //! - `pubsub` (private): the node's PUB/SUB connection, reconnect and resubscribe.
 //! - [`presence`]: [`RedisPresence`], presence with TTL.
 //! - [`connections`]: [`RedisUserConnections`], per-user connection counts across nodes.
+//! - [`occupancy`]: [`RedisOccupancy`], which nodes hold each channel (lifecycle events).
 //! - [`metrics`]: [`RedisMetrics`], the engine's counters for `/metrics`.
 //! - [`keys`]: the key layout; [`codec`]: stored and published bytes.
 //! - `scripts` (private) with the Lua sources in `lua/`; `backoff` (private).
@@ -27,6 +28,7 @@ pub mod engine;
 mod error;
 pub mod keys;
 pub mod metrics;
+pub mod occupancy;
 pub mod presence;
 mod pubsub;
 mod scripts;
@@ -37,4 +39,5 @@ pub use connections::RedisUserConnections;
 pub use engine::RedisEngine;
 pub use error::StartError;
 pub use metrics::RedisMetrics;
+pub use occupancy::RedisOccupancy;
 pub use presence::RedisPresence;

@@ -23,3 +23,15 @@ pub static PRESENCE_GET: LazyLock<Script> =
 /// Adds or refreshes a user's connection ids under the per-user limit.
 pub static CONNECTIONS_ADD: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/connections_add.lua")));
+/// Adds a node to a channel's occupancy; tells whether the channel became occupied.
+pub static OCCUPY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/occupy.lua")));
+/// Removes a node from a channel's occupancy; tells whether the channel became vacant.
+pub static VACATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/vacate.lua")));
+/// Records a node's heartbeat (Redis clock).
+pub static HEARTBEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/heartbeat.lua")));
+/// Removes silent nodes and their occupancy; returns the channels they left vacant.
+pub static SWEEP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/sweep.lua")));

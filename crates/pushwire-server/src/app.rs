@@ -33,6 +33,8 @@ pub struct AppState {
     pub polls: Arc<transport::long_poll::PollLimiter>,
     /// Metrics of the running consumers, for `/metrics`.
     pub consumers: pushwire_consumers::MetricsRegistry,
+    /// Lifecycle event sinks (none when `lifecycle.enabled` is off).
+    pub lifecycle: Arc<crate::lifecycle::Sinks>,
 }
 
 /// Builds the router.
@@ -115,6 +117,7 @@ pub struct RunningServer {
     serve: tokio::task::JoinHandle<()>,
     serve_api: Option<tokio::task::JoinHandle<()>>,
     cluster: tokio::task::JoinHandle<()>,
+    lifecycle_stop: CancellationToken,
     consumers: pushwire_consumers::Consumers,
 }
 
@@ -156,7 +159,14 @@ impl RunningServer {
         let node = crate::engine::build_node(&config, name, verifier).await?;
         let consumers =
             pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
+        let lifecycle_stop = CancellationToken::new();
+        let lifecycle = Arc::new(crate::lifecycle::Sinks::start(
+            &node,
+            &config.lifecycle,
+            lifecycle_stop.clone(),
+        ));
         let state = AppState {
+            lifecycle,
             consumers: consumers.registry(),
             origins: Arc::new(OriginPolicy::new(&config.client.allowed_origins)),
             node: node.clone(),
@@ -193,6 +203,7 @@ impl RunningServer {
             serve,
             serve_api,
             cluster,
+            lifecycle_stop,
             consumers,
         })
     }
@@ -215,6 +226,20 @@ impl RunningServer {
             let _ = tokio::time::timeout(Duration::from_secs(1), api).await;
         }
         self.cluster.abort();
+        // Give the sinks a moment for the disconnect events of the clients just closed.
+        let flush_until = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < flush_until
+            && self
+                .state
+                .lifecycle
+                .sinks()
+                .iter()
+                .any(|s| !s.spool.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.lifecycle_stop.cancel();
+        self.state.lifecycle.abort();
         tracing::info!(clients_notified, drained, "pushwire stopped");
         ShutdownReport {
             clients_notified,

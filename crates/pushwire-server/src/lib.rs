@@ -10,6 +10,7 @@
 //! - [`transport`]: WebSocket (and the other transports), origin checks.
 //! - [`api`]: the Centrifugo-shaped server API.
 //! - [`auth`]: JWT verification.
+//! - [`lifecycle`]: lifecycle event sinks (webhook, Redis stream) with spools and retries.
 //! - [`observe`]: health and metrics; [`admin`]: the admin web page.
 //! - [`cli`]: the command line.
 
@@ -23,6 +24,7 @@ pub mod cmd_sub;
 pub mod config;
 pub mod engine;
 pub mod gentoken;
+pub mod lifecycle;
 pub mod limits;
 pub mod listener;
 pub mod observe;

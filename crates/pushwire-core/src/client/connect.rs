@@ -10,6 +10,7 @@ use pushwire_protocol::{
 use super::subscribe::{Origin, Prepared};
 use super::{Client, CommandResult, Status};
 use crate::auth::{unix_now, unix_now_ms, ConnectCredentials, TokenError};
+use crate::lifecycle::Record;
 use crate::metrics::Metrics;
 
 impl Client {
@@ -107,6 +108,10 @@ impl Client {
                 return Err(e);
             }
         };
+        self.node.lifecycle().record(Record::Connect {
+            client: self.id.to_string(),
+            user: creds.user.clone(),
+        });
         let cfg = &self.node.config().client;
         let ttl = creds
             .expire_at

@@ -27,6 +27,7 @@ use pushwire_protocol::{
 use tokio::time::Instant;
 
 use crate::hub::ClientKey;
+use crate::lifecycle::Record;
 use crate::metrics::{self, Metrics};
 use crate::node::Node;
 
@@ -421,6 +422,16 @@ impl Client {
         if was_connected {
             self.node.registry().remove(self.key, &user);
             self.release_user_connection(&user).await;
+            let d = self
+                .outbox
+                .closed()
+                .unwrap_or(Disconnect::CONNECTION_CLOSED);
+            self.node.lifecycle().record(Record::Disconnect {
+                client: self.id.to_string(),
+                user: user.clone(),
+                code: d.code,
+                reason: d.reason.to_string(),
+            });
             self.node
                 .metrics()
                 .connections_active

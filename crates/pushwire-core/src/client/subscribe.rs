@@ -14,6 +14,7 @@ use crate::config::{ChannelOptions, RecoveryMode};
 use crate::engine::{EngineError, HistoryQuery};
 use crate::filter;
 use crate::hub::Subscriber;
+use crate::lifecycle::Record;
 use crate::metrics::Metrics;
 use crate::namespace::ChannelInfo;
 use crate::node::api::engine_error;
@@ -239,6 +240,11 @@ impl Client {
             },
             true,
         );
+        if first {
+            self.node
+                .lifecycle()
+                .record(Record::NodeOccupied(req.channel.clone()));
+        }
         let outcome = async {
             if first {
                 self.node
@@ -292,6 +298,11 @@ impl Client {
             self.arm_sub_expiry(&mut st);
         }
         if still {
+            self.node.lifecycle().record(Record::Subscribe {
+                client: self.id.to_string(),
+                user: self.user(),
+                channel: prepared.channel.to_string(),
+            });
             self.announce(&prepared.channel, &prepared.sub, true).await;
         }
     }
@@ -527,7 +538,17 @@ impl Client {
     /// Drops a subscription from the hub, the broker (when last on this node) and presence.
     pub(super) async fn release_subscription(&self, channel: &str, sub: &SubState) {
         let last = self.node.hub().unsubscribe(channel, self.key);
+        if !sub.subscribing {
+            self.node.lifecycle().record(Record::Unsubscribe {
+                client: self.id.to_string(),
+                user: self.user(),
+                channel: channel.to_owned(),
+            });
+        }
         if last {
+            self.node
+                .lifecycle()
+                .record(Record::NodeVacated(channel.to_owned()));
             if let Err(e) = self.node.broker().unsubscribe(channel).await {
                 tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "broker unsubscribe failed");
             }

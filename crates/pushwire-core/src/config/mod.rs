@@ -7,11 +7,13 @@
 mod channel;
 mod client;
 mod cluster;
+mod lifecycle;
 mod token;
 
 pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
 pub use client::ClientConfig;
 pub use cluster::ClusterConfig;
+pub use lifecycle::LifecycleSettings;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +28,8 @@ pub struct NodeConfig {
     pub channel: ChannelConfig,
     /// `node.*` (announcements, surveys): the control plane between nodes.
     pub cluster: ClusterConfig,
+    /// `lifecycle.*` (the core's part): lifecycle events.
+    pub lifecycle: LifecycleSettings,
 }
 
 /// A configuration value that is out of range or inconsistent, naming its key.
@@ -53,6 +57,7 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.client.validate()?;
         self.channel.validate()?;
-        self.cluster.validate()
+        self.cluster.validate()?;
+        self.lifecycle.validate()
     }
 }

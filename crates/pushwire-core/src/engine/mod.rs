@@ -1,8 +1,8 @@
 //! Engines: where publications, history, presence and per-user connection counts live, and
 //! what carries control messages between nodes.
 //!
-//! [`Broker`], [`PresenceManager`] and [`UserConnections`] are the contracts every backend
-//! implements (memory here; Redis in its own crate); an [`Engine`] bundles one of each. The
+//! [`Broker`], [`PresenceManager`], [`UserConnections`] and [`ChannelOccupancy`] are the
+//! contracts every backend implements (memory here; Redis in its own crate); an [`Engine`] bundles one of each. The
 //! node receives what a broker delivers through a [`BrokerEventHandler`]; engines report
 //! their own figures as [`EngineMetric`]s.
 
@@ -10,8 +10,10 @@ mod broker;
 mod connections;
 mod memory_broker;
 mod memory_connections;
+mod memory_occupancy;
 mod memory_presence;
 mod metrics;
+mod occupancy;
 mod presence;
 mod stream;
 
@@ -24,8 +26,10 @@ pub use broker::{
 pub use connections::UserConnections;
 pub use memory_broker::MemoryBroker;
 pub use memory_connections::MemoryUserConnections;
+pub use memory_occupancy::MemoryOccupancy;
 pub use memory_presence::MemoryPresence;
 pub use metrics::{EngineMetric, EngineMetricKind};
+pub use occupancy::ChannelOccupancy;
 pub use presence::{PresenceManager, PresenceStats};
 
 /// The backends a node runs on.
@@ -37,6 +41,9 @@ pub struct Engine {
     pub presence: Arc<dyn PresenceManager>,
     /// Per-user connection counts for `client.user_connection_limit`.
     pub connections: Arc<dyn UserConnections>,
+    /// Which nodes hold subscribers of each channel (lifecycle `channel_occupied` /
+    /// `channel_vacated`, `node_lost`).
+    pub occupancy: Arc<dyn ChannelOccupancy>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -53,6 +60,7 @@ impl Engine {
             broker: Arc::new(MemoryBroker::new()),
             presence: Arc::new(MemoryPresence::new()),
             connections: Arc::new(MemoryUserConnections::default()),
+            occupancy: Arc::new(MemoryOccupancy::default()),
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::engine::{Broker, BrokerEventHandler, Engine, PresenceManager, UserConnections};
 use crate::hub::{ClientKey, Delivery, Hub};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::namespace::Namespaces;
 use crate::registry::Registry;
@@ -39,6 +40,7 @@ pub struct Node {
     verifier: Option<Arc<dyn TokenVerifier>>,
     registry: Registry,
     sessions: Sessions,
+    lifecycle: Lifecycle,
     metrics: Arc<Metrics>,
     id: String,
     name: String,
@@ -120,6 +122,7 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let cluster = Arc::new(Cluster::new(config.cluster.clone()));
         let id = uuid::Uuid::new_v4().to_string();
+        let lifecycle = Lifecycle::new(config.lifecycle.clone());
         engine.broker.set_handler(
             &id,
             Arc::new(HubHandler {
@@ -138,6 +141,7 @@ impl Node {
             verifier,
             registry: Registry::default(),
             sessions: Sessions::default(),
+            lifecycle,
             metrics,
             id,
             name: name.into(),
@@ -166,6 +170,16 @@ impl Node {
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker
+    }
+
+    /// The engine the node runs on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Lifecycle events (connect, disconnect, subscribe, ...): where connections record.
+    pub fn lifecycle(&self) -> &Lifecycle {
+        &self.lifecycle
     }
 
     /// Presence storage.

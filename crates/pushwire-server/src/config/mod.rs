@@ -7,11 +7,13 @@
 
 pub mod admin;
 mod engine;
+mod lifecycle;
 mod listen;
 mod load;
 mod template;
 
 pub use engine::{EngineConfig, EngineKind};
+pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
 pub use load::{load, Overrides};
 pub use template::STARTER_CONFIG;
@@ -49,6 +51,8 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// `consumers`: message queues consumed into channels (docs/consumers.md).
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
+    /// `lifecycle.*`: lifecycle events and their sinks.
+    pub lifecycle: LifecycleConfig,
 }
 
 /// `long_poll.*`.
@@ -320,6 +324,7 @@ impl ServerConfig {
         self.node_config().validate()?;
         self.admin.validate()?;
         self.engine.validate()?;
+        self.lifecycle.validate()?;
         self.http_server.validate()?;
         self.http_api.validate_listener()?;
         if self.websocket.message_size_limit < 1024 {
@@ -375,6 +380,7 @@ impl ServerConfig {
             client: self.client.clone(),
             channel: self.channel.clone(),
             cluster: self.node.cluster(),
+            lifecycle: self.lifecycle.settings(),
         }
     }
 }

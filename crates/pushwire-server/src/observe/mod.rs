@@ -8,6 +8,7 @@
 
 pub mod engine;
 pub mod exposition;
+pub mod lifecycle;
 pub mod process;
 pub mod stats;
 pub mod text;
@@ -18,12 +19,24 @@ use axum::response::IntoResponse;
 
 use crate::app::AppState;
 
-/// `GET /health`: 200 `{}` while the node serves, 503 once it shuts down.
+/// `GET /health`: 200 while the node serves, 503 once it shuts down. The body is `{}`, or
+/// `{"degraded":[…]}` naming what works only partly (a lifecycle sink whose last delivery
+/// failed): the node still serves clients, so the status stays 200.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     if state.node.shutdown_token().is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "{}")
+        return (StatusCode::SERVICE_UNAVAILABLE, "{}".to_owned());
+    }
+    let degraded: Vec<String> = state
+        .lifecycle
+        .degraded()
+        .into_iter()
+        .map(|name| format!("lifecycle sink {name}"))
+        .collect();
+    if degraded.is_empty() {
+        (StatusCode::OK, "{}".to_owned())
     } else {
-        (StatusCode::OK, "{}")
+        let body = serde_json::json!({ "degraded": degraded }).to_string();
+        (StatusCode::OK, body)
     }
 }
 
@@ -37,5 +50,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = exposition::render(&state.node, &process);
     state.consumers.render_prometheus(&mut text);
     engine::render(&mut text, &state.node);
+    lifecycle::render(&mut text, &state.node, &state.lifecycle);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
