@@ -428,3 +428,106 @@ async fn events_land_in_a_redis_stream() {
         .unwrap();
     server.stop().await;
 }
+
+/// The example consumer of docs/lifecycle.md (sdk-tests/python/lifecycle_consumer.py) as the
+/// webhook; returns it (killed on drop) and its address.
+async fn example_consumer() -> (pushwire_test_support::sdk_live::LiveScript, SocketAddr) {
+    let port = pushwire_test_support::node_process::free_port();
+    let mut script = pushwire_test_support::sdk_live::LiveScript::python(
+        &["python/lifecycle_consumer.py", &port.to_string(), SECRET],
+        "http://127.0.0.1:1",
+    );
+    script
+        .line("READY", Duration::from_secs(10), |l| l == "READY")
+        .await;
+    (script, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+async fn online(consumer: SocketAddr) -> Value {
+    reqwest::get(format!("http://{consumer}/online"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_online(consumer: SocketAddr, within: Duration, expected: usize) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let v = online(consumer).await;
+        if v["connections"] == expected {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected {expected} online, the consumer has {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_example_consumer_converges_after_a_node_is_killed() {
+    let (_consumer, addr) = example_consumer().await;
+    let p = prefix();
+    let config = |name: &str| {
+        let mut c = test_config();
+        on_redis(&mut c, &p);
+        with_lifecycle(&mut c, vec![webhook(addr)]);
+        c.node.name = name.into();
+        c
+    };
+    let a = NodeProcess::start(PUSHWIRE, config("a")).await;
+    let mut b = NodeProcess::start(PUSHWIRE, config("b")).await;
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        clients.push(subscribed(&a.ws_url(), &format!("a{i}"), "chat:x").await);
+    }
+    for i in 0..40 {
+        clients.push(subscribed(&b.ws_url(), &format!("b{i}"), "chat:x").await);
+    }
+    wait_online(addr, Duration::from_secs(10), 70).await;
+    b.kill().await;
+    let killed = tokio::time::Instant::now();
+    let table = wait_online(addr, Duration::from_secs(10), 30).await;
+    let users = table["users"].as_object().unwrap();
+    assert!(users.keys().all(|u| u.starts_with('a')), "{table}");
+    assert_eq!(table["nodes"].as_array().unwrap().len(), 1);
+    // node.info_ttl (2 s) + one heartbeat interval, with room for a busy machine.
+    assert!(
+        killed.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        killed.elapsed()
+    );
+    drop(clients);
+    drop(a);
+}
+
+#[tokio::test]
+async fn snapshots_alone_rebuild_the_table_of_a_consumer_that_missed_the_connects() {
+    let (_consumer, addr) = example_consumer().await;
+    let sink = SinkConfig {
+        // The consumer never hears of a connect: only snapshots can tell it who is online.
+        events: vec![
+            pushwire_core::lifecycle::EventKind::Snapshot,
+            pushwire_core::lifecycle::EventKind::Disconnect,
+        ],
+        ..webhook(addr)
+    };
+    let server = TestServer::start_with(|c| {
+        with_lifecycle(c, vec![sink]);
+        c.lifecycle.snapshot_interval = Duration::from_secs(1);
+    })
+    .await;
+    let mut clients = Vec::new();
+    for i in 0..25 {
+        clients.push(subscribed(&server.ws_url(), &format!("s{i}"), "chat:y").await);
+    }
+    let table = wait_online(addr, Duration::from_secs(5), 25).await;
+    assert_eq!(table["users"]["s7"], 1);
+    clients.truncate(10);
+    wait_online(addr, Duration::from_secs(5), 10).await;
+    drop(clients);
+    server.stop().await;
+}
