@@ -531,3 +531,123 @@ async fn snapshots_alone_rebuild_the_table_of_a_consumer_that_missed_the_connect
     drop(clients);
     server.stop().await;
 }
+
+/// Connect and disconnect events of one client, through `sink`, on a fresh node.
+async fn connect_and_leave_through(sink: SinkConfig) -> TestServer {
+    let sink = SinkConfig {
+        batch_interval: Duration::from_millis(20),
+        events: vec![
+            pushwire_core::lifecycle::EventKind::Connect,
+            pushwire_core::lifecycle::EventKind::Disconnect,
+        ],
+        ..sink
+    };
+    let server = TestServer::start_with(|c| with_lifecycle(c, vec![sink])).await;
+    drop(subscribed(&server.ws_url(), "k1", "chat:k").await);
+    server
+}
+
+#[tokio::test]
+async fn events_land_in_a_nats_jetstream_subject() {
+    use async_nats::jetstream;
+    let name = format!("PWLIFE{}", uuid::Uuid::new_v4().simple());
+    let subject = format!("pwlife.{name}");
+    let client = async_nats::connect("nats://127.0.0.1:4222")
+        .await
+        .expect("the lifecycle tests need NATS with JetStream at 127.0.0.1:4222");
+    let js = jetstream::new(client);
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("create stream (JetStream enabled?)");
+    let server = connect_and_leave_through(SinkConfig {
+        kind: SinkKind::NatsJetstream,
+        name: "nats".into(),
+        address: "nats://127.0.0.1:4222".into(),
+        subject: subject.clone(),
+        ..Default::default()
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{events:?}");
+        events.clear();
+        for seq in 1..=2 {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                events.push(serde_json::from_slice::<Value>(&m.payload).unwrap());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(events[0]["type"], "connect");
+    assert_eq!(events[1]["type"], "disconnect");
+    assert_eq!(events[1]["user"], "k1");
+    js.delete_stream(&name).await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn events_land_in_a_kafka_topic_keyed_by_node() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    const BROKER: &str = "127.0.0.1:9092";
+    assert!(
+        std::net::TcpStream::connect(BROKER).is_ok(),
+        "no Kafka broker on {BROKER}: run scripts/start-tansu.sh"
+    );
+    let topic = format!("pwlife-{}", uuid::Uuid::new_v4().simple());
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .create()
+        .unwrap();
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let server = connect_and_leave_through(SinkConfig {
+        kind: SinkKind::Kafka,
+        name: "kafka".into(),
+        address: BROKER.into(),
+        topic: topic.clone(),
+        ..Default::default()
+    })
+    .await;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", format!("g-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("events in the topic")
+            .unwrap();
+        let e: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(
+            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            e["node"].as_str().map(str::to_owned),
+            "keyed by node"
+        );
+        events.push(e);
+    }
+    assert_eq!(events[0]["type"], "connect");
+    assert_eq!(events[1]["type"], "disconnect");
+    server.stop().await;
+}

@@ -5,7 +5,8 @@
 //! Layout: [`settings`](KafkaSettings) (the `kafka` config section, always compiled); behind
 //! the `kafka` cargo feature: `client` (librdkafka configuration, logs, lag from statistics),
 //! `convert` (record → [`Message`](crate::Message), id `kafka:{topic}:{partition}:{offset}`),
-//! `partition` (the per-partition worker), `dead_letter` and `source` ([`run`]).
+//! `partition` (the per-partition worker), `dead_letter` and `source` ([`run`]); `producer`
+//! ([`KafkaProducer`], for the lifecycle sink).
 
 #[cfg(feature = "kafka")]
 mod client;
@@ -15,10 +16,14 @@ mod convert;
 mod dead_letter;
 #[cfg(feature = "kafka")]
 mod partition;
+#[cfg(feature = "kafka")]
+mod producer;
 mod settings;
 #[cfg(feature = "kafka")]
 mod source;
 
+#[cfg(feature = "kafka")]
+pub use producer::KafkaProducer;
 pub use settings::{KafkaOffsetReset, KafkaSettings};
 #[cfg(feature = "kafka")]
 pub use source::run;

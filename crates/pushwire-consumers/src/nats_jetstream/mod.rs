@@ -5,18 +5,23 @@
 //! Layout: [`settings`](NatsJetStreamSettings) (the `nats_jetstream` config section, always
 //! compiled); behind the `nats` cargo feature: `setup` (connect, stream and consumer),
 //! `convert` (JetStream message → [`Message`](crate::Message), id `nats:{stream}:{seq}`),
-//! `dead_letter` (poison copies) and `source` ([`run`]).
+//! `dead_letter` (poison copies) and `source` ([`run`]); `producer` ([`JetStreamPublisher`],
+//! for the lifecycle sink).
 
 #[cfg(feature = "nats")]
 mod convert;
 #[cfg(feature = "nats")]
 mod dead_letter;
+#[cfg(feature = "nats")]
+mod producer;
 mod settings;
 #[cfg(feature = "nats")]
 mod setup;
 #[cfg(feature = "nats")]
 mod source;
 
+#[cfg(feature = "nats")]
+pub use producer::JetStreamPublisher;
 pub use settings::{NatsDeliverPolicy, NatsJetStreamSettings};
 #[cfg(feature = "nats")]
 pub use source::run;

@@ -42,6 +42,10 @@ pub enum SinkKind {
     Webhook,
     /// `XADD` of each event to a Redis stream.
     RedisStream,
+    /// Each event produced to a Kafka topic (key: the node uid, so one partition per node).
+    Kafka,
+    /// Each event published to a NATS JetStream subject, acknowledged.
+    NatsJetstream,
 }
 
 /// `[[lifecycle.sinks]]`: one destination of events, with its own bounded spool, batching and
@@ -64,8 +68,13 @@ pub struct SinkConfig {
     pub url: String,
     /// Webhook: HMAC-SHA256 key; each body is signed in `X-Pushwire-Signature: sha256=<hex>`.
     pub secret: String,
-    /// Redis stream: `redis://` or `rediss://` address.
+    /// Redis stream: `redis://` or `rediss://` address; Kafka: brokers `host:port,…`; NATS:
+    /// `nats://host:port`.
     pub address: String,
+    /// Kafka: topic.
+    pub topic: String,
+    /// NATS JetStream: subject (a stream must capture it).
+    pub subject: String,
     /// Redis stream: stream key.
     pub stream: String,
     /// Redis stream: approximate length cap (`XADD MAXLEN ~`).
@@ -99,6 +108,8 @@ impl Default for SinkConfig {
             url: String::new(),
             secret: String::new(),
             address: String::new(),
+            topic: "pushwire.lifecycle".into(),
+            subject: "pushwire.lifecycle".into(),
             stream: "pushwire.lifecycle".into(),
             max_len: 1_000_000,
             timeout: Duration::from_secs(5),
@@ -136,6 +147,34 @@ impl LifecycleConfig {
                             key("secret"),
                             "must be at least 16 bytes (webhook bodies are signed)",
                         ));
+                    }
+                }
+                SinkKind::Kafka => {
+                    if !cfg!(feature = "kafka") {
+                        return Err(ConfigError::new(
+                            key("type"),
+                            "kafka sinks need the server's `kafka` cargo feature",
+                        ));
+                    }
+                    if s.address.is_empty() || s.topic.is_empty() {
+                        return Err(ConfigError::new(
+                            key("address"),
+                            "a kafka sink needs address (brokers) and topic",
+                        ));
+                    }
+                }
+                SinkKind::NatsJetstream => {
+                    if !cfg!(feature = "nats_jetstream") {
+                        return Err(ConfigError::new(
+                            key("type"),
+                            "nats_jetstream sinks need the server's `nats_jetstream` cargo feature",
+                        ));
+                    }
+                    if !(s.address.starts_with("nats://") || s.address.starts_with("tls://")) {
+                        return Err(ConfigError::new(key("address"), "must be a nats:// URL"));
+                    }
+                    if s.subject.is_empty() {
+                        return Err(ConfigError::new(key("subject"), "must not be empty"));
                     }
                 }
                 SinkKind::RedisStream => {

@@ -2,6 +2,7 @@
 //!
 //! `Node::run_lifecycle` hands events, in per-node sequence order, to a router task that
 //! filters them per sink (event types, namespaces) into each sink's bounded [`spool::Spool`].
+//! Sinks: webhook, Redis stream, Kafka topic, NATS JetStream subject.
 //! One task per sink delivers batches (`batch_size` events or after `batch_interval`) and
 //! retries a failed batch with exponential backoff until it is acknowledged (at least once,
 //! in order per sink); a webhook's 4xx refuses a batch for good (logged, counted). Every task
@@ -93,6 +94,8 @@ impl Sinks {
                 let kind = match c.kind {
                     SinkKind::Webhook => "webhook",
                     SinkKind::RedisStream => "redis_stream",
+                    SinkKind::Kafka => "kafka",
+                    SinkKind::NatsJetstream => "nats_jetstream",
                 };
                 Arc::new(Sink {
                     name: if c.name.is_empty() {
@@ -112,7 +115,7 @@ impl Sinks {
             tasks.spawn(node.clone().run_lifecycle(tx, cancel.clone()));
             tasks.spawn(route(node.clone(), rx, sinks.clone(), cancel.clone()));
             for sink in &sinks {
-                tasks.spawn(deliver(sink.clone(), cancel.clone()));
+                tasks.spawn(deliver(sink.clone(), node.id().to_owned(), cancel.clone()));
             }
         }
         Sinks {
@@ -172,16 +175,52 @@ async fn route(
 enum Target {
     Webhook(webhook::Webhook),
     Redis(Box<redis_stream::RedisStream>),
+    #[cfg(feature = "kafka")]
+    Kafka(Box<pushwire_consumers::kafka::KafkaProducer>, String),
+    #[cfg(feature = "nats_jetstream")]
+    Nats(Box<pushwire_consumers::nats_jetstream::JetStreamPublisher>),
+    /// A kind this build lacks (config validation refuses it; never reached).
+    Unavailable,
 }
 
-async fn deliver(sink: Arc<Sink>, cancel: CancellationToken) {
-    let c = &sink.config;
-    let mut target = match c.kind {
+fn target(c: &SinkConfig, node: &str) -> Target {
+    match c.kind {
         SinkKind::Webhook => Target::Webhook(webhook::Webhook::new(&c.url, &c.secret, c.timeout)),
         SinkKind::RedisStream => Target::Redis(Box::new(redis_stream::RedisStream::new(
             &c.address, &c.stream, c.max_len, c.timeout,
         ))),
-    };
+        #[cfg(feature = "kafka")]
+        SinkKind::Kafka => {
+            match pushwire_consumers::kafka::KafkaProducer::new(
+                &c.address,
+                &c.topic,
+                c.timeout,
+                &[],
+            ) {
+                Ok(p) => Target::Kafka(Box::new(p), node.to_owned()),
+                Err(e) => {
+                    tracing::error!(error = %e, "lifecycle kafka sink not created");
+                    Target::Unavailable
+                }
+            }
+        }
+        #[cfg(feature = "nats_jetstream")]
+        SinkKind::NatsJetstream => Target::Nats(Box::new(
+            pushwire_consumers::nats_jetstream::JetStreamPublisher::new(
+                &c.address, &c.subject, c.timeout,
+            ),
+        )),
+        #[allow(unreachable_patterns)] // Reached only in builds without a sink's feature.
+        _ => {
+            let _ = node;
+            Target::Unavailable
+        }
+    }
+}
+
+async fn deliver(sink: Arc<Sink>, node: String, cancel: CancellationToken) {
+    let c = &sink.config;
+    let mut target = target(c, &node);
     let mut delay = c.retry_min_delay;
     let mut last_log: Option<tokio::time::Instant> = None;
     loop {
@@ -211,6 +250,17 @@ async fn deliver(sink: Arc<Sink>, cancel: CancellationToken) {
         let outcome = match &mut target {
             Target::Webhook(w) => w.deliver(json_array(&encoded)).await,
             Target::Redis(r) => r.deliver(&encoded).await,
+            #[cfg(feature = "kafka")]
+            Target::Kafka(p, key) => match p.send_all(key, &encoded).await {
+                Ok(()) => Delivery::Acknowledged,
+                Err(e) => Delivery::Failed(e),
+            },
+            #[cfg(feature = "nats_jetstream")]
+            Target::Nats(p) => match p.send_all(&encoded).await {
+                Ok(()) => Delivery::Acknowledged,
+                Err(e) => Delivery::Failed(e),
+            },
+            Target::Unavailable => Delivery::Failed("sink unavailable in this build".into()),
         };
         let n = batch.len() as u64;
         match outcome {
