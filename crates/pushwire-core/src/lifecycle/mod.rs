@@ -140,3 +140,40 @@ impl Lifecycle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(i: u32) -> Record {
+        Record::Connect {
+            client: i.to_string(),
+            user: "u".into(),
+        }
+    }
+
+    #[test]
+    fn recording_never_blocks_and_counts_what_a_full_queue_drops() {
+        let l = Lifecycle::new(LifecycleSettings {
+            enabled: true,
+            queue_size: 2,
+            ..Default::default()
+        });
+        for i in 0..10_000 {
+            l.record(connect(i));
+        }
+        assert_eq!(l.metrics().dropped.load(Ordering::Relaxed), 9_998);
+        let mut rx = l.take_receiver().unwrap();
+        assert_eq!(rx.try_recv().ok(), Some(connect(0)));
+        assert_eq!(rx.try_recv().ok(), Some(connect(1)));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn disabled_records_nothing() {
+        let l = Lifecycle::new(LifecycleSettings::default());
+        l.record(connect(1));
+        assert!(l.take_receiver().unwrap().try_recv().is_err());
+        assert_eq!(l.metrics().dropped.load(Ordering::Relaxed), 0);
+    }
+}
