@@ -1,5 +1,6 @@
-//! One broker contract, run against both brokers: the memory broker (one node) and the Redis
-//! broker (real Redis at 127.0.0.1:6379). Each case takes a fresh broker with a recording
+//! One broker contract, run against every broker: the memory broker (one node), the embedded
+//! broker (one node, a store in a fresh temporary directory) and the Redis broker (real Redis
+//! at 127.0.0.1:6379). Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
 mod common;
@@ -17,6 +18,7 @@ struct Subject {
     rec: Arc<Recorder>,
     _keep: Option<pushwire_engine_redis::RedisEngine>,
     cfg: Option<pushwire_engine_redis::RedisConfig>,
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Subject {
@@ -32,6 +34,25 @@ impl Subject {
             rec,
             _keep: None,
             cfg: None,
+            dir: None,
+        }
+    }
+
+    async fn embedded() -> Subject {
+        let dir = std::env::temp_dir().join(format!("pw-contract-{}", uuid::Uuid::new_v4()));
+        let config = pushwire_engine_embedded::EmbeddedConfig::at(dir.to_string_lossy());
+        let broker = Arc::new(pushwire_engine_embedded::EmbeddedBroker::open(&config).unwrap());
+        let rec = Arc::new(Recorder {
+            node_id: "embedded-node".into(),
+            ..Default::default()
+        });
+        broker.set_handler(&rec.node_id, rec.clone());
+        Subject {
+            broker,
+            rec,
+            _keep: None,
+            cfg: None,
+            dir: Some(dir),
         }
     }
 
@@ -43,6 +64,7 @@ impl Subject {
             rec,
             _keep: Some(engine),
             cfg: Some(cfg),
+            dir: None,
         }
     }
 
@@ -50,11 +72,20 @@ impl Subject {
         if let Some(cfg) = &self.cfg {
             cleanup(cfg).await;
         }
+        if let Some(dir) = self.dir {
+            // The store closes (and releases its lock) when the broker is dropped.
+            drop(self.broker);
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
 async fn each(case: impl AsyncFn(&Subject)) {
-    for subject in [Subject::memory().await, Subject::redis().await] {
+    for subject in [
+        Subject::memory().await,
+        Subject::embedded().await,
+        Subject::redis().await,
+    ] {
         case(&subject).await;
         subject.done().await;
     }
