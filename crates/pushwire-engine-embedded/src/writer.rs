@@ -149,13 +149,14 @@ impl Writer {
                 other => writes.push(other),
             }
         }
-        if !writes.is_empty() {
-            self.write(writes);
-        }
+        // The sweep goes first: a request queued behind it is answered after it.
         if sweep {
             if let Err(e) = self.sweep() {
                 tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store sweep failed");
             }
+        }
+        if !writes.is_empty() {
+            self.write(writes);
         }
         let due =
             self.policy == FsyncPolicy::Interval && self.last_durable.elapsed() >= self.interval;
