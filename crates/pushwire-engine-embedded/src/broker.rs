@@ -17,8 +17,9 @@ use crate::config::{EmbeddedConfig, FsyncPolicy};
 use crate::error::{OpenError, StoreError};
 use crate::metrics::EmbeddedMetrics;
 use crate::open;
+use crate::shared::Shared;
 use crate::store;
-use crate::writer::{self, PublishRequest, Request, Shared, Writer};
+use crate::writer::{self, PublishRequest, Request, Writer};
 
 /// How often expired publications, idempotency records and idle streams are dropped (each
 /// sweep is also a durable checkpoint).
@@ -63,7 +64,7 @@ impl EmbeddedBroker {
         let metrics = Arc::new(EmbeddedMetrics::default());
         let shared = Arc::new(Shared::new(opened.db, opened.file.clone(), metrics.clone()));
         shared.measure_file();
-        if let Ok(n) = writer::count_streams(&shared.db) {
+        if let Ok(n) = shared.db().and_then(|db| writer::count_streams(&db)) {
             EmbeddedMetrics::set(&metrics.streams, n);
         }
         let (tx, rx) = mpsc::channel(writer::QUEUE);
@@ -76,6 +77,8 @@ impl EmbeddedBroker {
             dirty: false,
             last_durable: Instant::now(),
             last_measure: None,
+            broken: None,
+            last_probe: None,
         };
         let handle = std::thread::Builder::new()
             .name("pushwire-embedded-writer".into())
@@ -154,7 +157,7 @@ impl EmbeddedBroker {
         let query = query.clone();
         tokio::task::spawn_blocking(move || {
             let _order = shared.shards[shared.shard(&channel)].lock();
-            let txn = shared.db.begin_read().map_err(StoreError::redb)?;
+            let txn = shared.db()?.begin_read().map_err(StoreError::redb)?;
             store::read_history(&txn, &channel, &query, store::now_ms())
         })
         .await

@@ -67,12 +67,27 @@ pub enum StoreError {
     /// The writer thread is gone (the broker is shutting down).
     #[error("embedded store is closed")]
     Closed,
+    /// The store is being reopened after an I/O failure.
+    #[error("embedded store is being reopened after an I/O failure")]
+    Unavailable,
+    /// Reopening the store after an I/O failure failed.
+    #[error("embedded store could not be reopened: {0}")]
+    Reopen(String),
 }
 
 impl StoreError {
     /// Wraps any of redb's error types.
     pub(crate) fn redb(e: impl Into<redb::Error>) -> StoreError {
         StoreError::Redb(e.into())
+    }
+
+    /// An I/O failure (a full disk, a failing device) after which the store refuses writes
+    /// until it is reopened.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Redb(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
     }
 }
 

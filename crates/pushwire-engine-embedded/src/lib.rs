@@ -12,6 +12,7 @@
 //! - `writer` (private): the writer thread (batching, group commit, delivery after commit).
 //! - `store` (private): the tables and the operations inside one transaction.
 //! - `open` (private): directory, lock, corruption detection, crash handling at start.
+//! - `shared` (private): state shared by broker and writer; reopening after a full disk.
 //! - [`codec`]: stored bytes; [`metrics`]: [`EmbeddedMetrics`]; [`error`]: error enums.
 //!
 //! docs/engines.md describes durability, space bounds and failure behaviour.
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 mod open;
+mod shared;
 mod store;
 mod writer;
 

@@ -36,21 +36,7 @@ pub(crate) fn open(config: &EmbeddedConfig) -> Result<Opened, OpenError> {
         source,
     })?;
     let file = data_file(&dir);
-    let opened = std::panic::catch_unwind(|| {
-        redb::Builder::new()
-            .set_check_integrity_on_open(true)
-            .create(&file)
-    });
-    let mut db = match opened {
-        Ok(Ok(db)) => db,
-        Ok(Err(e)) => return Err(open_error(&file, e)),
-        Err(_) => {
-            return Err(OpenError::Corrupted {
-                path: file,
-                reason: "the store failed while reading it".into(),
-            })
-        }
-    };
+    let mut db = open_file(&file)?;
     let (crashed, rotated) = mark_open(&db, config.fsync).map_err(|e| store_error(&file, e))?;
     if let Err(e) = db.compact(CompactionMode::Balanced) {
         tracing::warn!(error = %e, file = %file.display(), "embedded store not compacted");
@@ -61,6 +47,24 @@ pub(crate) fn open(config: &EmbeddedConfig) -> Result<Opened, OpenError> {
         crashed,
         rotated,
     })
+}
+
+/// Opens (or creates) the data file with every page checksum verified; a damaged file is an
+/// error naming it, never a panic.
+pub(crate) fn open_file(file: &Path) -> Result<Database, OpenError> {
+    let opened = std::panic::catch_unwind(|| {
+        redb::Builder::new()
+            .set_check_integrity_on_open(true)
+            .create(file)
+    });
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(open_error(file, e)),
+        Err(_) => Err(OpenError::Corrupted {
+            path: file.to_owned(),
+            reason: "the store failed while reading it".into(),
+        }),
+    }
 }
 
 /// Creates the tables, reads the previous run's marker and writes this run's (durably).

@@ -8,12 +8,10 @@
 //! never sees a publication that was not delivered yet, and delivery order is offset order.
 //! Only then are the publishers answered.
 
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use pushwire_core::engine::{BrokerEventHandler, EngineError, PublishOptions, PublishOutcome};
+use pushwire_core::engine::{EngineError, PublishOptions, PublishOutcome};
 use pushwire_protocol::Publication;
 use redb::{
     Database, Durability, ReadableDatabase as _, ReadableTableMetadata as _, WriteTransaction,
@@ -23,52 +21,17 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::FsyncPolicy;
 use crate::error::StoreError;
 use crate::metrics::EmbeddedMetrics;
+use crate::shared::Shared;
 use crate::store::{self, Tables};
 
 /// Most requests applied in one transaction.
 pub const MAX_BATCH: usize = 512;
 /// Bound of the request queue in front of the writer.
 pub const QUEUE: usize = 4096;
-const SHARDS: usize = 32;
 /// How often the used space is measured at most while the file is above `max_size`.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
-
-/// What the broker and the writer share.
-pub(crate) struct Shared {
-    pub db: Arc<Database>,
-    pub file: PathBuf,
-    pub shards: Box<[Mutex<()>]>,
-    pub handler: OnceLock<Arc<dyn BrokerEventHandler>>,
-    pub metrics: Arc<EmbeddedMetrics>,
-}
-
-impl Shared {
-    pub fn new(db: Database, file: PathBuf, metrics: Arc<EmbeddedMetrics>) -> Shared {
-        Shared {
-            db: Arc::new(db),
-            file,
-            shards: (0..SHARDS).map(|_| Mutex::new(())).collect(),
-            handler: OnceLock::new(),
-            metrics,
-        }
-    }
-
-    /// The index of the shard lock that orders `channel`'s reads and deliveries.
-    pub fn shard(&self, channel: &str) -> usize {
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in channel.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
-        }
-        (h as usize) % SHARDS
-    }
-
-    /// Refreshes the file-size gauge.
-    pub fn measure_file(&self) -> u64 {
-        let len = std::fs::metadata(&self.file).map_or(0, |m| m.len());
-        EmbeddedMetrics::set(&self.metrics.disk_bytes, len);
-        len
-    }
-}
+/// How often a broken writer checks whether space returned.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 
 /// A unit of work for the writer.
 pub(crate) enum Request {
@@ -120,6 +83,10 @@ pub(crate) struct Writer {
     pub dirty: bool,
     pub last_durable: Instant,
     pub last_measure: Option<Instant>,
+    /// Why the store refuses writes (an I/O failure such as a full disk), until reopened.
+    pub broken: Option<String>,
+    /// When the writer last checked whether space returned.
+    pub last_probe: Option<Instant>,
 }
 
 impl Writer {
@@ -149,11 +116,18 @@ impl Writer {
                 other => writes.push(other),
             }
         }
+        if self.broken.is_some() && !self.recover() {
+            let reason = self.broken.clone().unwrap_or_default();
+            let e = EngineError::Backend(format!("embedded store: {reason}"));
+            for reply in writes.into_iter().filter_map(Request::into_reply) {
+                self.answer(reply, Err(e.clone()));
+            }
+            return;
+        }
         // The sweep goes first: a request queued behind it is answered after it.
         if sweep {
-            if let Err(e) = self.sweep() {
-                tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store sweep failed");
-            }
+            let swept = self.sweep();
+            self.failed("sweep", swept);
         }
         if !writes.is_empty() {
             self.write(writes);
@@ -161,10 +135,65 @@ impl Writer {
         let due =
             self.policy == FsyncPolicy::Interval && self.last_durable.elapsed() >= self.interval;
         if flush || due {
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store checkpoint failed");
+            let done = self.checkpoint();
+            self.failed("checkpoint", done);
+        }
+    }
+
+    /// Logs a failed housekeeping step; an I/O failure puts the writer in the broken state.
+    fn failed(&mut self, what: &str, result: Result<(), StoreError>) {
+        if let Err(e) = result {
+            tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store {what} failed");
+            self.note(&e);
+        }
+    }
+
+    /// Remembers an I/O failure: writes are refused until space returns and the store is
+    /// reopened.
+    fn note(&mut self, e: &StoreError) {
+        if e.is_io() && self.broken.is_none() {
+            tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store write failed; publishes fail until space returns");
+            self.broken = Some(e.to_string());
+        }
+    }
+
+    /// In the broken state: at most every [`PROBE_EVERY`], checks that space returned and
+    /// reopens the store. Commits that were not durable are rolled back by the reopen, so the
+    /// streams then get new epochs (clients must not recover across reused offsets).
+    fn recover(&mut self) -> bool {
+        if self.last_probe.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
+            return false;
+        }
+        self.last_probe = Some(Instant::now());
+        if !self.shared.space_returned() {
+            return false;
+        }
+        if let Err(e) = self.shared.reopen() {
+            tracing::error!(error = %e, file = %self.shared.file.display(), "embedded store not reopened");
+            return false;
+        }
+        if self.dirty {
+            let rotated = (|| {
+                let txn = self.shared.db()?.begin_write().map_err(StoreError::redb)?;
+                let n = Tables::open(&txn)?.rotate_epochs()?;
+                txn.commit().map_err(StoreError::redb)?;
+                Ok::<_, StoreError>(n)
+            })();
+            match rotated {
+                Ok(n) => tracing::warn!(
+                    streams = n,
+                    "embedded store: new epochs after a lost non-durable commit"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "embedded store: epochs not renewed");
+                    return false;
+                }
             }
         }
+        self.durable();
+        self.broken = None;
+        tracing::info!(file = %self.shared.file.display(), "embedded store reopened; publishing resumes");
+        true
     }
 
     fn durability(&self) -> Durability {
@@ -203,6 +232,7 @@ impl Writer {
         let (txn, mut pending) = match applied {
             Ok(ok) => ok,
             Err((e, replies)) => {
+                self.note(&e);
                 let e = EngineError::from(e);
                 for reply in replies {
                     self.answer(reply, Err(e.clone()));
@@ -221,7 +251,9 @@ impl Writer {
         let guards: Vec<_> = shards.iter().map(|i| shared.shards[*i].lock()).collect();
         if let Err(e) = txn.commit() {
             drop(guards);
-            let e = EngineError::from(StoreError::redb(e));
+            let e = StoreError::redb(e);
+            self.note(&e);
+            let e = EngineError::from(e);
             for p in pending {
                 self.answer(p.reply, Err(e.clone()));
             }
@@ -264,9 +296,13 @@ impl Writer {
             replies.extend(rest.filter_map(Request::into_reply));
             Err((e, replies))
         };
-        let mut txn = match self.shared.db.begin_write() {
+        let begun = self
+            .shared
+            .db()
+            .and_then(|db| db.begin_write().map_err(StoreError::redb));
+        let mut txn = match begun {
             Ok(t) => t,
-            Err(e) => return fail(StoreError::redb(e), replies, iter),
+            Err(e) => return fail(e, replies, iter),
         };
         if let Err(e) = txn.set_durability(self.durability()) {
             return fail(StoreError::redb(e), replies, iter);
@@ -370,7 +406,7 @@ impl Writer {
             self.last_durable = Instant::now();
             return Ok(());
         }
-        let txn = self.shared.db.begin_write().map_err(StoreError::redb)?;
+        let txn = self.shared.db()?.begin_write().map_err(StoreError::redb)?;
         txn.commit().map_err(StoreError::redb)?;
         self.durable();
         Ok(())
@@ -378,7 +414,7 @@ impl Writer {
 
     /// Drops what expired, measures, and commits durably (the checkpoint of every policy).
     fn sweep(&mut self) -> Result<(), StoreError> {
-        let txn = self.shared.db.begin_write().map_err(StoreError::redb)?;
+        let txn = self.shared.db()?.begin_write().map_err(StoreError::redb)?;
         let streams = {
             let mut tables = Tables::open(&txn)?;
             tables.sweep(store::now_ms())?
@@ -398,7 +434,7 @@ impl Writer {
     /// ended cleanly.
     fn close(&mut self) {
         let result = (|| {
-            let txn = self.shared.db.begin_write().map_err(StoreError::redb)?;
+            let txn = self.shared.db()?.begin_write().map_err(StoreError::redb)?;
             {
                 let mut state = txn.open_table(store::STATE).map_err(StoreError::redb)?;
                 state.remove(store::OPEN_MARKER).map_err(StoreError::redb)?;
