@@ -2,7 +2,8 @@
 //! through the HTTP API while the node is `kill -9`ed at a random moment are all in history
 //! after a restart, with the offset and epoch the API acknowledged; a centrifuge-python client
 //! that was subscribed recovers exactly what it missed; a second process on the same data
-//! directory, and a truncated data file, stop the start with an error naming the file.
+//! directory, and a truncated data file, stop the start with an error naming the file. The
+//! admin page's numbers name the engine and its disk use.
 //!
 //! Sized for a 2-core machine: 2,000 publications into 20 channels (the benchmark
 //! scenario is 10,000 into 100), published by 8 concurrent HTTP workers, fsync per publish.
@@ -69,6 +70,8 @@ fn config(dir: &Path) -> ServerConfig {
         options,
     });
     c.log.level = "info".into();
+    c.admin.enabled = true;
+    c.admin.insecure = true;
     c
 }
 
@@ -288,6 +291,14 @@ async fn every_acknowledged_publication_survives_kill_9_and_a_subscriber_recover
             "{family} in /metrics"
         );
     }
+    let stats: Value = reqwest::get(format!("{}/admin/api/stats", node.http_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["engine"], "embedded", "{stats}");
+    assert!(stats["engine_disk_bytes"].as_u64().unwrap() > 0, "{stats}");
     assert!(
         node.log().contains("the previous run did not stop cleanly"),
         "the restart noticed the crash"

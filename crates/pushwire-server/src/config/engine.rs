@@ -33,6 +33,17 @@ pub enum EngineKind {
     Embedded,
 }
 
+impl EngineKind {
+    /// The name used in configuration (`memory`, `redis`, `embedded`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Memory => "memory",
+            EngineKind::Redis => "redis",
+            EngineKind::Embedded => "embedded",
+        }
+    }
+}
+
 impl EngineConfig {
     /// Checks the section of the chosen engine; names the key at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
