@@ -44,6 +44,7 @@ pub struct EmbeddedBroker {
     _ticker: Option<DropGuard>,
     crashed: bool,
     rotated: usize,
+    moved_aside: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for EmbeddedBroker {
@@ -100,6 +101,7 @@ impl EmbeddedBroker {
             _ticker: ticker,
             crashed: opened.crashed,
             rotated: opened.rotated,
+            moved_aside: opened.moved_aside,
         })
     }
 
@@ -116,6 +118,11 @@ impl EmbeddedBroker {
     /// How many streams got a new epoch at open (after a crash under `interval`/`never`).
     pub fn rotated_epochs(&self) -> usize {
         self.rotated
+    }
+
+    /// Where a damaged data file was moved at open (`on_corruption = "move_aside"`).
+    pub fn moved_aside(&self) -> Option<&std::path::Path> {
+        self.moved_aside.as_deref()
     }
 
     /// The engine's counters and gauges.

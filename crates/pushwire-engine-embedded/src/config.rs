@@ -35,6 +35,20 @@ impl FsyncPolicy {
     }
 }
 
+/// What a start does with a data file that is corrupted or truncated beyond what the store
+/// repairs by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCorruption {
+    /// Stop the start with an error naming the file (default): an operator decides.
+    #[default]
+    Fail,
+    /// Rename the file to `pushwire.redb.corrupt-<unix ms>` (kept for inspection) and start
+    /// with an empty store: every stream starts over with a new epoch, so clients reload
+    /// instead of recovering. For unattended nodes that must come back by themselves.
+    MoveAside,
+}
+
 /// Settings of the embedded engine. [`EmbeddedConfig::validate`] names the offending key
 /// (`engine.embedded.<field>`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -54,6 +68,9 @@ pub struct EmbeddedConfig {
     /// How long an idempotency key suppresses a duplicate publication in its channel.
     #[serde(with = "humantime_serde")]
     pub idempotency_window: Duration,
+    /// What a start does with a data file it can not repair: `fail` (default) or
+    /// `move_aside`.
+    pub on_corruption: OnCorruption,
 }
 
 impl Default for EmbeddedConfig {
@@ -64,6 +81,7 @@ impl Default for EmbeddedConfig {
             fsync_interval: Duration::from_millis(100),
             max_size: 0,
             idempotency_window: Duration::from_secs(300),
+            on_corruption: OnCorruption::Fail,
         }
     }
 }

@@ -29,7 +29,8 @@ pub enum OpenError {
     /// The file is not a store, is damaged or truncated and could not be repaired.
     #[error(
         "engine.embedded.path {path}: the data file is corrupted or truncated ({reason}); \
-         move it away to start with empty streams, or restore it from a backup"
+         move it away (or set engine.embedded.on_corruption = \"move_aside\") to start with \
+         empty streams, or restore it from a backup"
     )]
     Corrupted {
         /// The data file.

@@ -29,7 +29,7 @@ mod store;
 mod writer;
 
 pub use broker::EmbeddedBroker;
-pub use config::{EmbeddedConfig, FsyncPolicy};
+pub use config::{EmbeddedConfig, FsyncPolicy, OnCorruption};
 pub use engine::EmbeddedEngine;
 pub use error::{OpenError, StoreError};
 pub use metrics::EmbeddedMetrics;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{CompactionMode, Database, DatabaseError, ReadableTable as _, StorageError};
 
-use crate::config::{EmbeddedConfig, FsyncPolicy};
+use crate::config::{EmbeddedConfig, FsyncPolicy, OnCorruption};
 use crate::error::{OpenError, StoreError};
 use crate::store::{Tables, OPEN_MARKER, STATE};
 
@@ -20,6 +20,8 @@ pub(crate) struct Opened {
     pub crashed: bool,
     /// Streams whose epoch was renewed because the crashed run did not fsync every publish.
     pub rotated: usize,
+    /// Where a damaged file was moved (`on_corruption = "move_aside"`).
+    pub moved_aside: Option<PathBuf>,
 }
 
 /// The data file of a data directory.
@@ -36,7 +38,22 @@ pub(crate) fn open(config: &EmbeddedConfig) -> Result<Opened, OpenError> {
         source,
     })?;
     let file = data_file(&dir);
-    let mut db = open_file(&file)?;
+    let mut moved_aside = None;
+    let mut db = match open_file(&file) {
+        Err(OpenError::Corrupted { path, reason })
+            if config.on_corruption == OnCorruption::MoveAside =>
+        {
+            let aside = file.with_extension(format!("redb.corrupt-{}", crate::store::now_ms()));
+            std::fs::rename(&file, &aside).map_err(|source| OpenError::Directory {
+                path: path.clone(),
+                source,
+            })?;
+            tracing::error!(file = %path.display(), moved_to = %aside.display(), %reason, "embedded store corrupted: moved aside, starting empty");
+            moved_aside = Some(aside);
+            open_file(&file)?
+        }
+        other => other?,
+    };
     let (crashed, rotated) = mark_open(&db, config.fsync).map_err(|e| store_error(&file, e))?;
     if let Err(e) = db.compact(CompactionMode::Balanced) {
         tracing::warn!(error = %e, file = %file.display(), "embedded store not compacted");
@@ -46,6 +63,7 @@ pub(crate) fn open(config: &EmbeddedConfig) -> Result<Opened, OpenError> {
         file,
         crashed,
         rotated,
+        moved_aside,
     })
 }
 

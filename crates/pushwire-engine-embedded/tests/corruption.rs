@@ -101,3 +101,33 @@ async fn a_second_opener_is_refused_naming_the_path() {
     assert!(matches!(e, OpenError::Locked { .. }), "{e}");
     names_the_file(&e, &dir);
 }
+
+#[tokio::test]
+async fn move_aside_keeps_the_damaged_file_and_starts_empty() {
+    let dir = TempDir::new();
+    let len = filled(&dir).await;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.file())
+        .unwrap();
+    f.set_len(len / 3).unwrap();
+    drop(f);
+    let config = pushwire_engine_embedded::EmbeddedConfig {
+        on_corruption: pushwire_engine_embedded::OnCorruption::MoveAside,
+        ..dir.config()
+    };
+    let (broker, _rec) = open(&config);
+    let aside = broker.moved_aside().expect("moved aside").to_owned();
+    assert_eq!(
+        std::fs::metadata(&aside).unwrap().len(),
+        len / 3,
+        "kept as it was"
+    );
+    assert!(aside.starts_with(&dir.0));
+    let page = read(&broker, "ch0", None).await;
+    assert_eq!(page.position.offset, 0, "an empty store");
+    broker
+        .publish("ch0", publication(1), &history(10))
+        .await
+        .unwrap();
+}

@@ -35,6 +35,13 @@ pub async fn build_node(
             let settings = &config.engine.embedded;
             let engine = EmbeddedEngine::open(settings)?;
             let broker = engine.broker();
+            if let Some(aside) = broker.moved_aside() {
+                tracing::error!(
+                    file = %broker.file().display(),
+                    moved_to = %aside.display(),
+                    "embedded store: the data file was corrupted; moved aside, streams start over"
+                );
+            }
             if broker.recovered_from_crash() {
                 tracing::warn!(
                     file = %broker.file().display(),

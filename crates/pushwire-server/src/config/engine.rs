@@ -109,6 +109,7 @@ mod tests {
             fsync = "interval"
             fsync_interval = "50ms"
             max_size = 1073741824
+            on_corruption = "move_aside"
             "#,
         )
         .unwrap();
@@ -123,6 +124,10 @@ mod tests {
             std::time::Duration::from_millis(50)
         );
         assert_eq!(c.embedded.max_size, 1 << 30);
+        assert_eq!(
+            c.embedded.on_corruption,
+            pushwire_engine_embedded::OnCorruption::MoveAside
+        );
         c.validate().unwrap();
         assert!(parse("[embedded]\nfsync = \"sometimes\"").is_err());
         let bad = EngineConfig {
