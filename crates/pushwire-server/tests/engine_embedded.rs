@@ -1,7 +1,8 @@
 //! The embedded engine end to end, on the real `pushwire serve` binary: publications made
 //! through the HTTP API while the node is `kill -9`ed at a random moment are all in history
-//! after a restart, with the offset and epoch the API acknowledged; a centrifuge-python client
-//! that was subscribed recovers exactly what it missed; a second process on the same data
+//! after a restart, with the offset and epoch the API acknowledged; centrifuge-python clients
+//! that were subscribed recover exactly what they missed; after a crash under
+//! `fsync = "interval"` the streams get new epochs and a client is told it can not recover; a second process on the same data
 //! directory, and a truncated data file, stop the start with an error naming the file. The
 //! admin page's numbers name the engine and its disk use.
 //!
@@ -138,23 +139,21 @@ async fn history(node: &NodeProcess, ch: &str) -> (String, BTreeMap<u64, usize>)
 }
 
 #[tokio::test]
-async fn every_acknowledged_publication_survives_kill_9_and_a_subscriber_recovers_what_it_missed() {
+async fn every_acknowledged_publication_survives_kill_9_and_subscribers_recover_what_they_missed() {
     let dir = DataDir::new();
     let mut node = NodeProcess::start(PUSHWIRE, config(&dir.0)).await;
-    let watched = channel(0);
-    let mut client = LiveScript::python(
-        &[
-            "python/cluster_user.py",
-            &node.ws_url(),
-            "-",
-            &watched,
-            "120",
-        ],
-        &node.http_url(),
-    );
-    client
-        .json("subscribed", T, |v| v["event"] == "subscribed")
-        .await;
+    let watched = [channel(0), channel(1)];
+    let mut clients = Vec::new();
+    for ch in &watched {
+        let mut client = LiveScript::python(
+            &["python/cluster_user.py", &node.ws_url(), "-", ch, "120"],
+            &node.http_url(),
+        );
+        client
+            .json("subscribed", T, |v| v["event"] == "subscribed")
+            .await;
+        clients.push(client);
+    }
 
     let acked: Acked = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
@@ -242,37 +241,39 @@ async fn every_acknowledged_publication_survives_kill_9_and_a_subscriber_recover
         );
     }
 
-    // The subscriber reconnected by itself and got every publication of its channel exactly
+    // Each subscriber reconnected by itself and got every publication of its channel exactly
     // once, in offset order: live before the crash, recovered after it, live again.
-    let (_, expected) = &epochs[&watched];
-    let top = *expected.keys().last().unwrap();
-    let mut got: Vec<(u64, usize)> = Vec::new();
-    let mut recovered = Vec::new();
-    while got.last().is_none_or(|(o, _)| *o < top) {
-        let v = client
-            .json("publication or resubscribe", T, |v| {
-                v["event"] == "publication" || v["event"] == "subscribed"
-            })
-            .await;
-        if v["event"] == "subscribed" {
-            recovered.push(v["recovered"] == json!(true));
-            continue;
+    for (ch, client) in watched.iter().zip(clients.iter_mut()) {
+        let (_, expected) = &epochs[ch];
+        let top = *expected.keys().last().unwrap();
+        let mut got: Vec<(u64, usize)> = Vec::new();
+        let mut recovered = Vec::new();
+        while got.last().is_none_or(|(o, _)| *o < top) {
+            let v = client
+                .json("publication or resubscribe", T, |v| {
+                    v["event"] == "publication" || v["event"] == "subscribed"
+                })
+                .await;
+            if v["event"] == "subscribed" {
+                recovered.push(v["recovered"] == json!(true));
+                continue;
+            }
+            got.push((
+                v["offset"].as_u64().unwrap(),
+                v["data"]["n"].as_u64().unwrap() as usize,
+            ));
         }
-        got.push((
-            v["offset"].as_u64().unwrap(),
-            v["data"]["n"].as_u64().unwrap() as usize,
-        ));
+        assert_eq!(
+            got,
+            expected.iter().map(|(o, n)| (*o, *n)).collect::<Vec<_>>(),
+            "{ch}: the subscriber saw each publication once, in order"
+        );
+        assert_eq!(
+            recovered,
+            vec![true],
+            "{ch}: one resubscribe after the crash, recovered"
+        );
     }
-    assert_eq!(
-        got,
-        expected.iter().map(|(o, n)| (*o, *n)).collect::<Vec<_>>(),
-        "the subscriber saw each publication once, in order"
-    );
-    assert_eq!(
-        recovered,
-        vec![true],
-        "one resubscribe after the crash, recovered"
-    );
 
     let metrics = reqwest::get(format!("{}/metrics", node.http_url()))
         .await
@@ -303,7 +304,7 @@ async fn every_acknowledged_publication_survives_kill_9_and_a_subscriber_recover
         node.log().contains("the previous run did not stop cleanly"),
         "the restart noticed the crash"
     );
-    drop(client);
+    drop(clients);
 }
 
 /// Runs `pushwire serve` on `config` and expects it to stop at start; returns its output.
@@ -364,4 +365,46 @@ async fn a_second_process_and_a_truncated_file_stop_the_start_naming_the_file() 
         "{out}"
     );
     assert!(!out.contains("panicked"), "{out}");
+}
+
+#[tokio::test]
+async fn after_a_crash_under_interval_streams_get_new_epochs_and_clients_do_not_recover() {
+    let dir = DataDir::new();
+    let mut c = config(&dir.0);
+    c.engine.embedded.fsync = FsyncPolicy::Interval;
+    let mut node = NodeProcess::start(PUSHWIRE, c).await;
+    let ch = "durable:interval";
+    let mut client = LiveScript::python(
+        &["python/cluster_user.py", &node.ws_url(), "-", ch, "60"],
+        &node.http_url(),
+    );
+    client
+        .json("subscribed", T, |v| v["event"] == "subscribed")
+        .await;
+    for n in 1..=5 {
+        let (status, body) = node
+            .api("publish", json!({"channel": ch, "data": {"n": n}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (epoch, _) = history(&node, ch).await;
+    for n in 1..=5u64 {
+        let p = client
+            .json("publication", T, |v| v["event"] == "publication")
+            .await;
+        assert_eq!(p["offset"], json!(n));
+    }
+    // Past one group commit (100 ms) everything is durable; the crash still renews the epoch,
+    // since the node can not know what the last interval lost.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.kill().await;
+    node.restart().await;
+    let (renewed, pubs) = history(&node, ch).await;
+    assert_ne!(renewed, epoch, "a crash under interval renews the epoch");
+    assert_eq!(pubs.len(), 5, "what was made durable is kept");
+    let again = client
+        .json("resubscribe", T, |v| v["event"] == "subscribed")
+        .await;
+    assert_eq!(again["recovered"], json!(false), "{again}");
+    assert!(node.log().contains("renewed_epochs=1"), "{}", node.log());
 }
