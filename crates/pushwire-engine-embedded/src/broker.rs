@@ -270,17 +270,21 @@ impl Broker for EmbeddedBroker {
         channel: &str,
         query: HistoryQuery,
     ) -> Result<HistoryPage, EngineError> {
-        if let Some(page) = self.read(channel, &query).await? {
-            return Ok(page);
+        // A stream created by the writer can be swept again before the read when its meta TTL
+        // is (almost) zero: ask again a few times.
+        for _ in 0..3 {
+            if let Some(page) = self.read(channel, &query).await? {
+                return Ok(page);
+            }
+            let (reply, rx) = oneshot::channel();
+            self.send(Request::Ensure {
+                channel: channel.to_owned(),
+                meta_ttl: query.meta_ttl,
+                reply,
+            })
+            .await?;
+            rx.await.map_err(|_| closed())??;
         }
-        let (reply, rx) = oneshot::channel();
-        self.send(Request::Ensure {
-            channel: channel.to_owned(),
-            meta_ttl: query.meta_ttl,
-            reply,
-        })
-        .await?;
-        rx.await.map_err(|_| closed())??;
         self.read(channel, &query)
             .await?
             .ok_or_else(|| StoreError::Malformed("stream meta").into())
