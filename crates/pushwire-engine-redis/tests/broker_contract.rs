@@ -1,5 +1,6 @@
-//! One broker contract, run against both brokers: the memory broker (one node) and the Redis
-//! broker (real Redis at 127.0.0.1:6379). Each case takes a fresh broker with a recording
+//! One broker contract, run against every broker: the memory broker (one node), the embedded
+//! broker (one node, a store in a fresh temporary directory) and the Redis broker (real Redis
+//! at 127.0.0.1:6379). Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
 mod common;
@@ -17,6 +18,7 @@ struct Subject {
     rec: Arc<Recorder>,
     _keep: Option<pushwire_engine_redis::RedisEngine>,
     cfg: Option<pushwire_engine_redis::RedisConfig>,
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Subject {
@@ -32,6 +34,25 @@ impl Subject {
             rec,
             _keep: None,
             cfg: None,
+            dir: None,
+        }
+    }
+
+    async fn embedded() -> Subject {
+        let dir = std::env::temp_dir().join(format!("pw-contract-{}", uuid::Uuid::new_v4()));
+        let config = pushwire_engine_embedded::EmbeddedConfig::at(dir.to_string_lossy());
+        let broker = Arc::new(pushwire_engine_embedded::EmbeddedBroker::open(&config).unwrap());
+        let rec = Arc::new(Recorder {
+            node_id: "embedded-node".into(),
+            ..Default::default()
+        });
+        broker.set_handler(&rec.node_id, rec.clone());
+        Subject {
+            broker,
+            rec,
+            _keep: None,
+            cfg: None,
+            dir: Some(dir),
         }
     }
 
@@ -43,6 +64,7 @@ impl Subject {
             rec,
             _keep: Some(engine),
             cfg: Some(cfg),
+            dir: None,
         }
     }
 
@@ -50,11 +72,20 @@ impl Subject {
         if let Some(cfg) = &self.cfg {
             cleanup(cfg).await;
         }
+        if let Some(dir) = self.dir {
+            // The store closes (and releases its lock) when the broker is dropped.
+            drop(self.broker);
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
 async fn each(case: impl AsyncFn(&Subject)) {
-    for subject in [Subject::memory().await, Subject::redis().await] {
+    for subject in [
+        Subject::memory().await,
+        Subject::embedded().await,
+        Subject::redis().await,
+    ] {
         case(&subject).await;
         subject.done().await;
     }
@@ -183,4 +214,201 @@ async fn redis_control_messages_reach_the_addressed_node_only() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(rec_c.controls.lock().len(), 1, "c never got b's message");
     cleanup(&cfg).await;
+}
+
+fn reverse(since: Option<StreamPosition>, limit: usize) -> HistoryQuery {
+    HistoryQuery {
+        reverse: true,
+        ..query(since, limit)
+    }
+}
+
+fn ns(page: &pushwire_core::engine::HistoryPage) -> Vec<u64> {
+    page.publications.iter().map(n_of).collect()
+}
+
+#[tokio::test]
+async fn history_is_trimmed_to_its_size_and_read_forward_backward_and_from_a_position() {
+    each(async |s: &Subject| {
+        for n in 1..=5 {
+            s.broker
+                .publish("t", publication(n), &history(3))
+                .await
+                .unwrap();
+        }
+        let page = s.broker.history("t", query(None, 10)).await.unwrap();
+        assert_eq!(ns(&page), vec![3, 4, 5]);
+        let offsets: Vec<u64> = page.publications.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, vec![3, 4, 5]);
+        let epoch = page.position.epoch.clone();
+        let at = |offset| {
+            Some(StreamPosition {
+                offset,
+                epoch: epoch.clone(),
+            })
+        };
+        let b = &s.broker;
+        assert_eq!(
+            ns(&b.history("t", query(at(3), 10)).await.unwrap()),
+            vec![4, 5]
+        );
+        assert_eq!(ns(&b.history("t", query(at(3), 1)).await.unwrap()), vec![4]);
+        assert_eq!(
+            ns(&b.history("t", reverse(None, 10)).await.unwrap()),
+            vec![5, 4, 3]
+        );
+        assert_eq!(
+            ns(&b.history("t", reverse(at(5), 1)).await.unwrap()),
+            vec![4]
+        );
+        assert!(b
+            .history("t", reverse(at(0), 10))
+            .await
+            .unwrap()
+            .publications
+            .is_empty());
+        let top = b.history("t", query(None, 0)).await.unwrap();
+        assert!(top.publications.is_empty());
+        assert_eq!(top.position.offset, 5);
+        let any = Some(StreamPosition {
+            offset: 4,
+            epoch: String::new(),
+        });
+        assert_eq!(
+            ns(&b.history("t", query(any, 10)).await.unwrap()),
+            vec![5],
+            "empty epoch: any"
+        );
+
+        // A read of a new channel creates its position; publications continue that epoch.
+        let fresh = b.history("new", query(None, 10)).await.unwrap();
+        assert_eq!(fresh.position.offset, 0);
+        let out = b.publish("new", publication(1), &history(3)).await.unwrap();
+        assert_eq!(
+            out.position.unwrap(),
+            StreamPosition {
+                offset: 1,
+                epoch: fresh.position.epoch
+            }
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn remove_history_keeps_the_position_and_epoch() {
+    each(async |s: &Subject| {
+        for n in 1..=3 {
+            s.broker
+                .publish("r", publication(n), &history(10))
+                .await
+                .unwrap();
+        }
+        let before = s
+            .broker
+            .history("r", query(None, 0))
+            .await
+            .unwrap()
+            .position;
+        s.broker.remove_history("r").await.unwrap();
+        let page = s.broker.history("r", query(None, 10)).await.unwrap();
+        assert!(page.publications.is_empty());
+        assert_eq!(page.position, before);
+        let out = s
+            .broker
+            .publish("r", publication(4), &history(10))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.position.unwrap(),
+            StreamPosition {
+                offset: 4,
+                epoch: before.epoch
+            }
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stale_versions_are_dropped_and_a_new_version_epoch_resets() {
+    each(async |s: &Subject| {
+        s.broker.subscribe("v").await.unwrap();
+        let v = |version: u64, epoch: &str| PublishOptions {
+            version,
+            version_epoch: epoch.into(),
+            ..history(10)
+        };
+        let publish = async |n: u64, o: PublishOptions| {
+            s.broker.publish("v", publication(n), &o).await.unwrap()
+        };
+        assert!(!publish(1, v(2, "")).await.suppressed);
+        let stale = publish(2, v(2, "")).await;
+        assert!(stale.suppressed);
+        assert_eq!(stale.position.unwrap().offset, 1, "the current top");
+        assert!(publish(3, v(1, "")).await.suppressed);
+        assert!(!publish(4, v(1, "new")).await.suppressed);
+        let big = 1u64 << 60;
+        assert!(!publish(5, v(big + 1, "new")).await.suppressed);
+        assert!(
+            publish(6, v(big, "new")).await.suppressed,
+            "exact above 2^53"
+        );
+        s.rec.wait_for("v", 3).await;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let got: Vec<u64> = s
+            .rec
+            .publications
+            .lock()
+            .iter()
+            .map(|(_, p)| n_of(p))
+            .collect();
+        assert_eq!(
+            got,
+            vec![1, 4, 5],
+            "only accepted publications are delivered"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_history_a_publication_is_delivered_without_offset_and_joins_are_delivered() {
+    each(async |s: &Subject| {
+        s.broker.subscribe("plain").await.unwrap();
+        let out = s
+            .broker
+            .publish("plain", publication(1), &PublishOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(out.position, None);
+        assert_eq!(s.rec.wait_for("plain", 1).await, vec![0]);
+        s.broker
+            .publish_join_leave("plain", info("u", "c1"), true)
+            .await
+            .unwrap();
+        s.broker
+            .publish_join_leave("plain", info("u", "c1"), false)
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.rec.join_leaves.lock().len() < 2 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let got: Vec<(String, bool)> = s
+            .rec
+            .join_leaves
+            .lock()
+            .iter()
+            .map(|(ch, i, join)| (format!("{ch}/{}", i.client), *join))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("plain/c1".to_owned(), true),
+                ("plain/c1".to_owned(), false)
+            ]
+        );
+    })
+    .await;
 }

@@ -18,7 +18,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a node (embedded in-memory engine).
+    /// Run a node.
     Serve(ServeArgs),
     /// Validate a configuration file and exit (0 when valid).
     Checkconfig {

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use pushwire_core::auth::TokenVerifier;
 use pushwire_core::Node;
+use pushwire_engine_embedded::EmbeddedEngine;
 use pushwire_engine_redis::RedisEngine;
 
 use crate::config::{EngineKind, ServerConfig};
 
 /// A node on the configured engine. With `redis`, fails when Redis is unreachable (the error
-/// names `engine.redis.address`). The engine tells the node's hub itself which channels lost
+/// names `engine.redis.address`); with `embedded`, when the data file is locked by another
+/// process, corrupted or truncated (the error names the file). The engine tells the node's hub itself which channels lost
 /// continuity after a PUB/SUB reconnect (their subscribers get 3010 and recover), and reports
 /// its own figures for `/metrics` through the broker.
 pub async fn build_node(
@@ -28,6 +30,36 @@ pub async fn build_node(
                 "redis engine connected"
             );
             Ok(node)
+        }
+        EngineKind::Embedded => {
+            let settings = &config.engine.embedded;
+            let engine = EmbeddedEngine::open(settings)?;
+            let broker = engine.broker();
+            if let Some(aside) = broker.moved_aside() {
+                tracing::error!(
+                    file = %broker.file().display(),
+                    moved_to = %aside.display(),
+                    "embedded store: the data file was corrupted; moved aside, streams start over"
+                );
+            }
+            if broker.recovered_from_crash() {
+                tracing::warn!(
+                    file = %broker.file().display(),
+                    renewed_epochs = broker.rotated_epochs(),
+                    "embedded store: the previous run did not stop cleanly"
+                );
+            }
+            tracing::info!(
+                file = %broker.file().display(),
+                fsync = settings.fsync.name(),
+                "embedded engine opened"
+            );
+            Ok(Node::new(
+                config.node_config(),
+                name,
+                engine.engine(),
+                verifier,
+            ))
         }
     }
 }

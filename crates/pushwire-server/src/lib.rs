@@ -3,7 +3,7 @@
 //!
 //! Layout:
 //! - [`config`]: the layered, validated configuration.
-//! - [`engine`]: builds the node on the configured engine (memory or Redis).
+//! - [`engine`]: builds the node on the configured engine (memory, embedded or Redis).
 //! - [`app`]: shared state, the router, start and graceful shutdown.
 //! - [`listener`]: the TCP listener: HTTP/1.1 and HTTP/2, TLS ([`tls`]), connection limits
 //!   and timeouts; [`limits`]: per-IP connect rate.

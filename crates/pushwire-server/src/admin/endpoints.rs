@@ -17,7 +17,8 @@ pub async fn stats(State(admin): State<AdminState>) -> Response {
     let process = tokio::task::spawn_blocking(process::read)
         .await
         .unwrap_or_default();
-    Json(NodeStats::read(&admin.app.node, &process)).into_response()
+    let engine = admin.app.config.engine.kind.name();
+    Json(NodeStats::read(&admin.app.node, engine, &process)).into_response()
 }
 
 /// Runs server API method `method` with the JSON body as params; the answer is the API's

@@ -1,6 +1,7 @@
 //! `engine.*`: where publications, history and presence live.
 
 use pushwire_core::config::ConfigError;
+use pushwire_engine_embedded::EmbeddedConfig;
 use pushwire_engine_redis::RedisConfig;
 use serde::{Deserialize, Serialize};
 
@@ -8,12 +9,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// `memory` (default: one node, state in process memory, lost on restart) or `redis`
-    /// (state in Redis, shared by every node on the same `engine.redis.prefix`).
+    /// `memory` (default: one node, state in process memory, lost on restart), `embedded`
+    /// (one node, streams in a file that survives restarts) or `redis` (state in Redis, shared
+    /// by every node on the same `engine.redis.prefix`).
     #[serde(rename = "type")]
     pub kind: EngineKind,
     /// `engine.redis.*`: used when `type = "redis"`.
     pub redis: RedisConfig,
+    /// `engine.embedded.*`: used when `type = "embedded"`.
+    pub embedded: EmbeddedConfig,
 }
 
 /// Which engine a node runs on.
@@ -25,6 +29,19 @@ pub enum EngineKind {
     Memory,
     /// Redis broker and presence.
     Redis,
+    /// Broker on a local crash-safe file (one node); presence in memory.
+    Embedded,
+}
+
+impl EngineKind {
+    /// The name used in configuration (`memory`, `redis`, `embedded`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Memory => "memory",
+            EngineKind::Redis => "redis",
+            EngineKind::Embedded => "embedded",
+        }
+    }
 }
 
 impl EngineConfig {
@@ -33,6 +50,7 @@ impl EngineConfig {
         match self.kind {
             EngineKind::Memory => Ok(()),
             EngineKind::Redis => self.redis.validate("engine.redis"),
+            EngineKind::Embedded => self.embedded.validate("engine.embedded"),
         }
     }
 }
@@ -76,7 +94,47 @@ mod tests {
                 address: "nope".into(),
                 ..Default::default()
             },
+            ..Default::default()
         };
         assert_eq!(bad.validate().unwrap_err().key, "engine.redis.address");
+    }
+
+    #[test]
+    fn parses_the_embedded_section() {
+        let c = parse(
+            r#"
+            type = "embedded"
+            [embedded]
+            path = "/var/lib/pushwire"
+            fsync = "interval"
+            fsync_interval = "50ms"
+            max_size = 1073741824
+            on_corruption = "move_aside"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.kind, EngineKind::Embedded);
+        assert_eq!(c.embedded.path, "/var/lib/pushwire");
+        assert_eq!(
+            c.embedded.fsync,
+            pushwire_engine_embedded::FsyncPolicy::Interval
+        );
+        assert_eq!(
+            c.embedded.fsync_interval,
+            std::time::Duration::from_millis(50)
+        );
+        assert_eq!(c.embedded.max_size, 1 << 30);
+        assert_eq!(
+            c.embedded.on_corruption,
+            pushwire_engine_embedded::OnCorruption::MoveAside
+        );
+        c.validate().unwrap();
+        assert!(parse("[embedded]\nfsync = \"sometimes\"").is_err());
+        let bad = EngineConfig {
+            kind: EngineKind::Embedded,
+            embedded: EmbeddedConfig::at(""),
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().key, "engine.embedded.path");
     }
 }

@@ -47,7 +47,7 @@ pub struct ServerConfig {
     pub long_poll: LongPollConfig,
     /// `admin.*`: the admin web page (off by default).
     pub admin: admin::AdminConfig,
-    /// `engine.*`: memory or Redis.
+    /// `engine.*`: memory, embedded or Redis.
     pub engine: EngineConfig,
     /// `consumers`: message queues consumed into channels (docs/consumers.md).
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,

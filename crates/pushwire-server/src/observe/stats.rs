@@ -44,11 +44,21 @@ pub struct NodeStats {
     pub cpu_seconds: Option<f64>,
     /// Open file descriptors.
     pub open_fds: Option<u64>,
+    /// The engine (`engine.type`): `memory`, `embedded` or `redis`.
+    pub engine: &'static str,
+    /// Size of the engine's data file (embedded engine only).
+    pub engine_disk_bytes: Option<u64>,
 }
 
 impl NodeStats {
-    /// Reads the figures of `node` and `process`.
-    pub fn read(node: &Node, process: &ProcessStats) -> NodeStats {
+    /// Reads the figures of `node` (running on the engine named `engine`) and `process`.
+    pub fn read(node: &Node, engine: &'static str, process: &ProcessStats) -> NodeStats {
+        let engine_disk_bytes = node
+            .broker()
+            .metrics()
+            .into_iter()
+            .find(|m| m.name == "pushwire_embedded_disk_bytes")
+            .map(|m| m.value);
         let m = node.metrics();
         let gauges = node.hub().gauges();
         let (clients, users) = node.registry().counts();
@@ -72,6 +82,8 @@ impl NodeStats {
             resident_bytes: process.resident_bytes,
             cpu_seconds: process.cpu_seconds,
             open_fds: process.open_fds,
+            engine,
+            engine_disk_bytes,
         }
     }
 }

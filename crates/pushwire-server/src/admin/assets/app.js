@@ -93,6 +93,8 @@ async function poll() {
   set('stat-rss', bytes(s.resident_bytes));
   set('stat-cpu', cpu === null ? '–' : `${cpu.toFixed(0)} %`);
   set('stat-uptime', duration(s.uptime));
+  set('stat-engine', s.engine);
+  set('stat-engine-label', s.engine_disk_bytes == null ? 'Engine' : `Engine · ${bytes(s.engine_disk_bytes)} on disk`);
   document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
   draw();
 }
