@@ -317,6 +317,11 @@ impl Broker for RedisBroker {
         result.map(|_| ()).map_err(backend)
     }
 
+    fn degraded(&self) -> Option<String> {
+        (RedisMetrics::get(&self.metrics.pubsub_connected) == 0)
+            .then(|| "redis pub/sub disconnected (reconnecting)".to_owned())
+    }
+
     fn metrics(&self) -> Vec<pushwire_core::engine::EngineMetric> {
         self.metrics.families()
     }

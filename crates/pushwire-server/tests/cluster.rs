@@ -624,6 +624,23 @@ async fn with_redis_down_user_operations_fail_visibly_and_surveys_are_partial() 
         !m.contains("\npushwire_cluster_control_send_errors_total 0\n"),
         "{m}"
     );
+    // /health still answers 200 (the node serves its clients) and names what is degraded.
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let r = reqwest::get(format!("{}/health", a.http_url()))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let body: Value = r.json().await.unwrap();
+        if body["degraded"][0]
+            .as_str()
+            .is_some_and(|d| d.contains("redis pub/sub disconnected"))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     drop(ws);
     for s in servers {
         s.stop().await;

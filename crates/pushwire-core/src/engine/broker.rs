@@ -131,6 +131,11 @@ pub trait Broker: Send + Sync + 'static {
         data: bytes::Bytes,
         to: Option<&str>,
     ) -> Result<(), EngineError>;
+    /// What of the engine works only partly right now (e.g. "redis pub/sub disconnected"),
+    /// for `/health`; `None` (the default) when everything works.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
     /// The engine's own figures for `/metrics` (connections, errors, ...); none by default.
     fn metrics(&self) -> Vec<super::EngineMetric> {
         Vec::new()

@@ -20,18 +20,21 @@ use axum::response::IntoResponse;
 use crate::app::AppState;
 
 /// `GET /health`: 200 while the node serves, 503 once it shuts down. The body is `{}`, or
-/// `{"degraded":[…]}` naming what works only partly (a lifecycle sink whose last delivery
-/// failed): the node still serves clients, so the status stays 200.
+/// `{"degraded":[…]}` naming what works only partly (the engine, e.g. a Redis PUB/SUB
+/// connection that is reconnecting; a lifecycle sink whose last delivery failed): the node
+/// still serves its clients, so the status stays 200 and a load balancer keeps it.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     if state.node.shutdown_token().is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "{}".to_owned());
     }
-    let degraded: Vec<String> = state
-        .lifecycle
-        .degraded()
-        .into_iter()
-        .map(|name| format!("lifecycle sink {name}"))
-        .collect();
+    let mut degraded: Vec<String> = state.node.broker().degraded().into_iter().collect();
+    degraded.extend(
+        state
+            .lifecycle
+            .degraded()
+            .into_iter()
+            .map(|name| format!("lifecycle sink {name}")),
+    );
     if degraded.is_empty() {
         (StatusCode::OK, "{}".to_owned())
     } else {
