@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 pub(crate) struct ConnectClaims {
     #[serde(default)]
     sub: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::numeric_date::optional")]
     exp: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::numeric_date::optional")]
     expire_at: Option<i64>,
     #[serde(default)]
     info: Option<Box<RawValue>>,
@@ -58,9 +58,9 @@ pub(crate) struct SubscribeClaims {
     channel: Option<String>,
     #[serde(default)]
     client: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::numeric_date::optional")]
     exp: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::numeric_date::optional")]
     expire_at: Option<i64>,
     #[serde(default)]
     info: Option<Box<RawValue>>,

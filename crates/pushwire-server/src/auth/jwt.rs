@@ -109,6 +109,42 @@ mod tests {
         assert!(c.expire_at.is_some());
     }
 
+    /// RFC 7519 NumericDates may be fractional; a malformed `nbf` is refused, not ignored.
+    #[tokio::test]
+    async fn fractional_dates_and_malformed_nbf() {
+        let v = verifier("secret");
+        let exp = now() as f64 + 60.5;
+        let t = token(
+            Algorithm::HS256,
+            serde_json::json!({"sub":"1","exp":exp,"nbf":now() as f64 - 0.5}),
+            "secret",
+        );
+        let c = v.verify_connect(&t).await.unwrap();
+        assert_eq!(c.expire_at, Some(exp.floor() as i64));
+        let tomorrow = now() + 86_400;
+        for nbf in [
+            serde_json::json!(tomorrow.to_string()),
+            serde_json::json!(true),
+            serde_json::json!(tomorrow),
+        ] {
+            let t = token(
+                Algorithm::HS256,
+                serde_json::json!({"sub":"1","nbf":nbf}),
+                "secret",
+            );
+            assert!(
+                matches!(v.verify_connect(&t).await, Err(TokenError::Invalid(_))),
+                "nbf {nbf} refused"
+            );
+        }
+        let t = token(
+            Algorithm::HS256,
+            serde_json::json!({"sub":"1","exp":-5}),
+            "secret",
+        );
+        assert_eq!(v.verify_connect(&t).await.unwrap_err(), TokenError::Expired);
+    }
+
     #[tokio::test]
     async fn expired_wrong_key_channel_claim_and_none() {
         let v = verifier("secret");

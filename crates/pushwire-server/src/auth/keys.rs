@@ -5,7 +5,8 @@
 //! `none`, PS* and any algorithm without a configured key are refused before any key is
 //! touched); the key is chosen by the algorithm's family — never by what the token says the
 //! key is — and, for RSA/ECDSA/EdDSA tokens with a `kid` when a JWKS is configured, by `kid`;
-//! then signature, `exp`, `nbf`, `aud` and `iss` are checked by the decoder with no leeway.
+//! then signature, `aud` and `iss` are checked by the decoder, and `exp` and `nbf` as RFC 7519
+//! NumericDates (fractional too; a malformed one refused) with no leeway.
 
 use std::sync::Arc;
 
@@ -123,24 +124,28 @@ impl KeySet {
             TokenError::Invalid(format!("no key for {alg:?} (a kid is needed for JWKS)"))
         })?;
         let validation = self.validation(alg);
-        let mut result = decode::<C>(token, key, &validation);
+        let mut result = decode::<serde_json::Value>(token, key, &validation);
         if let (Err(e), Family::Hmac, Some((previous, until))) = (&result, fam, &self.hmac_previous)
         {
             if *e.kind() == ErrorKind::InvalidSignature && unix_now() < *until {
-                result = decode::<C>(token, previous, &validation);
+                result = decode::<serde_json::Value>(token, previous, &validation);
             }
         }
-        result.map(|d| d.claims).map_err(|e| match e.kind() {
+        let claims: serde_json::Value = result.map(|d| d.claims).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => TokenError::Expired,
             other => invalid(other),
-        })
+        })?;
+        super::numeric_date::check(&claims, unix_now())?;
+        serde_json::from_value(claims).map_err(|e| TokenError::Invalid(format!("claims: {e}")))
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.leeway = 0;
-        v.validate_exp = true;
-        v.validate_nbf = true;
+        // exp and nbf: numeric_date::check (the decoder refuses fractional dates and ignores
+        // an nbf of the wrong type).
+        v.validate_exp = false;
+        v.validate_nbf = false;
         // The decoder checks `aud`/`iss` only when present: a configured one is required.
         let mut required = Vec::new();
         if self.audience.is_empty() {

@@ -6,6 +6,7 @@
 //! - `jwks`: the JWKS cache (fixed URL, keyed by issuer and `kid`, rate-limited refresh,
 //!   bounded fetch).
 //! - `claims`: connection and subscription claims → the core's credentials.
+//! - `numeric_date`: `exp`/`nbf` as RFC 7519 NumericDates (fractional ones too), checked.
 //! - `jwt`: [`JwtVerifier`], the core's `TokenVerifier`.
 
 mod algorithms;
@@ -13,5 +14,6 @@ mod claims;
 mod jwks;
 mod jwt;
 mod keys;
+mod numeric_date;
 
 pub use jwt::JwtVerifier;
