@@ -17,6 +17,8 @@
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
 //! - [`auth`]: credentials and the token verifier contract.
+//! - [`proxy`]: the application backend contract (connect, refresh, subscribe, publish,
+//!   sub_refresh, rpc, send proxies); the server implements it over HTTP.
 //! - [`registry`], [`sessions`], [`metrics`]: live clients, emulated sessions by id, counters.
 //! - [`glob`]: channel name patterns (`channels`).
 
@@ -33,6 +35,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod node;
 pub mod outbox;
+pub mod proxy;
 pub mod registry;
 pub mod sessions;
 

@@ -17,6 +17,7 @@ use crate::hub::Subscriber;
 use crate::metrics::Metrics;
 use crate::namespace::ChannelInfo;
 use crate::node::api::engine_error;
+use crate::proxy::SubscribeCall;
 
 /// Who asked for a subscription.
 pub(crate) enum Origin {
@@ -102,6 +103,26 @@ impl Client {
         let insecure = self.node.config().client.insecure;
         if channel.private && !insecure {
             return Err(ErrorCode::PermissionDenied.into());
+        }
+        if ns.subscribe_proxy_enabled {
+            if let Some(proxy) = self.node.proxy() {
+                let call = SubscribeCall {
+                    channel: req.channel.clone(),
+                    token: req.token.clone(),
+                    data: req.data.clone(),
+                };
+                let caller = self.caller();
+                let r = proxy
+                    .subscribe(&ns.subscribe_proxy_name, self.call_context(&caller), &call)
+                    .await;
+                let a = self.proxy_answer("subscribe", r)?;
+                return Ok(Grant {
+                    chan_info: a.info,
+                    data: a.data,
+                    expire_at: a.expire_at,
+                    overrides: a.overrides,
+                });
+            }
         }
         if let Some(users) = &channel.users {
             if !user.is_empty() && users.iter().any(|u| u == user) {
@@ -221,6 +242,7 @@ impl Client {
             join_leave: ns.join_leave,
             chan_info: grant.chan_info.clone(),
             expire_at: grant.expire_at,
+            proxy_refresh: ns.sub_refresh_proxy_enabled && self.node.proxy().is_some(),
         };
         self.state
             .lock()
@@ -258,7 +280,8 @@ impl Client {
                 return Err(e);
             }
         };
-        if let Some(exp) = grant.expire_at {
+        // With a sub_refresh proxy the server refreshes: the client is not told about expiry.
+        if let Some(exp) = grant.expire_at.filter(|_| !sub_state.proxy_refresh) {
             result.expires = true;
             result.ttl = (exp - unix_now()).clamp(0, u32::MAX as i64) as u32;
         }
@@ -309,7 +332,9 @@ impl Client {
         let prepared = match self.subscribe_begin(&req, Origin::Requested).await {
             Ok(p) => p,
             Err(CommandError::Reply(code)) => return Err(code),
-            Err(CommandError::Disconnect(_)) => return Err(ErrorCode::PermissionDenied),
+            Err(CommandError::Custom(_) | CommandError::Disconnect(_)) => {
+                return Err(ErrorCode::PermissionDenied)
+            }
         };
         let result = prepared.result.clone();
         self.subscribe_finish(prepared).await;
@@ -338,6 +363,7 @@ impl Client {
         {
             Ok(p) => p,
             Err(CommandError::Reply(code)) => return Err(code),
+            Err(CommandError::Custom(_)) => return Err(ErrorCode::PermissionDenied),
             Err(CommandError::Disconnect(d)) => {
                 self.disconnect(d);
                 return Ok(());

@@ -7,11 +7,18 @@
 mod channel;
 mod client;
 mod cluster;
+mod proxy;
+mod proxy_check;
 mod token;
 
 pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
 pub use client::ClientConfig;
 pub use cluster::ClusterConfig;
+pub use proxy::{
+    is_default_name, ChannelProxyConfig, CircuitBreakerConfig, ClientProxyConfig, ProxyConfig,
+    ProxyHttpConfig, ProxyKind, RpcConfig, RpcNamespace, RpcOptions,
+};
+pub use proxy_check::ProxyUse;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +33,10 @@ pub struct NodeConfig {
     pub channel: ChannelConfig,
     /// `node.*` (announcements, surveys): the control plane between nodes.
     pub cluster: ClusterConfig,
+    /// `rpc.*`: the RPC proxy and method namespaces.
+    pub rpc: RpcConfig,
+    /// `proxies`: named proxy definitions.
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// A configuration value that is out of range or inconsistent, naming its key.
@@ -53,6 +64,7 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.client.validate()?;
         self.channel.validate()?;
-        self.cluster.validate()
+        self.cluster.validate()?;
+        self.validate_proxies()
     }
 }

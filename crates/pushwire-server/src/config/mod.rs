@@ -18,7 +18,9 @@ pub use template::STARTER_CONFIG;
 
 use std::time::Duration;
 
-use pushwire_core::config::{ChannelConfig, ClientConfig, ClusterConfig, ConfigError, NodeConfig};
+use pushwire_core::config::{
+    ChannelConfig, ClientConfig, ClusterConfig, ConfigError, NodeConfig, ProxyConfig, RpcConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -49,6 +51,10 @@ pub struct ServerConfig {
     pub engine: EngineConfig,
     /// `consumers`: message queues consumed into channels (docs/consumers.md).
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
+    /// `rpc.*`: the RPC proxy and method namespaces (docs/proxies.md).
+    pub rpc: RpcConfig,
+    /// `proxies`: named proxy definitions (docs/proxies.md).
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// `long_poll.*`.
@@ -375,6 +381,8 @@ impl ServerConfig {
             client: self.client.clone(),
             channel: self.channel.clone(),
             cluster: self.node.cluster(),
+            rpc: self.rpc.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }
