@@ -33,6 +33,8 @@ pub struct AppState {
     pub polls: Arc<transport::long_poll::PollLimiter>,
     /// Metrics of the running consumers, for `/metrics`.
     pub consumers: pushwire_consumers::MetricsRegistry,
+    /// The proxies to the application backend, when configured (for `/metrics`).
+    pub proxies: Option<Arc<crate::proxy::HttpProxies>>,
 }
 
 /// Builds the router.
@@ -154,6 +156,10 @@ impl RunningServer {
             config.node.name.clone()
         };
         let node = crate::engine::build_node(&config, name, verifier).await?;
+        let proxies = crate::proxy::HttpProxies::from_config(node.config())?;
+        if let Some(p) = &proxies {
+            node.set_proxy(p.clone());
+        }
         let consumers =
             pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
         let state = AppState {
@@ -162,6 +168,7 @@ impl RunningServer {
             node: node.clone(),
             tracker: TaskTracker::new(),
             polls: Default::default(),
+            proxies,
             config: Arc::new(config),
         };
         let stop_accepting = CancellationToken::new();

@@ -10,6 +10,8 @@
 //! - [`transport`]: WebSocket (and the other transports), origin checks.
 //! - [`api`]: the Centrifugo-shaped server API.
 //! - [`auth`]: JWT verification.
+//! - [`proxy`]: connect, refresh, subscribe, publish, sub_refresh, rpc and send proxies to
+//!   the application backend over HTTP.
 //! - [`observe`]: health and metrics; [`admin`]: the admin web page.
 //! - [`cli`]: the command line.
 
@@ -26,6 +28,7 @@ pub mod gentoken;
 pub mod limits;
 pub mod listener;
 pub mod observe;
+pub mod proxy;
 pub mod tls;
 pub mod transport;
 

@@ -1,0 +1,210 @@
+//! One HTTP proxy: POSTs a JSON request to its endpoint under its protection (slot cap,
+//! circuit breaker, one deadline for the whole call) and reads a bounded JSON answer.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use pushwire_core::config::ProxyConfig;
+use pushwire_core::proxy::{CallContext, ProxyError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::breaker::{Breaker, Permit};
+use super::metrics::{InFlight, ProxyMetrics};
+
+/// A configured HTTP proxy with its protection and figures.
+#[derive(Debug)]
+pub struct HttpProxy {
+    name: String,
+    config: ProxyConfig,
+    http: reqwest::Client,
+    slots: Arc<Semaphore>,
+    breaker: Breaker,
+    metrics: ProxyMetrics,
+}
+
+/// Why building a proxy's HTTP client failed.
+#[derive(Debug, thiserror::Error)]
+#[error("proxy {name}: cannot build its HTTP client: {source}")]
+pub struct BuildError {
+    name: String,
+    #[source]
+    source: reqwest::Error,
+}
+
+impl HttpProxy {
+    /// A proxy named `name` (the label in metrics and logs) from its definition.
+    pub fn new(name: String, config: ProxyConfig) -> Result<Self, BuildError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(config.max_in_flight)
+            .build()
+            .map_err(|source| BuildError {
+                name: name.clone(),
+                source,
+            })?;
+        Ok(HttpProxy {
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            breaker: Breaker::new(
+                config.circuit_breaker.failures,
+                config.circuit_breaker.open_for,
+            ),
+            metrics: ProxyMetrics::default(),
+            http,
+            name,
+            config,
+        })
+    }
+
+    /// Name in metrics and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The definition.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// Figures.
+    pub fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
+    /// Whether the breaker is open now.
+    pub fn breaker_open(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// POSTs `body` with the forwarded and static headers and decodes the answer as `R`.
+    /// Failures are counted, logged once per interval, and fed to the breaker.
+    pub async fn call<B: Serialize, R: DeserializeOwned>(
+        &self,
+        ctx: &CallContext<'_>,
+        body: &B,
+    ) -> Result<R, ProxyError> {
+        let r = self.call_inner(ctx, body).await;
+        if let Err(e) = &r {
+            self.metrics.log_failure(&self.name, e);
+        }
+        r
+    }
+
+    async fn call_inner<B: Serialize, R: DeserializeOwned>(
+        &self,
+        ctx: &CallContext<'_>,
+        body: &B,
+    ) -> Result<R, ProxyError> {
+        let deadline = Instant::now() + self.config.timeout;
+        let permit = self.breaker.permit();
+        if permit == Permit::Refuse {
+            ProxyMetrics::inc(&self.metrics.rejected);
+            return Err(ProxyError::CircuitOpen);
+        }
+        let slot = match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            _ => {
+                if permit == Permit::Trial {
+                    self.breaker.abandon_trial();
+                }
+                ProxyMetrics::inc(&self.metrics.rejected);
+                return Err(ProxyError::Overloaded);
+            }
+        };
+        ProxyMetrics::inc(&self.metrics.requests);
+        let started = Instant::now();
+        let r = {
+            let _in = InFlight::enter(&self.metrics.in_flight);
+            tokio::time::timeout_at(deadline, self.post(ctx, body))
+                .await
+                .unwrap_or(Err(ProxyError::Timeout))
+        };
+        drop(slot);
+        self.metrics
+            .latency
+            .observe(started.elapsed().as_nanos() as u64);
+        self.breaker.record(r.is_ok());
+        if r.is_err() {
+            ProxyMetrics::inc(&self.metrics.errors);
+        }
+        r
+    }
+
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        ctx: &CallContext<'_>,
+        body: &B,
+    ) -> Result<R, ProxyError> {
+        let body = serde_json::to_vec(body).map_err(|e| ProxyError::Request(Box::new(e)))?;
+        let mut req = self.http.post(&self.config.endpoint);
+        for (k, v) in &self.config.http.static_headers {
+            if !ctx.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)) {
+                req = req.header(k.as_str(), v.as_str());
+            }
+        }
+        for (k, v) in ctx.headers {
+            if self
+                .config
+                .http_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(k))
+            {
+                req = req.header(&**k, &**v);
+            }
+        }
+        let mut resp = req
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    ProxyError::Timeout
+                } else {
+                    ProxyError::Request(Box::new(e))
+                }
+            })?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(ProxyError::Status(status.as_u16()));
+        }
+        if let Some(ct) = resp.headers().get(reqwest::header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("");
+            if !ct
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+            {
+                return Err(ProxyError::ContentType(ct.to_owned()));
+            }
+        }
+        let limit = self.config.max_response_size;
+        if resp.content_length().is_some_and(|n| n as usize > limit) {
+            return Err(ProxyError::TooLarge(limit));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ProxyError::Request(Box::new(e)))?
+        {
+            if buf.len() + chunk.len() > limit {
+                return Err(ProxyError::TooLarge(limit));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            // An empty 200 is an answer without result.
+            buf = b"{}".to_vec();
+        }
+        serde_json::from_slice(&buf).map_err(|e| ProxyError::Invalid(e.to_string()))
+    }
+
+    /// Calls in flight now (for tests and the admin view).
+    pub fn in_flight(&self) -> i64 {
+        self.metrics.in_flight.load(Ordering::Relaxed)
+    }
+}
