@@ -1,0 +1,292 @@
+//! Proxies to a real application backend (an axum app on loopback, `proxy_backend/`) in
+//! Centrifugo's HTTP JSON format, driven by the real SDKs (`sdk-tests/js/proxies*.mjs`,
+//! `sdk-tests/python/proxies_refresh.py`) and by raw WebSocket clients for the failure modes:
+//! connect from a cookie, subscribe allowed / refused / presence override, publish rewritten and
+//! refused, RPC and send, refresh and sub_refresh decided by the backend, a connect storm under
+//! the proxy's `max_in_flight`, and every way a backend can fail (100, breaker, metrics).
+
+mod proxy_backend;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pushwire_core::config::{ChannelOptions, NamespaceConfig, ProxyConfig, RpcNamespace};
+use pushwire_server::config::ServerConfig;
+use pushwire_test_support::metrics::Scrape;
+use pushwire_test_support::sdk::{run_in, run_node, run_python, sdk_dir};
+use pushwire_test_support::{token, TestServer, WsClient};
+use serde_json::{json, Value};
+
+fn proxy(url: &str, path: &str) -> ProxyConfig {
+    ProxyConfig {
+        endpoint: format!("{url}/{path}"),
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
+fn namespace(name: &str, options: ChannelOptions) -> NamespaceConfig {
+    NamespaceConfig {
+        name: name.into(),
+        options,
+    }
+}
+
+/// Every proxy on, pointing at the backend at `url`.
+fn with_backend(c: &mut ServerConfig, url: &str) {
+    c.client.proxy.connect = ProxyConfig {
+        enabled: true,
+        http_headers: vec!["Cookie".into()],
+        ..proxy(url, "connect")
+    };
+    c.client.proxy.refresh = ProxyConfig {
+        enabled: true,
+        include_connection_meta: true,
+        ..proxy(url, "refresh")
+    };
+    c.client.proxy.send = ProxyConfig {
+        enabled: true,
+        ..proxy(url, "send")
+    };
+    c.channel.proxy.subscribe = proxy(url, "subscribe");
+    c.channel.proxy.publish = proxy(url, "publish");
+    c.channel.proxy.sub_refresh = proxy(url, "sub_refresh");
+    let sub = ChannelOptions {
+        subscribe_proxy_enabled: true,
+        ..Default::default()
+    };
+    c.channel.namespaces.extend([
+        namespace(
+            "pres",
+            ChannelOptions {
+                presence: true,
+                allow_presence_for_subscriber: true,
+                ..sub.clone()
+            },
+        ),
+        namespace("denied", sub.clone()),
+        namespace(
+            "pub",
+            ChannelOptions {
+                publish_proxy_enabled: true,
+                ..sub.clone()
+            },
+        ),
+        namespace(
+            "exp",
+            ChannelOptions {
+                sub_refresh_proxy_enabled: true,
+                ..sub
+            },
+        ),
+    ]);
+    c.rpc.proxy = proxy(url, "rpc");
+    c.rpc.without_namespace.proxy_enabled = true;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_connect_subscribe_publish_rpc_and_send_through_the_backend() {
+    let backend = proxy_backend::start().await;
+    let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
+    let result = run_node("js/proxies.mjs", &server).await.result();
+    let b = &backend.state;
+
+    // Connect: Centrifugo's request fields, the cookie forwarded, no token.
+    let connects = b.bodies("connect");
+    let first = &connects[0];
+    assert_eq!(first["client"], result["client"], "{first}");
+    assert_eq!(first["transport"], json!("websocket"));
+    assert_eq!(first["protocol"], json!("json"));
+    assert_eq!(first["encoding"], json!("json"));
+    assert_eq!(first["name"], json!("js-proxies"));
+    assert_eq!(first["data"], json!({"app": "js"}));
+    assert!(first.get("token").is_none() && first.get("user").is_none());
+    assert_eq!(
+        b.cookies("connect")[0].as_deref(),
+        Some("session=alice; theme=dark")
+    );
+
+    // Subscribe, publish, rpc: the user the backend named, no meta (not asked for).
+    let subscribes = b.bodies("subscribe");
+    assert!(subscribes
+        .iter()
+        .any(|s| s["channel"] == json!("pres:room") && s["user"] == json!("alice")));
+    let publishes = b.bodies("publish");
+    assert_eq!(publishes[0]["data"], json!({"text": "hello"}));
+    assert_eq!(publishes[0]["channel"], json!("pub:chat"));
+    assert!(publishes[0].get("meta").is_none());
+    let rpcs = b.bodies("rpc");
+    assert!(rpcs
+        .iter()
+        .any(|r| r["method"] == json!("echo") && r["data"] == json!({"n": 1})));
+    // Only allowed channels were subscribed; the refused one never was.
+    let history = server.node().history("pub:chat", -1, None, false).await;
+    assert!(history.is_err() || history.unwrap().publications.is_empty());
+
+    // Send reached the backend, with the user.
+    let sends = b.bodies("send");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0]["data"], json!({"note": "fire and forget"}));
+    assert_eq!(sends[0]["user"], json!("alice"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_refresh_and_sub_refresh_are_decided_by_the_backend() {
+    let backend = proxy_backend::start().await;
+    let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
+    let result = run_python("python/proxies_refresh.py", &server)
+        .await
+        .result();
+    let b = &backend.state;
+    let refreshes = b.bodies("refresh");
+    assert!(refreshes.len() >= 2, "{refreshes:?}");
+    assert_eq!(refreshes[0]["client"], result["first"]);
+    assert_eq!(refreshes[0]["user"], json!("short-py"));
+    assert_eq!(
+        refreshes[0]["meta"],
+        json!({"session": "short-py"}),
+        "include_connection_meta sends the connect proxy's meta"
+    );
+    let sub_refreshes = b.bodies("sub_refresh");
+    assert!(sub_refreshes.len() >= 2, "{sub_refreshes:?}");
+    assert_eq!(sub_refreshes[0]["channel"], result["channel"]);
+    assert!(sub_refreshes[0].get("meta").is_none());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_storm_of_2000_never_exceeds_max_in_flight_and_all_connect() {
+    const CLIENTS: usize = 2000;
+    const CAP: usize = 16;
+    let backend = proxy_backend::start().await;
+    backend.state.connect_delay_ms.store(5, Ordering::Relaxed);
+    let server = TestServer::start_with(|c| {
+        with_backend(c, &backend.url);
+        c.client.proxy.connect.max_in_flight = CAP;
+        c.client.proxy.connect.timeout = Duration::from_secs(3);
+        c.http_server.connect_rate_per_ip = 0;
+    })
+    .await;
+    let run = run_in(
+        std::path::Path::new("node"),
+        &sdk_dir(),
+        &["js/proxies_storm.mjs", &CLIENTS.to_string()],
+        &server,
+    )
+    .await;
+    let result = run.result();
+    assert_eq!(result["connected"], json!(CLIENTS));
+    let b = &backend.state;
+    let max = b.max_in_flight.load(Ordering::SeqCst);
+    assert!(
+        max <= CAP,
+        "backend saw {max} connect calls at once, cap {CAP}"
+    );
+    assert!(max >= 2, "the storm overlapped at the backend ({max})");
+    assert!(b.bodies("connect").len() >= CLIENTS);
+    let m = Scrape::of(&server).await;
+    assert!(m.count("pushwire_proxy_requests_total{proxy=\"connect\"}") >= CLIENTS as u64);
+    assert_eq!(m.count("pushwire_proxy_in_flight{proxy=\"connect\"}"), 0);
+    assert!(m.count("pushwire_proxy_duration_seconds_count{proxy=\"connect\"}") >= CLIENTS as u64);
+    server.stop().await;
+}
+
+/// A port nothing listens on.
+async fn refused_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
+    let backend = proxy_backend::start().await;
+    let url = backend.url.clone();
+    let refused = format!("http://127.0.0.1:{}", refused_port().await);
+    let failing = [
+        ("slow", format!("{url}/slow")),
+        ("status500", format!("{url}/status500")),
+        ("bad_json", format!("{url}/bad_json")),
+        ("huge", format!("{url}/huge")),
+        ("html", format!("{url}/html")),
+        ("refused", format!("{refused}/rpc")),
+    ];
+    let server = TestServer::start_with(|c| {
+        with_backend(c, &url);
+        // The connect proxy is down: token connects still work (JWT and proxy coexist).
+        c.client.proxy.connect.endpoint = format!("{refused}/connect");
+        for (name, endpoint) in &failing {
+            c.proxies.push(ProxyConfig {
+                name: (*name).into(),
+                endpoint: endpoint.clone(),
+                timeout: Duration::from_millis(500),
+                max_response_size: 100_000,
+                ..Default::default()
+            });
+            c.rpc.namespaces.push(RpcNamespace {
+                name: (*name).into(),
+                proxy_enabled: true,
+                proxy_name: (*name).into(),
+            });
+        }
+    })
+    .await;
+
+    // No token, connect proxy refused: 100, temporary (the SDK retries).
+    let mut anon = WsClient::open(&server.ws_url()).await;
+    let reply = anon.command(json!({"connect": {}})).await;
+    assert_eq!(reply["error"]["code"], json!(100), "{reply}");
+    assert_eq!(reply["error"]["temporary"], json!(true), "{reply}");
+
+    let t = token(json!({"sub": "tok-user", "exp": pushwire_test_support::now() + 600}));
+    let (mut c, result) = WsClient::connected(&server.ws_url(), Some(&t)).await;
+    assert!(result["client"].is_string());
+    let rpc = |method: &str| json!({"rpc": {"method": method, "data": {}}});
+    for (name, _) in &failing {
+        let reply = c.command(rpc(&format!("{name}:x"))).await;
+        assert_eq!(reply["error"]["code"], json!(100), "{name}: {reply}");
+        assert_eq!(reply["error"]["temporary"], json!(true), "{name}: {reply}");
+    }
+    // Nothing else is affected: the default RPC proxy answers.
+    let reply = c.command(rpc("echo")).await;
+    assert_eq!(reply["rpc"]["data"]["user"], json!("tok-user"), "{reply}");
+
+    // Five consecutive failures open status500's breaker: then calls fail at once.
+    for _ in 0..5 {
+        let reply = c.command(rpc("status500:x")).await;
+        assert_eq!(reply["error"]["code"], json!(100));
+    }
+    let started = std::time::Instant::now();
+    let reply = c.command(rpc("status500:x")).await;
+    assert_eq!(reply["error"]["code"], json!(100));
+    assert!(started.elapsed() < Duration::from_millis(200));
+    let m = Scrape::of(&server).await;
+    assert_eq!(
+        m.count("pushwire_proxy_circuit_open{proxy=\"status500\"}"),
+        1
+    );
+    assert!(m.count("pushwire_proxy_rejected_total{proxy=\"status500\"}") >= 1);
+    for (name, _) in &failing {
+        let errors = m.count(&format!("pushwire_proxy_errors_total{{proxy=\"{name}\"}}"));
+        assert!(errors >= 1, "{name}: {errors} errors");
+    }
+    assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"rpc\"}"), 0);
+    server.stop().await;
+}
+
+#[test]
+fn a_proxy_endpoint_that_is_not_http_fails_validation_naming_the_key() {
+    let mut c = ServerConfig::default();
+    c.client.proxy.connect.enabled = true;
+    c.client.proxy.connect.endpoint = "grpc://127.0.0.1:9000".into();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.key, "client.proxy.connect.endpoint", "{e}");
+    let mut c = ServerConfig::default();
+    c.rpc.without_namespace.proxy_enabled = true;
+    c.rpc.without_namespace.proxy_name = "missing".into();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.key, "rpc.without_namespace.proxy_name", "{e}");
+    let parsed: Value = json!({"proxies": [{"name": "a", "endpoint": "ftp://x"}]});
+    let c: ServerConfig = serde_json::from_value(parsed).unwrap();
+    assert_eq!(c.validate().unwrap_err().key, "proxies[0].endpoint");
+}
