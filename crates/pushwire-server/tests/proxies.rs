@@ -131,6 +131,57 @@ async fn js_connect_subscribe_publish_rpc_and_send_through_the_backend() {
     server.stop().await;
 }
 
+/// The example backend of docs/proxies.md (aiohttp, in the SDK venv) on a free port; killed on
+/// drop. Returns the process and its `http://127.0.0.1:PORT`.
+async fn docs_backend() -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let python = sdk_dir().join(".venv/bin/python");
+    pushwire_test_support::sdk::require(&python, "the Python venv", "scripts/setup-sdks.sh");
+    let script = pushwire_test_support::sdk::repo_root().join("docs/examples/proxy_backend.py");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .arg("0")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start docs/examples/proxy_backend.py");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("backend ready in time")
+        .expect("read")
+        .expect("a READY line");
+    let port = ready.strip_prefix("READY ").expect("READY <port>");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_scenario_against_the_documented_python_backend() {
+    let (_backend, url) = docs_backend().await;
+    let server = TestServer::start_with(|c| with_backend(c, &url)).await;
+    run_node("js/proxies.mjs", &server).await.result();
+    server.stop().await;
+}
+
+#[test]
+fn the_documented_proxy_configuration_loads() {
+    let path = pushwire_test_support::sdk::repo_root().join("config/proxies.toml");
+    let c = pushwire_server::config::load(Some(&path), &Default::default()).expect("loads");
+    assert!(c.client.proxy.connect.enabled);
+    assert_eq!(
+        c.client.proxy.connect.http_headers,
+        vec!["Cookie".to_owned()]
+    );
+    assert_eq!(c.client.proxy.connect.max_in_flight, 64);
+    assert!(c.rpc.without_namespace.proxy_enabled);
+    assert!(c
+        .channel
+        .namespaces
+        .iter()
+        .any(|n| n.options.subscribe_proxy_enabled));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn python_refresh_and_sub_refresh_are_decided_by_the_backend() {
     let backend = proxy_backend::start().await;
