@@ -169,9 +169,10 @@ fn the_documented_proxy_configuration_loads() {
     let path = pushwire_test_support::sdk::repo_root().join("config/proxies.toml");
     let c = pushwire_server::config::load(Some(&path), &Default::default()).expect("loads");
     assert!(c.client.proxy.connect.enabled);
+    assert_eq!(c.client.proxy.connect.http_headers[0], "Cookie");
     assert_eq!(
-        c.client.proxy.connect.http_headers,
-        vec!["Cookie".to_owned()]
+        c.proxies[0].http.static_headers["X-Internal-Key"],
+        "change-me"
     );
     assert_eq!(c.client.proxy.connect.max_in_flight, 64);
     assert!(c.rpc.without_namespace.proxy_enabled);
