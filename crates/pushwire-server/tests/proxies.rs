@@ -250,8 +250,49 @@ async fn refused_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Log lines captured from this test process (nextest runs each test in its own process).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+impl Captured {
+    fn install() -> Captured {
+        let c = Captured::default();
+        let _ = tracing_subscriber::fmt()
+            .with_writer(c.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .try_init();
+        c
+    }
+
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock())
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
+    let logs = Captured::install();
     let backend = proxy_backend::start().await;
     let url = backend.url.clone();
     let refused = format!("http://127.0.0.1:{}", refused_port().await);
@@ -323,6 +364,22 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
         assert!(errors >= 1, "{name}: {errors} errors");
     }
     assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"rpc\"}"), 0);
+
+    // Logged once per interval, naming the proxy: seven status500 failures, one line.
+    let lines = logs.lines();
+    let failed: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("proxy call failed"))
+        .collect();
+    for (name, _) in &failing {
+        let n = failed
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("proxy=\"{name}\"")) || l.contains(&format!("proxy={name} "))
+            })
+            .count();
+        assert_eq!(n, 1, "{name}: {failed:#?}");
+    }
     server.stop().await;
 }
 

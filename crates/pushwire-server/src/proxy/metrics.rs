@@ -73,16 +73,25 @@ impl ProxyMetrics {
     /// Logs a failed call of proxy `name` at warn, at most once per interval; the line says
     /// how many failures were not logged since the previous one.
     pub fn log_failure(&self, name: &str, error: &ProxyError) {
-        let mut l = self.log.lock();
-        let now = Instant::now();
-        if l.last.is_some_and(|t| now.duration_since(t) < LOG_INTERVAL) {
-            l.suppressed += 1;
-            return;
+        if let Some(suppressed) = self.log.lock().admit(Instant::now()) {
+            tracing::warn!(proxy = name, error = %error, suppressed, "proxy call failed");
         }
-        let suppressed = std::mem::take(&mut l.suppressed);
-        l.last = Some(now);
-        drop(l);
-        tracing::warn!(proxy = name, error = %error, suppressed, "proxy call failed");
+    }
+}
+
+impl LogLimiter {
+    /// Whether a failure at `now` is logged: `Some(failures not logged since the last line)`,
+    /// or `None` within the interval (the failure is counted for the next line).
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
@@ -100,5 +109,21 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_are_logged_once_per_interval_with_the_count_in_between() {
+        let mut l = LogLimiter::default();
+        assert_eq!(l.admit(Instant::now()), Some(0));
+        assert_eq!(l.admit(Instant::now()), None);
+        assert_eq!(l.admit(Instant::now()), None);
+        tokio::time::advance(LOG_INTERVAL).await;
+        assert_eq!(l.admit(Instant::now()), Some(2));
+        assert_eq!(l.admit(Instant::now()), None);
     }
 }
