@@ -184,6 +184,38 @@ fn the_documented_proxy_configuration_loads() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn chromium_connects_from_its_session_cookie() {
+    let backend = proxy_backend::start().await;
+    let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
+    let dir = pushwire_test_support::sdk::repo_root().join("sdk-tests/browser");
+    for pkg in ["playwright-core", "centrifuge"] {
+        pushwire_test_support::sdk::require(
+            &dir.join(format!("node_modules/{pkg}/package.json")),
+            pkg,
+            "scripts/setup-browser.sh",
+        );
+    }
+    let result = run_in(
+        std::path::Path::new("node"),
+        &dir,
+        &["browser.mjs", "cookie-connect-proxy"],
+        &server,
+    )
+    .await
+    .result();
+    assert!(result["userAgent"]
+        .as_str()
+        .is_some_and(|ua| ua.contains("HeadlessChrome")));
+    let connects = backend.state.bodies("connect");
+    assert_eq!(connects[0]["client"], result["client"]);
+    assert_eq!(
+        backend.state.cookies("connect")[0].as_deref(),
+        Some("session=carol")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_refresh_and_sub_refresh_are_decided_by_the_backend() {
     let backend = proxy_backend::start().await;
     let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
