@@ -3,7 +3,8 @@
 //! `sdk-tests/python/proxies_refresh.py`) and by raw WebSocket clients for the failure modes:
 //! connect from a cookie, subscribe allowed / refused / presence override, publish rewritten and
 //! refused, RPC and send, refresh and sub_refresh decided by the backend, a connect storm under
-//! the proxy's `max_in_flight`, and every way a backend can fail (100, breaker, metrics).
+//! the proxy's `max_in_flight`, and every way a backend can fail (100, breaker, metrics); the
+//! same SDK scenario through gRPC proxies (`proxy_backend/grpc.rs`, tonic).
 
 mod proxy_backend;
 
@@ -216,6 +217,46 @@ async fn chromium_connects_from_its_session_cookie() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn js_scenario_through_grpc_proxies() {
+    let backend = proxy_backend::start().await;
+    let grpc = proxy_backend::grpc::start().await;
+    let server = TestServer::start_with(|c| {
+        with_backend(c, &backend.url);
+        // Connect, subscribe, publish and RPC over gRPC; send stays HTTP (gRPC has no send).
+        c.client.proxy.connect.endpoint = grpc.url.clone();
+        c.channel.proxy.subscribe.endpoint = grpc.url.clone();
+        c.channel.proxy.publish.endpoint = grpc.url.clone();
+        c.rpc.proxy.endpoint = grpc.url.clone();
+    })
+    .await;
+    let result = run_node("js/proxies.mjs", &server).await.result();
+    let g = &grpc.state;
+    let connects = g.bodies("grpc/Connect");
+    assert_eq!(connects[0]["client"], result["client"], "{connects:?}");
+    assert_eq!(connects[0]["transport"], json!("websocket"));
+    assert_eq!(connects[0]["data"], json!({"app": "js"}));
+    assert_eq!(
+        g.cookies("grpc/Connect")[0].as_deref(),
+        Some("session=alice; theme=dark"),
+        "the cookie is forwarded as metadata"
+    );
+    assert!(!g.bodies("grpc/Subscribe").is_empty());
+    assert_eq!(
+        g.bodies("grpc/Publish")[0]["data"],
+        json!({"text": "hello"})
+    );
+    assert!(g
+        .bodies("grpc/RPC")
+        .iter()
+        .any(|r| r["method"] == json!("echo")));
+    assert!(backend.state.bodies("connect").is_empty());
+    assert_eq!(backend.state.bodies("send").len(), 1);
+    let m = Scrape::of(&server).await;
+    assert!(m.count("pushwire_proxy_requests_total{proxy=\"connect\"}") >= 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_refresh_and_sub_refresh_are_decided_by_the_backend() {
     let backend = proxy_backend::start().await;
     let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
@@ -416,12 +457,18 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
 }
 
 #[test]
-fn a_proxy_endpoint_that_is_not_http_fails_validation_naming_the_key() {
+fn a_proxy_endpoint_that_is_not_http_or_grpc_fails_validation_naming_the_key() {
     let mut c = ServerConfig::default();
     c.client.proxy.connect.enabled = true;
-    c.client.proxy.connect.endpoint = "grpc://127.0.0.1:9000".into();
+    c.client.proxy.connect.endpoint = "tcp://127.0.0.1:9000".into();
     let e = c.validate().unwrap_err();
     assert_eq!(e.key, "client.proxy.connect.endpoint", "{e}");
+    c.client.proxy.connect.endpoint = "grpc://127.0.0.1:9000".into();
+    c.validate().expect("gRPC endpoints are accepted");
+    c.client.proxy.send.enabled = true;
+    c.client.proxy.send.endpoint = "grpc://127.0.0.1:9000".into();
+    let e = c.validate().unwrap_err();
+    assert_eq!(e.key, "client.proxy.send.endpoint", "gRPC has no send: {e}");
     let mut c = ServerConfig::default();
     c.rpc.without_namespace.proxy_enabled = true;
     c.rpc.without_namespace.proxy_name = "missing".into();

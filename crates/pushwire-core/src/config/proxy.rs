@@ -78,6 +78,14 @@ pub struct ProxyHttpConfig {
     pub static_headers: BTreeMap<String, String>,
 }
 
+/// `grpc.*` of a proxy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyGrpcConfig {
+    /// Metadata added to every call; forwarded client headers win over it.
+    pub static_metadata: BTreeMap<String, String>,
+}
+
 /// `circuit_breaker.*` of a proxy (pushwire extension).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -107,7 +115,8 @@ pub struct ProxyConfig {
     pub name: String,
     /// `client.proxy.connect` / `refresh` / `send` only: turns the proxy on.
     pub enabled: bool,
-    /// `http://` or `https://` URL the JSON request is POSTed to.
+    /// `http://` or `https://` URL the JSON request is POSTed to, or `grpc://host:port` for
+    /// Centrifugo's gRPC proxy service (plain-text HTTP/2).
     pub endpoint: String,
     /// Deadline of one call, waiting for a free slot included.
     #[serde(with = "humantime_serde")]
@@ -122,6 +131,8 @@ pub struct ProxyConfig {
     pub binary_encoding: bool,
     /// `http.static_headers`.
     pub http: ProxyHttpConfig,
+    /// `grpc.static_metadata`.
+    pub grpc: ProxyGrpcConfig,
     /// Calls in flight to this proxy at once; further calls wait for a slot within `timeout`,
     /// then fail with 100 (counted as rejected).
     pub max_in_flight: usize,
@@ -142,6 +153,7 @@ impl Default for ProxyConfig {
             include_connection_meta: false,
             binary_encoding: false,
             http: ProxyHttpConfig::default(),
+            grpc: ProxyGrpcConfig::default(),
             max_in_flight: 64,
             max_response_size: 1024 * 1024,
             circuit_breaker: CircuitBreakerConfig::default(),
@@ -159,16 +171,10 @@ impl ProxyConfig {
                 "must be set for a proxy in use",
             ));
         }
-        if e.starts_with("grpc://") {
+        if !(e.starts_with("http://") || e.starts_with("https://") || e.starts_with("grpc://")) {
             return Err(ConfigError::new(
                 format!("{key}.endpoint"),
-                "gRPC proxies are not supported yet: use an http:// or https:// endpoint",
-            ));
-        }
-        if !(e.starts_with("http://") || e.starts_with("https://")) {
-            return Err(ConfigError::new(
-                format!("{key}.endpoint"),
-                format!("{e:?} is not an http:// or https:// URL"),
+                format!("{e:?} is not an http://, https:// or grpc:// URL"),
             ));
         }
         if self.timeout.is_zero() {
@@ -299,6 +305,8 @@ mod tests {
             "client.proxy.connect.endpoint"
         );
         p.endpoint = "grpc://127.0.0.1:1".into();
+        p.validate("k").unwrap();
+        p.endpoint = "tcp://127.0.0.1:1".into();
         assert!(p.validate("k").is_err());
         p.endpoint = "https://backend/connect".into();
         p.validate("k").unwrap();

@@ -166,8 +166,17 @@ impl NodeConfig {
                         format!("no proxy named {:?} under proxies", u.name),
                     ))
                 }
-                Some(p) if u.name.is_empty() => p.validate(u.kind.key())?,
-                Some(_) => {}
+                Some(p) => {
+                    if u.name.is_empty() {
+                        p.validate(u.kind.key())?;
+                    }
+                    if u.kind == ProxyKind::Send && p.endpoint.starts_with("grpc://") {
+                        return Err(ConfigError::new(
+                            format!("{}.endpoint", u.kind.key()),
+                            "the send proxy is HTTP only (Centrifugo's gRPC service has no send)",
+                        ));
+                    }
+                }
             }
         }
         Ok(())

@@ -1,5 +1,6 @@
-//! One HTTP proxy: POSTs a JSON request to its endpoint under its protection (slot cap,
-//! circuit breaker, one deadline for the whole call) and reads a bounded JSON answer.
+//! One proxy: its protection (slot cap, circuit breaker, one deadline for the whole call,
+//! metrics) around a call over HTTP (POST a JSON request, read a bounded JSON answer) or gRPC
+//! (`grpc://` endpoints, [`super::grpc`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,18 +21,19 @@ pub struct HttpProxy {
     name: String,
     config: ProxyConfig,
     http: reqwest::Client,
+    grpc: Option<super::grpc::GrpcClient>,
     slots: Arc<Semaphore>,
     breaker: Breaker,
     metrics: ProxyMetrics,
 }
 
-/// Why building a proxy's HTTP client failed.
+/// Why building a proxy's client failed.
 #[derive(Debug, thiserror::Error)]
-#[error("proxy {name}: cannot build its HTTP client: {source}")]
+#[error("proxy {name}: cannot build its client: {source}")]
 pub struct BuildError {
     name: String,
     #[source]
-    source: reqwest::Error,
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 impl HttpProxy {
@@ -44,9 +46,20 @@ impl HttpProxy {
             .build()
             .map_err(|source| BuildError {
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             })?;
+        let grpc = if config.endpoint.starts_with("grpc://") {
+            Some(
+                super::grpc::GrpcClient::new(&config).map_err(|source| BuildError {
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(HttpProxy {
+            grpc,
             slots: Arc::new(Semaphore::new(config.max_in_flight)),
             breaker: Breaker::new(
                 config.circuit_breaker.failures,
@@ -79,25 +92,39 @@ impl HttpProxy {
         self.breaker.is_open()
     }
 
-    /// POSTs `body` with the forwarded and static headers and decodes the answer as `R`.
-    /// Failures are counted, logged once per interval, and fed to the breaker.
+    /// The gRPC client, for a `grpc://` endpoint.
+    pub fn grpc(&self) -> Option<&super::grpc::GrpcClient> {
+        self.grpc.as_ref()
+    }
+
+    /// POSTs `body` with the forwarded and static headers and decodes the answer as `R`,
+    /// under [`Self::guarded`].
     pub async fn call<B: Serialize, R: DeserializeOwned>(
         &self,
         ctx: &CallContext<'_>,
         body: &B,
     ) -> Result<R, ProxyError> {
-        let r = self.call_inner(ctx, body).await;
+        self.guarded(self.post(ctx, body)).await
+    }
+
+    /// Runs `call` under the proxy's protection: fails at once while the breaker is open,
+    /// waits for a `max_in_flight` slot, bounds everything by `timeout`; counts, logs (once per
+    /// interval) and feeds the breaker with the outcome.
+    pub async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ProxyError>>,
+    ) -> Result<T, ProxyError> {
+        let r = self.guarded_inner(call).await;
         if let Err(e) = &r {
             self.metrics.log_failure(&self.name, e);
         }
         r
     }
 
-    async fn call_inner<B: Serialize, R: DeserializeOwned>(
+    async fn guarded_inner<T>(
         &self,
-        ctx: &CallContext<'_>,
-        body: &B,
-    ) -> Result<R, ProxyError> {
+        call: impl std::future::Future<Output = Result<T, ProxyError>>,
+    ) -> Result<T, ProxyError> {
         let deadline = Instant::now() + self.config.timeout;
         let permit = self.breaker.permit();
         if permit == Permit::Refuse {
@@ -118,7 +145,7 @@ impl HttpProxy {
         let started = Instant::now();
         let r = {
             let _in = InFlight::enter(&self.metrics.in_flight);
-            tokio::time::timeout_at(deadline, self.post(ctx, body))
+            tokio::time::timeout_at(deadline, call)
                 .await
                 .unwrap_or(Err(ProxyError::Timeout))
         };

@@ -1,11 +1,17 @@
-//! Proxies to the application backend over HTTP, in Centrifugo's JSON format, so a backend
-//! written for Centrifugo works unchanged (docs/proxies.md).
+//! Proxies to the application backend over HTTP (Centrifugo's JSON format) or gRPC
+//! (Centrifugo's `CentrifugoProxy` service), so a backend written for Centrifugo works
+//! unchanged (docs/proxies.md).
 //!
-//! Files: [`wire`] (the request and response JSON), [`http`] (one proxy: the POST, its slot
-//! cap, deadline and bounded body), [`breaker`] (circuit breaker), [`metrics`] (figures
-//! and the once-per-interval failure log), [`render`] (`/metrics` families).
+//! Files: [`wire`] (the request and response JSON), [`http`] (one proxy: its protection —
+//! slot cap, deadline, breaker, metrics — and the POST with its bounded body), [`grpc`] and
+//! [`grpc_wire`] (the gRPC client and messages; `grpc_calls.rs` maps each event),
+//! [`breaker`] (circuit breaker), [`metrics`] (figures and the once-per-interval failure log),
+//! [`render`] (`/metrics` families).
 
 pub mod breaker;
+pub mod grpc;
+mod grpc_calls;
+pub mod grpc_wire;
 pub mod http;
 pub mod metrics;
 pub mod render;
@@ -100,6 +106,9 @@ impl HttpProxies {
 impl ProxyBackend for HttpProxies {
     async fn connect(&self, ctx: CallContext<'_>, req: &ConnectCall) -> ProxyResult<ConnectAnswer> {
         let p = self.get(ProxyKind::Connect, "")?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::connect(p, g, ctx, req).await;
+        }
         let mut body = Self::request(p, &ctx, false).with_data(&req.data);
         body.name = &req.name;
         body.version = &req.version;
@@ -113,6 +122,9 @@ impl ProxyBackend for HttpProxies {
 
     async fn refresh(&self, ctx: CallContext<'_>) -> ProxyResult<RefreshAnswer> {
         let p = self.get(ProxyKind::Refresh, "")?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::refresh(p, g, ctx).await;
+        }
         let mut body = Self::request(p, &ctx, true);
         body.user = ctx.user;
         // No result means expired, as in Centrifugo.
@@ -133,6 +145,9 @@ impl ProxyBackend for HttpProxies {
         req: &SubscribeCall,
     ) -> ProxyResult<SubscribeAnswer> {
         let p = self.get(ProxyKind::Subscribe, name)?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::subscribe(p, g, ctx, req).await;
+        }
         let mut body = Self::request(p, &ctx, true).with_data(&req.data);
         body.user = ctx.user;
         body.channel = &req.channel;
@@ -151,6 +166,9 @@ impl ProxyBackend for HttpProxies {
         data: &RawJson,
     ) -> ProxyResult<PublishAnswer> {
         let p = self.get(ProxyKind::Publish, name)?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::publish(p, g, ctx, channel, data).await;
+        }
         let mut body = Self::request(p, &ctx, true).with_data(data);
         body.user = ctx.user;
         body.channel = channel;
@@ -167,6 +185,9 @@ impl ProxyBackend for HttpProxies {
         channel: &str,
     ) -> ProxyResult<SubRefreshAnswer> {
         let p = self.get(ProxyKind::SubRefresh, name)?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::sub_refresh(p, g, ctx, channel).await;
+        }
         let mut body = Self::request(p, &ctx, true);
         body.user = ctx.user;
         body.channel = channel;
@@ -193,6 +214,9 @@ impl ProxyBackend for HttpProxies {
         data: &RawJson,
     ) -> ProxyResult<RawJson> {
         let p = self.get(ProxyKind::Rpc, name)?;
+        if let Some(g) = p.grpc() {
+            return grpc_calls::rpc(p, g, ctx, method, data).await;
+        }
         let mut body = Self::request(p, &ctx, true).with_data(data);
         body.user = ctx.user;
         body.method = method;

@@ -1,6 +1,9 @@
 //! A real application backend for the proxy tests: an axum app on 127.0.0.1:0 that answers
 //! Centrifugo's proxy requests (connect, refresh, subscribe, publish, sub_refresh, rpc, send),
 //! records what it received, counts calls in flight, and has routes that fail on purpose.
+//! [`grpc`] serves the same answers over gRPC.
+
+pub mod grpc;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
