@@ -257,6 +257,37 @@ async fn js_scenario_through_grpc_proxies() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn connect_result_fields_from_the_backend() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let backend = proxy_backend::start().await;
+    let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
+    let mut req = server.ws_url().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("cookie", "session=rich-1".parse().unwrap());
+    let mut c = WsClient::open_request(req).await;
+    let reply = c.command(json!({"connect": {"name": "raw"}})).await;
+    let r = &reply["connect"];
+    assert_eq!(r["data"], json!({"b": 1}), "b64data decoded: {reply}");
+    assert!(
+        r.get("expires").is_none(),
+        "the refresh proxy refreshes server-side: {reply}"
+    );
+    assert!(r["subs"]["news"].is_object(), "channels: {reply}");
+    assert_eq!(r["subs"]["pres:auto"]["data"], json!({"x": 1}), "{reply}");
+    // The presence override of the subs entry keeps this subscriber out of presence.
+    let (_, presence) = server
+        .api("presence", json!({"channel": "pres:auto"}))
+        .await;
+    assert_eq!(presence["result"]["presence"], json!({}), "{presence}");
+    // And the connection carries the backend's user into publications.
+    let reply = c
+        .command(json!({"rpc": {"method": "echo", "data": {"k": 1}}}))
+        .await;
+    assert_eq!(reply["rpc"]["data"]["user"], json!("rich-1"), "{reply}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn python_refresh_and_sub_refresh_are_decided_by_the_backend() {
     let backend = proxy_backend::start().await;
     let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;

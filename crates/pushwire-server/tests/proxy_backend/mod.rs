@@ -125,6 +125,18 @@ async fn connect(
     if user.starts_with("short") {
         result["expire_at"] = json!(now() + 3);
     }
+    if user.starts_with("rich") {
+        // Every connect result field: b64data, server-side channels and subs with overrides.
+        result["data"] = Value::Null;
+        result["b64data"] = json!("eyJiIjoxfQ=="); // {"b":1}
+        result["expire_at"] = json!(now() + 600);
+        result["channels"] = json!(["news"]);
+        result["subs"] = json!({"pres:auto": {
+            "data": {"x": 1},
+            "b64info": "eyJpIjoxfQ==", // {"i":1}
+            "override": {"presence": {"value": false}},
+        }});
+    }
     Json(json!({ "result": result }))
 }
 
