@@ -132,20 +132,22 @@ async fn js_connect_subscribe_publish_rpc_and_send_through_the_backend() {
     server.stop().await;
 }
 
-/// The example backend of docs/proxies.md (aiohttp, in the SDK venv) on a free port; killed on
-/// drop. Returns the process and its `http://127.0.0.1:PORT`.
-async fn docs_backend() -> (tokio::process::Child, String) {
+/// An example backend of docs/proxies.md (`docs/examples/<script>`: aiohttp or grpcio, in the
+/// SDK venv) on a free port; killed on drop. Returns the process and `127.0.0.1:PORT`.
+async fn docs_backend(script: &str) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let python = sdk_dir().join(".venv/bin/python");
     pushwire_test_support::sdk::require(&python, "the Python venv", "scripts/setup-sdks.sh");
-    let script = pushwire_test_support::sdk::repo_root().join("docs/examples/proxy_backend.py");
+    let script = pushwire_test_support::sdk::repo_root()
+        .join("docs/examples")
+        .join(script);
     let mut child = tokio::process::Command::new(python)
         .arg(script)
         .arg("0")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("start docs/examples/proxy_backend.py");
+        .expect("start the example backend");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
     let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
@@ -154,14 +156,36 @@ async fn docs_backend() -> (tokio::process::Child, String) {
         .expect("a READY line");
     let port = ready.strip_prefix("READY ").expect("READY <port>");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://127.0.0.1:{port}"))
+    (child, format!("127.0.0.1:{port}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn js_scenario_against_the_documented_python_backend() {
-    let (_backend, url) = docs_backend().await;
-    let server = TestServer::start_with(|c| with_backend(c, &url)).await;
+    let (_backend, addr) = docs_backend("proxy_backend.py").await;
+    let server = TestServer::start_with(|c| with_backend(c, &format!("http://{addr}"))).await;
     run_node("js/proxies.mjs", &server).await.result();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn js_scenario_against_the_documented_python_grpc_backend() {
+    let (_backend, addr) = docs_backend("proxy_backend_grpc.py").await;
+    let http = proxy_backend::start().await;
+    let grpc = format!("grpc://{addr}");
+    let server = TestServer::start_with(|c| {
+        with_backend(c, &http.url);
+        c.client.proxy.connect.endpoint = grpc.clone();
+        c.channel.proxy.subscribe.endpoint = grpc.clone();
+        c.channel.proxy.publish.endpoint = grpc.clone();
+        c.rpc.proxy.endpoint = grpc.clone();
+    })
+    .await;
+    run_node("js/proxies.mjs", &server).await.result();
+    assert!(
+        http.state.bodies("connect").is_empty(),
+        "connect went over gRPC"
+    );
+    assert_eq!(http.state.bodies("send").len(), 1);
     server.stop().await;
 }
 
