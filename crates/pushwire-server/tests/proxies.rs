@@ -431,6 +431,7 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
         ("huge", format!("{url}/huge")),
         ("html", format!("{url}/html")),
         ("refused", format!("{refused}/rpc")),
+        ("grpc_refused", refused.replacen("http://", "grpc://", 1)),
     ];
     let server = TestServer::start_with(|c| {
         with_backend(c, &url);
