@@ -34,7 +34,7 @@ pub struct AppState {
     /// Metrics of the running consumers, for `/metrics`.
     pub consumers: pushwire_consumers::MetricsRegistry,
     /// The proxies to the application backend, when configured (for `/metrics`).
-    pub proxies: Option<Arc<crate::proxy::HttpProxies>>,
+    pub proxies: Option<Arc<crate::proxy::Proxies>>,
 }
 
 /// Builds the router.
@@ -156,7 +156,7 @@ impl RunningServer {
             config.node.name.clone()
         };
         let node = crate::engine::build_node(&config, name, verifier).await?;
-        let proxies = crate::proxy::HttpProxies::from_config(node.config())?;
+        let proxies = crate::proxy::Proxies::from_config(node.config())?;
         if let Some(p) = &proxies {
             node.set_proxy(p.clone());
         }

@@ -1,19 +1,20 @@
 //! The client's side of the proxies: `rpc`, `send`, and the server-side refresh of
 //! connections and subscriptions by the backend (`client.proxy.refresh`,
-//! `sub_refresh_proxy_enabled`). Connect, subscribe and publish ask the backend from their
-//! own files through [`Client::proxy_answer`].
+//! `sub_refresh_proxy_enabled`), and the subscribe proxy's question. Connect and publish ask
+//! the backend from their own files through [`Client::proxy_answer`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pushwire_protocol::{
     Disconnect, ErrorCode, Protocol, RawJson, Reply, RpcRequest, RpcResult, SendRequest,
+    SubscribeRequest,
 };
 
 use super::{Client, CommandError, CommandResult};
 use crate::auth::unix_now;
-use crate::config::ProxyKind;
-use crate::proxy::{Answer, CallContext, ProxyResult};
+use crate::config::{ChannelOptions, ProxyKind};
+use crate::proxy::{Answer, CallContext, ProxyResult, SubscribeAnswer, SubscribeCall};
 
 /// How long a failed refresh or sub_refresh call extends the connection or subscription
 /// (Centrifugo's choice: the backend gets another chance a minute later).
@@ -62,6 +63,28 @@ impl Client {
                 Err(ErrorCode::Internal.into())
             }
         }
+    }
+
+    /// Asks the subscribe proxy when the namespace has it on: `None` when it is off (the
+    /// usual permission checks apply), else the backend's grant or refusal.
+    pub(super) async fn proxy_subscribe(
+        &self,
+        req: &SubscribeRequest,
+        ns: &ChannelOptions,
+    ) -> Result<Option<SubscribeAnswer>, CommandError> {
+        let Some(proxy) = self.node.proxy().filter(|_| ns.subscribe_proxy_enabled) else {
+            return Ok(None);
+        };
+        let call = SubscribeCall {
+            channel: req.channel.clone(),
+            token: req.token.clone(),
+            data: req.data.clone(),
+        };
+        let caller = self.caller();
+        let r = proxy
+            .subscribe(&ns.subscribe_proxy_name, self.call_context(&caller), &call)
+            .await;
+        self.proxy_answer("subscribe", r).map(Some)
     }
 
     /// Timeout of the proxy `name` of `kind` (for re-checking after a refresh call).

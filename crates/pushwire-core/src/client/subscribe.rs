@@ -17,7 +17,6 @@ use crate::hub::Subscriber;
 use crate::metrics::Metrics;
 use crate::namespace::ChannelInfo;
 use crate::node::api::engine_error;
-use crate::proxy::SubscribeCall;
 
 /// Who asked for a subscription.
 pub(crate) enum Origin {
@@ -104,25 +103,13 @@ impl Client {
         if channel.private && !insecure {
             return Err(ErrorCode::PermissionDenied.into());
         }
-        if ns.subscribe_proxy_enabled {
-            if let Some(proxy) = self.node.proxy() {
-                let call = SubscribeCall {
-                    channel: req.channel.clone(),
-                    token: req.token.clone(),
-                    data: req.data.clone(),
-                };
-                let caller = self.caller();
-                let r = proxy
-                    .subscribe(&ns.subscribe_proxy_name, self.call_context(&caller), &call)
-                    .await;
-                let a = self.proxy_answer("subscribe", r)?;
-                return Ok(Grant {
-                    chan_info: a.info,
-                    data: a.data,
-                    expire_at: a.expire_at,
-                    overrides: a.overrides,
-                });
-            }
+        if let Some(a) = self.proxy_subscribe(req, ns).await? {
+            return Ok(Grant {
+                chan_info: a.info,
+                data: a.data,
+                expire_at: a.expire_at,
+                overrides: a.overrides,
+            });
         }
         if let Some(users) = &channel.users {
             if !user.is_empty() && users.iter().any(|u| u == user) {

@@ -10,7 +10,7 @@ use pushwire_protocol::{Disconnect, RawJson};
 
 use super::grpc::GrpcClient;
 use super::grpc_wire as w;
-use super::HttpProxy;
+use super::ProxyClient;
 
 /// The fields every request starts with.
 struct Base {
@@ -20,7 +20,7 @@ struct Base {
     encoding: String,
 }
 
-fn base(p: &HttpProxy, ctx: &CallContext<'_>) -> Base {
+fn base(p: &ProxyClient, ctx: &CallContext<'_>) -> Base {
     Base {
         client: ctx.client.to_owned(),
         transport: ctx.transport.to_owned(),
@@ -34,7 +34,7 @@ fn base(p: &HttpProxy, ctx: &CallContext<'_>) -> Base {
     }
 }
 
-fn meta(p: &HttpProxy, ctx: &CallContext<'_>) -> Vec<u8> {
+fn meta(p: &ProxyClient, ctx: &CallContext<'_>) -> Vec<u8> {
     if p.config().include_connection_meta {
         ctx.meta.as_bytes().to_vec()
     } else {
@@ -106,7 +106,7 @@ fn map<R, T>(a: Answer<Option<R>>, f: impl FnOnce(Option<R>) -> T) -> Answer<T> 
 
 /// `Connect`.
 pub async fn connect(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
     req: &ConnectCall,
@@ -165,7 +165,7 @@ pub async fn connect(
 
 /// `Refresh`; no result is expired.
 pub async fn refresh(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
 ) -> ProxyResult<RefreshAnswer> {
@@ -195,7 +195,7 @@ pub async fn refresh(
 
 /// `Subscribe`.
 pub async fn subscribe(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
     req: &SubscribeCall,
@@ -226,7 +226,7 @@ pub async fn subscribe(
 
 /// `Publish`.
 pub async fn publish(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
     channel: &str,
@@ -259,7 +259,7 @@ pub async fn publish(
 
 /// `SubRefresh`; no result is expired.
 pub async fn sub_refresh(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
     channel: &str,
@@ -290,7 +290,7 @@ pub async fn sub_refresh(
 
 /// `RPC`.
 pub async fn rpc(
-    p: &HttpProxy,
+    p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
     method: &str,

@@ -2,13 +2,15 @@
 //! (Centrifugo's `CentrifugoProxy` service), so a backend written for Centrifugo works
 //! unchanged (docs/proxies.md).
 //!
-//! Files: [`wire`] (the request and response JSON), [`http`] (one proxy: its protection —
-//! slot cap, deadline, breaker, metrics — and the POST with its bounded body), [`grpc`] and
+//! Files: [`client`] (one proxy: its protection — slot cap, deadline, breaker, metrics —
+//! around the call), [`http`] (the POST with its bounded body), [`wire`] (the request and
+//! response JSON), [`grpc`] and
 //! [`grpc_wire`] (the gRPC client and messages; `grpc_calls.rs` maps each event),
 //! [`breaker`] (circuit breaker), [`metrics`] (figures and the once-per-interval failure log),
 //! [`render`] (`/metrics` families).
 
 pub mod breaker;
+pub mod client;
 pub mod grpc;
 mod grpc_calls;
 pub mod grpc_wire;
@@ -28,15 +30,15 @@ use pushwire_core::proxy::{
 use pushwire_protocol::RawJson;
 use serde::de::DeserializeOwned;
 
-pub use http::{BuildError, HttpProxy};
+pub use client::{BuildError, ProxyClient};
 
 use wire::{Request, Response};
 
 /// Every proxy the configuration uses, by name: a kind's default definition under the kind's
 /// name (`connect`, `subscribe`, …), a named one (`proxies[]`) under its own name.
 #[derive(Debug, Default)]
-pub struct HttpProxies {
-    by_name: BTreeMap<String, Arc<HttpProxy>>,
+pub struct Proxies {
+    by_name: BTreeMap<String, Arc<ProxyClient>>,
 }
 
 fn label(kind: ProxyKind, name: &str) -> String {
@@ -47,9 +49,9 @@ fn label(kind: ProxyKind, name: &str) -> String {
     }
 }
 
-impl HttpProxies {
+impl Proxies {
     /// The proxies `config` switches on; `None` when it uses none. `config` must be valid.
-    pub fn from_config(config: &NodeConfig) -> Result<Option<Arc<HttpProxies>>, BuildError> {
+    pub fn from_config(config: &NodeConfig) -> Result<Option<Arc<Proxies>>, BuildError> {
         let mut by_name = BTreeMap::new();
         for u in config.proxy_uses() {
             let name = label(u.kind, &u.name);
@@ -59,17 +61,17 @@ impl HttpProxies {
             let Some(def) = config.proxy_config(u.kind, &u.name) else {
                 continue;
             };
-            by_name.insert(name.clone(), Arc::new(HttpProxy::new(name, def.clone())?));
+            by_name.insert(name.clone(), Arc::new(ProxyClient::new(name, def.clone())?));
         }
-        Ok((!by_name.is_empty()).then(|| Arc::new(HttpProxies { by_name })))
+        Ok((!by_name.is_empty()).then(|| Arc::new(Proxies { by_name })))
     }
 
     /// Every proxy, by name.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<HttpProxy>> {
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ProxyClient>> {
         self.by_name.values()
     }
 
-    fn get(&self, kind: ProxyKind, name: &str) -> Result<&HttpProxy, ProxyError> {
+    fn get(&self, kind: ProxyKind, name: &str) -> Result<&ProxyClient, ProxyError> {
         self.by_name
             .get(&label(kind, name))
             .map(|p| &**p)
@@ -81,7 +83,7 @@ impl HttpProxies {
     /// Calls `proxy` and maps its answer's result with `f` (given `None` when the backend
     /// sent no result).
     async fn ask<R: DeserializeOwned, T>(
-        proxy: &HttpProxy,
+        proxy: &ProxyClient,
         ctx: &CallContext<'_>,
         body: &Request<'_>,
         f: impl FnOnce(Option<R>) -> Result<T, ProxyError>,
@@ -96,14 +98,14 @@ impl HttpProxies {
         })
     }
 
-    fn request<'a>(proxy: &HttpProxy, ctx: &CallContext<'a>, meta: bool) -> Request<'a> {
+    fn request<'a>(proxy: &ProxyClient, ctx: &CallContext<'a>, meta: bool) -> Request<'a> {
         let c = proxy.config();
         Request::new(ctx, c.binary_encoding, meta && c.include_connection_meta)
     }
 }
 
 #[async_trait::async_trait]
-impl ProxyBackend for HttpProxies {
+impl ProxyBackend for Proxies {
     async fn connect(&self, ctx: CallContext<'_>, req: &ConnectCall) -> ProxyResult<ConnectAnswer> {
         let p = self.get(ProxyKind::Connect, "")?;
         if let Some(g) = p.grpc() {

@@ -3,14 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{HttpProxies, HttpProxy};
+use super::{Proxies, ProxyClient};
 use crate::observe::text::Exposition;
 
 /// Appends every proxy's figures to `out`, labelled `proxy="<name>"`.
-pub fn render(out: &mut String, proxies: &HttpProxies) {
+pub fn render(out: &mut String, proxies: &Proxies) {
     let mut e = Exposition::default();
     let all: Vec<_> = proxies.all().collect();
-    let per = |f: &dyn Fn(&HttpProxy) -> i64| -> Vec<(Vec<(&str, String)>, i64)> {
+    let per = |f: &dyn Fn(&ProxyClient) -> i64| -> Vec<(Vec<(&str, String)>, i64)> {
         all.iter()
             .map(|p| (vec![("proxy", p.name().to_owned())], f(p)))
             .collect()
