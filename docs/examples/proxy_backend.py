@@ -22,11 +22,13 @@ SESSION_TTL = 3600  # seconds a connection lives before the refresh proxy is ask
 
 
 def session_user(request: web.Request) -> str | None:
-    """The user behind the request's `session` cookie (here: the cookie value itself).
+    """The user behind the request's `session` cookie (here: the cookie value itself), or
+    behind an `X-Session` header the SDK emulated (centrifuge-js `headers` option; pushwire
+    forwards it with `emulated_headers = ["X-Session"]`).
 
     A real application looks the session up in its store.
     """
-    return request.cookies.get("session")
+    return request.cookies.get("session") or request.headers.get("X-Session")
 
 
 async def connect(request: web.Request) -> web.Response:

@@ -54,14 +54,14 @@ def loads(raw: bytes):
 
 
 def session_user(context: grpc.aio.ServicerContext) -> str | None:
-    """The user behind the `session` cookie (forwarded as metadata with http_headers=["Cookie"])."""
-    for key, value in context.invocation_metadata():
-        if key == "cookie":
-            for part in value.split(";"):
-                name, _, v = part.strip().partition("=")
-                if name == "session":
-                    return v
-    return None
+    """The user behind the `session` cookie (forwarded as metadata with http_headers=["Cookie"]),
+    or behind an emulated `X-Session` header (emulated_headers=["X-Session"])."""
+    metadata = dict(context.invocation_metadata())
+    for part in metadata.get("cookie", "").split(";"):
+        name, _, v = part.strip().partition("=")
+        if name == "session":
+            return v
+    return metadata.get("x-session")
 
 
 def make_servicer(pb, pb_grpc):

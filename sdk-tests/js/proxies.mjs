@@ -108,6 +108,20 @@ main('js proxies', async () => {
   // Send: one-way, the backend records it (checked by the Rust test).
   await withTimeout(client.send({ note: 'fire and forget' }), 5000, 'send');
 
+  // No cookie, but a session header emulated by the SDK (the `headers` option travels in the
+  // connect command; the proxy forwards it with `emulated_headers`).
+  const emulated = new Centrifuge(env.wsUrl, {
+    websocket: WebSocket,
+    headers: { 'X-Session': 'dave' },
+  });
+  const emulatedEvents = recordClient(emulated, 'dave');
+  emulated.connect();
+  const dave = await emulatedEvents.expect('connected', 5000, 'connect from an emulated header', [
+    'connecting',
+  ]);
+  checkEqual(dave.data, { hello: 'dave' }, 'user from the emulated header');
+  emulated.disconnect();
+
   // No cookie: the backend answers with a disconnect.
   const anon = new Centrifuge(env.wsUrl, { websocket: WebSocket });
   const anonEvents = recordClient(anon, 'anon');

@@ -75,6 +75,9 @@ pub struct CallContext<'a> {
     pub meta: &'a RawJson,
     /// The client's HTTP request headers that some proxy forwards (lower-case names).
     pub headers: &'a [(Box<str>, Box<str>)],
+    /// Headers from the client's connect command (`headers`) that some proxy forwards
+    /// (lower-case names; client-controlled values).
+    pub emulated: &'a [(Box<str>, Box<str>)],
 }
 
 /// A connect request.

@@ -38,6 +38,7 @@ fn with_backend(c: &mut ServerConfig, url: &str) {
     c.client.proxy.connect = ProxyConfig {
         enabled: true,
         http_headers: vec!["Cookie".into()],
+        emulated_headers: vec!["X-Session".into()],
         ..proxy(url, "connect")
     };
     c.client.proxy.refresh = ProxyConfig {

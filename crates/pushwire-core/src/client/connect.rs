@@ -19,6 +19,7 @@ impl Client {
         req: &ConnectRequest,
     ) -> Result<ConnectCredentials, super::CommandError> {
         let cfg = &self.node.config().client;
+        self.keep_emulated_headers(req);
         if !req.token.is_empty() {
             let Some(verifier) = self.node.verifier() else {
                 return Err(Disconnect::INVALID_TOKEN.into());

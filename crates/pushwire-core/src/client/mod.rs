@@ -82,6 +82,8 @@ struct State {
     conn_info: RawJson,
     /// Server-only connection meta (token `meta` claim or connect proxy).
     meta: RawJson,
+    /// Connect command `headers` some proxy forwards (`emulated_headers`).
+    emulated: Arc<[(Box<str>, Box<str>)]>,
     expire_at: Option<i64>,
     subs: submap::SubMap,
     timers: timers::Timers,
@@ -194,6 +196,7 @@ impl Client {
                 user: String::new(),
                 conn_info: RawJson::default(),
                 meta: RawJson::default(),
+                emulated: Arc::new([]),
                 expire_at: None,
                 subs: Default::default(),
                 timers,

@@ -24,6 +24,7 @@ const RETRY_EXTENSION_SECS: i64 = 60;
 pub(super) struct Caller {
     user: String,
     meta: RawJson,
+    emulated: Arc<[(Box<str>, Box<str>)]>,
 }
 
 impl Client {
@@ -33,6 +34,7 @@ impl Client {
         Caller {
             user: st.user.clone(),
             meta: st.meta.clone(),
+            emulated: st.emulated.clone(),
         }
     }
 
@@ -48,7 +50,23 @@ impl Client {
             user: &caller.user,
             meta: &caller.meta,
             headers: &self.headers,
+            emulated: &caller.emulated,
         }
+    }
+
+    /// Keeps the connect command's `headers` that some proxy forwards (`emulated_headers`).
+    pub(super) fn keep_emulated_headers(&self, req: &pushwire_protocol::ConnectRequest) {
+        let wanted = self.node.emulated_headers();
+        if wanted.is_empty() || req.headers.is_empty() {
+            return;
+        }
+        let kept: Arc<[(Box<str>, Box<str>)]> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
+            .map(|(k, v)| (Box::from(k.to_ascii_lowercase()), Box::from(v.as_str())))
+            .collect();
+        self.state.lock().emulated = kept;
     }
 
     /// Maps a proxy outcome to the command's: the backend's error or disconnect as it chose,

@@ -124,6 +124,10 @@ pub struct ProxyConfig {
     /// Request headers of the client's HTTP connection forwarded to the backend
     /// (case-insensitive; `Cookie` forwards the cookies).
     pub http_headers: Vec<String>,
+    /// Headers taken from the client's connect command (`headers`, sent by SDKs that emulate
+    /// headers, e.g. centrifuge-js's `headers` option) and forwarded (case-insensitive). Their
+    /// values are client-controlled; a real HTTP header of the same name wins.
+    pub emulated_headers: Vec<String>,
     /// Send the connection's `meta` (from the connect proxy or token) with every request
     /// but connect.
     pub include_connection_meta: bool,
@@ -150,6 +154,7 @@ impl Default for ProxyConfig {
             endpoint: String::new(),
             timeout: Duration::from_secs(1),
             http_headers: Vec::new(),
+            emulated_headers: Vec::new(),
             include_connection_meta: false,
             binary_encoding: false,
             http: ProxyHttpConfig::default(),

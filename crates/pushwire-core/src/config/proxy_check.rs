@@ -126,6 +126,20 @@ impl NodeConfig {
         names
     }
 
+    /// Lower-case names of the emulated headers (connect command `headers`) any proxy in use
+    /// forwards.
+    pub fn emulated_headers(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .proxy_uses()
+            .iter()
+            .filter_map(|u| self.proxy_config(u.kind, &u.name))
+            .flat_map(|p| p.emulated_headers.iter().map(|h| h.to_ascii_lowercase()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     pub(super) fn validate_proxies(&self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.proxies.iter().enumerate() {

@@ -40,6 +40,7 @@ pub struct Node {
     verifier: Option<Arc<dyn TokenVerifier>>,
     proxy: std::sync::OnceLock<Arc<dyn ProxyBackend>>,
     forwarded_headers: Box<[String]>,
+    emulated_headers: Box<[String]>,
     registry: Registry,
     sessions: Sessions,
     metrics: Arc<Metrics>,
@@ -134,6 +135,7 @@ impl Node {
         Arc::new(Node {
             namespaces: Namespaces::new(&config.channel),
             forwarded_headers: config.forwarded_headers().into(),
+            emulated_headers: config.emulated_headers().into(),
             proxy: Default::default(),
             config,
             hub,
@@ -212,6 +214,11 @@ impl Node {
     /// Lower-case names of the request headers clients keep for the proxies.
     pub fn forwarded_headers(&self) -> &[String] {
         &self.forwarded_headers
+    }
+
+    /// Lower-case names of the connect command `headers` clients keep for the proxies.
+    pub fn emulated_headers(&self) -> &[String] {
+        &self.emulated_headers
     }
 
     /// Live clients.

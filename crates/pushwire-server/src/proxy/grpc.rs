@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 pub struct GrpcClient {
     channel: Channel,
     http_headers: Vec<String>,
+    emulated_headers: Vec<String>,
     static_metadata: Vec<(String, String)>,
 }
 
@@ -27,6 +28,11 @@ impl GrpcClient {
             channel: endpoint.connect_lazy(),
             http_headers: config
                 .http_headers
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            emulated_headers: config
+                .emulated_headers
                 .iter()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
@@ -66,6 +72,11 @@ impl GrpcClient {
         };
         for (k, v) in &self.static_metadata {
             put(k, v);
+        }
+        for (k, v) in ctx.emulated {
+            if self.emulated_headers.iter().any(|h| h == &**k) {
+                put(k, v);
+            }
         }
         for (k, v) in ctx.headers {
             if self.http_headers.iter().any(|h| h == &**k) {

@@ -17,8 +17,27 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
     let body = serde_json::to_vec(body).map_err(|e| ProxyError::Request(Box::new(e)))?;
     let mut req = http.post(&config.endpoint);
     for (k, v) in &config.http.static_headers {
-        if !ctx.headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)) {
+        let forwarded = ctx.headers.iter().chain(ctx.emulated);
+        if !forwarded
+            .into_iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(k))
+        {
             req = req.header(k.as_str(), v.as_str());
+        }
+    }
+    for (k, v) in ctx.emulated {
+        let real = ctx.headers.iter().any(|(h, _)| h == k)
+            && config
+                .http_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(k));
+        if !real
+            && config
+                .emulated_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(k))
+        {
+            req = req.header(&**k, &**v);
         }
     }
     for (k, v) in ctx.headers {

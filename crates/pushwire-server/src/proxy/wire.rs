@@ -377,6 +377,7 @@ mod tests {
             user: "",
             meta: &meta,
             headers: &[],
+            emulated: &[],
         };
         let data = RawJson::from_json_str(r#"{"a":1}"#).unwrap();
         let json =

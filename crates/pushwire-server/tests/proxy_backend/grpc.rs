@@ -40,11 +40,20 @@ impl NamedService for Svc {
     const NAME: &'static str = "centrifugal.centrifugo.proxy.CentrifugoProxy";
 }
 
+/// The `session` cookie, else the `x-session` metadata (an emulated header).
 fn cookie_user<T>(req: &Request<T>) -> Option<String> {
-    let cookie = req.metadata().get("cookie")?.to_str().ok()?;
-    cookie.split(';').find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == "session").then(|| v.to_owned())
+    let md = req.metadata();
+    let from_cookie = || {
+        let cookie = md.get("cookie")?.to_str().ok()?;
+        cookie.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == "session").then(|| v.to_owned())
+        })
+    };
+    from_cookie().or_else(|| {
+        md.get("x-session")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     })
 }
 

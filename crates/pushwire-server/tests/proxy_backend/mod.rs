@@ -92,11 +92,20 @@ fn now() -> i64 {
     pushwire_test_support::now()
 }
 
+/// The `session` cookie, else the `X-Session` header (emulated by the SDK).
 fn session(headers: &HeaderMap) -> Option<String> {
-    let cookie = headers.get(header::COOKIE)?.to_str().ok()?;
-    cookie.split(';').find_map(|kv| {
-        let (k, v) = kv.trim().split_once('=')?;
-        (k == "session").then(|| v.to_owned())
+    let from_cookie = || {
+        let cookie = headers.get(header::COOKIE)?.to_str().ok()?;
+        cookie.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == "session").then(|| v.to_owned())
+        })
+    };
+    from_cookie().or_else(|| {
+        headers
+            .get("x-session")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     })
 }
 
