@@ -452,6 +452,30 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
                 proxy_name: (*name).into(),
             });
         }
+        // The same 500, mapped to an answer by http.status_to_code_transforms.
+        let mut mapped = ProxyConfig {
+            name: "mapped".into(),
+            endpoint: format!("{url}/status500"),
+            ..Default::default()
+        };
+        mapped
+            .http
+            .status_to_code_transforms
+            .push(pushwire_core::config::StatusTransform {
+                status_code: 500,
+                to_error: pushwire_core::config::TransformError {
+                    code: 1003,
+                    message: "mapped from 500".into(),
+                    temporary: false,
+                },
+                ..Default::default()
+            });
+        c.proxies.push(mapped);
+        c.rpc.namespaces.push(RpcNamespace {
+            name: "mapped".into(),
+            proxy_enabled: true,
+            proxy_name: "mapped".into(),
+        });
     })
     .await;
 
@@ -469,6 +493,12 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
         let reply = c.command(rpc(&format!("{name}:x"))).await;
         assert_eq!(reply["error"]["code"], json!(100), "{name}: {reply}");
         assert_eq!(reply["error"]["temporary"], json!(true), "{name}: {reply}");
+    }
+    // A transformed status is an answer, not a failure.
+    for _ in 0..6 {
+        let reply = c.command(rpc("mapped:x")).await;
+        assert_eq!(reply["error"]["code"], json!(1003), "{reply}");
+        assert_eq!(reply["error"]["message"], json!("mapped from 500"));
     }
     // Nothing else is affected: the default RPC proxy answers.
     let reply = c.command(rpc("echo")).await;
@@ -494,6 +524,8 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
         assert!(errors >= 1, "{name}: {errors} errors");
     }
     assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"rpc\"}"), 0);
+    assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"mapped\"}"), 0);
+    assert_eq!(m.count("pushwire_proxy_circuit_open{proxy=\"mapped\"}"), 0);
 
     // Logged once per interval, naming the proxy: seven status500 failures, one line.
     let lines = logs.lines();

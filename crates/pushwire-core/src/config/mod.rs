@@ -16,7 +16,8 @@ pub use client::ClientConfig;
 pub use cluster::ClusterConfig;
 pub use proxy::{
     is_default_name, ChannelProxyConfig, CircuitBreakerConfig, ClientProxyConfig, ProxyConfig,
-    ProxyHttpConfig, ProxyKind, RpcConfig, RpcNamespace, RpcOptions,
+    ProxyGrpcConfig, ProxyHttpConfig, ProxyKind, RpcConfig, RpcNamespace, RpcOptions,
+    StatusTransform, TransformDisconnect, TransformError,
 };
 pub use proxy_check::ProxyUse;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};

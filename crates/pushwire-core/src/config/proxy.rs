@@ -76,6 +76,42 @@ impl ProxyKind {
 pub struct ProxyHttpConfig {
     /// Headers added to every request; forwarded client headers win over them.
     pub static_headers: BTreeMap<String, String>,
+    /// HTTP statuses answered as an error or a disconnect instead of a failure (100).
+    pub status_to_code_transforms: Vec<StatusTransform>,
+}
+
+/// One `http.status_to_code_transforms` entry: a backend status that means an answer.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatusTransform {
+    /// The HTTP status it applies to.
+    pub status_code: u16,
+    /// Answer with this error (used when its code is set).
+    pub to_error: TransformError,
+    /// Else close the connection with this disconnect (used when its code is set).
+    pub to_disconnect: TransformDisconnect,
+}
+
+/// `to_error` of a status transform.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformError {
+    /// Error code (0 = unset).
+    pub code: u32,
+    /// Error message.
+    pub message: String,
+    /// Whether the SDK may retry.
+    pub temporary: bool,
+}
+
+/// `to_disconnect` of a status transform.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformDisconnect {
+    /// Disconnect code (0 = unset).
+    pub code: u32,
+    /// Disconnect reason.
+    pub reason: String,
 }
 
 /// `grpc.*` of a proxy.
@@ -181,6 +217,14 @@ impl ProxyConfig {
                 format!("{key}.endpoint"),
                 format!("{e:?} is not an http://, https:// or grpc:// URL"),
             ));
+        }
+        for (i, t) in self.http.status_to_code_transforms.iter().enumerate() {
+            if t.to_error.code == 0 && t.to_disconnect.code == 0 {
+                return Err(ConfigError::new(
+                    format!("{key}.http.status_to_code_transforms[{i}]"),
+                    "needs to_error.code or to_disconnect.code",
+                ));
+            }
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::new(format!("{key}.timeout"), "must be > 0"));

@@ -63,7 +63,12 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
         })?;
     let status = resp.status();
     if status != reqwest::StatusCode::OK {
-        return Err(ProxyError::Status(status.as_u16()));
+        return match transformed(config, status.as_u16()) {
+            Some(answer) => {
+                serde_json::from_value(answer).map_err(|e| ProxyError::Invalid(e.to_string()))
+            }
+            None => Err(ProxyError::Status(status.as_u16())),
+        };
     }
     if let Some(ct) = resp.headers().get(reqwest::header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
@@ -95,4 +100,22 @@ pub async fn post<B: Serialize, R: DeserializeOwned>(
         buf = b"{}".to_vec();
     }
     serde_json::from_slice(&buf).map_err(|e| ProxyError::Invalid(e.to_string()))
+}
+
+/// The answer `http.status_to_code_transforms` gives a non-200 `status`, as the JSON the backend
+/// would have sent (`{"error": …}` or `{"disconnect": …}`).
+fn transformed(config: &ProxyConfig, status: u16) -> Option<serde_json::Value> {
+    let t = config
+        .http
+        .status_to_code_transforms
+        .iter()
+        .find(|t| t.status_code == status)?;
+    if t.to_error.code > 0 {
+        let e = &t.to_error;
+        return Some(serde_json::json!({"error": {
+            "code": e.code, "message": e.message, "temporary": e.temporary,
+        }}));
+    }
+    let d = &t.to_disconnect;
+    (d.code > 0).then(|| serde_json::json!({"disconnect": {"code": d.code, "reason": d.reason}}))
 }
