@@ -78,6 +78,15 @@ fn with_backend(c: &mut ServerConfig, url: &str) {
             "exp",
             ChannelOptions {
                 sub_refresh_proxy_enabled: true,
+                ..sub.clone()
+            },
+        ),
+        namespace(
+            "hist",
+            ChannelOptions {
+                history_size: 10,
+                history_ttl: Duration::from_secs(300),
+                force_recovery: true,
                 ..sub
             },
         ),
@@ -309,6 +318,36 @@ async fn connect_result_fields_from_the_backend() {
         .command(json!({"rpc": {"method": "echo", "data": {"k": 1}}}))
         .await;
     assert_eq!(reply["rpc"]["data"]["user"], json!("rich-1"), "{reply}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_poll_connects_and_subscribes_through_the_proxies() {
+    let backend = proxy_backend::start().await;
+    let server = TestServer::start_with(|c| with_backend(c, &backend.url)).await;
+    let http = reqwest::Client::new();
+    let poll = |cookie: Option<&'static str>| {
+        let mut req = http.get(format!(
+            "{}/connection/poll?channel=hist:lp",
+            server.http_url()
+        ));
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send()
+    };
+    let ok = poll(Some("session=lp-user")).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let body: Value = ok.json().await.unwrap();
+    assert_eq!(body["channel"], json!("hist:lp"), "{body}");
+    let b = &backend.state;
+    assert_eq!(b.cookies("connect")[0].as_deref(), Some("session=lp-user"));
+    let subs = b.bodies("subscribe");
+    assert_eq!(subs[0]["user"], json!("lp-user"), "{subs:?}");
+    assert_eq!(subs[0]["transport"], json!("long_poll"));
+    // Without the cookie the backend refuses the connection.
+    let refused = poll(None).await.unwrap();
+    assert_ne!(refused.status().as_u16(), 200);
     server.stop().await;
 }
 
