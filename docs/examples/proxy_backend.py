@@ -130,7 +130,7 @@ async def serve(port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # the real port when 0 was asked
+    bound = runner.addresses[0][1]  # the real port when 0 was asked
     print(f"READY {bound}", flush=True)
     while True:
         await asyncio.sleep(3600)

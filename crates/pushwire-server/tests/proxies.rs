@@ -200,6 +200,17 @@ async fn js_scenario_against_the_documented_python_grpc_backend() {
 }
 
 #[test]
+fn docs_proxies_md_shows_the_tested_example_backend() {
+    let root = pushwire_test_support::sdk::repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/proxies.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("docs/examples/proxy_backend.py")).unwrap();
+    assert!(
+        doc.contains(&format!("```python\n{example}```")),
+        "docs/proxies.md must show docs/examples/proxy_backend.py verbatim"
+    );
+}
+
+#[test]
 fn the_documented_proxy_configuration_loads() {
     let path = pushwire_test_support::sdk::repo_root().join("config/proxies.toml");
     let c = pushwire_server::config::load(Some(&path), &Default::default()).expect("loads");
