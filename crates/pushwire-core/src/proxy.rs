@@ -60,6 +60,9 @@ pub enum Answer<T> {
 /// A proxy call's outcome.
 pub type ProxyResult<T> = Result<Answer<T>, ProxyError>;
 
+/// Header name (lower case) and value pairs a client keeps for the proxies.
+pub type HeaderPairs = [(Box<str>, Box<str>)];
+
 /// Who is asking: the fields every proxy request carries.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext<'a> {
@@ -74,10 +77,10 @@ pub struct CallContext<'a> {
     /// Connection meta (sent when the proxy has `include_connection_meta`).
     pub meta: &'a RawJson,
     /// The client's HTTP request headers that some proxy forwards (lower-case names).
-    pub headers: &'a [(Box<str>, Box<str>)],
+    pub headers: &'a HeaderPairs,
     /// Headers from the client's connect command (`headers`) that some proxy forwards
     /// (lower-case names; client-controlled values).
-    pub emulated: &'a [(Box<str>, Box<str>)],
+    pub emulated: &'a HeaderPairs,
 }
 
 /// A connect request.

@@ -82,8 +82,9 @@ struct State {
     conn_info: RawJson,
     /// Server-only connection meta (token `meta` claim or connect proxy).
     meta: RawJson,
-    /// Connect command `headers` some proxy forwards (`emulated_headers`).
-    emulated: Arc<[(Box<str>, Box<str>)]>,
+    /// Connect command `headers` some proxy forwards (`emulated_headers`); `None` (no
+    /// allocation) when there are none.
+    emulated: Option<Arc<crate::proxy::HeaderPairs>>,
     expire_at: Option<i64>,
     subs: submap::SubMap,
     timers: timers::Timers,
@@ -99,7 +100,7 @@ pub struct Client {
     transport: TransportInfo,
     outbox: Arc<crate::outbox::Outbox>,
     /// The HTTP request headers some proxy forwards (lower-case names).
-    headers: Box<[(Box<str>, Box<str>)]>,
+    headers: Box<crate::proxy::HeaderPairs>,
     state: Mutex<State>,
 }
 
@@ -168,7 +169,7 @@ impl Client {
         headers: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Arc<Client> {
         let wanted = node.forwarded_headers();
-        let headers: Box<[(Box<str>, Box<str>)]> = if wanted.is_empty() {
+        let headers: Box<crate::proxy::HeaderPairs> = if wanted.is_empty() {
             Box::default()
         } else {
             headers
@@ -196,7 +197,7 @@ impl Client {
                 user: String::new(),
                 conn_info: RawJson::default(),
                 meta: RawJson::default(),
-                emulated: Arc::new([]),
+                emulated: None,
                 expire_at: None,
                 subs: Default::default(),
                 timers,

@@ -14,7 +14,7 @@ use pushwire_protocol::{
 use super::{Client, CommandError, CommandResult};
 use crate::auth::unix_now;
 use crate::config::{ChannelOptions, ProxyKind};
-use crate::proxy::{Answer, CallContext, ProxyResult, SubscribeAnswer, SubscribeCall};
+use crate::proxy::{Answer, CallContext, HeaderPairs, ProxyResult, SubscribeAnswer, SubscribeCall};
 
 /// How long a failed refresh or sub_refresh call extends the connection or subscription
 /// (Centrifugo's choice: the backend gets another chance a minute later).
@@ -24,7 +24,7 @@ const RETRY_EXTENSION_SECS: i64 = 60;
 pub(super) struct Caller {
     user: String,
     meta: RawJson,
-    emulated: Arc<[(Box<str>, Box<str>)]>,
+    emulated: Option<Arc<HeaderPairs>>,
 }
 
 impl Client {
@@ -50,7 +50,7 @@ impl Client {
             user: &caller.user,
             meta: &caller.meta,
             headers: &self.headers,
-            emulated: &caller.emulated,
+            emulated: caller.emulated.as_deref().unwrap_or_default(),
         }
     }
 
@@ -60,13 +60,13 @@ impl Client {
         if wanted.is_empty() || req.headers.is_empty() {
             return;
         }
-        let kept: Arc<[(Box<str>, Box<str>)]> = req
+        let kept: Arc<HeaderPairs> = req
             .headers
             .iter()
             .filter(|(k, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
             .map(|(k, v)| (Box::from(k.to_ascii_lowercase()), Box::from(v.as_str())))
             .collect();
-        self.state.lock().emulated = kept;
+        self.state.lock().emulated = Some(kept);
     }
 
     /// Maps a proxy outcome to the command's: the backend's error or disconnect as it chose,
