@@ -483,6 +483,11 @@ async fn backend_failures_answer_100_and_the_breaker_fails_fast() {
         ("html", format!("{url}/html")),
         ("refused", format!("{refused}/rpc")),
         ("grpc_refused", refused.replacen("http://", "grpc://", 1)),
+        // TLS failure: https:// to a plain-text HTTP server.
+        (
+            "tls",
+            format!("{}/rpc", url.replacen("http://", "https://", 1)),
+        ),
     ];
     let server = TestServer::start_with(|c| {
         with_backend(c, &url);
