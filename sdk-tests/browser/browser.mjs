@@ -11,7 +11,10 @@
 // - eventsource-uni-sse: a plain EventSource on /connection/uni_sse (pages/uni-sse.mjs) receives
 //   every publication across a server-side disconnect;
 // - long-poll-fetch: a plain fetch loop on /connection/long_poll (pages/long-poll.mjs) receives
-//   every publication across a server-side disconnect and a restart of its loop.
+//   every publication across a server-side disconnect and a restart of its loop;
+// - cookie-connect-proxy: the page sets a session cookie and centrifuge-js connects without a
+//   token; the browser sends the cookie with the WebSocket upgrade and pushwire's connect proxy
+//   forwards it to the backend (crates/pushwire-server/tests/proxies.rs), which names the user.
 //
 // The server API is called from Node (the page gets `window.pushwireApi`), never from the page.
 
@@ -251,6 +254,27 @@ async function longPollCase(page) {
   return { case: which, channel, offsets: state.received.map((p) => p.offset), polls: state.polls, cutMs };
 }
 
+async function cookieCase(page) {
+  // Cookies belong to the host, not the port: the page's cookie goes to pushwire too.
+  const result = await page.evaluate(async (wsUrl) => {
+    document.cookie = 'session=carol; path=/';
+    const client = new globalThis.Centrifuge(wsUrl);
+    const connected = new Promise((resolve, reject) => {
+      client.on('connected', resolve);
+      client.on('disconnected', (ctx) => reject(new Error(`disconnected ${ctx.code} ${ctx.reason}`)));
+    });
+    client.connect();
+    const ctx = await connected;
+    const rpc = await client.rpc('echo', { from: 'chromium' });
+    client.disconnect();
+    return { data: ctx.data, client: ctx.client, rpc: rpc.data };
+  }, env.wsUrl);
+  log(`page result ${JSON.stringify(result)}`);
+  checkEqual(result.data, { hello: 'carol' }, 'connect data from the backend');
+  checkEqual(result.rpc, { echo: { from: 'chromium' }, user: 'carol' }, 'rpc as the cookie user');
+  return { case: which, ...result, userAgent: await page.evaluate(() => navigator.userAgent) };
+}
+
 main(`browser ${which}`, async () => {
   let run;
   if (sdkTransports[which]) {
@@ -259,6 +283,8 @@ main(`browser ${which}`, async () => {
     run = uniSseCase;
   } else if (which === 'long-poll-fetch') {
     run = longPollCase;
+  } else if (which === 'cookie-connect-proxy') {
+    run = cookieCase;
   } else {
     throw new Error(`unknown case ${which}`);
   }

@@ -107,6 +107,8 @@ pub struct ConnectCredentials {
     pub subs: Vec<TokenSubscription>,
     /// Server-only metadata (`meta` claim); never sent to clients.
     pub meta: RawJson,
+    /// Data for the connect result (connect proxy only).
+    pub data: RawJson,
 }
 
 /// One entry of a connection token's `subs` claim.

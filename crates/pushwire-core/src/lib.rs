@@ -19,6 +19,8 @@
 //! - [`lifecycle`]: lifecycle events (connect, disconnect, subscribe, occupancy, node_lost,
 //!   snapshots) recorded without blocking and numbered per node.
 //! - [`auth`]: credentials and the token verifier contract.
+//! - [`proxy`]: the application backend contract (connect, refresh, subscribe, publish,
+//!   sub_refresh, rpc, send proxies); the server implements it over HTTP.
 //! - [`registry`], [`sessions`], [`metrics`]: live clients, emulated sessions by id, counters.
 //! - [`glob`]: channel name patterns (`channels`).
 
@@ -36,6 +38,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod node;
 pub mod outbox;
+pub mod proxy;
 pub mod registry;
 pub mod sessions;
 

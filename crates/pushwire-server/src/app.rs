@@ -35,6 +35,8 @@ pub struct AppState {
     pub consumers: pushwire_consumers::MetricsRegistry,
     /// Lifecycle event sinks (none when `lifecycle.enabled` is off).
     pub lifecycle: Arc<crate::lifecycle::Sinks>,
+    /// The proxies to the application backend, when configured (for `/metrics`).
+    pub proxies: Option<Arc<crate::proxy::Proxies>>,
 }
 
 /// Builds the router.
@@ -157,6 +159,10 @@ impl RunningServer {
             config.node.name.clone()
         };
         let node = crate::engine::build_node(&config, name, verifier).await?;
+        let proxies = crate::proxy::Proxies::from_config(node.config())?;
+        if let Some(p) = &proxies {
+            node.set_proxy(p.clone());
+        }
         let consumers =
             pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
         let lifecycle_stop = CancellationToken::new();
@@ -172,6 +178,7 @@ impl RunningServer {
             node: node.clone(),
             tracker: TaskTracker::new(),
             polls: Default::default(),
+            proxies,
             config: Arc::new(config),
         };
         let stop_accepting = CancellationToken::new();

@@ -11,6 +11,8 @@
 //! - [`api`]: the Centrifugo-shaped server API.
 //! - [`auth`]: JWT verification.
 //! - [`lifecycle`]: lifecycle event sinks (webhook, Redis stream) with spools and retries.
+//! - [`proxy`]: connect, refresh, subscribe, publish, sub_refresh, rpc and send proxies to
+//!   the application backend over HTTP.
 //! - [`observe`]: health and metrics; [`admin`]: the admin web page.
 //! - [`cli`]: the command line.
 
@@ -28,6 +30,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod listener;
 pub mod observe;
+pub mod proxy;
 pub mod tls;
 pub mod transport;
 

@@ -28,7 +28,9 @@ impl Client {
         let ns = &channel.namespace.options;
         let sub = self.subscribed(&req.channel);
         let anonymous = self.state.lock().user.is_empty();
+        let proxied = ns.publish_proxy_enabled && self.node.proxy().is_some();
         let ok = self.node.config().client.insecure
+            || proxied
             || allowed(
                 ns.allow_publish_for_client,
                 ns.allow_publish_for_subscriber,
@@ -40,16 +42,33 @@ impl Client {
             return Err(ErrorCode::PermissionDenied.into());
         }
         let info = self.client_info(sub.map(|s| s.chan_info).unwrap_or_default());
-        self.node
-            .publish(
-                &req.channel,
-                PublishParams {
-                    data: req.data,
-                    info: Some(info),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let mut params = PublishParams {
+            data: req.data,
+            info: Some(info),
+            ..Default::default()
+        };
+        if let Some(proxy) = self.node.proxy().filter(|_| proxied) {
+            // The backend validates, rewrites or refuses the publication.
+            let caller = self.caller();
+            let r = proxy
+                .publish(
+                    &ns.publish_proxy_name,
+                    self.call_context(&caller),
+                    &req.channel,
+                    &params.data,
+                )
+                .await;
+            let a = self.proxy_answer("publish", r)?;
+            if let Some(data) = a.data {
+                params.data = data;
+            }
+            params.skip_history = a.skip_history;
+            params.tags = a.tags;
+            params.idempotency_key = a.idempotency_key;
+            params.version = a.version;
+            params.version_epoch = a.version_epoch;
+        }
+        self.node.publish(&req.channel, params).await?;
         Ok(Reply {
             id,
             publish: Some(Default::default()),

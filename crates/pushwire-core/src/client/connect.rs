@@ -12,6 +12,7 @@ use super::{Client, CommandResult, Status};
 use crate::auth::{unix_now, unix_now_ms, ConnectCredentials, TokenError};
 use crate::lifecycle::Record;
 use crate::metrics::Metrics;
+use crate::proxy::ConnectCall;
 
 impl Client {
     async fn credentials(
@@ -19,6 +20,7 @@ impl Client {
         req: &ConnectRequest,
     ) -> Result<ConnectCredentials, super::CommandError> {
         let cfg = &self.node.config().client;
+        self.keep_emulated_headers(req);
         if !req.token.is_empty() {
             let Some(verifier) = self.node.verifier() else {
                 return Err(Disconnect::INVALID_TOKEN.into());
@@ -35,6 +37,20 @@ impl Client {
                     Err(Disconnect::INVALID_TOKEN.into())
                 }
             };
+        }
+        if cfg.proxy.connect.enabled {
+            if let Some(proxy) = self.node.proxy() {
+                // No token: the application backend decides (session cookie, header, ...).
+                let call = ConnectCall {
+                    data: req.data.clone(),
+                    name: req.name.clone(),
+                    version: req.version.clone(),
+                    channels: req.subs.keys().cloned().collect(),
+                };
+                let caller = self.caller();
+                let r = proxy.connect(self.call_context(&caller), &call).await;
+                return self.proxy_answer("connect", r);
+            }
         }
         if cfg.allow_anonymous_connect_without_token || cfg.insecure {
             return Ok(ConnectCredentials::default());
@@ -60,6 +76,7 @@ impl Client {
             let mut st = self.state.lock();
             st.user = creds.user.clone();
             st.conn_info = creds.info.clone();
+            st.meta = creds.meta.clone();
             st.expire_at = creds.expire_at;
         }
         let limit = self.node.config().client.user_connection_limit;
@@ -113,14 +130,17 @@ impl Client {
             user: creds.user.clone(),
         });
         let cfg = &self.node.config().client;
+        // With a refresh proxy the server refreshes: the client is not told about expiry.
         let ttl = creds
             .expire_at
+            .filter(|_| !self.refresh_proxied())
             .map(|e| (e - now).clamp(0, u32::MAX as i64) as u32);
         let result = ConnectResult {
             client: self.id.to_string(),
             version: crate::node::VERSION.into(),
             expires: ttl.is_some(),
             ttl: ttl.unwrap_or(0),
+            data: creds.data.clone(),
             ping: self.ping_secs(),
             pong: self.pong_flag(),
             session: self.session().to_owned(),
@@ -138,7 +158,6 @@ impl Client {
                 .iter()
                 .map(|p| (p.channel.to_string(), p.result.clone()))
                 .collect(),
-            ..Default::default()
         };
         let reply = if self.transport.unidirectional {
             Reply::push(pushwire_protocol::Push {
@@ -212,6 +231,11 @@ impl Client {
         match self.handle_connect(0, req).await {
             Ok(_) => Ok(()),
             Err(super::CommandError::Disconnect(d)) => Err(d),
+            Err(super::CommandError::Custom(e)) => Err(if e.code == 103 {
+                Disconnect::PERMISSION_DENIED
+            } else {
+                Disconnect::INTERNAL
+            }),
             Err(super::CommandError::Reply(code)) => Err(match code {
                 ErrorCode::TokenExpired | ErrorCode::Expired => Disconnect::EXPIRED,
                 ErrorCode::TooManyRequests => Disconnect::TOO_MANY_REQUESTS,

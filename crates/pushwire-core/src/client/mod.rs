@@ -7,10 +7,12 @@
 //! permissions and recovery happens here.
 //!
 //! Files: `connect.rs` (connect, refresh), `subscribe.rs` (subscribe, recovery, unsubscribe),
-//! `commands.rs` (publish, history, presence), `timers.rs` (ping/pong, stale, expiry).
+//! `commands.rs` (publish, history, presence), `timers.rs` (ping/pong, stale, expiry),
+//! `proxied.rs` (rpc, send, and refreshes decided by the application backend).
 
 mod commands;
 mod connect;
+mod proxied;
 mod rate;
 mod submap;
 mod subscribe;
@@ -70,6 +72,8 @@ pub(crate) struct SubState {
     pub chan_info: RawJson,
     /// Subscription expiry, Unix seconds.
     pub expire_at: Option<i64>,
+    /// At expiry the sub_refresh proxy decides (server-side refresh).
+    pub proxy_refresh: bool,
 }
 
 #[derive(Debug)]
@@ -77,6 +81,11 @@ struct State {
     status: Status,
     user: String,
     conn_info: RawJson,
+    /// Server-only connection meta (token `meta` claim or connect proxy).
+    meta: RawJson,
+    /// Connect command `headers` some proxy forwards (`emulated_headers`); `None` (no
+    /// allocation) when there are none.
+    emulated: Option<Arc<crate::proxy::HeaderPairs>>,
     expire_at: Option<i64>,
     subs: submap::SubMap,
     timers: timers::Timers,
@@ -91,6 +100,8 @@ pub struct Client {
     session: Option<Arc<str>>,
     transport: TransportInfo,
     outbox: Arc<crate::outbox::Outbox>,
+    /// The HTTP request headers some proxy forwards (lower-case names).
+    headers: Box<crate::proxy::HeaderPairs>,
     state: Mutex<State>,
 }
 
@@ -127,6 +138,8 @@ pub(crate) enum CommandError {
     Reply(ErrorCode),
     /// Close the connection.
     Disconnect(Disconnect),
+    /// Answer with an error the application backend chose.
+    Custom(pushwire_protocol::Error),
 }
 
 impl From<ErrorCode> for CommandError {
@@ -146,6 +159,25 @@ pub(crate) type CommandResult = Result<Reply, CommandError>;
 impl Client {
     /// A new, not yet connected client. The stale timer starts now.
     pub fn new(node: Arc<Node>, transport: TransportInfo) -> Arc<Client> {
+        Self::with_headers(node, transport, std::iter::empty())
+    }
+
+    /// A new client that keeps, of its HTTP request's `headers`, those some proxy forwards to
+    /// the application backend (`http_headers`); the transport passes them all.
+    pub fn with_headers<'a>(
+        node: Arc<Node>,
+        transport: TransportInfo,
+        headers: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Arc<Client> {
+        let wanted = node.forwarded_headers();
+        let headers: Box<crate::proxy::HeaderPairs> = if wanted.is_empty() {
+            Box::default()
+        } else {
+            headers
+                .filter(|(k, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
+                .map(|(k, v)| (Box::from(k.to_ascii_lowercase()), Box::from(v)))
+                .collect()
+        };
         let cfg = &node.config().client;
         let outbox = Arc::new(crate::outbox::Outbox::new(cfg.queue_max_size));
         let now = Instant::now();
@@ -160,10 +192,13 @@ impl Client {
             node,
             transport,
             outbox,
+            headers,
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),
                 conn_info: RawJson::default(),
+                meta: RawJson::default(),
+                emulated: None,
                 expire_at: None,
                 subs: Default::default(),
                 timers,
@@ -347,8 +382,8 @@ impl Client {
             Request::Presence(req) => self.handle_presence(id, req, false).await,
             Request::PresenceStats(req) => self.handle_presence(id, req, true).await,
             Request::History(req) => self.handle_history(id, req).await,
-            Request::Rpc(_) => Err(ErrorCode::NotAvailable.into()),
-            Request::Send(_) => Err(Disconnect::NOT_AVAILABLE.into()),
+            Request::Rpc(req) => self.handle_rpc(id, req).await,
+            Request::Send(req) => self.handle_send(req).await,
             Request::Refresh(req) => self.handle_refresh(id, req).await,
             Request::SubRefresh(req) => self.handle_sub_refresh(id, req).await,
         };
@@ -362,12 +397,11 @@ impl Client {
             }
             Err(CommandError::Reply(code)) => {
                 outcome.fail(code.code());
-                self.send_reply(&Reply::error(id, code.to_error()));
-                if is_connect {
-                    self.state.lock().status = Status::Unusable;
-                    return Ok(true);
-                }
-                Ok(false)
+                self.fail_command(id, code.to_error(), is_connect)
+            }
+            Err(CommandError::Custom(error)) => {
+                outcome.fail(error.code);
+                self.fail_command(id, error, is_connect)
             }
             Err(CommandError::Disconnect(d)) => {
                 outcome.fail(d.code);
@@ -377,6 +411,22 @@ impl Client {
                 Err(d)
             }
         }
+    }
+
+    /// Answers command `id` with `error`; a failed connect makes the connection unusable and
+    /// skips the rest of the frame.
+    fn fail_command(
+        &self,
+        id: u32,
+        error: pushwire_protocol::Error,
+        is_connect: bool,
+    ) -> Result<bool, Disconnect> {
+        self.send_reply(&Reply::error(id, error));
+        if is_connect {
+            self.state.lock().status = Status::Unusable;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn take_token(&self) -> bool {

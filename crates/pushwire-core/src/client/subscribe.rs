@@ -104,6 +104,14 @@ impl Client {
         if channel.private && !insecure {
             return Err(ErrorCode::PermissionDenied.into());
         }
+        if let Some(a) = self.proxy_subscribe(req, ns).await? {
+            return Ok(Grant {
+                chan_info: a.info,
+                data: a.data,
+                expire_at: a.expire_at,
+                overrides: a.overrides,
+            });
+        }
         if let Some(users) = &channel.users {
             if !user.is_empty() && users.iter().any(|u| u == user) {
                 return Ok(grant);
@@ -222,6 +230,7 @@ impl Client {
             join_leave: ns.join_leave,
             chan_info: grant.chan_info.clone(),
             expire_at: grant.expire_at,
+            proxy_refresh: ns.sub_refresh_proxy_enabled && self.node.proxy().is_some(),
         };
         self.state
             .lock()
@@ -264,7 +273,8 @@ impl Client {
                 return Err(e);
             }
         };
-        if let Some(exp) = grant.expire_at {
+        // With a sub_refresh proxy the server refreshes: the client is not told about expiry.
+        if let Some(exp) = grant.expire_at.filter(|_| !sub_state.proxy_refresh) {
             result.expires = true;
             result.ttl = (exp - unix_now()).clamp(0, u32::MAX as i64) as u32;
         }
@@ -320,7 +330,9 @@ impl Client {
         let prepared = match self.subscribe_begin(&req, Origin::Requested).await {
             Ok(p) => p,
             Err(CommandError::Reply(code)) => return Err(code),
-            Err(CommandError::Disconnect(_)) => return Err(ErrorCode::PermissionDenied),
+            Err(CommandError::Custom(_) | CommandError::Disconnect(_)) => {
+                return Err(ErrorCode::PermissionDenied)
+            }
         };
         let result = prepared.result.clone();
         self.subscribe_finish(prepared).await;
@@ -349,6 +361,7 @@ impl Client {
         {
             Ok(p) => p,
             Err(CommandError::Reply(code)) => return Err(code),
+            Err(CommandError::Custom(_)) => return Err(ErrorCode::PermissionDenied),
             Err(CommandError::Disconnect(d)) => {
                 self.disconnect(d);
                 return Ok(());

@@ -98,23 +98,54 @@ impl Client {
         if st.timers.pong_deadline.due(now) {
             return Err(Disconnect::NO_PONG);
         }
+        let mut refresh = false;
+        let mut sub_refresh = Vec::new();
         if let Some(exp) = st.expire_at {
             if st.timers.expire_check.due(now) {
-                let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
-                let left = close_at - unix_now();
-                if left <= 0 {
-                    return Err(Disconnect::EXPIRED);
+                if self.refresh_proxied() {
+                    // Server-side refresh: the backend decides at expiry, no grace.
+                    if exp <= unix_now() {
+                        refresh = true;
+                        st.timers.expire_check = At::of(Some(now + self.refresh_recheck()));
+                    } else {
+                        self.arm_expiry(&mut st);
+                    }
+                } else {
+                    let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
+                    let left = close_at - unix_now();
+                    if left <= 0 {
+                        return Err(Disconnect::EXPIRED);
+                    }
+                    st.timers.expire_check = At::of(Some(now + Duration::from_secs(left as u64)));
                 }
-                st.timers.expire_check = At::of(Some(now + Duration::from_secs(left as u64)));
             }
         }
         if st.timers.sub_expire_check.due(now) {
             let grace = cfg.expired_sub_close_delay.as_secs() as i64;
             let unix = unix_now();
+            let refreshing: Vec<Arc<str>> = st
+                .subs
+                .iter()
+                .filter(|(_, s)| {
+                    !s.subscribing && s.proxy_refresh && s.expire_at.is_some_and(|e| e <= unix)
+                })
+                .map(|(c, _)| c.clone())
+                .collect();
+            for c in &refreshing {
+                let recheck = self.sub_refresh_recheck(c);
+                if let Some(s) = st.subs.get_mut(c) {
+                    s.expire_at = Some(unix + recheck);
+                }
+            }
+            sub_refresh = refreshing;
             let expired: Vec<Arc<str>> = st
                 .subs
                 .iter()
-                .filter(|(_, s)| !s.subscribing && s.expire_at.is_some_and(|e| e + grace <= unix))
+                .filter(|(_, s)| {
+                    !s.subscribing
+                        && !s.proxy_refresh
+                        && s.expire_at.is_some_and(|e| e + grace <= unix)
+                })
                 .map(|(c, _)| c.clone())
                 .collect();
             let removed: Vec<(Arc<str>, super::SubState)> = expired
@@ -135,6 +166,14 @@ impl Client {
             }
             drop(st);
             self.send_reply(&Reply::default());
+        } else {
+            drop(st);
+        }
+        if refresh {
+            tokio::spawn(self.clone().proxy_refresh());
+        }
+        if !sub_refresh.is_empty() {
+            self.proxy_sub_refresh(sub_refresh);
         }
         Ok(())
     }
@@ -175,11 +214,13 @@ impl Client {
             st.subs
                 .values()
                 .filter(|s| !s.subscribing)
-                .filter_map(|s| s.expire_at)
+                .filter_map(|s| {
+                    // Backend-refreshed subscriptions are looked at when they expire.
+                    s.expire_at
+                        .map(|e| if s.proxy_refresh { e } else { e + grace })
+                })
                 .min()
-                .map(|exp| {
-                    Instant::now() + Duration::from_secs((exp + grace - unix).max(0) as u64)
-                }),
+                .map(|at| Instant::now() + Duration::from_secs((at - unix).max(0) as u64)),
         );
     }
 
@@ -203,7 +244,11 @@ impl Client {
 
     pub(super) fn arm_expiry(&self, st: &mut State) {
         st.timers.expire_check = At::of(st.expire_at.map(|exp| {
-            let grace = self.node.config().client.expired_close_delay.as_secs() as i64;
+            let grace = if self.refresh_proxied() {
+                0
+            } else {
+                self.node.config().client.expired_close_delay.as_secs() as i64
+            };
             let left = (exp + grace - unix_now()).max(0) as u64;
             Instant::now() + Duration::from_secs(left)
         }));

@@ -96,6 +96,21 @@ pub struct ChannelOptions {
     pub channel_regex: String,
     /// Validation of publication data.
     pub publication_data_format: DataFormat,
+    /// Subscribe without a token asks the subscribe proxy (instead of the
+    /// `allow_subscribe_*` options).
+    pub subscribe_proxy_enabled: bool,
+    /// Named proxy (under `proxies`) for subscribe; empty or `default` is
+    /// `channel.proxy.subscribe`.
+    pub subscribe_proxy_name: String,
+    /// Client publications go through the publish proxy (instead of the `allow_publish_*`
+    /// options).
+    pub publish_proxy_enabled: bool,
+    /// Named proxy for publish; empty or `default` is `channel.proxy.publish`.
+    pub publish_proxy_name: String,
+    /// Expiring subscriptions are extended by the sub_refresh proxy (server-side refresh).
+    pub sub_refresh_proxy_enabled: bool,
+    /// Named proxy for sub_refresh; empty or `default` is `channel.proxy.sub_refresh`.
+    pub sub_refresh_proxy_name: String,
 }
 
 impl ChannelOptions {
@@ -183,6 +198,8 @@ pub struct ChannelConfig {
     pub user_boundary: String,
     /// Separator between users of user-limited channels.
     pub user_separator: String,
+    /// `channel.proxy.*`: default subscribe, publish and sub_refresh proxies.
+    pub proxy: super::proxy::ChannelProxyConfig,
 }
 
 impl Default for ChannelConfig {
@@ -196,6 +213,7 @@ impl Default for ChannelConfig {
             namespace_boundary: ":".into(),
             user_boundary: "#".into(),
             user_separator: ",".into(),
+            proxy: Default::default(),
         }
     }
 }

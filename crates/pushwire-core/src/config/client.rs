@@ -58,6 +58,8 @@ pub struct ClientConfig {
     pub command_rate_limit: u32,
     /// Commands one connection may send in a burst.
     pub command_burst: u32,
+    /// `client.proxy.*`: connect, refresh and send proxies.
+    pub proxy: super::proxy::ClientProxyConfig,
 }
 
 impl Default for ClientConfig {
@@ -82,6 +84,7 @@ impl Default for ClientConfig {
             connect_include_server_time: false,
             command_rate_limit: 100,
             command_burst: 300,
+            proxy: Default::default(),
         }
     }
 }

@@ -8,12 +8,20 @@ mod channel;
 mod client;
 mod cluster;
 mod lifecycle;
+mod proxy;
+mod proxy_check;
 mod token;
 
 pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
 pub use client::ClientConfig;
 pub use cluster::ClusterConfig;
 pub use lifecycle::LifecycleSettings;
+pub use proxy::{
+    is_default_name, ChannelProxyConfig, CircuitBreakerConfig, ClientProxyConfig, ProxyConfig,
+    ProxyGrpcConfig, ProxyHttpConfig, ProxyKind, RpcConfig, RpcNamespace, RpcOptions,
+    StatusTransform, TransformDisconnect, TransformError,
+};
+pub use proxy_check::ProxyUse;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +38,10 @@ pub struct NodeConfig {
     pub cluster: ClusterConfig,
     /// `lifecycle.*` (the core's part): lifecycle events.
     pub lifecycle: LifecycleSettings,
+    /// `rpc.*`: the RPC proxy and method namespaces.
+    pub rpc: RpcConfig,
+    /// `proxies`: named proxy definitions.
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// A configuration value that is out of range or inconsistent, naming its key.
@@ -58,6 +70,7 @@ impl NodeConfig {
         self.client.validate()?;
         self.channel.validate()?;
         self.cluster.validate()?;
-        self.lifecycle.validate()
+        self.lifecycle.validate()?;
+        self.validate_proxies()
     }
 }

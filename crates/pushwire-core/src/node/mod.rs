@@ -23,6 +23,7 @@ use crate::hub::{ClientKey, Delivery, Hub};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::namespace::Namespaces;
+use crate::proxy::ProxyBackend;
 use crate::registry::Registry;
 use crate::sessions::Sessions;
 
@@ -38,6 +39,9 @@ pub struct Node {
     broker: Arc<dyn Broker>,
     cluster: Arc<Cluster>,
     verifier: Option<Arc<dyn TokenVerifier>>,
+    proxy: std::sync::OnceLock<Arc<dyn ProxyBackend>>,
+    forwarded_headers: Box<[String]>,
+    emulated_headers: Box<[String]>,
     registry: Registry,
     sessions: Sessions,
     lifecycle: Lifecycle,
@@ -133,6 +137,9 @@ impl Node {
         );
         Arc::new(Node {
             namespaces: Namespaces::new(&config.channel),
+            forwarded_headers: config.forwarded_headers().into(),
+            emulated_headers: config.emulated_headers().into(),
+            proxy: Default::default(),
             config,
             hub,
             broker: engine.broker.clone(),
@@ -205,6 +212,27 @@ impl Node {
     /// Token verifier, if token auth is configured.
     pub fn verifier(&self) -> Option<&Arc<dyn TokenVerifier>> {
         self.verifier.as_ref()
+    }
+
+    /// Sets the application backend the proxies call (once, before clients connect; later
+    /// calls are ignored).
+    pub fn set_proxy(&self, proxy: Arc<dyn ProxyBackend>) {
+        let _ = self.proxy.set(proxy);
+    }
+
+    /// The application backend, when proxies are configured.
+    pub fn proxy(&self) -> Option<&Arc<dyn ProxyBackend>> {
+        self.proxy.get()
+    }
+
+    /// Lower-case names of the request headers clients keep for the proxies.
+    pub fn forwarded_headers(&self) -> &[String] {
+        &self.forwarded_headers
+    }
+
+    /// Lower-case names of the connect command `headers` clients keep for the proxies.
+    pub fn emulated_headers(&self) -> &[String] {
+        &self.emulated_headers
     }
 
     /// Live clients.

@@ -133,6 +133,7 @@ impl ConnectClaims {
             channels: self.channels,
             subs,
             meta,
+            data: Default::default(),
         })
     }
 }

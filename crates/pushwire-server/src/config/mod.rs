@@ -20,7 +20,9 @@ pub use template::STARTER_CONFIG;
 
 use std::time::Duration;
 
-use pushwire_core::config::{ChannelConfig, ClientConfig, ClusterConfig, ConfigError, NodeConfig};
+use pushwire_core::config::{
+    ChannelConfig, ClientConfig, ClusterConfig, ConfigError, NodeConfig, ProxyConfig, RpcConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
@@ -53,6 +55,10 @@ pub struct ServerConfig {
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
     /// `lifecycle.*`: lifecycle events and their sinks.
     pub lifecycle: LifecycleConfig,
+    /// `rpc.*`: the RPC proxy and method namespaces (docs/proxies.md).
+    pub rpc: RpcConfig,
+    /// `proxies`: named proxy definitions (docs/proxies.md).
+    pub proxies: Vec<ProxyConfig>,
 }
 
 /// `long_poll.*`.
@@ -381,6 +387,8 @@ impl ServerConfig {
             channel: self.channel.clone(),
             cluster: self.node.cluster(),
             lifecycle: self.lifecycle.settings(),
+            rpc: self.rpc.clone(),
+            proxies: self.proxies.clone(),
         }
     }
 }

@@ -54,5 +54,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.consumers.render_prometheus(&mut text);
     engine::render(&mut text, &state.node);
     lifecycle::render(&mut text, &state.node, &state.lifecycle);
+    if let Some(p) = &state.proxies {
+        crate::proxy::render::render(&mut text, p);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

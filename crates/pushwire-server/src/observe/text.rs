@@ -91,6 +91,36 @@ impl Exposition {
     }
 }
 
+impl Exposition {
+    /// A histogram family with one label: one series per `(label value, snapshot)`; bounds
+    /// and sums divided by `unit`.
+    pub fn histogram_family<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: impl IntoIterator<Item = (&'a str, HistogramSnapshot)>,
+        unit: f64,
+    ) {
+        self.header(name, "histogram", help);
+        let bucket = format!("{name}_bucket");
+        for (value, h) in series {
+            for (bound, count) in h.bounds.iter().zip(&h.cumulative) {
+                let le = format!("{}", *bound as f64 / unit);
+                self.sample(&bucket, &[(label, value), ("le", &le)], count);
+            }
+            let total = h.cumulative.last().copied().unwrap_or(0);
+            self.sample(&bucket, &[(label, value), ("le", "+Inf")], total);
+            self.sample(
+                &format!("{name}_sum"),
+                &[(label, value)],
+                h.sum as f64 / unit,
+            );
+            self.sample(&format!("{name}_count"), &[(label, value)], total);
+        }
+    }
+}
+
 fn escape_into(out: &mut String, value: &str) {
     for c in value.chars() {
         match c {

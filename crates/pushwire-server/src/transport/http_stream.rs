@@ -34,7 +34,7 @@ pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -
     } else {
         Protocol::Json
     };
-    let client = Client::new(
+    let client = Client::with_headers(
         state.node.clone(),
         TransportInfo {
             name: "http_stream",
@@ -42,6 +42,7 @@ pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -
             unidirectional: false,
             emulated: true,
         },
+        super::forward::pairs(&super::forward::kept(&state.node, &h)),
     );
     if let Err(d) = client.handle_frame(&body).await {
         client.disconnect(d);

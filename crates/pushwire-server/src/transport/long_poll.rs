@@ -198,7 +198,7 @@ async fn handle(
             .unwrap_or(cfg.default_timeout)
             .min(cfg.max_timeout)
     };
-    let response = match run(&state, req, timeout).await {
+    let response = match run(&state, req, timeout, &h).await {
         Ok(r) => Json(r).into_response(),
         Err(code) => error(status_of(code), code),
     };
@@ -209,6 +209,7 @@ async fn run(
     state: &AppState,
     req: PollRequest,
     timeout: Duration,
+    headers: &axum::http::HeaderMap,
 ) -> Result<PollResponse, ErrorCode> {
     if req.channel.is_empty() {
         return Err(ErrorCode::BadRequest);
@@ -216,7 +217,7 @@ async fn run(
     if state.node.shutdown_token().is_cancelled() {
         return Err(ErrorCode::Internal);
     }
-    let client = Client::new(
+    let client = Client::with_headers(
         state.node.clone(),
         TransportInfo {
             name: "long_poll",
@@ -224,6 +225,7 @@ async fn run(
             unidirectional: true,
             emulated: false,
         },
+        super::forward::pairs(&super::forward::kept(&state.node, headers)),
     );
     let result = serve(&client, req, timeout, state).await;
     client.disconnect(Disconnect::CONNECTION_CLOSED);

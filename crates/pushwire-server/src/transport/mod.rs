@@ -14,6 +14,7 @@
 
 pub mod cors;
 pub mod emulation;
+pub mod forward;
 pub mod headers;
 pub mod http_stream;
 pub mod long_poll;

@@ -91,7 +91,7 @@ pub async fn handler(
     if state.node.shutdown_token().is_cancelled() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let client = Client::new(
+    let client = Client::with_headers(
         state.node.clone(),
         TransportInfo {
             name: "sse",
@@ -99,6 +99,7 @@ pub async fn handler(
             unidirectional: false,
             emulated: true,
         },
+        super::forward::pairs(&super::forward::kept(&state.node, &h)),
     );
     if let Err(d) = client.handle_frame(&payload).await {
         client.disconnect(d);

@@ -27,6 +27,7 @@ async fn start(
     name: &'static str,
     payload: &[u8],
     last_event_id: Option<&str>,
+    headers: &HeaderMap,
 ) -> Result<std::sync::Arc<Client>, Response> {
     let mut req: ConnectRequest = serde_json::from_slice(payload).map_err(|e| {
         (StatusCode::BAD_REQUEST, format!("bad connect request: {e}")).into_response()
@@ -42,7 +43,7 @@ async fn start(
     if state.node.shutdown_token().is_cancelled() {
         return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
-    let client = Client::new(
+    let client = Client::with_headers(
         state.node.clone(),
         TransportInfo {
             name,
@@ -50,6 +51,7 @@ async fn start(
             unidirectional: true,
             emulated: false,
         },
+        super::forward::pairs(&super::forward::kept(&state.node, headers)),
     );
     if let Err(d) = client.connect_unidirectional(req).await {
         client.disconnect(d);
@@ -67,7 +69,7 @@ pub async fn http_stream(State(state): State<AppState>, h: HeaderMap, body: Byte
     } else {
         body
     };
-    let client = match start(&state, "uni_http_stream", &payload, None).await {
+    let client = match start(&state, "uni_http_stream", &payload, None, &h).await {
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };
@@ -87,7 +89,7 @@ pub async fn sse(
         Err(r) => return r,
     };
     let last = h.get("last-event-id").and_then(|v| v.to_str().ok());
-    let client = match start(&state, "uni_sse", &payload, last).await {
+    let client = match start(&state, "uni_sse", &payload, last, &h).await {
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };

@@ -89,6 +89,7 @@ fn upgrade(
     } else {
         Protocol::Json
     };
+    let kept = super::forward::kept(&state.node, &headers);
     let cfg = &state.config.websocket;
     ws.read_buffer_size(cfg.read_buffer_size)
         .write_buffer_size(cfg.write_buffer_size)
@@ -96,7 +97,7 @@ fn upgrade(
         .max_message_size(cfg.message_size_limit)
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
-            let client = Client::new(
+            let client = Client::with_headers(
                 state.node.clone(),
                 TransportInfo {
                     name: if mode == Mode::Uni {
@@ -108,6 +109,7 @@ fn upgrade(
                     unidirectional: mode == Mode::Uni,
                     emulated: false,
                 },
+                super::forward::pairs(&kept),
             );
             // A task of our own, so the upgrade machinery (and its task) is freed once the
             // handshake is done instead of living as long as the connection. It gets only
