@@ -41,40 +41,85 @@ impl Glob {
     }
 
     /// Whether `text` matches the whole pattern (an empty pattern matches everything).
+    ///
+    /// Linear in the text: the pattern is split at its stars into segments; the first and the
+    /// last are anchored, the ones between are found leftmost with a bit-parallel (shift-and)
+    /// scan that never moves backwards, so no input makes the matcher backtrack.
     pub fn matches(&self, text: &str) -> bool {
         if self.tokens.is_empty() {
             return true;
         }
         let text: Vec<char> = text.chars().collect();
-        let (mut p, mut t) = (0, 0);
-        // Where to resume after the last `*`: pattern index after it, text index it reached.
-        let mut resume: Option<(usize, usize)> = None;
-        while t < text.len() {
-            match self.tokens.get(p) {
-                Some(Token::Star) => {
-                    resume = Some((p + 1, t));
-                    p += 1;
-                }
-                Some(Token::One) => {
-                    p += 1;
-                    t += 1;
-                }
-                Some(Token::Char(c)) if *c == text[t] => {
-                    p += 1;
-                    t += 1;
-                }
-                _ => match resume {
-                    Some((after_star, from)) => {
-                        p = after_star;
-                        t = from + 1;
-                        resume = Some((after_star, from + 1));
-                    }
-                    None => return false,
-                },
+        let segments: Vec<&[Token]> = self.tokens.split(|t| *t == Token::Star).collect();
+        if segments.len() == 1 {
+            return segment_at(segments[0], &text, 0) && segments[0].len() == text.len();
+        }
+        // `a*b*c`: segments ["a", "b", "c"]; a leading/trailing star gives an empty one.
+        let (first, rest) = segments.split_first().expect("at least two segments");
+        let (last, middle) = rest.split_last().expect("at least two segments");
+        if first.len() + last.len() > text.len() || !segment_at(first, &text, 0) {
+            return false;
+        }
+        let end = text.len() - last.len();
+        if !segment_at(last, &text, end) {
+            return false;
+        }
+        let mut pos = first.len();
+        for segment in middle {
+            match find(segment, &text[..end], pos) {
+                Some(after) => pos = after,
+                None => return false,
             }
         }
-        self.tokens[p..].iter().all(|tok| *tok == Token::Star)
+        true
     }
+}
+
+/// Whether `segment` (no stars) matches `text` at `at`.
+fn segment_at(segment: &[Token], text: &[char], at: usize) -> bool {
+    text.len() >= at + segment.len()
+        && segment.iter().zip(&text[at..]).all(|(t, c)| match t {
+            Token::One => true,
+            Token::Char(x) => x == c,
+            Token::Star => false,
+        })
+}
+
+/// The end of the leftmost match of `segment` (no stars) in `text` at or after `from`.
+fn find(segment: &[Token], text: &[char], from: usize) -> Option<usize> {
+    if segment.is_empty() {
+        return Some(from);
+    }
+    if segment.len() > 128 {
+        // Too long for one 128-bit state: a plain scan (still bounded by the text length
+        // times this segment's length).
+        return (from..=text.len().saturating_sub(segment.len()))
+            .find(|&at| segment_at(segment, text, at))
+            .map(|at| at + segment.len());
+    }
+    // Shift-and: bit i of `state` is set when the segment's first i+1 tokens match the text
+    // ending at the current character.
+    let wild: u128 = segment
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == Token::One)
+        .fold(0, |m, (i, _)| m | 1 << i);
+    let mut masks: std::collections::HashMap<char, u128> = std::collections::HashMap::new();
+    for (j, t) in segment.iter().enumerate() {
+        if let Token::Char(x) = t {
+            *masks.entry(*x).or_insert(wild) |= 1 << j;
+        }
+    }
+    let done = 1u128 << (segment.len() - 1);
+    let mut state: u128 = 0;
+    for (i, c) in text.iter().enumerate().skip(from) {
+        let mask = masks.get(c).copied().unwrap_or(wild);
+        state = ((state << 1) | 1) & mask;
+        if state & done != 0 {
+            return Some(i + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -118,6 +163,36 @@ mod tests {
         assert!(m(r"a\?", "a?"));
         assert!(!m(r"a\?", "ab"));
         assert!(m("a\\", "a\\"));
+    }
+
+    /// The straightforward recursive definition, for comparison.
+    fn reference(p: &[Token], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((Token::Star, rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some((Token::One, rest)) => !t.is_empty() && reference(rest, &t[1..]),
+            Some((Token::Char(c), rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_reference(pattern in "[ab*?]{1,8}", text in "[ab]{0,10}") {
+            let g = Glob::new(&pattern);
+            let t: Vec<char> = text.chars().collect();
+            proptest::prop_assert_eq!(g.matches(&text), reference(&g.tokens, &t));
+        }
+    }
+
+    #[test]
+    fn a_pattern_that_made_backtracking_matchers_crawl_is_answered() {
+        let pattern = format!("*{}b", "a".repeat(120));
+        let text = "a".repeat(2000);
+        assert!(!m(&pattern, &text));
+        assert!(m(&pattern, &format!("{text}b")));
+        let long = format!("*{}*", "?".repeat(200));
+        assert!(m(&long, &"x".repeat(200)));
+        assert!(!m(&long, &"x".repeat(199)));
     }
 
     #[test]
