@@ -8,7 +8,7 @@
 #    nodes, once with 1 node. Reports deliveries/s, p50/p99 and each node's CPU seconds per
 #    delivery. (9,000, not 3 x 5,000: HAProxy holds two descriptors per proxied connection and
 #    one process may open at most 20,000 files here.)
-# 2. survey: SURVEY_CHANNELS (10000) channels with one subscriber each spread over the nodes;
+# 2. survey: SURVEY_CHANNELS (9999) channels with one subscriber each spread over the nodes;
 #    SURVEY_CALLS (50) `channels` and `info` calls on the first node, p50/p99 latency.
 #
 # Needs redis-server on 127.0.0.1:6379 (scripts/services.sh), haproxy, curl, jq. Loopback only,
@@ -22,7 +22,7 @@ NODES="${NODES:-3}"
 CONNECTIONS="${CONNECTIONS:-9000}"
 RATE="${RATE:-20}"
 DURATION="${DURATION:-20}"
-SURVEY_CHANNELS="${SURVEY_CHANNELS:-10000}"
+SURVEY_CHANNELS="${SURVEY_CHANNELS:-9999}"
 SURVEY_CALLS="${SURVEY_CALLS:-50}"
 OUT="${OUT:-/tmp/pushwire-bench-cluster/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
@@ -135,15 +135,20 @@ survey() {
     local prefix="pwbench.survey.$$"
     NODE_PIDS=()
     start_nodes "$NODES" "$prefix"
-    start_haproxy
-    "$BIN" bench channels --url "http://127.0.0.1:$LB" --api-key bench \
-        --connections "$SURVEY_CHANNELS" --channel survey --rate 1 --duration 60 --json \
-        >"$OUT/survey-load.json" &
-    local load=$!
+    # One load generator per node (direct, no HAProxy: its descriptor ceiling is below 10k),
+    # each holding its share of the channels, one subscriber each.
+    local loads=() i=0 port
+    for port in "${PORTS[@]}"; do
+        "$BIN" bench channels --url "http://127.0.0.1:$port" --api-key bench \
+            --connections "$((SURVEY_CHANNELS / NODES))" --channel "survey-$i" --rate 1 \
+            --duration 60 --json >"$OUT/survey-load-$i.json" &
+        loads+=($!)
+        i=$((i + 1))
+    done
     # Wait until every channel is held somewhere.
     for _ in $(seq 1 600); do
         n="$(curl -fsS -H 'X-API-Key: bench' -d '{}' "http://127.0.0.1:${PORTS[0]}/api/channels" | jq '.result.channels | length')"
-        [[ "$n" -ge "$SURVEY_CHANNELS" ]] && break
+        [[ "$n" -ge "$((SURVEY_CHANNELS / NODES * NODES))" ]] && break
         sleep 0.2
     done
     echo "survey: $n channels over $NODES nodes"
@@ -156,14 +161,16 @@ survey() {
         done
         echo "survey $method ($SURVEY_CALLS calls, $n channels, $NODES nodes): $(percentiles "$OUT/survey-$method.txt")"
     done
-    kill "$load" 2>/dev/null || true
-    wait "$load" 2>/dev/null || true
-    for p in "${NODE_PIDS[@]}" "$HAPROXY_PID"; do kill "$p" 2>/dev/null || true; done
-    wait "${NODE_PIDS[@]}" "$HAPROXY_PID" 2>/dev/null || true
+    kill "${loads[@]}" 2>/dev/null || true
+    wait "${loads[@]}" 2>/dev/null || true
+    for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait "${NODE_PIDS[@]}" 2>/dev/null || true
     redis-cli --scan --pattern "$prefix.*" | xargs -r redis-cli del >/dev/null
 }
 
-fanout "cluster$NODES" "$NODES"
-fanout "single" 1
+if [[ "${SURVEY_ONLY:-0}" != 1 ]]; then
+    fanout "cluster$NODES" "$NODES"
+    fanout "single" 1
+fi
 survey
 echo "reports in $OUT"

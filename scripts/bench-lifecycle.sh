@@ -6,7 +6,8 @@
 # storm) against a release node twice in one run: lifecycle off, then lifecycle on with a
 # webhook sink to the example consumer (sdk-tests/python/lifecycle_consumer.py). Prints both
 # connect reports' rate and p50/p99, the events the consumer received and how long the sink
-# took to deliver them. Loopback only, bounded. Env: BIN, BUILD=0, OUT, CONNECTIONS.
+# took to deliver them. Loopback only, bounded. Env: BIN, BUILD=0, OUT, CONNECTIONS, ORDER
+# (default "off on"; "on off off on" alternates to expose order effects).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -91,6 +92,7 @@ EOF
     wait "$pid" 2>/dev/null || true
 }
 
-run off false
-run on true
+for case in ${ORDER:-off on}; do
+    if [[ "$case" == on ]]; then run on true; else run off false; fi
+done
 echo "reports in $OUT"
