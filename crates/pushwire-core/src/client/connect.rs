@@ -76,7 +76,9 @@ impl Client {
             let mut st = self.state.lock();
             st.user = creds.user.clone();
             st.conn_info = creds.info.clone();
-            st.meta = creds.meta.clone();
+            if !creds.meta.is_empty() {
+                st.extra().meta = creds.meta.clone();
+            }
             st.expire_at = creds.expire_at;
         }
         let limit = self.node.config().client.user_connection_limit;

@@ -81,15 +81,28 @@ struct State {
     status: Status,
     user: String,
     conn_info: RawJson,
-    /// Server-only connection meta (token `meta` claim or connect proxy).
-    meta: RawJson,
-    /// Connect command `headers` some proxy forwards (`emulated_headers`); `None` (no
-    /// allocation) when there are none.
-    emulated: Option<Arc<crate::proxy::HeaderPairs>>,
+    /// Connection meta and kept connect-command headers; `None` (one word, no allocation)
+    /// while there are none, which keeps an idle connection small.
+    extra: Option<Box<Extra>>,
     expire_at: Option<i64>,
     subs: submap::SubMap,
     timers: timers::Timers,
     rate: rate::Bucket,
+}
+
+/// What only some connections carry.
+#[derive(Debug, Default)]
+struct Extra {
+    /// Server-only connection meta (token `meta` claim or connect proxy).
+    meta: RawJson,
+    /// Connect command `headers` some proxy forwards (`emulated_headers`).
+    emulated: Option<Arc<crate::proxy::HeaderPairs>>,
+}
+
+impl State {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 /// One client connection.
@@ -197,8 +210,7 @@ impl Client {
                 status: Status::Connecting,
                 user: String::new(),
                 conn_info: RawJson::default(),
-                meta: RawJson::default(),
-                emulated: None,
+                extra: None,
                 expire_at: None,
                 subs: Default::default(),
                 timers,

@@ -33,8 +33,12 @@ impl Client {
         let st = self.state.lock();
         Caller {
             user: st.user.clone(),
-            meta: st.meta.clone(),
-            emulated: st.emulated.clone(),
+            meta: st
+                .extra
+                .as_ref()
+                .map(|e| e.meta.clone())
+                .unwrap_or_default(),
+            emulated: st.extra.as_ref().and_then(|e| e.emulated.clone()),
         }
     }
 
@@ -66,7 +70,7 @@ impl Client {
             .filter(|(k, _)| wanted.iter().any(|w| w.eq_ignore_ascii_case(k)))
             .map(|(k, v)| (Box::from(k.to_ascii_lowercase()), Box::from(v.as_str())))
             .collect();
-        self.state.lock().emulated = Some(kept);
+        self.state.lock().extra().emulated = Some(kept);
     }
 
     /// Maps a proxy outcome to the command's: the backend's error or disconnect as it chose,
@@ -193,7 +197,7 @@ impl Client {
             st.conn_info = info;
         }
         if let Some(meta) = answer.meta {
-            st.meta = meta;
+            st.extra().meta = meta;
         }
         self.arm_expiry(&mut st);
     }
