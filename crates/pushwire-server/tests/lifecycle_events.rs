@@ -31,10 +31,17 @@ struct Receiver {
     events: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
     refused_while_down: Arc<AtomicU64>,
+    /// Answer 400 to everything (a permanent refusal).
+    reject: Arc<AtomicBool>,
+    rejected: Arc<AtomicU64>,
     bad_signatures: Arc<AtomicU64>,
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    if r.reject.load(Ordering::SeqCst) {
+        r.rejected.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::BAD_REQUEST;
+    }
     if r.down.load(Ordering::SeqCst) {
         r.refused_while_down.fetch_add(1, Ordering::SeqCst);
         return StatusCode::SERVICE_UNAVAILABLE;
@@ -274,6 +281,52 @@ async fn a_webhook_that_was_down_gets_every_event_afterwards() {
         .unwrap();
     assert_eq!(health, "{}");
     assert_eq!(rx.bad_signatures.load(Ordering::SeqCst), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_4xx_is_not_retried_and_is_counted() {
+    let (rx, addr) = Receiver::start().await;
+    rx.reject.store(true, Ordering::SeqCst);
+    let sink = SinkConfig {
+        batch_size: 1000,
+        batch_interval: Duration::from_millis(200),
+        ..webhook(addr)
+    };
+    let server = TestServer::start_with(|c| with_lifecycle(c, vec![sink])).await;
+    let c = subscribed(&server.ws_url(), "r1", "chat:r").await;
+    drop(c);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let m = reqwest::get(format!("{}/metrics", server.http_url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let refused: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("pushwire_lifecycle_sink_refused_total{sink=\"hook\"} "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if refused >= 6 {
+            break refused;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refused, 6,
+        "connect, subscribe, occupied, unsubscribe, vacated, disconnect"
+    );
+    let attempts = rx.rejected.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        rx.rejected.load(Ordering::SeqCst),
+        attempts,
+        "a refused batch is not sent again"
+    );
+    assert!(rx.events.lock().is_empty());
     server.stop().await;
 }
 
