@@ -77,4 +77,26 @@ format = "text"            # or "json"
 
 [shutdown]
 timeout = "10s"
+
+# A cluster: nodes on one Redis prefix behave as one server behind any load balancer
+# (docs/engines.md#cluster).
+# [engine]
+# type = "redis"             # or "embedded" (one node, durable) or "memory" (default)
+# [engine.redis]
+# address = "redis://127.0.0.1:6379"
+# prefix = "pushwire"
+# [node]
+# name = ""                  # shown in `info`; default: the host name
+# info_interval = "3s"       # announcements to the other nodes
+# info_ttl = "10s"           # a silent node is gone after this
+# survey_timeout = "3s"      # `channels` surveys and forwarded /emulation
+
+# Lifecycle events to your backend (docs/lifecycle.md).
+# [lifecycle]
+# enabled = true
+# snapshot_interval = "60s"
+# [[lifecycle.sinks]]
+# type = "webhook"           # webhook | redis_stream | kafka | nats_jetstream
+# url = "https://app.example.com/pushwire/events"
+# secret = ""                # at least 16 bytes; X-Pushwire-Signature: sha256=<hex HMAC>
 "#;
