@@ -78,6 +78,7 @@ impl EmbeddedBroker {
             dirty: false,
             last_durable: Instant::now(),
             last_measure: None,
+            appended: 0,
             broken: None,
             last_probe: None,
         };

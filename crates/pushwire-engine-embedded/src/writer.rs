@@ -83,6 +83,9 @@ pub(crate) struct Writer {
     pub dirty: bool,
     pub last_durable: Instant,
     pub last_measure: Option<Instant>,
+    /// Publication bytes stored since the last measurement: added to it, so the cap holds
+    /// between measurements (at most one per [`MEASURE_EVERY`]) however fast publishes come.
+    pub appended: u64,
     /// Why the store refuses writes (an I/O failure such as a full disk), until reopened.
     pub broken: Option<String>,
     /// When the writer last checked whether space returned.
@@ -220,9 +223,10 @@ impl Writer {
             if let Ok(stats) = txn.stats() {
                 let used = stats.allocated_pages() * stats.page_size() as u64;
                 EmbeddedMetrics::set(&metrics.used_bytes, used);
+                self.appended = 0;
             }
         }
-        let used = EmbeddedMetrics::get(&metrics.used_bytes);
+        let used = EmbeddedMetrics::get(&metrics.used_bytes) + self.appended;
         (used > self.max_size).then_some(used)
     }
 
@@ -323,6 +327,7 @@ impl Writer {
                             options,
                             reply,
                         } = *request;
+                        let size = publication.data.as_bytes().len() as u64;
                         let result = match full {
                             Some(used) => {
                                 EmbeddedMetrics::inc(&self.shared.metrics.full_rejections);
@@ -340,6 +345,9 @@ impl Writer {
                                     now,
                                 )
                                 .map(|(outcome, delivered)| {
+                                    if delivered.is_some() {
+                                        self.appended += size;
+                                    }
                                     (outcome, delivered.map(|p| (channel, p)))
                                 }),
                         };
