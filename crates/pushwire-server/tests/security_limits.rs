@@ -447,6 +447,37 @@ async fn subscriptions_beyond_channel_limit_get_106() {
     server.stop().await;
 }
 
+/// A connect asking (in `subs`) for more channels than `client.channel_limit` is closed with
+/// 3505, as docs/security.md says, instead of being cut silently.
+#[tokio::test]
+async fn connect_subs_beyond_channel_limit_close_3505() {
+    let server = TestServer::start_with(|c| c.client.channel_limit = 3).await;
+    let mut ok = bystander(&server).await;
+    let mut c = WsClient::open(&server.ws_url()).await;
+    let subs: serde_json::Map<String, Value> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|ch| (ch.to_string(), json!({})))
+        .collect();
+    c.send_text(&json!({"id": 1, "connect": {"subs": subs}}).to_string())
+        .await;
+    let (code, _) = c.expect_close().await;
+    assert_eq!(code, 3505);
+    // Up to the limit is fine.
+    let mut c = WsClient::open(&server.ws_url()).await;
+    let subs: serde_json::Map<String, Value> = ["a", "b", "c"]
+        .iter()
+        .map(|ch| (ch.to_string(), json!({})))
+        .collect();
+    let r = c.command(json!({"connect": {"subs": subs}})).await;
+    assert_eq!(
+        r["connect"]["subs"].as_object().map(|m| m.len()),
+        Some(3),
+        "{r}"
+    );
+    assert_served(&server, &mut ok, 1).await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn connections_beyond_max_connections_get_503() {
     let server = TestServer::start_with(|c| c.http_server.max_connections = 3).await;

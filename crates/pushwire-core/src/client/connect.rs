@@ -216,6 +216,10 @@ impl Client {
         }
         let mut requested: Vec<&String> = req.subs.keys().filter(|c| !taken.contains(c)).collect();
         requested.sort();
+        // Asking for more than the limit closes with 3505 (never a silent cut).
+        if prepared.len() + requested.len() > self.node.config().client.channel_limit {
+            return Err(Disconnect::CHANNEL_LIMIT.into());
+        }
         for ch in requested {
             if let Ok(p) = self.subscribe_begin(&hint(ch), Origin::Requested).await {
                 prepared.push(p);
