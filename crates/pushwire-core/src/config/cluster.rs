@@ -70,3 +70,51 @@ impl ClusterConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_name_the_key() {
+        ClusterConfig::default().validate().unwrap();
+        let key = |c: ClusterConfig| c.validate().unwrap_err().key;
+        let d = ClusterConfig::default;
+        assert_eq!(
+            key(ClusterConfig {
+                info_interval: Duration::from_millis(10),
+                ..d()
+            }),
+            "node.info_interval"
+        );
+        assert_eq!(
+            key(ClusterConfig {
+                info_ttl: Duration::from_secs(3),
+                ..d()
+            }),
+            "node.info_ttl",
+            "a ttl not above the interval would drop live nodes"
+        );
+        assert_eq!(
+            key(ClusterConfig {
+                survey_timeout: Duration::ZERO,
+                ..d()
+            }),
+            "node.survey_timeout"
+        );
+        assert_eq!(
+            key(ClusterConfig {
+                control_queue_size: 0,
+                ..d()
+            }),
+            "node.control_queue_size"
+        );
+        assert_eq!(
+            key(ClusterConfig {
+                max_requests_in_flight: 0,
+                ..d()
+            }),
+            "node.max_requests_in_flight"
+        );
+    }
+}
