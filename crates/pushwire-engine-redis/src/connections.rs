@@ -7,7 +7,7 @@
 //! connections of a crashed node stop counting within `presence_ttl`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -65,7 +65,12 @@ impl RedisUserConnections {
             metrics,
             local: Mutex::new(HashMap::new()),
         });
-        let task = tokio::spawn(refresh_loop(Arc::downgrade(&inner), cancel.clone()));
+        let task = tokio::spawn(crate::refresh::every_third_of(
+            Arc::downgrade(&inner),
+            ttl,
+            cancel.clone(),
+            |inner| Box::pin(inner.refresh_all()),
+        ));
         (
             RedisUserConnections {
                 inner,
@@ -105,25 +110,6 @@ impl Inner {
                     RedisMetrics::inc(&self.metrics.connection_count_errors);
                 }
             }
-        }
-    }
-}
-
-async fn refresh_loop(inner: Weak<Inner>, cancel: CancellationToken) {
-    let period = match inner.upgrade() {
-        Some(i) => i.ttl / 3,
-        None => return,
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => match inner.upgrade() {
-                Some(i) => i.refresh_all().await,
-                None => return,
-            },
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod occupancy;
 pub mod presence;
 mod pubsub;
+mod refresh;
 mod scripts;
 
 pub use broker::RedisBroker;

@@ -6,7 +6,7 @@
 //! connection stay and entries of a crashed node vanish within `presence_ttl`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -71,7 +71,18 @@ impl RedisPresence {
             local: Mutex::new(HashMap::new()),
             gate: tokio::sync::RwLock::new(()),
         });
-        let task = tokio::spawn(refresh_loop(Arc::downgrade(&inner), cancel.clone()));
+        let task = tokio::spawn(crate::refresh::every_third_of(
+            Arc::downgrade(&inner),
+            ttl,
+            cancel.clone(),
+            |inner| {
+                Box::pin(async move {
+                    if let Err(e) = inner.refresh_all().await {
+                        tracing::warn!(error = %e, "presence refresh failed");
+                    }
+                })
+            },
+        ));
         (
             RedisPresence {
                 inner,
@@ -166,27 +177,6 @@ impl Inner {
             out.push((client, info));
         }
         Ok(out)
-    }
-}
-
-async fn refresh_loop(inner: Weak<Inner>, cancel: CancellationToken) {
-    let Some(period) = inner.upgrade().map(|i| i.ttl / 3) else {
-        return;
-    };
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        if let Err(e) = inner.refresh_all().await {
-            tracing::warn!(error = %e, "presence refresh failed");
-        }
     }
 }
 
