@@ -654,3 +654,126 @@ async fn idle_http2_connection_gets_goaway_and_a_streaming_one_is_kept() {
         .ok();
     server.stop().await;
 }
+
+/// A raw TCP connection with a 4 KB receive buffer that sends `request` and then never reads.
+async fn never_reading(addr: SocketAddr, request: String) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut s = socket.connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("request");
+    s
+}
+
+/// Finding 1 of the adversarial probe: streaming readers that stop reading used to keep their
+/// socket (and `max_connections` permit) until they closed it themselves.
+#[tokio::test]
+async fn streaming_readers_that_stop_reading_are_cut_by_the_write_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.http_server.max_connections = 4;
+        c.http_server.write_timeout = Duration::from_secs(1);
+        c.client.queue_max_size = 64 * 1024;
+    })
+    .await;
+    let addr = server.addr;
+    let sse = never_reading(
+        addr,
+        format!(
+            "GET /connection/uni_sse?cf_connect=%7B%22subs%22%3A%7B%22hold%22%3A%7B%7D%7D%7D \
+             HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+        ),
+    )
+    .await;
+    let body = r#"{"subs":{"hold":{}}}"#;
+    let stream = never_reading(
+        addr,
+        format!(
+            "POST /connection/uni_http_stream HTTP/1.1\r\nHost: {addr}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    let mut watcher = bystander(&server).await;
+    // Both readers subscribed (the node counts their subscriptions to `hold`).
+    pushwire_test_support::sdk::eventually("both readers subscribed to hold", || {
+        server.node().hub().num_subscribers("hold") == 2
+    })
+    .await;
+    // 8 MB into `hold`: more than the kernel buffers of the two sockets absorb.
+    let chunk = "x".repeat(4096);
+    for _ in 0..2000 {
+        server.publish("hold", json!({ "x": chunk })).await;
+    }
+    // The slots are full: the two stalled readers, the bystander and the API client's
+    // keep-alive connection. Once the stalled writes
+    // time out, a new connection is admitted.
+    let started = Instant::now();
+    let mut admitted = false;
+    while started.elapsed() < Duration::from_secs(8) {
+        let mut s = TcpStream::connect(addr).await.expect("tcp");
+        let _ = s.write_all(upgrade_head(addr).as_bytes()).await;
+        if status(&read_head(&mut s).await) == 101 {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(admitted, "the stalled readers' slots were freed");
+    assert_served(&server, &mut watcher, 1).await;
+    drop((sse, stream));
+    server.stop().await;
+}
+
+/// Finding 2: a request body announced and then withheld used to hold its connection for
+/// ever; now it gets 408 within `http_server.body_read_timeout` and the connection closes.
+#[tokio::test]
+async fn withheld_request_bodies_get_408_within_the_body_timeout() {
+    let server = TestServer::start_with(|c| {
+        c.http_server.body_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut watcher = bystander(&server).await;
+    for path in ["/emulation", "/api/publish", "/connection/http_stream"] {
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nX-API-Key: {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{",
+            server.addr,
+            pushwire_test_support::API_KEY
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), read_head(&mut s))
+            .await
+            .expect("an answer within the timeout");
+        assert_eq!(status(&answer), 408, "{path}: {answer}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{path}");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(3)).await,
+            "{path}: the connection closes"
+        );
+    }
+    assert_served(&server, &mut watcher, 1).await;
+    server.stop().await;
+}
+
+/// Finding 3: an HTTP/2 peer that ignores GOAWAY (and its PING) used to keep the connection
+/// for ever; it is cut `header_read_timeout` after GOAWAY.
+#[tokio::test]
+async fn http2_peer_ignoring_goaway_is_cut() {
+    let server = TestServer::start_with(|c| {
+        c.http_server.http2_idle_timeout = Duration::from_millis(500);
+        c.http_server.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    // The preface and an empty SETTINGS frame, then nothing: no SETTINGS ack, no PING ack.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(6)).await,
+        "a peer ignoring GOAWAY is cut"
+    );
+    server.stop().await;
+}

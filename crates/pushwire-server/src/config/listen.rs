@@ -65,6 +65,15 @@ impl HttpServerConfig {
                 "must be > 0",
             ));
         }
+        if self.write_timeout.is_zero() {
+            return Err(ConfigError::new("http_server.write_timeout", "must be > 0"));
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "http_server.body_read_timeout",
+                "must be > 0",
+            ));
+        }
         if self.connect_rate_per_ip > 0 && self.connect_burst_per_ip == 0 {
             return Err(ConfigError::new(
                 "http_server.connect_burst_per_ip",

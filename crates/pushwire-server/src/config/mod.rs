@@ -114,6 +114,17 @@ pub struct HttpServerConfig {
     /// ends) for this long is shut down with GOAWAY. HTTP/1 has `header_read_timeout`.
     #[serde(with = "humantime_serde")]
     pub http2_idle_timeout: Duration,
+    /// A connection whose peer accepts no byte for this long while the server has bytes for it
+    /// (its socket's send buffer stays full) is closed: a stalled HTTP-streaming or SSE reader
+    /// frees its socket and `max_connections` permit. WebSocket writes also have
+    /// `websocket.write_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// A request body must arrive in full within this delay from the request head, else the
+    /// answer is 408 and the connection closes (every endpoint: `/api`, `/emulation`, the
+    /// connection endpoints).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
     /// Connection attempts per second one IP may make on the connection endpoints (0 =
     /// unlimited); HTTP 429 beyond it.
     pub connect_rate_per_ip: u32,
@@ -145,6 +156,8 @@ impl Default for HttpServerConfig {
             max_header_size: 16 * 1024,
             http2_max_concurrent_streams: 128,
             http2_idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             connect_rate_per_ip: 100,
             connect_burst_per_ip: 500,
             connect_rate_max_ips: 100_000,

@@ -13,6 +13,8 @@ connect_rate_per_ip = 100  # connection attempts per second per IP (429 beyond);
 connect_burst_per_ip = 500
 trusted_proxies = []       # load balancers whose X-Forwarded-For names the client, e.g. ["10.0.0.0/8"]
 header_read_timeout = "10s"
+write_timeout = "10s"       # a peer that reads nothing this long while bytes wait loses its connection
+body_read_timeout = "10s"   # request bodies must be complete in time (408 beyond)
 
 # HTTPS, HTTP/1.1 and HTTP/2:
 # [http_server.tls]

@@ -12,28 +12,35 @@
 //!   whose head is not complete in time, answers 431 to a head too large; HTTP/2 gets
 //!   `max_header_list_size` and `http2_max_concurrent_streams`).
 //! - `http2_idle_timeout`: an HTTP/2 connection with no request in flight that long gets GOAWAY
-//!   ([`idle`]).
+//!   ([`idle`]); a peer that keeps the connection open after GOAWAY (ignoring its PING) is cut
+//!   `header_read_timeout` later, as is any connection still open that long after the server
+//!   began to stop.
+//! - `write_timeout`: a peer that reads nothing for that long while the server has bytes for it
+//!   loses the connection ([`stream`]).
+//! - `body_read_timeout`: a request body must be complete in time, else 408 and the
+//!   connection closes ([`body_deadline`]).
 //!
 //! The protocol is chosen by ALPN over TLS (`h2`, else HTTP/1.1) and by the connection preface
 //! in plain text (HTTP/2 with prior knowledge, else HTTP/1.1). Every connection task is owned by
 //! the serve task, which stops accepting on cancellation, asks each connection to finish
 //! gracefully and waits for them.
 
+pub mod body_deadline;
 pub mod idle;
+pub mod stream;
 
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -41,7 +48,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::HttpServerConfig;
 use crate::limits::client_ip::{ClientIp, TrustedProxies};
+use body_deadline::DeadlineBody;
 use idle::InFlight;
+pub use stream::LimitedStream;
 
 /// What a listener enforces; built once from `http_server.*`.
 #[derive(Debug, Clone)]
@@ -62,6 +71,10 @@ pub struct ListenSettings {
     pub trusted_proxies: TrustedProxies,
     /// An HTTP/2 connection with no request in flight for this long is shut down.
     pub http2_idle_timeout: Duration,
+    /// A write refused for this long (the peer does not read) ends the connection.
+    pub write_timeout: Duration,
+    /// A request body must be complete within this long from its head.
+    pub body_read_timeout: Duration,
 }
 
 impl ListenSettings {
@@ -75,6 +88,8 @@ impl ListenSettings {
             http2_max_concurrent_streams: cfg.http2_max_concurrent_streams,
             tls,
             http2_idle_timeout: cfg.http2_idle_timeout,
+            write_timeout: cfg.write_timeout,
+            body_read_timeout: cfg.body_read_timeout,
             // Validated with the configuration.
             trusted_proxies: TrustedProxies::parse(&cfg.trusted_proxies).unwrap_or_default(),
         }
@@ -192,17 +207,11 @@ async fn connection(
                 }
                 _ = stop.cancelled() => return,
             };
-            let io = LimitedStream {
-                stream: tcp,
-                _permit: permit,
-            };
+            let io = LimitedStream::new(tcp, permit, settings.write_timeout);
             serve_http(io, h2, addr, router, &settings, stop).await;
         }
         Some(config) => {
-            let io = LimitedStream {
-                stream: tcp,
-                _permit: permit,
-            };
+            let io = LimitedStream::new(tcp, permit, settings.write_timeout);
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             let tls = tokio::select! {
                 accepted = tokio::time::timeout(deadline, acceptor.accept(io)) => match accepted {
@@ -255,20 +264,29 @@ async fn serve_http<I>(
     let proxies = settings.trusted_proxies.clone();
     let in_flight = InFlight::new();
     let requests = in_flight.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        let client = ClientIp(proxies.client_ip(addr.ip(), req.headers()));
-        req.extensions_mut().insert(ConnectInfo(PeerAddr(addr)));
-        req.extensions_mut().insert(client);
+    let body_timeout = settings.body_read_timeout;
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let (mut parts, body) = req.into_parts();
+        let client = ClientIp(proxies.client_ip(addr.ip(), &parts.headers));
+        parts.extensions.insert(ConnectInfo(PeerAddr(addr)));
+        parts.extensions.insert(client);
+        let (body, timed_out) = DeadlineBody::new(body, body_timeout);
+        let req = hyper::Request::from_parts(parts, axum::body::Body::new(body));
         let mut router = router.clone();
         let guard = requests.start();
         async move {
-            let response = tower_service::Service::call(&mut router, req).await;
-            Ok::<_, Infallible>(InFlight::hold_until_sent(
-                response.unwrap_or_else(|e: Infallible| match e {}),
-                guard,
-            ))
+            let mut response = tower_service::Service::call(&mut router, req)
+                .await
+                .unwrap_or_else(|e: Infallible| match e {});
+            if timed_out.fired() {
+                response = request_timeout();
+            }
+            Ok::<_, Infallible>(InFlight::hold_until_sent(response, guard))
         }
     });
+    // How long a connection may stay after GOAWAY (idle HTTP/2) or after the server began to
+    // stop before it is cut: a peer ignoring GOAWAY must not hold its permit for ever.
+    let grace = settings.header_read_timeout;
     let result = if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
@@ -281,12 +299,12 @@ async fn serve_http<I>(
             r = conn.as_mut() => r,
             _ = stop.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                finish_within(grace, conn, addr).await
             }
             _ = in_flight.idle_timeout(settings.http2_idle_timeout) => {
                 tracing::debug!(peer = %addr, "idle HTTP/2 connection closed");
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                finish_within(grace, conn, addr).await
             }
         }
     } else {
@@ -301,7 +319,7 @@ async fn serve_http<I>(
             r = conn.as_mut() => r,
             _ = stop.cancelled() => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                finish_within(grace, conn, addr).await
             }
         }
     };
@@ -310,49 +328,29 @@ async fn serve_http<I>(
     }
 }
 
-/// A TCP stream that releases its `max_connections` permit when dropped.
-#[derive(Debug)]
-pub struct LimitedStream {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for LimitedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+/// Awaits a connection asked to shut down gracefully, for at most `grace`; then drops it
+/// (closing the socket) whatever the peer does.
+async fn finish_within<F, E>(grace: Duration, conn: F, addr: SocketAddr) -> Result<(), E>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+{
+    match tokio::time::timeout(grace, conn).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::debug!(peer = %addr, "connection still open after GOAWAY: closed");
+            Ok(())
+        }
     }
 }
 
-impl AsyncWrite for LimitedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
+/// The answer to a request whose body did not arrive in time.
+fn request_timeout() -> axum::response::Response {
+    let mut response = axum::response::Response::new(axum::body::Body::from(
+        "request body not complete within http_server.body_read_timeout\n",
+    ));
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
