@@ -353,3 +353,56 @@ async fn live_publications_merge_into_recovery_without_gap_or_duplicate() {
     assert_eq!(last, published, "every publication seen exactly once");
     server.stop().await;
 }
+
+/// Finding 4 of the adversarial probe: a recovery (or a history reply) larger than
+/// `client.queue_max_size` closed the client with 3008 on every attempt, so it retried from the
+/// same offset for ever. The recovery is now refused (`recovered: false`, the client moves to
+/// the top) and an oversized history reply is answered 106; the connection stays.
+#[tokio::test]
+async fn a_recovery_larger_than_the_queue_is_refused_not_looped() {
+    let server = TestServer::start_with(|c| {
+        c.client.queue_max_size = 256 * 1024;
+        let mut opts = recovering(100);
+        opts.allow_history_for_anonymous = true;
+        opts.allow_history_for_subscriber = true;
+        c.channel.namespaces.push(ns("big", opts));
+    })
+    .await;
+    let ch = "big:a";
+    let (mut c, _) = anon(&server).await;
+    let first = subscribe_with(&mut c, json!({"channel": ch, "recover": true})).await;
+    let epoch = first["epoch"].as_str().expect("epoch").to_owned();
+    unsubscribe(&mut c, ch).await;
+    // 40 x 12 KB = 480 KB missed: more than the 256 KB queue.
+    let chunk = "y".repeat(12 * 1024);
+    for i in 0..40 {
+        server.publish(ch, json!({ "i": i, "pad": chunk })).await;
+    }
+    for _ in 0..3 {
+        let r = subscribe_with(
+            &mut c,
+            json!({"channel": ch, "recover": true, "offset": 0, "epoch": epoch}),
+        )
+        .await;
+        assert_ne!(r["recovered"], json!(true), "not recovered: {r}");
+        assert_eq!(r["was_recovering"], json!(true), "{r}");
+        assert_eq!(r["offset"], json!(40), "the client moves to the top: {r}");
+        assert!(r["publications"].is_null(), "nothing queued: {r}");
+        unsubscribe(&mut c, ch).await;
+    }
+    // A history read of everything is larger than the queue: 106, the connection stays.
+    let r = c
+        .command(json!({"history": {"channel": ch, "limit": -1}}))
+        .await;
+    assert_eq!(code(&r), 106, "{r}");
+    // A small recovery still works on the same connection.
+    server.publish(ch, json!({ "i": 40 })).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 40, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    assert_eq!(offsets(&r["publications"]), vec![41]);
+    server.stop().await;
+}

@@ -307,6 +307,17 @@ impl Client {
             encode_reply(self.transport.protocol, reply)
         };
         match encoded {
+            // One command reply larger than the whole queue (a history read of huge
+            // publications) is answered 106 instead of closing the client as slow.
+            Ok(bytes)
+                if reply.id != 0 && bytes.len() > self.node.config().client.queue_max_size =>
+            {
+                let limited = Reply::error(reply.id, ErrorCode::LimitExceeded.to_error());
+                match encode_reply(self.transport.protocol, &limited) {
+                    Ok(bytes) => self.queue(bytes),
+                    Err(_) => false,
+                }
+            }
             Ok(bytes) => self.queue(bytes),
             Err(_) => {
                 self.disconnect(Disconnect::INAPPROPRIATE_PROTOCOL);

@@ -447,7 +447,12 @@ impl Client {
                         }
                         _ => false,
                     };
-                    let ok = complete && pubs.len() <= limit;
+                    // A recovery that would not fit the connection's queue would close the
+                    // client as slow on every attempt: answer `recovered: false` instead.
+                    let budget = self.node.config().client.queue_max_size / 2;
+                    let ok = complete
+                        && pubs.len() <= limit
+                        && pubs.iter().map(approx_size).sum::<usize>() <= budget;
                     (ok, if ok { pubs } else { Vec::new() }, top)
                 }
                 Err(CommandError::Reply(ErrorCode::UnrecoverablePosition)) => {
@@ -616,4 +621,14 @@ impl Client {
         }
         !removed.is_empty()
     }
+}
+
+/// About the bytes `p` takes in a reply (payload, tags and publisher info), for the recovery
+/// budget (half of `client.queue_max_size`).
+fn approx_size(p: &Publication) -> usize {
+    let info = p.info.as_ref().map_or(0, |i| {
+        i.user.len() + i.client.len() + i.conn_info.as_bytes().len() + i.chan_info.as_bytes().len()
+    });
+    let tags: usize = p.tags.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    p.data.as_bytes().len() + info + tags + 32
 }
