@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::JwtVerifier;
 use crate::config::ServerConfig;
+use crate::limits::admission::{self, Admission};
 use crate::limits::connect_rate::{self, ConnectRate};
 use crate::listener::ListenSettings;
 use crate::transport::origin::OriginPolicy;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub lifecycle: Arc<crate::lifecycle::Sinks>,
     /// The proxies to the application backend, when configured (for `/metrics`).
     pub proxies: Option<Arc<crate::proxy::Proxies>>,
+    /// Node-wide admission of new connections (memory budget, node connect rate).
+    pub admission: Arc<Admission>,
 }
 
 /// Builds the router.
@@ -62,7 +65,12 @@ pub fn router(state: AppState) -> Router {
             "/connection/uni_sse",
             get(uni::sse).post(uni::sse).options(sse::options),
         )
-        // Applies to the routes above: the ones that open a connection.
+        // Apply to the routes above: the ones that open a connection. The per-IP rate runs
+        // first, so one address flooding cannot spend the node's tokens.
+        .layer(axum::middleware::from_fn_with_state(
+            state.admission.clone(),
+            admission::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             connect_rate,
             connect_rate::middleware,
@@ -121,6 +129,7 @@ pub struct RunningServer {
     cluster: tokio::task::JoinHandle<()>,
     lifecycle_stop: CancellationToken,
     consumers: pushwire_consumers::Consumers,
+    admission_sampler: tokio::task::JoinHandle<()>,
 }
 
 /// What a graceful stop did.
@@ -179,6 +188,11 @@ impl RunningServer {
             tracker: TaskTracker::new(),
             polls: Default::default(),
             proxies,
+            admission: Arc::new(Admission::new(
+                config.node.memory_budget,
+                config.http_server.connect_rate_per_node,
+                config.http_server.connect_burst_per_node,
+            )),
             config: Arc::new(config),
         };
         let stop_accepting = CancellationToken::new();
@@ -200,6 +214,8 @@ impl RunningServer {
         let app = router(state.clone());
         let serve = crate::listener::spawn(listener, app, settings, stop_accepting.clone());
         let cluster = tokio::spawn(node.clone().run_cluster(stop_accepting.clone()));
+        let admission_sampler =
+            tokio::spawn(state.admission.clone().run_sampler(lifecycle_stop.clone()));
         tracing::info!(addr = %local, version = pushwire_core::node::VERSION, "pushwire serving");
         Ok(RunningServer {
             addr: local,
@@ -212,19 +228,28 @@ impl RunningServer {
             cluster,
             lifecycle_stop,
             consumers,
+            admission_sampler,
         })
     }
 
-    /// Stops gracefully: stop accepting, tell every client 3001 (reconnect), let writers drain,
-    /// and wait at most `shutdown.timeout` for connection tasks to end.
+    /// Stops gracefully: stop accepting, tell every client 3001 (reconnect; spread over
+    /// `shutdown.drain_period` when set), let writers drain, and wait at most
+    /// `shutdown.timeout` in all for connection tasks to end.
     pub async fn shutdown(self) -> ShutdownReport {
         let timeout = self.state.config.shutdown.timeout;
         self.stop_accepting.cancel();
         self.node.leave_cluster().await;
         self.consumers.stop().await;
-        let clients_notified = self.node.shutdown();
+        let started = tokio::time::Instant::now();
+        let drain = self.state.config.shutdown.drain_period;
+        let clients_notified = if drain.is_zero() {
+            self.node.shutdown()
+        } else {
+            self.node.shutdown_paced(drain).await
+        };
         self.state.tracker.close();
-        let drained = tokio::time::timeout(timeout, self.state.tracker.wait())
+        let left = timeout.saturating_sub(started.elapsed());
+        let drained = tokio::time::timeout(left, self.state.tracker.wait())
             .await
             .is_ok();
         // HTTP requests in flight (API calls, streams) get the remaining time.
@@ -247,6 +272,7 @@ impl RunningServer {
         }
         self.lifecycle_stop.cancel();
         self.state.lifecycle.abort();
+        self.admission_sampler.abort();
         tracing::info!(clients_notified, drained, "pushwire stopped");
         ShutdownReport {
             clients_notified,

@@ -55,7 +55,14 @@ async fn serve(config: config::ServerConfig) -> anyhow::Result<()> {
     }
     let server = RunningServer::start(config).await?;
     wait_for_signal().await;
-    let report = server.shutdown().await;
+    // A second signal during a (paced) graceful stop ends the process at once.
+    let report = tokio::select! {
+        report = server.shutdown() => report,
+        () = wait_for_signal() => {
+            tracing::warn!("second signal: exiting without waiting for the drain");
+            std::process::exit(1);
+        }
+    };
     if !report.drained {
         tracing::warn!("shutdown timeout reached with connections still open");
     }

@@ -190,3 +190,163 @@ async fn json_subprotocol_is_echoed() {
     assert!(reply["connect"]["client"].is_string(), "{reply}");
     server.stop().await;
 }
+
+/// `shutdown.drain_period`: 1,000 clients get their 3001 spread over the period, not at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_drain_spreads_3001_over_the_drain_period() {
+    let server = TestServer::start_with(|c| {
+        c.shutdown.drain_period = std::time::Duration::from_secs(5);
+        c.shutdown.timeout = std::time::Duration::from_secs(10);
+        c.http_server.connect_rate_per_ip = 0;
+    })
+    .await;
+    let url = server.ws_url();
+    let mut clients = Vec::new();
+    for _ in 0..1000 {
+        clients.push(WsClient::connected(&url, None).await.0);
+    }
+    let started = std::time::Instant::now();
+    let waiters: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                let (code, reason) = c.expect_close().await;
+                (code, reason, started.elapsed())
+            })
+        })
+        .collect();
+    let report = server.stop().await;
+    assert_eq!(report.clients_notified, 1000);
+    let mut times = Vec::new();
+    for w in waiters {
+        let (code, reason, at) = w.await.expect("join");
+        assert_eq!((code, reason.as_str()), (3001, "shutdown"));
+        times.push(at);
+    }
+    times.sort();
+    let spread = times[999] - times[0];
+    assert!(
+        spread >= std::time::Duration::from_secs(4),
+        "disconnects spread over {spread:?}"
+    );
+    // Evenly: by the middle of the period about half have been told, not all.
+    let by_half = times
+        .iter()
+        .filter(|t| **t < std::time::Duration::from_millis(2500))
+        .count();
+    assert!(
+        (300..=700).contains(&by_half),
+        "{by_half} told in the first half"
+    );
+}
+
+/// `node.memory_budget`: near the budget new connections get 503 with Retry-After, existing
+/// subscribers and the API keep working, /health says degraded; once memory is back,
+/// admission reopens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_budget_refuses_new_connections_and_reopens() {
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .expect("VmRSS");
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            * 1024
+    };
+    // Room for 200 MB more before the 90 % high-water mark.
+    let budget = (rss() + 200 * 1024 * 1024) * 10 / 9;
+    let server = TestServer::start_with(|c| c.node.memory_budget = budget).await;
+    let (mut a, _) = WsClient::connected(&server.ws_url(), None).await;
+    connect_and_receive_subscribed(&server, &mut a, "kept").await;
+    // 400 MB touched by the test (same process): over the high-water mark.
+    let ballast: Vec<u8> = vec![7u8; 400 * 1024 * 1024];
+    assert_eq!(ballast[ballast.len() / 2], 7);
+    let refused = wait_for_status(&server, 503).await;
+    assert_eq!(refused.headers()["retry-after"], "5");
+    let (status, body) = health(&server).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("memory_budget"), "{body}");
+    // The existing subscriber and the API are served.
+    server.publish("kept", json!({"n": 2})).await;
+    assert_eq!(a.next_publication("kept").await["data"], json!({"n": 2}));
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("pushwire_admission_refusing 1"),
+        "{metrics}"
+    );
+    drop(ballast);
+    wait_for_status(&server, 101).await;
+    let (status, body) = health(&server).await;
+    assert_eq!((status, body.as_str()), (200, "{}"));
+    server.stop().await;
+}
+
+/// `http_server.connect_rate_per_node`: one bucket for the whole node, 503 beyond it.
+#[tokio::test]
+async fn node_connect_rate_answers_503_beyond_the_burst() {
+    let server = TestServer::start_with(|c| {
+        c.http_server.connect_rate_per_node = 1;
+        c.http_server.connect_burst_per_node = 5;
+        c.http_server.connect_rate_per_ip = 0;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(upgrade_status(&server).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[101; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 503), "{statuses:?}");
+    let r = upgrade_status(&server).await;
+    assert_eq!(r.headers()["retry-after"], "1");
+    // The API is not a connection attempt.
+    server.publish("any", json!({})).await;
+    server.stop().await;
+}
+
+/// Connects `c`, subscribes it to `channel` and checks one publication arrives.
+async fn connect_and_receive_subscribed(server: &TestServer, c: &mut WsClient, channel: &str) {
+    let r = c.command(json!({"subscribe": {"channel": channel}})).await;
+    assert_eq!(r["subscribe"], json!({}), "{r}");
+    publish(server, channel, json!({"n": 1})).await;
+    assert_eq!(c.next_publication(channel).await["data"], json!({"n": 1}));
+}
+
+/// The answer to one WebSocket upgrade attempt (the connection is dropped).
+async fn upgrade_status(server: &TestServer) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{}/connection/websocket", server.http_url()))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("upgrade request")
+}
+
+/// Retries an upgrade until it answers `status` (10 s at most); returns that answer.
+async fn wait_for_status(server: &TestServer, status: u16) -> reqwest::Response {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = upgrade_status(server).await;
+        if r.status().as_u16() == status {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {status} within 10 s (last {})",
+            r.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

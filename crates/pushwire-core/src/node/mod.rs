@@ -30,6 +30,9 @@ use crate::sessions::Sessions;
 /// Server version reported to clients and in `info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The interval between two batches of a paced drain ([`Node::shutdown_paced`]).
+pub const DRAIN_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A pushwire node.
 pub struct Node {
     config: NodeConfig,
@@ -283,6 +286,25 @@ impl Node {
         let clients = self.registry.all();
         for c in &clients {
             c.disconnect(pushwire_protocol::Disconnect::SHUTDOWN);
+        }
+        clients.len()
+    }
+
+    /// Like [`Node::shutdown`], but spreads the 3001 disconnects evenly over `period`
+    /// (`shutdown.drain_period`) in steps of [`DRAIN_STEP`], so clients reconnect to other
+    /// nodes gradually. New connects are refused from the start. Returns once every client
+    /// present at the start has been told.
+    pub async fn shutdown_paced(&self, period: std::time::Duration) -> usize {
+        self.shutdown.cancel();
+        let clients = self.registry.all();
+        let steps = (period.as_millis() / DRAIN_STEP.as_millis()).max(1) as usize;
+        let per_step = clients.len().div_ceil(steps).max(1);
+        let started = tokio::time::Instant::now();
+        for (i, batch) in clients.chunks(per_step).enumerate() {
+            tokio::time::sleep_until(started + DRAIN_STEP * i as u32).await;
+            for c in batch {
+                c.disconnect(pushwire_protocol::Disconnect::SHUTDOWN);
+            }
         }
         clients.len()
     }

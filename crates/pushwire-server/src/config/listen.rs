@@ -80,6 +80,12 @@ impl HttpServerConfig {
                 "must be > 0 when http_server.connect_rate_per_ip is set",
             ));
         }
+        if self.connect_rate_per_node > 0 && self.connect_burst_per_node == 0 {
+            return Err(ConfigError::new(
+                "http_server.connect_burst_per_node",
+                "must be > 0 when http_server.connect_rate_per_node is set",
+            ));
+        }
         if self.connect_rate_max_ips == 0 {
             return Err(ConfigError::new(
                 "http_server.connect_rate_max_ips",

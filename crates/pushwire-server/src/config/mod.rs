@@ -130,6 +130,11 @@ pub struct HttpServerConfig {
     pub connect_rate_per_ip: u32,
     /// Connection attempts one IP may make in a burst.
     pub connect_burst_per_ip: u32,
+    /// Connection attempts per second the whole node accepts (0 = unlimited); HTTP 503 with
+    /// `Retry-After: 1` beyond it, so a reconnect storm is absorbed instead of melting the node.
+    pub connect_rate_per_node: u32,
+    /// Connection attempts the node accepts in a burst.
+    pub connect_burst_per_node: u32,
     /// IPs whose connect rate is tracked at once; IPs beyond it share one bucket.
     pub connect_rate_max_ips: usize,
     /// Largest request body of the connection endpoints and `/emulation` in bytes; 413 beyond.
@@ -160,6 +165,8 @@ impl Default for HttpServerConfig {
             body_read_timeout: Duration::from_secs(10),
             connect_rate_per_ip: 100,
             connect_burst_per_ip: 500,
+            connect_rate_per_node: 0,
+            connect_burst_per_node: 2000,
             connect_rate_max_ips: 100_000,
             connection_body_size_limit: 65536,
             listen_backlog: 4096,
@@ -278,12 +285,18 @@ pub struct ShutdownConfig {
     /// Longest time a graceful stop may take before the process exits anyway.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Spreads the 3001 disconnects of a graceful stop over this period (0 = all at once), so
+    /// clients reconnect to the other nodes gradually instead of in one storm. Must be shorter
+    /// than `timeout`. A second SIGTERM/SIGINT ends the process at once.
+    #[serde(with = "humantime_serde")]
+    pub drain_period: Duration,
 }
 
 impl Default for ShutdownConfig {
     fn default() -> Self {
         ShutdownConfig {
             timeout: Duration::from_secs(10),
+            drain_period: Duration::ZERO,
         }
     }
 }
@@ -308,6 +321,10 @@ pub struct NodeSection {
     pub control_queue_size: usize,
     /// Requests from other nodes handled at once, at most.
     pub max_requests_in_flight: usize,
+    /// Memory budget of the process in bytes (0 = off): from 90 % of it (RSS) new connections
+    /// get HTTP 503 with `Retry-After` until RSS is back under 80 %; existing clients and the
+    /// API keep their service.
+    pub memory_budget: u64,
 }
 
 impl Default for NodeSection {
@@ -320,6 +337,7 @@ impl Default for NodeSection {
             survey_timeout: c.survey_timeout,
             control_queue_size: c.control_queue_size,
             max_requests_in_flight: c.max_requests_in_flight,
+            memory_budget: 0,
         }
     }
 }
@@ -346,6 +364,12 @@ impl ServerConfig {
         self.lifecycle.validate()?;
         self.http_server.validate()?;
         self.http_api.validate_listener()?;
+        if self.shutdown.drain_period >= self.shutdown.timeout {
+            return Err(ConfigError::new(
+                "shutdown.drain_period",
+                "must be shorter than shutdown.timeout",
+            ));
+        }
         if self.websocket.message_size_limit < 1024 {
             return Err(ConfigError::new(
                 "websocket.message_size_limit",

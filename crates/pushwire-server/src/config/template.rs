@@ -79,6 +79,7 @@ format = "text"            # or "json"
 
 [shutdown]
 timeout = "10s"
+drain_period = "0s"         # spread the 3001 disconnects over this period (rolling deploys)
 
 # A cluster: nodes on one Redis prefix behave as one server behind any load balancer
 # (docs/engines.md#cluster).

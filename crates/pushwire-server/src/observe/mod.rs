@@ -6,6 +6,7 @@
 //! [`text`] (the exposition format), [`process`] (`/proc/self` figures), [`stats`] (the admin
 //! page's JSON numbers).
 
+pub mod admission;
 pub mod engine;
 pub mod exposition;
 pub mod lifecycle;
@@ -21,7 +22,8 @@ use crate::app::AppState;
 
 /// `GET /health`: 200 while the node serves, 503 once it shuts down. The body is `{}`, or
 /// `{"degraded":[…]}` naming what works only partly (the engine, e.g. a Redis PUB/SUB
-/// connection that is reconnecting; a lifecycle sink whose last delivery failed): the node
+/// connection that is reconnecting; a lifecycle sink whose last delivery failed;
+/// `memory_budget` while new connections are refused for memory): the node
 /// still serves its clients, so the status stays 200 and a load balancer keeps it.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     if state.node.shutdown_token().is_cancelled() {
@@ -35,6 +37,9 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
             .into_iter()
             .map(|name| format!("lifecycle sink {name}")),
     );
+    if state.admission.over_budget() {
+        degraded.push("memory_budget".to_owned());
+    }
     if degraded.is_empty() {
         (StatusCode::OK, "{}".to_owned())
     } else {
@@ -54,6 +59,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.consumers.render_prometheus(&mut text);
     engine::render(&mut text, &state.node);
     lifecycle::render(&mut text, &state.node, &state.lifecycle);
+    admission::render(&mut text, &state.admission);
     if let Some(p) = &state.proxies {
         crate::proxy::render::render(&mut text, p);
     }
