@@ -8,6 +8,13 @@ use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
+/// Deepest nesting of arrays and objects a JSON payload may have. serde_json (which the
+/// server and the Rust SDK parse with) refuses deeper documents when it builds values, and
+/// deep documents overflow the parsers of other SDKs (Python's `json` raises
+/// `RecursionError` near 1,000): a payload no subscriber could parse is refused when it
+/// enters (publish: error 107 / API 107) instead of being stored and relayed.
+pub const MAX_JSON_DEPTH: usize = 128;
+
 /// Opaque payload bytes. In the JSON protocol they must hold one valid JSON value.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct RawJson(pub Bytes);
@@ -29,9 +36,14 @@ impl RawJson {
         self.0.is_empty()
     }
 
-    /// Whether the bytes hold one valid JSON value.
+    /// Whether the bytes hold one valid JSON value nested at most [`MAX_JSON_DEPTH`] deep.
     pub fn is_valid_json(&self) -> bool {
-        serde_json::from_slice::<&RawValue>(&self.0).is_ok()
+        within_depth(&self.0) && serde_json::from_slice::<&RawValue>(&self.0).is_ok()
+    }
+
+    /// Whether the payload nests arrays and objects deeper than [`MAX_JSON_DEPTH`].
+    pub fn too_deep(&self) -> bool {
+        !within_depth(&self.0)
     }
 
     /// The payload bytes.
@@ -64,6 +76,11 @@ impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw: Box<RawValue> = Deserialize::deserialize(deserializer)?;
         let text: Box<str> = raw.into();
+        if !within_depth(text.as_bytes()) {
+            return Err(serde::de::Error::custom(format!(
+                "JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            )));
+        }
         if &*text == "null" {
             return Ok(RawJson::default());
         }
@@ -71,9 +88,60 @@ impl<'de> Deserialize<'de> for RawJson {
     }
 }
 
+/// Whether the arrays and objects of `json` (assumed to be JSON text; strings are skipped
+/// with their escapes) nest at most [`MAX_JSON_DEPTH`] deep. One linear pass, no allocation.
+fn within_depth(json: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_is_bounded_and_strings_do_not_count() {
+        let ok = format!(
+            "{}{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert!(RawJson::from_bytes(ok.clone()).is_valid_json());
+        let deep = format!("[{ok}]");
+        assert!(!RawJson::from_bytes(deep.clone()).is_valid_json());
+        let err = serde_json::from_str::<RawJson>(&deep).unwrap_err();
+        assert!(err.to_string().contains("nested deeper"), "{err}");
+        let quoted = format!("{{\"a\":\"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(
+            RawJson::from_bytes(quoted.clone()).is_valid_json(),
+            "{quoted}"
+        );
+        assert!(serde_json::from_str::<RawJson>(&quoted).is_ok());
+    }
 
     #[test]
     fn round_trips_verbatim_and_strips_newlines() {

@@ -705,3 +705,41 @@ async fn command_flood_gets_111_and_connection_survives() {
     assert_eq!(r["publish"], json!({}));
     server.stop().await;
 }
+
+/// Adversarial finding 8: a 30,000-deep JSON document used to be stored and relayed to every
+/// subscriber (whose parsers overflow on it). It is refused where it enters: the client's
+/// publish closes 3501 like any undecodable command, the API answers 107, nothing is stored.
+#[tokio::test]
+async fn json_nested_beyond_the_depth_limit_is_refused() {
+    let server = TestServer::start().await;
+    let mut watcher = bystander(&server).await;
+    let r = watcher
+        .command(json!({"subscribe": {"channel": "deep"}}))
+        .await;
+    assert_eq!(r["subscribe"], json!({}), "{r}");
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let frame = format!(r#"{{"id":2,"publish":{{"channel":"deep","data":{deep}}}}}"#);
+    let close = connected_then_send(&server, &frame).await;
+    assert_eq!(code_reason(&close), BAD_REQUEST);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/publish", server.http_url()))
+        .header("X-API-Key", pushwire_test_support::API_KEY)
+        .body(format!(r#"{{"channel":"deep","data":{deep}}}"#))
+        .send()
+        .await
+        .expect("api");
+    let body: Value = resp.json().await.expect("json answer");
+    assert_eq!(body["error"]["code"], json!(107), "{body}");
+    // Deep but within the limit is relayed as it is.
+    let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let (status, _) = server
+        .api(
+            "publish",
+            json!({"channel": "deep", "data": serde_json::from_str::<Value>(&ok).unwrap()}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let p = watcher.next_publication("deep").await;
+    assert_eq!(p["data"].to_string(), ok, "only the allowed one arrives");
+    assert_serving(&server, watcher).await;
+}

@@ -94,9 +94,13 @@ pub fn payload(data: Option<Box<RawValue>>, b64data: &str) -> Result<RawJson, Ap
             .map_err(|_| ApiError::BadRequest)?;
         return Ok(RawJson::from_bytes(bytes));
     }
-    Ok(data
+    let data = data
         .map(|raw| RawJson::from_bytes(String::from(Box::<str>::from(raw))))
-        .unwrap_or_default())
+        .unwrap_or_default();
+    if data.too_deep() {
+        return Err(ApiError::BadRequest);
+    }
+    Ok(data)
 }
 
 #[cfg(test)]
