@@ -258,3 +258,166 @@ async fn a_node_does_not_start_without_its_redis() {
     assert!(err.contains("engine.redis.address"), "{err}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
+
+/// A private `redis-server` on a free port, killed on drop (for tests that stop or kill it).
+struct PrivateRedis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh)");
+        // Owned from here: dropped (killed and waited for) on every path.
+        let redis = PrivateRedis { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis-server did not listen on {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 14 item 4: a Redis that hangs (SIGSTOP, not dead) for 10 s under publish load. Every
+/// API publish answers within the command timeout (an error while Redis is stopped), nothing
+/// the API acknowledged is missing for the subscriber afterwards (it recovers through 3010 if
+/// its node resyncs), and publishing resumes after SIGCONT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_redis_gets_timeouts_and_loses_no_acknowledged_publication() {
+    let redis = PrivateRedis::start();
+    let server = TestServer::start_with(|c| {
+        on_redis(c, "hang");
+        c.engine.redis.address = redis.url();
+        c.engine.redis.command_timeout = Duration::from_secs(1);
+        c.engine.redis.connect_timeout = Duration::from_millis(500);
+        c.channel.namespaces.push(ns("hang", recovering(1000)));
+        c.client.recovery_max_publication_limit = 1000;
+    })
+    .await;
+    let ch = "hang:a";
+    let (mut c, _) = anon(&server).await;
+    let r = subscribe_with(&mut c, json!({"channel": ch, "recover": true})).await;
+    let epoch = r["epoch"].as_str().expect("epoch").to_owned();
+
+    let api = format!("{}/api/publish", server.http_url());
+    let publisher = tokio::spawn(async move {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        let mut acked = Vec::new();
+        let mut slowest = Duration::ZERO;
+        let mut errors = 0;
+        for n in 0..300u64 {
+            let started = std::time::Instant::now();
+            let body: Value = http
+                .post(&api)
+                .header("X-API-Key", pushwire_test_support::API_KEY)
+                .json(&json!({"channel": "hang:a", "data": {"n": n}}))
+                .send()
+                .await
+                .expect("an answer, never a hang")
+                .json()
+                .await
+                .expect("json");
+            slowest = slowest.max(started.elapsed());
+            if body["result"].is_object() {
+                acked.push(n);
+            } else {
+                assert!(body["error"]["code"].is_u64(), "{body}");
+                errors += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (acked, errors, slowest)
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    redis.signal("-CONT");
+    let (acked, errors, slowest) = publisher.await.expect("publisher");
+    assert!(errors > 0, "publishes failed while Redis was stopped");
+    assert!(
+        slowest < Duration::from_millis(3500),
+        "a publish waited {slowest:?}: more than the command timeout allows"
+    );
+    assert!(
+        acked.len() > 100,
+        "publishing resumed: {} acked",
+        acked.len()
+    );
+
+    // The subscriber ends with every acknowledged publication (reconnecting and recovering
+    // when its node resynced it).
+    let mut received = std::collections::BTreeSet::new();
+    let mut offset = 0u64;
+    let last = *acked.last().expect("acked");
+    while !received.contains(&last) {
+        match tokio::time::timeout(Duration::from_secs(3), c.read_one()).await {
+            Ok(Some(m)) if m["push"]["pub"].is_object() => {
+                let p = &m["push"]["pub"];
+                received.insert(p["data"]["n"].as_u64().expect("n"));
+                offset = p["offset"].as_u64().unwrap_or(offset);
+            }
+            Ok(Some(m)) if m["push"]["disconnect"].is_object() || m.is_null() => {
+                break;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if !received.contains(&last) {
+        let (mut again, _) = anon(&server).await;
+        let r = subscribe_with(
+            &mut again,
+            json!({"channel": ch, "recover": true, "offset": offset, "epoch": epoch}),
+        )
+        .await;
+        assert_eq!(r["recovered"], json!(true), "{r}");
+        for p in r["publications"].as_array().cloned().unwrap_or_default() {
+            received.insert(p["data"]["n"].as_u64().expect("n"));
+        }
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|n| !received.contains(n))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?}"
+    );
+    server.stop().await;
+}
