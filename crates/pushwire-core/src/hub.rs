@@ -18,7 +18,7 @@ use pushwire_protocol::{Disconnect, FilterNode, JoinLeave, Publication, Push};
 use crate::encoding::{EncodeOnce, Encoding};
 
 use crate::filter;
-use crate::outbox::{Outbox, Pushed};
+use crate::outbox::{Outbox, Pushed, ShedTag, Shedding};
 
 const SHARDS: usize = 64;
 
@@ -38,6 +38,9 @@ pub struct Subscriber {
     pub push_join_leave: bool,
     /// The connection's transport as a metrics label index ([`crate::metrics::transport_index`]).
     pub transport: u8,
+    /// How this subscription is shed when its connection falls behind (`None`: the
+    /// connection closes with 3008), from the namespace's `slow_subscriber_policy`.
+    pub shedding: Option<Shedding>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +80,9 @@ pub struct Delivery {
     pub dropped: usize,
     /// Subscribers this delivery closed as slow (3008).
     pub overflowed: usize,
+    /// Subscriptions shed instead (see [`Shedding`]): the publication is dropped for them and
+    /// they recover it after resubscribing.
+    pub shed: usize,
 }
 
 impl Delivery {
@@ -87,6 +93,10 @@ impl Delivery {
             Pushed::Overflowed => {
                 self.dropped += 1;
                 self.overflowed += 1;
+            }
+            Pushed::Shed => {
+                self.dropped += 1;
+                self.shed += 1;
             }
         }
     }
@@ -215,7 +225,12 @@ impl Hub {
 
     /// Queues `publication` to every matching subscriber, encoding it once per protocol.
     pub fn publish(&self, channel: &str, publication: &Publication) -> Delivery {
-        let Some(ch) = self.channel(channel) else {
+        let Some((name, ch)) = self
+            .shard(channel)
+            .read()
+            .get_key_value(channel)
+            .map(|(k, v)| (k.clone(), v.clone()))
+        else {
             return Delivery::default();
         };
         let push = Push {
@@ -247,6 +262,12 @@ impl Hub {
                 && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
             {
                 continue;
+            } else if let Some(policy) = sub.shedding {
+                let tag = ShedTag {
+                    channel: name.clone(),
+                    policy,
+                };
+                delivery.count(sub.outbox.push_shedding(bytes, stamp, &tag));
             } else {
                 delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
@@ -345,6 +366,7 @@ mod tests {
             filter: None,
             push_join_leave: false,
             transport: 0,
+            shedding: None,
         }
     }
 

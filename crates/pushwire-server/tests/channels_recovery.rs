@@ -356,13 +356,16 @@ async fn live_publications_merge_into_recovery_without_gap_or_duplicate() {
 
 /// Finding 4 of the adversarial probe: a recovery (or a history reply) larger than
 /// `client.queue_max_size` closed the client with 3008 on every attempt, so it retried from the
-/// same offset for ever. The recovery is now refused (`recovered: false`, the client moves to
-/// the top) and an oversized history reply is answered 106; the connection stays.
+/// same offset for ever. One reply may now pass the queue bound (it is never a slow consumer):
+/// the 1.2 MB recovery of the probe succeeds with a 1 MB queue. A recovery beyond
+/// `client.reply_max_size` answers `recovered: false` (the client moves to the top) and an
+/// oversized history reply 106; the connection stays either way.
 #[tokio::test]
-async fn a_recovery_larger_than_the_queue_is_refused_not_looped() {
+async fn a_recovery_larger_than_the_queue_is_delivered_and_one_beyond_the_reply_limit_refused() {
     let server = TestServer::start_with(|c| {
-        c.client.queue_max_size = 256 * 1024;
-        let mut opts = recovering(100);
+        c.client.queue_max_size = 1024 * 1024;
+        c.client.reply_max_size = 2 * 1024 * 1024;
+        let mut opts = recovering(300);
         opts.allow_history_for_anonymous = true;
         opts.allow_history_for_subscriber = true;
         c.channel.namespaces.push(ns("big", opts));
@@ -373,9 +376,21 @@ async fn a_recovery_larger_than_the_queue_is_refused_not_looped() {
     let first = subscribe_with(&mut c, json!({"channel": ch, "recover": true})).await;
     let epoch = first["epoch"].as_str().expect("epoch").to_owned();
     unsubscribe(&mut c, ch).await;
-    // 40 x 12 KB = 480 KB missed: more than the 256 KB queue.
+    // 100 x 12 KB = 1.2 MB missed: more than the 1 MB queue, within the 2 MB reply limit.
     let chunk = "y".repeat(12 * 1024);
-    for i in 0..40 {
+    for i in 0..100 {
+        server.publish(ch, json!({ "i": i, "pad": chunk })).await;
+    }
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 0, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "recovered");
+    assert_eq!(offsets(&r["publications"]), (1..=100).collect::<Vec<u64>>());
+    unsubscribe(&mut c, ch).await;
+    // 100 more: 2.4 MB missed from offset 0, beyond the reply limit. Refused, never looped.
+    for i in 100..200 {
         server.publish(ch, json!({ "i": i, "pad": chunk })).await;
     }
     for _ in 0..3 {
@@ -384,25 +399,25 @@ async fn a_recovery_larger_than_the_queue_is_refused_not_looped() {
             json!({"channel": ch, "recover": true, "offset": 0, "epoch": epoch}),
         )
         .await;
-        assert_ne!(r["recovered"], json!(true), "not recovered: {r}");
-        assert_eq!(r["was_recovering"], json!(true), "{r}");
-        assert_eq!(r["offset"], json!(40), "the client moves to the top: {r}");
-        assert!(r["publications"].is_null(), "nothing queued: {r}");
+        assert_ne!(r["recovered"], json!(true), "not recovered");
+        assert_eq!(r["was_recovering"], json!(true));
+        assert_eq!(r["offset"], json!(200), "the client moves to the top");
+        assert!(r["publications"].is_null(), "nothing queued");
         unsubscribe(&mut c, ch).await;
     }
-    // A history read of everything is larger than the queue: 106, the connection stays.
+    // A history read of everything is larger than the reply limit: 106, the connection stays.
     let r = c
         .command(json!({"history": {"channel": ch, "limit": -1}}))
         .await;
     assert_eq!(code(&r), 106, "{r}");
     // A small recovery still works on the same connection.
-    server.publish(ch, json!({ "i": 40 })).await;
+    server.publish(ch, json!({ "i": 200 })).await;
     let r = subscribe_with(
         &mut c,
-        json!({"channel": ch, "recover": true, "offset": 40, "epoch": epoch}),
+        json!({"channel": ch, "recover": true, "offset": 200, "epoch": epoch}),
     )
     .await;
     assert_eq!(r["recovered"], json!(true), "{r}");
-    assert_eq!(offsets(&r["publications"]), vec![41]);
+    assert_eq!(offsets(&r["publications"]), vec![201]);
     server.stop().await;
 }

@@ -307,10 +307,10 @@ impl Client {
             encode_reply(self.transport.protocol, reply)
         };
         match encoded {
-            // One command reply larger than the whole queue (a history read of huge
-            // publications) is answered 106 instead of closing the client as slow.
+            // A command reply larger than `client.reply_max_size` (a history read of huge
+            // publications) is answered 106.
             Ok(bytes)
-                if reply.id != 0 && bytes.len() > self.node.config().client.queue_max_size =>
+                if reply.id != 0 && bytes.len() > self.node.config().client.reply_max_size =>
             {
                 let limited = Reply::error(reply.id, ErrorCode::LimitExceeded.to_error());
                 match encode_reply(self.transport.protocol, &limited) {
@@ -328,7 +328,7 @@ impl Client {
 
     /// Queues an encoded message.
     pub(crate) fn queue(&self, bytes: Bytes) -> bool {
-        let pushed = self.outbox.push(bytes);
+        let pushed = self.outbox.push_reply(bytes);
         if pushed == crate::outbox::Pushed::Overflowed {
             Metrics::add(&self.node.metrics().slow_disconnects, 1);
         }

@@ -10,7 +10,7 @@ use pushwire_protocol::{
 
 use super::{Client, CommandError, CommandResult, SubState};
 use crate::auth::{unix_now, ChannelOverride, TokenError};
-use crate::config::{ChannelOptions, RecoveryMode};
+use crate::config::{ChannelOptions, RecoveryMode, SlowSubscriberPolicy};
 use crate::engine::{EngineError, HistoryQuery};
 use crate::filter;
 use crate::hub::Subscriber;
@@ -18,6 +18,7 @@ use crate::lifecycle::Record;
 use crate::metrics::Metrics;
 use crate::namespace::ChannelInfo;
 use crate::node::api::engine_error;
+use crate::outbox::Shedding;
 
 /// Who asked for a subscription.
 pub(crate) enum Origin {
@@ -246,6 +247,11 @@ impl Client {
                 filter: req.tf.clone().map(Arc::new),
                 push_join_leave,
                 transport: crate::metrics::transport_index(self.transport.name),
+                shedding: match ns.slow_subscriber_policy {
+                    SlowSubscriberPolicy::Disconnect => None,
+                    SlowSubscriberPolicy::Resubscribe => Some(Shedding::Resubscribe),
+                    SlowSubscriberPolicy::Latest => Some(Shedding::Latest),
+                },
             },
             true,
         );
@@ -447,9 +453,9 @@ impl Client {
                         }
                         _ => false,
                     };
-                    // A recovery that would not fit the connection's queue would close the
-                    // client as slow on every attempt: answer `recovered: false` instead.
-                    let budget = self.node.config().client.queue_max_size / 2;
+                    // A recovery larger than one reply may be is not attempted (it would be
+                    // refused on every retry): `recovered: false` instead.
+                    let budget = self.node.config().client.reply_max_size;
                     let ok = complete
                         && pubs.len() <= limit
                         && pubs.iter().map(approx_size).sum::<usize>() <= budget;
@@ -596,6 +602,27 @@ impl Client {
         })
     }
 
+    /// Unsubscribes the subscriptions the outbox shed (`slow_subscriber_policy = "resubscribe"`)
+    /// with 2500, so the SDK resubscribes and recovers what was dropped. Called by the
+    /// transport's writer with [`crate::outbox::Drained::shed`].
+    pub async fn release_shed(&self, shed: &[Arc<str>]) {
+        for channel in shed {
+            let sub = self.state.lock().subs.remove(channel);
+            if let Some(sub) = sub {
+                self.release_subscription(channel, &sub).await;
+            }
+            // After the hub let go of it and before the push: nothing of the old subscription
+            // can be queued any more, and the resubscription's publications are not dropped.
+            self.outbox.release_shed(channel);
+            Metrics::add(&self.node.metrics().subscriptions_shed, 1);
+            self.send_reply(&Reply::push(Push {
+                channel: channel.to_string(),
+                unsubscribe: Some(Unsubscribe::INSUFFICIENT_STATE),
+                ..Default::default()
+            }));
+        }
+    }
+
     /// Unsubscribes from `channel` (every channel when empty) on the server's initiative and
     /// tells the client with an Unsubscribe push. Returns whether anything was unsubscribed.
     pub async fn server_unsubscribe(&self, channel: &str, unsubscribe: Unsubscribe) -> bool {
@@ -624,7 +651,7 @@ impl Client {
 }
 
 /// About the bytes `p` takes in a reply (payload, tags and publisher info), for the recovery
-/// budget (half of `client.queue_max_size`).
+/// budget (`client.reply_max_size`).
 fn approx_size(p: &Publication) -> usize {
     let info = p.info.as_ref().map_or(0, |i| {
         i.user.len() + i.client.len() + i.conn_info.as_bytes().len() + i.chan_info.as_bytes().len()

@@ -17,6 +17,23 @@ pub enum RecoveryMode {
     Cache,
 }
 
+/// What happens to a subscriber whose connection cannot keep up with this namespace's
+/// publications (its outbox would pass `client.queue_max_size`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlowSubscriberPolicy {
+    /// Close the whole connection with 3008 (slow).
+    #[default]
+    Disconnect,
+    /// Drop the backlog of the busiest such subscription and unsubscribe only it with 2500
+    /// (insufficient state): the SDK resubscribes and recovers from history; the connection
+    /// and its other channels keep flowing.
+    Resubscribe,
+    /// Conflate the queued publications of the busiest such subscription to its newest one
+    /// (cache-like channels where only the latest value matters).
+    Latest,
+}
+
 /// Validation applied to publication data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum DataFormat {
@@ -111,6 +128,8 @@ pub struct ChannelOptions {
     pub sub_refresh_proxy_enabled: bool,
     /// Named proxy for sub_refresh; empty or `default` is `channel.proxy.sub_refresh`.
     pub sub_refresh_proxy_name: String,
+    /// `disconnect` (default), `resubscribe` or `latest`: see [`SlowSubscriberPolicy`].
+    pub slow_subscriber_policy: SlowSubscriberPolicy,
 }
 
 impl ChannelOptions {
@@ -135,6 +154,14 @@ impl ChannelOptions {
             return Err(ConfigError::new(
                 format!("{key}.history_ttl"),
                 "must not exceed history_meta_ttl",
+            ));
+        }
+        if self.slow_subscriber_policy == SlowSubscriberPolicy::Resubscribe
+            && !self.history_enabled()
+        {
+            return Err(ConfigError::new(
+                format!("{key}.slow_subscriber_policy"),
+                "resubscribe needs history (history_size and history_ttl) to recover from",
             ));
         }
         if self.force_recovery && !self.history_enabled() {

@@ -30,6 +30,11 @@ pub struct ClientConfig {
     pub pong_timeout: Duration,
     /// Bytes a connection may have queued before it is closed with 3008 (slow).
     pub queue_max_size: usize,
+    /// Largest single reply to a command, in bytes. A reply is queued even when it takes the
+    /// queue past `queue_max_size` (one reply is never a slow consumer), so a connection holds
+    /// at most `queue_max_size + reply_max_size`. A recovery that would not fit answers
+    /// `recovered: false`; any other reply beyond it is answered with error 106.
+    pub reply_max_size: usize,
     /// Subscriptions one connection may hold (106 beyond it).
     pub channel_limit: usize,
     /// Connections one user may hold on this node; 0 = unlimited (3504 beyond it).
@@ -73,6 +78,7 @@ impl Default for ClientConfig {
             ping_interval: Duration::from_secs(25),
             pong_timeout: Duration::from_secs(8),
             queue_max_size: 1024 * 1024,
+            reply_max_size: 4 * 1024 * 1024,
             channel_limit: 128,
             user_connection_limit: 0,
             stale_close_delay: Duration::from_secs(10),
@@ -106,6 +112,12 @@ impl ClientConfig {
             return Err(ConfigError::new(
                 "client.pong_timeout",
                 "needs client.ping_interval > 0",
+            ));
+        }
+        if self.reply_max_size < 1024 {
+            return Err(ConfigError::new(
+                "client.reply_max_size",
+                "must be at least 1024 bytes",
             ));
         }
         if self.queue_max_size < 1024 {

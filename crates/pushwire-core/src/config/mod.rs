@@ -12,7 +12,9 @@ mod proxy;
 mod proxy_check;
 mod token;
 
-pub use channel::{ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode};
+pub use channel::{
+    ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode, SlowSubscriberPolicy,
+};
 pub use client::ClientConfig;
 pub use cluster::ClusterConfig;
 pub use lifecycle::LifecycleSettings;

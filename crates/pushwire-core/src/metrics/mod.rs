@@ -82,6 +82,9 @@ pub struct Metrics {
     pub messages_queued: AtomicU64,
     /// Connections closed because their queue overflowed (3008).
     pub slow_disconnects: AtomicU64,
+    /// Subscriptions shed instead of closing their connection (`slow_subscriber_policy =
+    /// "resubscribe"`: unsubscribed with 2500 to recover).
+    pub subscriptions_shed: AtomicU64,
     /// Commands handled from clients.
     pub commands: AtomicU64,
     /// Error replies sent to clients.
@@ -119,6 +122,7 @@ impl Default for Metrics {
             publications: AtomicU64::new(0),
             messages_queued: AtomicU64::new(0),
             slow_disconnects: AtomicU64::new(0),
+            subscriptions_shed: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             command_errors: AtomicU64::new(0),
             bad_requests: AtomicU64::new(0),

@@ -219,6 +219,12 @@ fn node_metrics(e: &mut Exposition, node: &Node) {
         get(&m.slow_disconnects),
     );
     e.counter(
+        "pushwire_subscriptions_shed_total",
+        "Subscriptions unsubscribed with 2500 instead of closing their slow connection \
+         (slow_subscriber_policy = resubscribe).",
+        get(&m.subscriptions_shed),
+    );
+    e.counter(
         "pushwire_bad_request_disconnects_total",
         "Connections closed for protocol violations (3501).",
         get(&m.bad_requests),

@@ -285,6 +285,9 @@ async fn serve(
     loop {
         tokio::select! {
             drained = client.outbox().drain() => {
+                if !drained.shed.is_empty() {
+                    Box::pin(client.release_shed(&drained.shed)).await;
+                }
                 let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
                 let transport = pushwire_core::metrics::transport_index("long_poll");
                 state.node.metrics().delivered(transport, sent);

@@ -175,6 +175,9 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
                 let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
                 let transport = pushwire_core::metrics::transport_index(client.transport().name);
                 client.node().metrics().delivered(transport, sent);
+                if !drained.shed.is_empty() {
+                    Box::pin(client.release_shed(&drained.shed)).await;
+                }
                 let mut out = BytesMut::new();
                 st.framing.frame(&drained.messages, &mut st.positions, &mut out);
                 if let Some(d) = drained.disconnect {
@@ -187,7 +190,11 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
                     }
                 }
                 if out.is_empty() {
-                    return None;
+                    if st.done {
+                        return None;
+                    }
+                    // Only shed subscriptions were released: their pushes come next.
+                    continue;
                 }
                 return Some(out.freeze());
             }

@@ -190,13 +190,16 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConf
         let mut handled = false;
         tokio::select! {
             drained = outbox.drain() => {
-                let Drained { messages: mut queued, disconnect, stamp } = drained;
+                let Drained { messages: mut queued, disconnect, stamp, shed } = drained;
                 if !queued.is_empty() {
                     let sent = pushwire_core::metrics::Delivered::of(&queued, stamp);
                     if let Err(o) = Box::pin(write(socket, client, &mut queued, config, true)).await {
                         return o;
                     }
                     client.node().metrics().delivered(transport, sent);
+                }
+                if !shed.is_empty() {
+                    Box::pin(client.release_shed(&shed)).await;
                 }
                 if let Some(d) = disconnect {
                     return Outcome::Close(d);
