@@ -113,12 +113,21 @@ class Inbox:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.quiet: Set[str] = set()
         self._queue: "asyncio.Queue[Tuple[str, Any]]" = asyncio.Queue()
 
     def push(self, kind: str, ctx: Any) -> None:
-        """Records an event of `kind` with its context, and logs it."""
-        log(f"{self.name}: {kind}", ctx)
+        """Records an event of `kind` with its context, and logs it (unless `kind` is quiet)."""
+        if kind not in self.quiet:
+            log(f"{self.name}: {kind}", ctx)
         self._queue.put_nowait((kind, ctx))
+
+    def take(self) -> Optional[Tuple[str, Any]]:
+        """The next event if one is waiting, else None."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     async def next(
         self, timeout: float, what: str, skip: Iterable[str] = ()
@@ -224,13 +233,16 @@ class CutProxy:
     """A TCP proxy between an SDK and the server that can cut the line.
 
     `cut()` aborts every proxied connection and refuses (accepts and immediately closes) new
-    ones until `restore()`.
+    ones until `restore()`. `downstream_rate` (bytes per second, None = unlimited) throttles
+    what the server sends to the SDK, like a slow mobile link; the upstream socket then keeps a
+    small fixed receive buffer so the server sees the slowness at once.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self._host = host
         self._port = port
         self.blocked = False
+        self.downstream_rate: Optional[float] = None
         self.accepted = 0
         self.refused = 0
         self._writers: Set[asyncio.StreamWriter] = set()
@@ -266,15 +278,26 @@ class CutProxy:
             return
         pair = (writer, up_writer)
         self._writers.update(pair)
+        if self.downstream_rate is not None:
+            import socket
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            sock = up_writer.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+
+        async def pump(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, throttled: bool
+        ) -> None:
             try:
                 while True:
-                    chunk = await src.read(65536)
+                    rate = self.downstream_rate if throttled else None
+                    chunk = await src.read(8192 if rate else 65536)
                     if not chunk:
                         break
                     dst.write(chunk)
                     await dst.drain()
+                    if rate:
+                        await asyncio.sleep(len(chunk) / rate)
             except (OSError, asyncio.CancelledError):
                 pass
             finally:
@@ -282,8 +305,8 @@ class CutProxy:
                     w.transport.abort()
                     self._writers.discard(w)
 
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.ensure_future(pump(src, dst))
+        for src, dst, throttled in ((reader, up_writer, False), (up_reader, writer, True)):
+            task = asyncio.ensure_future(pump(src, dst, throttled))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -37,3 +37,38 @@ async fn python_gap_beyond_history_is_not_recovered() {
     assert_history(&server, &result, &[6, 7, 8]).await;
     server.stop().await;
 }
+
+/// Issue 14: `slow_subscriber_policy = "resubscribe"`: a connection behind a slow link, one of
+/// its two channels flooded past its queue; only that subscription is shed (2500), the SDK
+/// recovers it with `recovered: true` and no gap, the other channel loses nothing and the
+/// connection stays (sdk-tests/python/slow_resubscribe.py). Also asserted here: the shedding
+/// was counted and no connection was closed as slow.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_slow_subscription_is_shed_and_recovered_while_the_connection_stays() {
+    use pushwire_core::config::{ChannelOptions, NamespaceConfig, SlowSubscriberPolicy};
+    let server = TestServer::start_with(|c| {
+        c.client.queue_max_size = 256 * 1024;
+        c.client.reply_max_size = 32 * 1024 * 1024;
+        c.client.recovery_max_publication_limit = 10_000;
+        c.websocket.write_timeout = std::time::Duration::from_secs(5);
+        c.channel.namespaces.push(NamespaceConfig {
+            name: "slow".into(),
+            options: ChannelOptions {
+                history_size: 5000,
+                history_ttl: std::time::Duration::from_secs(300),
+                force_recovery: true,
+                slow_subscriber_policy: SlowSubscriberPolicy::Resubscribe,
+                ..c.channel.without_namespace.clone()
+            },
+        });
+    })
+    .await;
+    let result = run_python("python/slow_resubscribe.py", &server)
+        .await
+        .result();
+    assert_eq!(result["shed_code"], json!(2500));
+    let m = server.node().metrics();
+    assert!(pushwire_core::metrics::Metrics::get(&m.subscriptions_shed) >= 1);
+    assert_eq!(pushwire_core::metrics::Metrics::get(&m.slow_disconnects), 0);
+    server.stop().await;
+}

@@ -93,7 +93,15 @@ fn upgrade(
     let cfg = &state.config.websocket;
     ws.read_buffer_size(cfg.read_buffer_size)
         .write_buffer_size(cfg.write_buffer_size)
-        .max_write_buffer_size(cfg.write_buffer_size.max(cfg.message_size_limit) * 64)
+        // One write takes everything queued at once: up to the queue bound plus one reply
+        // (`client.reply_max_size`). A cap, not an allocation.
+        .max_write_buffer_size(
+            (cfg.write_buffer_size.max(cfg.message_size_limit) * 64).max(
+                state.config.client.queue_max_size
+                    + state.config.client.reply_max_size
+                    + cfg.message_size_limit,
+            ),
+        )
         .max_message_size(cfg.message_size_limit)
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
