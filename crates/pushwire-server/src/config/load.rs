@@ -59,7 +59,12 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Server
 /// [`load`], keeping the warnings (ignored Centrifugo keys, unknown keys under `warn`).
 pub fn load_with_warnings(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Loaded> {
     let vars: HashMap<String, String> = std::env::vars().collect();
-    let a = analyze(path, overrides, &vars)?;
+    finish(analyze(path, overrides, &vars)?)
+}
+
+/// Turns an [`Analysis`] into a configuration, or into one error listing every refused key,
+/// every unknown key (unless `config.unknown_keys = "warn"`) and every bad value.
+pub fn finish(a: Analysis) -> anyhow::Result<Loaded> {
     let mut errors: Vec<String> = a
         .report
         .refusals()
@@ -164,22 +169,18 @@ pub fn analyze(
                 let mut unknown = Vec::new();
                 let mut other = Vec::new();
                 for err in e {
-                    match &err.kind {
-                        figment::error::Kind::UnknownField(field, _) => {
-                            let mut path = err.path.clone();
-                            path.push(field.clone());
-                            unknown.push(path);
-                        }
-                        _ => other.push(describe(err)),
+                    match unknown_field(&err) {
+                        Some(path) => unknown.push(path),
+                        None => other.push(describe(err)),
                     }
                 }
                 if unknown.is_empty() {
-                    config = Err(format!("invalid configuration: {}", other.join("; ")));
+                    config = Err(other.join("; "));
                     break;
                 }
                 for path in unknown {
                     if !remove_path(&mut tree, &path) {
-                        config = Err(format!("invalid configuration: {}: unknown key", path.join(".")));
+                        config = Err(format!("{}: unknown key", path.join(".")));
                         return Ok(Analysis { report, config, unknown_keys });
                     }
                     mark_unknown(&mut report, &path);
@@ -240,6 +241,26 @@ fn extract(tree: &Value, overrides: &Overrides) -> Result<ServerConfig, figment:
     fig.extract()
 }
 
+/// The full path of an unknown key, if that is what `err` is about. Serde names it as
+/// `UnknownField` (the path may or may not end with it), or, inside a flattened struct such as
+/// a namespace's options, as a message "unknown field `NAME`".
+fn unknown_field(err: &figment::Error) -> Option<Vec<String>> {
+    let field = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => field.clone(),
+        figment::error::Kind::Message(m) => m
+            .strip_prefix("unknown field `")?
+            .split('`')
+            .next()?
+            .to_string(),
+        _ => return None,
+    };
+    let mut path = err.path.clone();
+    if path.last() != Some(&field) {
+        path.push(field);
+    }
+    Some(path)
+}
+
 /// Removes the key at `path` (indices for list elements); false if it is not there.
 fn remove_path(tree: &mut Value, path: &[String]) -> bool {
     let Some((last, parents)) = path.split_last() else {
@@ -283,7 +304,20 @@ fn mark_unknown(report: &mut Report, path: &[String]) {
         .closest(&pattern)
         .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default();
-    let status = Status::Unknown(hint);
+    let cat = Catalogue::get();
+    let pending = cat.lookup(&pattern).filter(|e| e.pending()).or_else(|| {
+        let below = format!("{pattern}.");
+        cat.entries()
+            .iter()
+            .find(|e| e.pending() && e.key.starts_with(&below))
+    });
+    let status = match pending {
+        Some(e) => Status::Unsupported(format!(
+            "implemented on another branch ({}), not in this build",
+            e.note
+        )),
+        _ => Status::Unknown(hint),
+    };
     match report.lines.iter_mut().find(|l| l.key == concrete) {
         Some(l) => l.status = status,
         None => report.push(concrete, status, true),

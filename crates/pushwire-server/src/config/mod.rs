@@ -19,7 +19,7 @@ mod template;
 pub use engine::{EngineConfig, EngineKind};
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
-pub use load::{analyze, load, load_with_warnings, Analysis, Loaded, Overrides};
+pub use load::{analyze, finish, load, load_with_warnings, Analysis, Loaded, Overrides};
 pub use template::STARTER_CONFIG;
 
 use std::time::Duration;

@@ -48,7 +48,12 @@ pub fn prepare(tree: &mut Value, vars: &HashMap<String, String>) -> Result<Repor
         report.push(var, Status::Unknown(hint), true);
     }
     let before = report.lines.len();
-    walk::translate(tree, &mut report, walk::Ctx::default());
+    let lookup = vars.clone();
+    let ctx = walk::Ctx {
+        env: Some(Box::new(move |name: &str| lookup.get(name).cloned())),
+        ..Default::default()
+    };
+    walk::translate(tree, &mut report, ctx);
     // Name the variable a translated key came from.
     for line in &mut report.lines[before..] {
         if let Some((var, _)) = outcome.applied.iter().find(|(_, k)| *k == line.key) {
@@ -73,3 +78,6 @@ pub fn prepare(tree: &mut Value, vars: &HashMap<String, String>) -> Result<Repor
 fn strsim_distance(a: &str, b: &str) -> usize {
     catalogue::distance(a, b)
 }
+
+#[cfg(test)]
+mod tests;

@@ -99,7 +99,15 @@ pub fn walk_object(
             Some(e) if e.is_object_list() => walk_list(e, map, &k, &pat, &conc, report, ctx),
             Some(e) => apply(e, map, &k, &conc, report, ctx),
             None if cat.is_section(&pat) => match map.get_mut(&k) {
-                Some(Value::Object(child)) => walk_object(child, &pat, &conc, report, ctx),
+                Some(Value::Object(child)) => {
+                    let had_keys = !child.is_empty();
+                    walk_object(child, &pat, &conc, report, ctx);
+                    // A section whose every key was translated away (`health: {enabled}`)
+                    // goes too: pushwire may not have that section.
+                    if had_keys && child.is_empty() {
+                        map.remove(&k);
+                    }
+                }
                 _ => report.push(conc, Status::Supported, true),
             },
             None => report.push(conc, Status::Pushwire, true),
@@ -153,7 +161,12 @@ fn apply(
     ctx: &mut Ctx,
 ) {
     let v = map.get_mut(key).expect("present");
-    if let Err(why) = coerce(e.go_type, v) {
+    let coerced = match e.class {
+        // Translating functions read the value as written (a string or a list).
+        Class::Fn(_) if e.go_type == "[]string" => Ok(()),
+        _ => coerce(e.go_type, v),
+    };
+    if let Err(why) = coerced {
         return report.push(concrete, Status::Invalid(why), true);
     }
     if matches!(e.go_type, "MapStringString" | "StringKeyValues") {
