@@ -148,8 +148,7 @@ pub fn analyze(
         anyhow::bail!("the configuration must be a table of keys");
     }
     let pushwire_env = pushwire_env_tree(vars);
-    let mut report =
-        centrifugo::prepare(&mut tree, vars).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut report = centrifugo::prepare(&mut tree, vars).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut pushwire_env = pushwire_env;
     let mut env_report = Report::default();
     centrifugo::walk::translate(&mut pushwire_env, &mut env_report, Default::default());
@@ -181,7 +180,11 @@ pub fn analyze(
                 for path in unknown {
                     if !remove_path(&mut tree, &path) {
                         config = Err(format!("{}: unknown key", path.join(".")));
-                        return Ok(Analysis { report, config, unknown_keys });
+                        return Ok(Analysis {
+                            report,
+                            config,
+                            unknown_keys,
+                        });
                     }
                     mark_unknown(&mut report, &path);
                 }

@@ -96,7 +96,11 @@ impl Catalogue {
                 note,
             });
         }
-        let by_key = entries.iter().enumerate().map(|(i, e)| (e.key, i)).collect();
+        let by_key = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key, i))
+            .collect();
         let mut prefixes = HashSet::new();
         for e in &entries {
             let mut p = e.key;
@@ -133,7 +137,12 @@ impl Catalogue {
         self.entries
             .iter()
             .filter(|e| e.key.rsplit_once('.').map_or("", |(p, _)| p) == parent)
-            .map(|e| (distance(leaf, e.key.rsplit('.').next().unwrap_or(e.key)), e.key))
+            .map(|e| {
+                (
+                    distance(leaf, e.key.rsplit('.').next().unwrap_or(e.key)),
+                    e.key,
+                )
+            })
             .filter(|(d, _)| *d <= 3.max(leaf.len() / 2))
             .min_by_key(|(d, _)| *d)
             .map(|(_, k)| k)
@@ -165,7 +174,10 @@ mod tests {
         assert!(c.entries().len() > 1000, "{}", c.entries().len());
         let e = c.lookup("client.token.hmac_secret_key").unwrap();
         assert_eq!(e.class, Class::Same);
-        assert_eq!(c.lookup("prometheus.enabled").unwrap().class, Class::Covered);
+        assert_eq!(
+            c.lookup("prometheus.enabled").unwrap().class,
+            Class::Covered
+        );
         assert!(c.lookup("channel.namespaces").unwrap().is_object_list());
         assert!(!c.lookup("client.allowed_origins").unwrap().is_object_list());
         assert!(c.is_section("client.token"));

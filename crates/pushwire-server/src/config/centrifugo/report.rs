@@ -68,9 +68,10 @@ impl Report {
         let mut out = Vec::new();
         for l in &self.lines {
             match &l.status {
-                Status::Ignored(why) if l.set => {
-                    out.push(format!("{}: ignored, not supported by pushwire ({why})", l.key))
-                }
+                Status::Ignored(why) if l.set => out.push(format!(
+                    "{}: ignored, not supported by pushwire ({why})",
+                    l.key
+                )),
                 Status::Unknown(hint) => out.push(format!("{}: unknown key ignored{hint}", l.key)),
                 _ => {}
             }

@@ -106,11 +106,7 @@ fn redis_address(map: &mut Map<String, Value>, key: &str) -> Result<Status, Stri
 
 /// `engine.redis.db`, `user`, `password`: folded into every address as
 /// `redis://user:password@host:port/db` (an address that already has them keeps its own).
-fn redis_credential(
-    map: &mut Map<String, Value>,
-    key: &str,
-    set: bool,
-) -> Result<Status, String> {
+fn redis_credential(map: &mut Map<String, Value>, key: &str, set: bool) -> Result<Status, String> {
     let v = map.remove(key).unwrap_or(Value::Null);
     if !set {
         return Ok(Status::Mapped("at its default".into()));
@@ -169,7 +165,11 @@ fn redis_credential(
 /// `consumers[].type`: `postgresql` reads the same outbox table as pushwire's
 /// `postgresql_outbox` (its section moves too); types pushwire lacks are refused.
 fn consumer_type(map: &mut Map<String, Value>, key: &str) -> Result<Status, String> {
-    let t = map.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let t = map
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     match t.as_str() {
         "postgresql" => {
             map.insert(key.into(), Value::String("postgresql_outbox".into()));
@@ -232,7 +232,9 @@ pub fn string_map(v: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Result
             let (Some(k), Some(val)) = (k, val) else {
                 return Err(format!("element {i} needs string `key` and `value`"));
             };
-            if m.insert(k.to_string(), Value::String(val.to_string())).is_some() {
+            if m.insert(k.to_string(), Value::String(val.to_string()))
+                .is_some()
+            {
                 return Err(format!("duplicate key {k:?} at element {i}"));
             }
         }
@@ -289,7 +291,10 @@ mod tests {
 
     #[test]
     fn redis_credentials_fold_into_the_address() {
-        let mut m = json!({"address": "127.0.0.1:6379"}).as_object().unwrap().clone();
+        let mut m = json!({"address": "127.0.0.1:6379"})
+            .as_object()
+            .unwrap()
+            .clone();
         m.insert("password".into(), json!("pw"));
         redis_credential(&mut m, "password", true).unwrap();
         m.insert("db".into(), json!(2));

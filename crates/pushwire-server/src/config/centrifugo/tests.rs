@@ -69,7 +69,12 @@ fn corpus_reports_match_their_goldens() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "yaml" | "toml")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("json" | "yaml" | "toml")
+            )
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 14, "{files:?}");
@@ -87,7 +92,10 @@ fn corpus_reports_match_their_goldens() {
         }
         let want = std::fs::read_to_string(&golden).unwrap_or_default();
         if got != want {
-            failures.push(format!("== {}\n--- want\n{want}--- got\n{got}", f.display()));
+            failures.push(format!(
+                "== {}\n--- want\n{want}--- got\n{got}",
+                f.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -116,7 +124,10 @@ fn json_yaml_and_toml_of_one_config_read_alike() {
     let toml = lines("toml");
     // The TOML copy has no kafka `tls.cert_pem`; everything else is the same file.
     let without = |v: &Vec<String>| -> Vec<String> {
-        v.iter().filter(|l| !l.contains("cert_pem")).cloned().collect()
+        v.iter()
+            .filter(|l| !l.contains("cert_pem"))
+            .cloned()
+            .collect()
     };
     assert_eq!(without(&json), without(&toml));
 }
@@ -149,7 +160,11 @@ fn typos_fail_naming_the_key_and_start_with_one_warning_each_under_warn() {
     assert!(unknown[1].starts_with("token:"));
     // The rest of the file still applies.
     assert_eq!(loaded.config.http_api.key, "test");
-    assert!(loaded.config.channel.namespaces[1].options.allow_publish_for_anonymous);
+    assert!(
+        loaded.config.channel.namespaces[1]
+            .options
+            .allow_publish_for_anonymous
+    );
 }
 
 #[test]
@@ -167,7 +182,10 @@ fn issue_typos_allowed_origin_and_hmac_secret() {
     assert!(e.contains("client.allowed_origin: unknown key"), "{e}");
     assert!(e.contains("did you mean client.allowed_origins?"), "{e}");
     assert!(e.contains("client.token.hmac_secret: unknown key"), "{e}");
-    assert!(e.contains("did you mean client.token.hmac_secret_key?"), "{e}");
+    assert!(
+        e.contains("did you mean client.token.hmac_secret_key?"),
+        "{e}"
+    );
     std::fs::write(
         &f,
         r#"{"config": {"unknown_keys": "warn"}, "client": {"allowed_origin": ["x"]}}"#,
@@ -207,17 +225,36 @@ fn centrifugo_env_gives_the_same_effective_config_as_the_file() {
                 "CENTRIFUGO_ADMIN_SECRET",
                 "rlkoqZMDkiZF11JjmL6IumG3v1WDINYnBR5en4dU22FOjya5ft",
             ),
-            ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_PUBLISH_FOR_CLIENT", "true"),
-            ("CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_SUBSCRIBE_FOR_CLIENT", "true"),
+            (
+                "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_PUBLISH_FOR_CLIENT",
+                "true",
+            ),
+            (
+                "CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_ALLOW_SUBSCRIBE_FOR_CLIENT",
+                "true",
+            ),
             ("CENTRIFUGO_CHANNEL_NAMESPACES", r#"[{"name": "worker"}]"#),
-            ("CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_USER_LIMITED_CHANNELS", "true"),
-            ("CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_SUBSCRIBE_FOR_CLIENT", "true"),
-            ("CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_PUBLISH_FOR_CLIENT", "true"),
+            (
+                "CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_USER_LIMITED_CHANNELS",
+                "true",
+            ),
+            (
+                "CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_SUBSCRIBE_FOR_CLIENT",
+                "true",
+            ),
+            (
+                "CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_ALLOW_PUBLISH_FOR_CLIENT",
+                "true",
+            ),
             ("CENTRIFUGO_CHANNEL_NAMESPACES_WORKER_PRESENCE", "true"),
         ]),
     );
     assert_eq!(file, env);
-    assert_ne!(file, effective(None, &HashMap::new()), "the file changes something");
+    assert_ne!(
+        file,
+        effective(None, &HashMap::new()),
+        "the file changes something"
+    );
 }
 
 #[test]
@@ -244,8 +281,14 @@ fn unknown_centrifugo_env_vars_are_named() {
     let env = vars(&[("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET", "s")]);
     let a = analyze(None, &Overrides::default(), &env).unwrap();
     let e = format!("{:#}", finish(a).unwrap_err());
-    assert!(e.contains("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET: unknown key"), "{e}");
-    assert!(e.contains("did you mean CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY?"), "{e}");
+    assert!(
+        e.contains("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET: unknown key"),
+        "{e}"
+    );
+    assert!(
+        e.contains("did you mean CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY?"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -292,8 +335,12 @@ fn v5_files_point_at_the_migration() {
     for f in ["v5-social-forge.json", "v5-golive.yaml"] {
         let e = format!(
             "{:#}",
-            analyze(Some(&fixtures().join(f)), &Overrides::default(), &HashMap::new())
-                .unwrap_err()
+            analyze(
+                Some(&fixtures().join(f)),
+                &Overrides::default(),
+                &HashMap::new()
+            )
+            .unwrap_err()
         );
         assert!(e.contains("Centrifugo v5 configuration"), "{f}: {e}");
         assert!(e.contains("client.token.hmac_secret_key"), "{f}: {e}");
@@ -364,9 +411,9 @@ fn implemented_keys_exist_in_pushwire() {
         ))
         .merge(figment::providers::Serialized::defaults(&tree));
         if let Err(err) = fig.extract::<ServerConfig>() {
-            let unknown = err.into_iter().any(|e| {
-                matches!(e.kind, figment::error::Kind::UnknownField(..))
-            });
+            let unknown = err
+                .into_iter()
+                .any(|e| matches!(e.kind, figment::error::Kind::UnknownField(..)));
             if unknown {
                 missing.push(format!("{} ({key})", e.key));
             }
@@ -383,7 +430,11 @@ fn pushwire_keys_are_not_dropped_as_centrifugo_ones() {
         match v {
             Value::Object(m) if !m.is_empty() => {
                 for (k, v) in m {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     leaves(v, &p, out);
                 }
             }
@@ -403,10 +454,16 @@ fn pushwire_keys_are_not_dropped_as_centrifugo_ones() {
     for k in keys {
         let k = k.replace("namespaces[].options.", "namespaces[].");
         if let Some(e) = Catalogue::get().lookup(&k) {
-            if matches!(e.class, Class::Ignore | Class::Refuse | Class::Covered | Class::Map(_)) {
+            if matches!(
+                e.class,
+                Class::Ignore | Class::Refuse | Class::Covered | Class::Map(_)
+            ) {
                 wrong.push(k);
             }
         }
     }
-    assert!(wrong.is_empty(), "pushwire keys classed as dropped: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "pushwire keys classed as dropped: {wrong:?}"
+    );
 }

@@ -12,7 +12,10 @@ const V5_KEYS: &[(&str, &str)] = &[
     ("token_hmac_secret_key", "client.token.hmac_secret_key"),
     ("token_rsa_public_key", "client.token.rsa_public_key"),
     ("token_ecdsa_public_key", "client.token.ecdsa_public_key"),
-    ("token_jwks_public_endpoint", "client.token.jwks_public_endpoint"),
+    (
+        "token_jwks_public_endpoint",
+        "client.token.jwks_public_endpoint",
+    ),
     ("token_audience", "client.token.audience"),
     ("token_issuer", "client.token.issuer"),
     ("api_key", "http_api.key"),
@@ -23,7 +26,10 @@ const V5_KEYS: &[(&str, &str)] = &[
     ("allowed_origins", "client.allowed_origins"),
     ("namespaces", "channel.namespaces"),
     ("client_insecure", "client.insecure"),
-    ("allow_anonymous_connect_without_token", "client.allow_anonymous_connect_without_token"),
+    (
+        "allow_anonymous_connect_without_token",
+        "client.allow_anonymous_connect_without_token",
+    ),
     ("client_channel_limit", "client.channel_limit"),
     ("client_queue_max_size", "client.queue_max_size"),
     ("redis_address", "engine.redis.address"),
@@ -33,9 +39,18 @@ const V5_KEYS: &[(&str, &str)] = &[
     ("history_size", "channel.without_namespace.history_size"),
     ("history_ttl", "channel.without_namespace.history_ttl"),
     ("force_recovery", "channel.without_namespace.force_recovery"),
-    ("allow_subscribe_for_client", "channel.without_namespace.allow_subscribe_for_client"),
-    ("allow_publish_for_subscriber", "channel.without_namespace.allow_publish_for_subscriber"),
-    ("allow_publish_for_client", "channel.without_namespace.allow_publish_for_client"),
+    (
+        "allow_subscribe_for_client",
+        "channel.without_namespace.allow_subscribe_for_client",
+    ),
+    (
+        "allow_publish_for_subscriber",
+        "channel.without_namespace.allow_publish_for_subscriber",
+    ),
+    (
+        "allow_publish_for_client",
+        "channel.without_namespace.allow_publish_for_client",
+    ),
     ("proxy_connect_endpoint", "client.proxy.connect.endpoint"),
     ("proxy_rpc_endpoint", "rpc.proxy.endpoint"),
     ("port", "http_server.port"),
@@ -45,9 +60,15 @@ const V5_KEYS: &[(&str, &str)] = &[
     ("tls_cert", "http_server.tls.cert_pem"),
     ("tls_key", "http_server.tls.key_pem"),
     ("websocket_compression", "websocket.compression"),
-    ("websocket_message_size_limit", "websocket.message_size_limit"),
+    (
+        "websocket_message_size_limit",
+        "websocket.message_size_limit",
+    ),
     ("ping_interval", "client.ping_interval"),
-    ("user_subscribe_to_personal", "client.subscribe_to_user_personal_channel.enabled"),
+    (
+        "user_subscribe_to_personal",
+        "client.subscribe_to_user_personal_channel.enabled",
+    ),
 ];
 
 /// v6 sections that v5 had as booleans or strings (`"admin": true`, `"engine": "redis"`).
@@ -102,6 +123,9 @@ mod tests {
         assert!(e.contains("client.token.hmac_secret_key"), "{e}");
         assert!(e.contains("admin.enabled"), "{e}");
         assert!(e.contains("migration_v6"), "{e}");
-        assert!(detect(&json!({"client": {"token": {"hmac_secret_key": "s"}}, "admin": {"enabled": true}})).is_none());
+        assert!(detect(
+            &json!({"client": {"token": {"hmac_secret_key": "s"}}, "admin": {"enabled": true}})
+        )
+        .is_none());
     }
 }

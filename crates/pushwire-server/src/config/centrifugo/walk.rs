@@ -184,8 +184,7 @@ fn apply(
             report.push(concrete, Status::Mapped(format!("as {to}")), set);
         }
         Class::Fn(name) => {
-            let status = special::apply(name, map, key, ctx, set)
-                .unwrap_or_else(Status::Invalid);
+            let status = special::apply(name, map, key, ctx, set).unwrap_or_else(Status::Invalid);
             report.push(concrete, status, set);
         }
         Class::Covered => {
