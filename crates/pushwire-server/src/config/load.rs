@@ -167,7 +167,7 @@ pub fn analyze(
             Err(e) => {
                 let mut unknown = Vec::new();
                 let mut other = Vec::new();
-                for err in e {
+                for err in *e {
                     match unknown_field(&err) {
                         Some(path) => unknown.push(path),
                         None => other.push(describe(err)),
@@ -226,7 +226,7 @@ fn pushwire_env_tree(vars: &HashMap<String, String>) -> Value {
     root
 }
 
-fn extract(tree: &Value, overrides: &Overrides) -> Result<ServerConfig, figment::Error> {
+fn extract(tree: &Value, overrides: &Overrides) -> Result<ServerConfig, Box<figment::Error>> {
     let mut fig = Figment::from(Serialized::defaults(ServerConfig::default()))
         .merge(Serialized::defaults(tree));
     if let Some(a) = &overrides.address {
@@ -241,7 +241,7 @@ fn extract(tree: &Value, overrides: &Overrides) -> Result<ServerConfig, figment:
     if let Some(f) = &overrides.log_format {
         fig = fig.merge(Serialized::default("log.format", f));
     }
-    fig.extract()
+    fig.extract().map_err(Box::new)
 }
 
 /// The full path of an unknown key, if that is what `err` is about. Serde names it as

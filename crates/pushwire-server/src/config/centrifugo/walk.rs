@@ -9,6 +9,9 @@ use super::report::{Report, Status};
 use super::special;
 use super::value::{coerce, is_default};
 
+/// Looks up an environment variable by name.
+pub type EnvLookup = Box<dyn Fn(&str) -> Option<String>>;
+
 /// State shared by the walk and the functions of `special.rs`.
 #[derive(Default)]
 pub struct Ctx {
@@ -18,7 +21,7 @@ pub struct Ctx {
     pub global_data_format: Option<Value>,
     /// Where `${CENTRIFUGO_VAR_…}` references are looked up (the process environment unless a
     /// test says otherwise).
-    pub env: Option<Box<dyn Fn(&str) -> Option<String>>>,
+    pub env: Option<EnvLookup>,
 }
 
 impl Ctx {
