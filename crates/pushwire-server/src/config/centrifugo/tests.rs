@@ -467,3 +467,63 @@ fn pushwire_keys_are_not_dropped_as_centrifugo_ones() {
         "pushwire keys classed as dropped: {wrong:?}"
     );
 }
+
+/// A pushwire configuration written out by pushwire (as test nodes and `--print-effective`
+/// do) reads back as the same configuration: translation leaves pushwire's own keys alone.
+#[test]
+fn pushwire_written_config_reads_back_unchanged() {
+    let mut c = ServerConfig::default();
+    c.client.token.hmac_secret_key = "s".into();
+    c.client.allowed_origins = vec!["https://a.example".into()];
+    c.channel.namespaces.push(namespace("chat"));
+    c.engine.kind = crate::config::EngineKind::Redis;
+    c.engine.redis.address = "redis://127.0.0.1:6379".into();
+    let want = serde_json::to_value(&c).unwrap();
+    let dir = std::env::temp_dir().join(format!("pushwire-roundtrip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("config.json");
+    std::fs::write(&f, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    assert!(a.report.warnings().is_empty(), "{:?}", a.report.warnings());
+    assert_eq!(effective(Some(&f), &HashMap::new()), want);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn namespace(name: &str) -> pushwire_core::config::NamespaceConfig {
+    let mut ns = pushwire_core::config::NamespaceConfig {
+        name: name.into(),
+        ..Default::default()
+    };
+    ns.options.presence = true;
+    ns.options.history_size = 10;
+    ns.options.history_ttl = std::time::Duration::from_secs(300);
+    ns
+}
+
+/// YAML files get the same errors naming the key path as TOML and JSON.
+#[test]
+fn yaml_errors_name_the_key_path() {
+    let dir = std::env::temp_dir().join(format!("pushwire-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("config.yml");
+    std::fs::write(&f, "client:\n  ping_interval: soon\n").unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(e.contains("client.ping_interval"), "{e}");
+    std::fs::write(
+        &f,
+        "channel:\n  namespaces:\n    - name: chat\n      presense: true\n",
+    )
+    .unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(
+        e.contains("channel.namespaces[0].presense: unknown key"),
+        "{e}"
+    );
+    assert!(
+        e.contains("did you mean channel.namespaces[].presence?"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
