@@ -166,12 +166,25 @@ pub fn analyze(
             }
             Err(e) => {
                 let mut unknown = Vec::new();
+                let mut stringify = Vec::new();
                 let mut other = Vec::new();
                 for err in *e {
-                    match unknown_field(&err) {
-                        Some(path) => unknown.push(path),
-                        None => other.push(describe(err)),
+                    if let Some(path) = unknown_field(&err) {
+                        unknown.push(path);
+                    } else if let Some((path, text)) = scalar_for_string(&err) {
+                        stringify.push((path, text));
+                    } else {
+                        other.push(describe(err));
                     }
+                }
+                // A number or boolean where a string is expected (an API key `12345` from
+                // the environment): read it as the string it was written as.
+                let mut fixed = false;
+                for (path, text) in stringify {
+                    fixed |= set_path(&mut tree, &path, Value::String(text));
+                }
+                if fixed && unknown.is_empty() {
+                    continue;
                 }
                 if unknown.is_empty() {
                     config = Err(other.join("; "));
@@ -262,6 +275,48 @@ fn unknown_field(err: &figment::Error) -> Option<Vec<String>> {
         path.push(field);
     }
     Some(path)
+}
+
+/// The path and text of a number or boolean given where a string is expected.
+fn scalar_for_string(err: &figment::Error) -> Option<(Vec<String>, String)> {
+    use figment::error::{Actual, Kind};
+    let Kind::InvalidType(actual, expected) = &err.kind else {
+        return None;
+    };
+    if !expected.contains("string") {
+        return None;
+    }
+    let text = match actual {
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(n) => n.to_string(),
+        Actual::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    Some((err.path.clone(), text))
+}
+
+/// Replaces the value at `path` (which must exist); false if it is not there.
+fn set_path(tree: &mut Value, path: &[String], v: Value) -> bool {
+    let mut cur = tree;
+    for p in path {
+        cur = match cur {
+            Value::Object(m) => match m.get_mut(p) {
+                Some(v) => v,
+                None => return false,
+            },
+            Value::Array(a) => match p.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    if *cur == v {
+        return false;
+    }
+    *cur = v;
+    true
 }
 
 /// Removes the key at `path` (indices for list elements); false if it is not there.

@@ -527,3 +527,20 @@ fn yaml_errors_name_the_key_path() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Numbers where strings are expected (an API key `12345` from the environment, as Centrifugo's
+/// weak decoding takes it) are read as the strings they were written as.
+#[test]
+fn numbers_given_for_strings_are_read_as_strings() {
+    let c = effective(
+        None,
+        &vars(&[
+            ("PUSHWIRE_HTTP_API__KEY", "12345"),
+            ("CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "67890"),
+            ("PUSHWIRE_ADMIN__PASSWORD", "true"),
+        ]),
+    );
+    assert_eq!(c["http_api"]["key"], json!("12345"));
+    assert_eq!(c["client"]["token"]["hmac_secret_key"], json!("67890"));
+    assert_eq!(c["admin"]["password"], json!("true"));
+}
