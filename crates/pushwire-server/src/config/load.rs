@@ -167,12 +167,20 @@ pub fn analyze(
             Err(e) => {
                 let mut unknown = Vec::new();
                 let mut stringify = Vec::new();
+                let mut listify = Vec::new();
+                // Every error but unknown keys, for when no repair applies.
+                let mut described = Vec::new();
                 let mut other = Vec::new();
                 for err in *e {
                     if let Some(path) = unknown_field(&err) {
                         unknown.push(path);
-                    } else if let Some((path, text)) = scalar_for_string(&err) {
+                        continue;
+                    }
+                    described.push(describe_ref(&err));
+                    if let Some((path, text)) = scalar_for_string(&err) {
                         stringify.push((path, text));
+                    } else if string_for_list(&err) {
+                        listify.push(err.path.clone());
                     } else {
                         other.push(describe(err));
                     }
@@ -181,13 +189,30 @@ pub fn analyze(
                 // the environment): read it as the string it was written as.
                 let mut fixed = false;
                 for (path, text) in stringify {
-                    fixed |= set_path(&mut tree, &path, Value::String(text));
+                    let value = if text.is_empty() {
+                        // A one-element list where pushwire wants one value
+                        // (`consumers[].redis_stream.address: ["host:6379"]`).
+                        match get_path(&tree, &path) {
+                            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+                                a[0].clone()
+                            }
+                            _ => continue,
+                        }
+                    } else {
+                        Value::String(text)
+                    };
+                    fixed |= set_path(&mut tree, &path, value);
+                }
+                for path in &listify {
+                    if let Some(Value::String(s)) = get_path(&tree, path).cloned() {
+                        fixed |= set_path(&mut tree, path, Value::Array(vec![Value::String(s)]));
+                    }
                 }
                 if fixed && unknown.is_empty() {
                     continue;
                 }
                 if unknown.is_empty() {
-                    config = Err(other.join("; "));
+                    config = Err(if other.is_empty() { described } else { other }.join("; "));
                     break;
                 }
                 for path in unknown {
@@ -277,7 +302,8 @@ fn unknown_field(err: &figment::Error) -> Option<Vec<String>> {
     Some(path)
 }
 
-/// The path and text of a number or boolean given where a string is expected.
+/// The path and text of a number or boolean given where a string is expected (an empty text
+/// for a list, which is unwrapped when it holds one string).
 fn scalar_for_string(err: &figment::Error) -> Option<(Vec<String>, String)> {
     use figment::error::{Actual, Kind};
     let Kind::InvalidType(actual, expected) = &err.kind else {
@@ -287,6 +313,7 @@ fn scalar_for_string(err: &figment::Error) -> Option<(Vec<String>, String)> {
         return None;
     }
     let text = match actual {
+        Actual::Seq => return Some((err.path.clone(), String::new())),
         Actual::Unsigned(n) => n.to_string(),
         Actual::Signed(n) => n.to_string(),
         Actual::Float(n) => n.to_string(),
@@ -294,6 +321,26 @@ fn scalar_for_string(err: &figment::Error) -> Option<(Vec<String>, String)> {
         _ => return None,
     };
     Some((err.path.clone(), text))
+}
+
+/// Whether `err` is a single string given where a list is expected (Centrifugo reads
+/// `"allowed_origins": "*"` as a one-element list).
+fn string_for_list(err: &figment::Error) -> bool {
+    use figment::error::{Actual, Kind};
+    matches!(&err.kind, Kind::InvalidType(Actual::Str(_), exp) if exp.contains("sequence"))
+}
+
+/// The value at `path`, if any.
+fn get_path<'a>(tree: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = tree;
+    for p in path {
+        cur = match cur {
+            Value::Object(m) => m.get(p)?,
+            Value::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
 }
 
 /// Replaces the value at `path` (which must exist); false if it is not there.
@@ -383,6 +430,10 @@ fn mark_unknown(report: &mut Report, path: &[String]) {
 }
 
 fn describe(e: figment::Error) -> String {
+    describe_ref(&e)
+}
+
+fn describe_ref(e: &figment::Error) -> String {
     let key = e.path.join(".");
     if key.is_empty() {
         format!("{}", e.kind)

@@ -544,3 +544,29 @@ fn numbers_given_for_strings_are_read_as_strings() {
     assert_eq!(c["client"]["token"]["hmac_secret_key"], json!("67890"));
     assert_eq!(c["admin"]["password"], json!("true"));
 }
+
+/// One string where a list is expected, and a one-element list where one value is expected,
+/// are read as Centrifugo's weak decoding reads them; a real type error still names the key.
+#[test]
+fn single_values_and_one_element_lists() {
+    let c = effective(
+        None,
+        &vars(&[
+            ("PUSHWIRE_CLIENT__ALLOWED_ORIGINS", "https://one.example"),
+            ("PUSHWIRE_HTTP_API__KEY", "[\"k\"]"),
+        ]),
+    );
+    assert_eq!(
+        c["client"]["allowed_origins"],
+        json!(["https://one.example"])
+    );
+    assert_eq!(c["http_api"]["key"], json!("k"));
+    let a = analyze(
+        None,
+        &Overrides::default(),
+        &vars(&[("PUSHWIRE_HTTP_API__KEY", "[\"a\", \"b\"]")]),
+    )
+    .unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(e.contains("http_api.key"), "{e}");
+}

@@ -49,11 +49,6 @@ pub fn coerce(go_type: &str, v: &mut Value) -> Result<(), String> {
             }
             _ => {}
         },
-        "[]string" => {
-            if let Value::String(s) = v {
-                *v = Value::Array(vec![Value::String(s.clone())]);
-            }
-        }
         _ => {}
     }
     Ok(())

@@ -164,12 +164,7 @@ fn apply(
     ctx: &mut Ctx,
 ) {
     let v = map.get_mut(key).expect("present");
-    let coerced = match e.class {
-        // Translating functions read the value as written (a string or a list).
-        Class::Fn(_) if e.go_type == "[]string" => Ok(()),
-        _ => coerce(e.go_type, v),
-    };
-    if let Err(why) = coerced {
+    if let Err(why) = coerce(e.go_type, v) {
         return report.push(concrete, Status::Invalid(why), true);
     }
     if matches!(e.go_type, "MapStringString" | "StringKeyValues") {
