@@ -147,17 +147,23 @@ pub fn analyze(
     if !tree.is_object() {
         anyhow::bail!("the configuration must be a table of keys");
     }
-    let pushwire_env = pushwire_env_tree(vars);
     let mut report = centrifugo::prepare(&mut tree, vars).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut pushwire_env = pushwire_env;
+    // `PUSHWIRE_*` variables may name Centrifugo keys too; they get the same translation.
+    let mut pushwire_env = pushwire_env_tree(vars);
     let mut env_report = Report::default();
     centrifugo::walk::translate(&mut pushwire_env, &mut env_report, Default::default());
+    for mut line in env_report.lines {
+        if !matches!(line.status, Status::Supported | Status::Pushwire) {
+            line.key = format!("{} (from PUSHWIRE_*)", line.key);
+            report.lines.push(line);
+        }
+    }
     merge(&mut tree, pushwire_env);
     let unknown_keys = match tree.pointer("/config/unknown_keys").and_then(Value::as_str) {
         Some("warn") => UnknownKeys::Warn,
         _ => UnknownKeys::Error,
     };
-    let mut config = Err(String::new());
+    let mut config = Err("too many configuration errors to list".to_string());
     for _ in 0..1000 {
         match extract(&tree, overrides) {
             Ok(c) => {

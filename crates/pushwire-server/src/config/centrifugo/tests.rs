@@ -570,3 +570,18 @@ fn single_values_and_one_element_lists() {
     let e = format!("{:#}", finish(a).unwrap_err());
     assert!(e.contains("http_api.key"), "{e}");
 }
+
+/// `PUSHWIRE_*` variables naming Centrifugo keys get the same treatment as the file.
+#[test]
+fn pushwire_env_naming_centrifugo_keys_is_translated_too() {
+    let a = analyze(
+        None,
+        &Overrides::default(),
+        &vars(&[("PUSHWIRE_UNI_GRPC__ENABLED", "true")]),
+    )
+    .unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(e.contains("uni_grpc.enabled (from PUSHWIRE_*)"), "{e}");
+    let c = effective(None, &vars(&[("PUSHWIRE_ENGINE__REDIS__IO_TIMEOUT", "3s")]));
+    assert_eq!(c["engine"]["redis"]["command_timeout"], json!("3s"));
+}
