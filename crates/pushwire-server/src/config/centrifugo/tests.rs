@@ -585,3 +585,39 @@ fn pushwire_env_naming_centrifugo_keys_is_translated_too() {
     let c = effective(None, &vars(&[("PUSHWIRE_ENGINE__REDIS__IO_TIMEOUT", "3s")]));
     assert_eq!(c["engine"]["redis"]["command_timeout"], json!("3s"));
 }
+
+/// TLS certificates given as file paths move to pushwire's `*_pem_file` keys; inline PEM is
+/// refused naming the key.
+#[test]
+fn tls_pem_paths_are_mapped_and_inline_pem_refused() {
+    let dir = std::env::temp_dir().join(format!("pushwire-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("config.json");
+    std::fs::write(
+        &f,
+        r#"{"http_server": {"tls": {"enabled": true, "cert_pem": "/etc/tls/cert.pem", "key_pem": "/etc/tls/key.pem"}}}"#,
+    )
+    .unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let c = a.config.unwrap();
+    assert_eq!(
+        c.http_server.tls.cert_pem_file,
+        std::path::PathBuf::from("/etc/tls/cert.pem")
+    );
+    assert_eq!(
+        c.http_server.tls.key_pem_file,
+        std::path::PathBuf::from("/etc/tls/key.pem")
+    );
+    std::fs::write(
+        &f,
+        r#"{"http_server": {"tls": {"enabled": true, "cert_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"}}}"#,
+    )
+    .unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(
+        e.contains("http_server.tls.cert_pem: inline PEM is not supported"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
