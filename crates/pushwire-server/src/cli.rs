@@ -20,12 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a node.
     Serve(ServeArgs),
-    /// Validate a configuration file and exit (0 when valid).
-    Checkconfig {
-        /// Configuration file (TOML or JSON).
-        #[arg(short, long)]
-        config: PathBuf,
-    },
+    /// Validate a configuration file (and the environment) and exit (0 when valid).
+    Checkconfig(CheckconfigArgs),
     /// Write a commented starter configuration.
     Genconfig {
         /// Where to write it; `-` for standard output.
@@ -45,6 +41,22 @@ pub enum Command {
     Pub(crate::cmd_pub::PubArgs),
     /// Print the version.
     Version,
+}
+
+/// `checkconfig` options.
+#[derive(Debug, clap::Args)]
+pub struct CheckconfigArgs {
+    /// Configuration file (TOML, JSON or YAML); without it, defaults and the environment.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// A Centrifugo v6 configuration file: print the migration report (one line per key:
+    /// supported, mapped, ignored, UNSUPPORTED, UNKNOWN) and exit non-zero only if pushwire
+    /// would refuse to start with it.
+    #[arg(long, conflicts_with = "config")]
+    pub centrifugo: Option<PathBuf>,
+    /// Print the effective configuration as JSON (secrets included) after the checks.
+    #[arg(long)]
+    pub print_effective: bool,
 }
 
 /// `serve` options; flags override the file and the environment.
@@ -79,11 +91,32 @@ impl ServeArgs {
     }
 }
 
-/// Runs `checkconfig`.
-pub fn checkconfig(path: &std::path::Path) -> anyhow::Result<()> {
-    config::load(Some(path), &Overrides::default())?;
-    println!("{}: valid", path.display());
-    Ok(())
+/// Runs `checkconfig`; returns the exit code (0 valid, 1 would not start).
+pub fn checkconfig(args: &CheckconfigArgs) -> anyhow::Result<i32> {
+    let path = args.centrifugo.as_deref().or(args.config.as_deref());
+    let shown = path.map_or("configuration".to_string(), |p| p.display().to_string());
+    if args.centrifugo.is_some() {
+        let vars = std::env::vars().collect();
+        let a = config::analyze(path, &Overrides::default(), &vars)?;
+        print!("{}", a.report);
+    }
+    match config::load_with_warnings(path, &Overrides::default()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            if args.print_effective {
+                println!("{}", serde_json::to_string_pretty(&loaded.config)?);
+            } else {
+                println!("{shown}: valid");
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("{shown}: pushwire would not start: {e:#}");
+            Ok(1)
+        }
+    }
 }
 
 /// Runs `genconfig`.

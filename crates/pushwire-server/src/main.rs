@@ -21,11 +21,18 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = config::load(args.config.as_deref(), &args.overrides())?;
+            let loaded = config::load_with_warnings(args.config.as_deref(), &args.overrides())?;
+            let config = loaded.config;
             init_logging(&config.log);
+            for w in &loaded.warnings {
+                tracing::warn!("configuration: {w}");
+            }
             runtime()?.block_on(serve(config))
         }
-        Command::Checkconfig { config } => cli::checkconfig(&config),
+        Command::Checkconfig(args) => match cli::checkconfig(&args)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
         Command::Genconfig { config, force } => cli::genconfig(&config, force),
         Command::Bench(args) => match runtime()?.block_on(pushwire_bench::execute(args))? {
             0 => Ok(()),

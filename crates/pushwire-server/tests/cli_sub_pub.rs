@@ -209,3 +209,141 @@ async fn bad_input_exits_non_zero_with_a_message() {
     assert_eq!(body["result"]["publications"].as_array().unwrap().len(), 2);
     server.stop().await;
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/centrifugo")
+        .join(name)
+}
+
+/// Runs the binary with `args` and only `env` (plus PATH) as environment; exit code, stdout,
+/// stderr.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn checkconfig_centrifugo_prints_the_report_and_fails_only_for_refusals() {
+    let ok = fixture("trailfed.json");
+    let (code, out, err) = run(&["checkconfig", "--centrifugo", ok.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("client.token.hmac_secret_key"), "{out}");
+    assert!(out.contains("supported"), "{out}");
+    assert!(out.contains("valid"), "{out}");
+
+    let mapped = fixture("sdk-centrifugo-v6.json");
+    let (code, out, err) = run(
+        &["checkconfig", "--centrifugo", mapped.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("prometheus.enabled"), "{out}");
+    assert!(out.contains("mapped"), "{out}");
+
+    let refused = fixture("centrifugo-testdata.yaml");
+    let (code, out, err) = run(
+        &["checkconfig", "--centrifugo", refused.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("consumers[0].kafka.tls.enabled"), "{out}");
+    assert!(out.contains("UNSUPPORTED"), "{out}");
+    assert!(err.contains("would not start"), "{err}");
+
+    let v5 = fixture("v5-social-forge.json");
+    let (code, _, err) = run(&["checkconfig", "--centrifugo", v5.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Centrifugo v5") && err.contains("migration_v6"),
+        "{err}"
+    );
+}
+
+#[test]
+fn centrifugo_env_and_file_print_the_same_effective_config() {
+    let file = fixture("trailfed.json");
+    let (code, from_file, err) = run(
+        &[
+            "checkconfig",
+            "--centrifugo",
+            file.to_str().unwrap(),
+            "--print-effective",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let namespaces = r#"[{"name":"timeline","presence":false,"history_size":50,"history_ttl":"1h"},{"name":"moderation","presence":true,"history_size":200,"history_ttl":"24h"}]"#;
+    let (code, from_env, err) = run(
+        &["checkconfig", "--print-effective"],
+        &[
+            (
+                "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",
+                "CHANGE_ME_centrifugo_dev_secret",
+            ),
+            (
+                "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS",
+                "http://localhost:8090 http://localhost:5173",
+            ),
+            ("CENTRIFUGO_HTTP_API_KEY", "CHANGE_ME_centrifugo_api_key"),
+            ("CENTRIFUGO_CHANNEL_NAMESPACES", namespaces),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let json_of = |text: &str| -> Value {
+        let start = text.find("{\n").expect("effective config printed");
+        serde_json::from_str(&text[start..]).unwrap()
+    };
+    let (a, b) = (json_of(&from_file), json_of(&from_env));
+    assert_eq!(a["channel"]["namespaces"][1]["history_size"], json!(200));
+    assert_eq!(a, b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_typo_stops_start_up_naming_the_key_and_starts_with_one_warning_under_warn() {
+    let dir = std::env::temp_dir().join(format!("pushwire-typo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    std::fs::write(
+        &file,
+        r#"{"client": {"token": {"hmac_secret_key": "s"}, "allowed_origin": ["https://a.example"]},
+            "http_api": {"key": "k"}}"#,
+    )
+    .unwrap();
+    let (code, _, err) = run(&["serve", "-c", file.to_str().unwrap(), "--port", "0"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("client.allowed_origin: unknown key"), "{err}");
+    assert!(
+        err.contains("did you mean client.allowed_origins?"),
+        "{err}"
+    );
+
+    let node = pushwire_test_support::node_process::NodeProcess::start_file(
+        BIN,
+        &file,
+        &[("PUSHWIRE_CONFIG__UNKNOWN_KEYS", "warn")],
+    )
+    .await;
+    let log = node.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("allowed_origin"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("client.allowed_origin: unknown key ignored"),
+        "{log}"
+    );
+    drop(node);
+    std::fs::remove_dir_all(&dir).ok();
+}

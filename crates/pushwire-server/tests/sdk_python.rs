@@ -1,6 +1,9 @@
 //! The real centrifuge-python and cent SDKs against pushwire: the scenarios in `sdk-tests/python/`
 //! (install them with `scripts/setup-sdks.sh`).
 
+use std::path::Path;
+
+use pushwire_test_support::node_process::{run_python_at, NodeProcess};
 use pushwire_test_support::sdk::{assert_history, eventually, run_python};
 use pushwire_test_support::TestServer;
 use serde_json::json;
@@ -71,4 +74,39 @@ async fn python_slow_subscription_is_shed_and_recovered_while_the_connection_sta
     assert!(pushwire_core::metrics::Metrics::get(&m.subscriptions_shed) >= 1);
     assert_eq!(pushwire_core::metrics::Metrics::get(&m.slow_disconnects), 0);
     server.stop().await;
+}
+
+/// A server started from an unchanged Centrifugo v6 `config.json` (token, origins, API key,
+/// admin, `prometheus.enabled`, `health.enabled`, a chat namespace) serves the SDK scenario.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_against_an_unchanged_centrifugo_config_file() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/centrifugo/sdk-centrifugo-v6.json");
+    let before = std::fs::read(&file).unwrap();
+    let node = NodeProcess::start_file(env!("CARGO_BIN_EXE_pushwire"), &file, &[]).await;
+    let run = run_python_at(
+        &["python/centrifugo_config.py"],
+        &node.ws_url(),
+        &node.http_url(),
+    )
+    .await;
+    let result = run.result();
+    assert_eq!(result["presence"], json!(["alice", "bob"]));
+    assert_eq!(result["history"], json!(2));
+    // prometheus.enabled and health.enabled carried over; admin is on (login page served).
+    let http = reqwest::Client::new();
+    for path in ["/metrics", "/health", "/admin"] {
+        let status = http
+            .get(format!("{}{path}", node.http_url()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "{path}: {status}\n{}", node.log());
+    }
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the file is left as it is"
+    );
 }

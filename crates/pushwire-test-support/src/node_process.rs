@@ -34,6 +34,10 @@ pub struct NodeProcess {
     log_path: PathBuf,
     child: Option<Child>,
     http: reqwest::Client,
+    /// Environment given to the child (besides the inherited one).
+    env: Vec<(String, String)>,
+    /// Whether `config_path` is a temporary file of ours (removed on drop).
+    owns_config: bool,
 }
 
 impl NodeProcess {
@@ -59,6 +63,39 @@ impl NodeProcess {
             log_path: dir.join(format!("{stem}.log")),
             child: None,
             http: reqwest::Client::new(),
+            env: Vec::new(),
+            owns_config: true,
+        };
+        node.spawn().await;
+        node
+    }
+
+    /// Starts `binary serve --config <file>` on an existing configuration file, left as it
+    /// is: the port comes from `CENTRIFUGO_HTTP_SERVER_PORT` (a free one), the address from
+    /// `CENTRIFUGO_HTTP_SERVER_ADDRESS=127.0.0.1`, and `env` is added to the child's
+    /// environment.
+    pub async fn start_file(
+        binary: impl AsRef<Path>,
+        file: &Path,
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let stem = format!("pushwire-node-{}-{port}", std::process::id());
+        let mut all: Vec<(String, String)> = vec![
+            ("CENTRIFUGO_HTTP_SERVER_PORT".into(), port.to_string()),
+            ("CENTRIFUGO_HTTP_SERVER_ADDRESS".into(), "127.0.0.1".into()),
+        ];
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut node = NodeProcess {
+            addr,
+            binary: binary.as_ref().to_path_buf(),
+            config_path: file.to_path_buf(),
+            log_path: std::env::temp_dir().join(format!("{stem}.log")),
+            child: None,
+            http: reqwest::Client::new(),
+            env: all,
+            owns_config: false,
         };
         node.spawn().await;
         node
@@ -75,6 +112,7 @@ impl NodeProcess {
             .arg("--config")
             .arg(&self.config_path)
             .env("NO_PROXY", "127.0.0.1,localhost")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log)
@@ -164,7 +202,9 @@ impl Drop for NodeProcess {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }
-        let _ = std::fs::remove_file(&self.config_path);
+        if self.owns_config {
+            let _ = std::fs::remove_file(&self.config_path);
+        }
     }
 }
 

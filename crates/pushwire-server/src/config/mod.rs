@@ -1,11 +1,15 @@
 //! The server's configuration: loaded once at start, layered, validated, then read-only.
 //!
-//! Layers, later wins: built-in defaults → TOML or JSON file (`--config`) → environment
-//! (`PUSHWIRE_` prefix, `__` between key segments: `PUSHWIRE_HTTP_SERVER__PORT=9000` sets
+//! Layers, later wins: built-in defaults → TOML, JSON or YAML file (`--config`) →
+//! `CENTRIFUGO_*` environment (Centrifugo v6's names, [`centrifugo::env`]) → `PUSHWIRE_*`
+//! environment (`__` between key segments: `PUSHWIRE_HTTP_SERVER__PORT=9000` sets
 //! `http_server.port`, `PUSHWIRE_CLIENT__ALLOWED_ORIGINS='["https://a.example"]'` sets a list)
-//! → command-line flags. Unknown keys and bad values stop start-up with the key named.
+//! → command-line flags. Centrifugo v6 keys are translated ([`centrifugo`]). Unknown keys and
+//! bad values stop start-up with the key named (`config.unknown_keys = "warn"` lets unknown
+//! keys through with one warning each).
 
 pub mod admin;
+pub mod centrifugo;
 mod engine;
 mod lifecycle;
 mod listen;
@@ -15,7 +19,7 @@ mod template;
 pub use engine::{EngineConfig, EngineKind};
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
-pub use load::{load, Overrides};
+pub use load::{analyze, finish, load, load_with_warnings, Analysis, Loaded, Overrides};
 pub use template::STARTER_CONFIG;
 
 use std::time::Duration;
@@ -59,6 +63,28 @@ pub struct ServerConfig {
     pub rpc: RpcConfig,
     /// `proxies`: named proxy definitions (docs/proxies.md).
     pub proxies: Vec<ProxyConfig>,
+    /// `config.*`: how the configuration itself is read.
+    pub config: ConfigSection,
+}
+
+/// `config.*`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConfigSection {
+    /// `error` (default): a key that is neither a Centrifugo v6 key nor a pushwire key stops
+    /// start-up naming it; `warn`: it is ignored with one warning (Centrifugo's behaviour).
+    pub unknown_keys: UnknownKeys,
+}
+
+/// What an unknown configuration key does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownKeys {
+    /// Start-up error naming the key.
+    #[default]
+    Error,
+    /// One warning per key; the key is ignored.
+    Warn,
 }
 
 /// `long_poll.*`.
