@@ -1,0 +1,694 @@
+"""Soak load for scripts/soak.sh: raw Centrifugo protocol v2 (JSON over WebSocket) and the HTTP API.
+
+Load (all bounded):
+- STABLE subscribers (1,000), each on its own channel `soak:c<i>` and on the shared `soak:all`;
+- churn clients: CHURN_RATE connects/s (100), each subscribes to a random `soak:c<j>`, stays
+  0.5-1.5 s and leaves (a fifth of them drop the TCP connection without a close handshake), so
+  about as many disconnects/s;
+- subscribe/unsubscribe churn on stable connections: SUB_CHURN_RATE/s (20) subscribe an extra
+  random channel and unsubscribe it about 1 s later;
+- PUB_RATE publications/s (500) round-robin over the 1,000 channels through `POST /api/publish`,
+  each carrying a per-channel sequence number, plus 1/s into `soak:all`;
+- HISTORY_RATE history reads/s (20) through `POST /api/history`.
+
+Before the run every channel's history (size 100) is filled through `/api/broadcast`, so the
+history buffers are at their steady size from the start and RSS growth means something.
+Churn stops CHURN_STOP seconds (10) before the end. Every 10 s the server's VmRSS, open files
+and a few gauges from /metrics are written to the CSV (pushwire exports no queued-bytes gauge,
+so there is no such column).
+
+Pass: after the warm-up (20 % of the run, at least 30 s) the median RSS of the last 3 samples is
+< 5 % above the first post-warm-up sample; open files at the end are within +20 of the count
+before churn started; every stable subscriber received every acknowledged publication of its
+channel and of `soak:all` exactly once and in order; no stable connection was closed; churn,
+publish and history errors stay under 1 %. Prints `SOAK PASS …` and exits 0, or `SOAK FAIL …`
+with one `FAIL: <reason>` line per failed criterion and exits 1.
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import sys
+import time
+from typing import Dict, List, Optional, Set
+
+import aiohttp
+from websockets.asyncio.client import connect as ws_connect
+
+PAD = "x" * 64
+API_POOL = 64  # HTTP API connections at most (kept alive)
+T0 = time.monotonic()
+
+
+def log(*args) -> None:
+    print(f"[{time.monotonic() - T0:8.1f} s]", *args, flush=True)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.deliveries = 0  # checked deliveries to stable subscribers (own channel + soak:all)
+        self.extra_deliveries = 0  # publications of sub-churn channels on stable connections
+        self.churn_ok = 0
+        self.churn_err = 0
+        self.churn_first_err: Optional[str] = None
+        self.churn_aborted = 0
+        self.sub_churn_ok = 0
+        self.sub_churn_err = 0
+        self.sub_churn_first_err: Optional[str] = None
+        self.pub_ok = 0
+        self.pub_err = 0
+        self.pub_first_err: Optional[str] = None
+        self.hist_ok = 0
+        self.hist_err = 0
+        self.hist_first_err: Optional[str] = None
+        self.pings = 0
+        self.stable_failures: List[str] = []
+
+
+S = Stats()
+
+
+def first(old: Optional[str], new: str) -> str:
+    return old if old is not None else new
+
+
+class Stable:
+    """One stable subscriber: `soak:c<i>` + `soak:all`; records the sequence numbers it gets."""
+
+    def __init__(self, i: int, ws_url: str) -> None:
+        self.i = i
+        self.channel = f"soak:c{i}"
+        self.ws_url = ws_url
+        self.ws = None
+        self.got: List[int] = []
+        self.got_all: List[int] = []
+        self.next_id = 10
+        self.pending: Dict[int, str] = {}
+        self.extra: Set[str] = set()
+        self.closing = False
+        self.reader: Optional[asyncio.Task] = None
+
+    async def start(self) -> None:
+        self.ws = await ws_connect(self.ws_url, ping_interval=None, max_queue=None, open_timeout=20)
+        await self.ws.send(
+            '{"id":1,"connect":{}}\n'
+            f'{{"id":2,"subscribe":{{"channel":"{self.channel}"}}}}\n'
+            '{"id":3,"subscribe":{"channel":"soak:all"}}'
+        )
+        replies = {}
+        while len(replies) < 3:
+            frame = await asyncio.wait_for(self.ws.recv(), 20)
+            for line in frame.split("\n"):
+                if not line:
+                    continue
+                msg = json.loads(line)
+                if "id" in msg:
+                    replies[msg["id"]] = msg
+                elif not msg:
+                    await self.ws.send("{}")
+        for rid, msg in replies.items():
+            if "error" in msg:
+                raise RuntimeError(f"stable {self.i}: reply {rid} error {msg['error']}")
+        self.reader = asyncio.create_task(self.read())
+
+    async def read(self) -> None:
+        ws = self.ws
+        why = "connection ended"
+        try:
+            async for frame in ws:
+                for line in frame.split("\n"):
+                    if not line:
+                        continue
+                    msg = json.loads(line)
+                    if not msg:
+                        S.pings += 1
+                        await ws.send("{}")
+                        continue
+                    push = msg.get("push")
+                    if push is not None:
+                        self.on_push(push)
+                        continue
+                    rid = msg.get("id")
+                    kind = self.pending.pop(rid, None)
+                    if "error" in msg:
+                        S.sub_churn_err += 1
+                        S.sub_churn_first_err = first(
+                            S.sub_churn_first_err, f"{kind}: {msg['error']}"
+                        )
+                    elif kind is not None:
+                        S.sub_churn_ok += 1
+        except Exception as e:  # noqa: BLE001 - any failure of a stable client is reported
+            why = f"{type(e).__name__}: {e}"
+        if not self.closing:
+            code = ws.close_code
+            reason = ws.close_reason
+            S.stable_failures.append(
+                f"stable {self.channel} lost its connection ({why}; close code {code} {reason!r})"
+            )
+
+    def on_push(self, push: dict) -> None:
+        channel = push.get("channel")
+        pub = push.get("pub")
+        if pub is None:
+            if channel in (self.channel, "soak:all") or "disconnect" in push:
+                S.stable_failures.append(f"stable {self.channel}: unexpected push {push}")
+            return
+        if channel == self.channel:
+            self.got.append(pub["data"]["s"])
+            S.deliveries += 1
+        elif channel == "soak:all":
+            self.got_all.append(pub["data"]["s"])
+            S.deliveries += 1
+        else:
+            S.extra_deliveries += 1
+
+    async def sub_churn(self, nchannels: int) -> None:
+        """Subscribes an extra channel, unsubscribes it about a second later."""
+        j = random.randrange(nchannels)
+        channel = f"soak:c{j}"
+        if j == self.i or channel in self.extra:
+            return
+        self.extra.add(channel)
+        try:
+            self.next_id += 1
+            self.pending[self.next_id] = "subscribe"
+            await self.ws.send(f'{{"id":{self.next_id},"subscribe":{{"channel":"{channel}"}}}}')
+            await asyncio.sleep(random.uniform(0.5, 1.5))
+            self.next_id += 1
+            self.pending[self.next_id] = "unsubscribe"
+            await self.ws.send(f'{{"id":{self.next_id},"unsubscribe":{{"channel":"{channel}"}}}}')
+            await asyncio.sleep(0.5)
+        except Exception as e:  # noqa: BLE001 - the reader reports the connection loss
+            S.sub_churn_err += 1
+            S.sub_churn_first_err = first(S.sub_churn_first_err, f"send: {e}")
+        finally:
+            self.extra.discard(channel)
+
+    async def close(self) -> None:
+        self.closing = True
+        await self.ws.close()
+        if self.reader is not None:
+            await asyncio.wait([self.reader], timeout=5)
+
+
+async def churn_client(ws_url: str, nchannels: int) -> None:
+    """One churn client: connect, subscribe a random channel, stay about a second, leave."""
+    try:
+        async with asyncio.timeout(15):
+            ws = await ws_connect(ws_url, ping_interval=None, open_timeout=10)
+            try:
+                channel = f"soak:c{random.randrange(nchannels)}"
+                await ws.send(
+                    '{"id":1,"connect":{}}\n'
+                    f'{{"id":2,"subscribe":{{"channel":"{channel}"}}}}'
+                )
+                replies = 0
+                while replies < 2:
+                    for line in (await ws.recv()).split("\n"):
+                        if not line:
+                            continue
+                        msg = json.loads(line)
+                        if "error" in msg:
+                            raise RuntimeError(f"reply error {msg['error']}")
+                        if "id" in msg:
+                            replies += 1
+                stay = random.uniform(0.5, 1.5)
+                try:
+                    async with asyncio.timeout(stay):
+                        async for _ in ws:
+                            pass
+                    raise RuntimeError(f"server closed a churn client ({ws.close_code})")
+                except TimeoutError:
+                    pass
+                if random.random() < 0.2:
+                    ws.transport.abort()
+                    S.churn_aborted += 1
+                else:
+                    await ws.close()
+            except BaseException:
+                ws.transport.abort()
+                raise
+        S.churn_ok += 1
+    except Exception as e:  # noqa: BLE001 - counted and reported
+        S.churn_err += 1
+        S.churn_first_err = first(S.churn_first_err, f"{type(e).__name__}: {e}")
+
+
+class Api:
+    def __init__(self, http_url: str, key: str) -> None:
+        self.url = http_url.rstrip("/")
+        self.headers = {"X-API-Key": key, "Content-Type": "application/json"}
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=API_POOL),
+            timeout=aiohttp.ClientTimeout(total=10),
+        )
+
+    async def call(self, method: str, body: dict) -> dict:
+        async with self.session.post(
+            f"{self.url}/api/{method}", data=json.dumps(body), headers=self.headers
+        ) as r:
+            text = await r.text()
+            if r.status != 200:
+                raise RuntimeError(f"HTTP {r.status}: {text[:200]}")
+            reply = json.loads(text)
+            if "error" in reply:
+                raise RuntimeError(f"error {reply['error']}")
+            return reply.get("result", {})
+
+    async def metrics(self) -> Dict[str, float]:
+        out: Dict[str, float] = {}
+        async with self.session.get(f"{self.url}/metrics") as r:
+            for line in (await r.text()).splitlines():
+                if line.startswith("#") or " " not in line:
+                    continue
+                name, value = line.rsplit(" ", 1)
+                try:
+                    out[name] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+
+class Publisher:
+    """Per-channel sequence numbers; a channel's publishes go one at a time, in order."""
+
+    def __init__(self, api: Api, nchannels: int) -> None:
+        self.api = api
+        self.locks = [asyncio.Lock() for _ in range(nchannels)]
+        self.seq = [0] * nchannels
+        self.acked: List[List[int]] = [[] for _ in range(nchannels)]
+        self.uncertain: List[Set[int]] = [set() for _ in range(nchannels)]
+        self.all_seq = 0
+        self.all_acked: List[int] = []
+        self.all_uncertain: Set[int] = set()
+        self.inflight = asyncio.Semaphore(128)
+
+    async def publish(self, c: int) -> None:
+        async with self.inflight, self.locks[c]:
+            self.seq[c] += 1
+            s = self.seq[c]
+            try:
+                await self.api.call(
+                    "publish", {"channel": f"soak:c{c}", "data": {"s": s, "pad": PAD}}
+                )
+                self.acked[c].append(s)
+                S.pub_ok += 1
+            except Exception as e:  # noqa: BLE001 - counted; the publication may still exist
+                self.uncertain[c].add(s)
+                S.pub_err += 1
+                S.pub_first_err = first(S.pub_first_err, f"soak:c{c}: {type(e).__name__}: {e}")
+
+    async def publish_all(self) -> None:
+        self.all_seq += 1
+        s = self.all_seq
+        try:
+            await self.api.call("publish", {"channel": "soak:all", "data": {"s": s, "pad": PAD}})
+            self.all_acked.append(s)
+            S.pub_ok += 1
+        except Exception as e:  # noqa: BLE001
+            self.all_uncertain.add(s)
+            S.pub_err += 1
+            S.pub_first_err = first(S.pub_first_err, f"soak:all: {type(e).__name__}: {e}")
+
+
+# Shared counters between the processes (index into a multiprocessing Array).
+C_PUB_OK, C_PUB_ERR, C_HIST_OK, C_HIST_ERR, C_CHURN_OK, C_CHURN_ERR = range(6)
+
+
+def publisher_process(a, n: int, end: float, counters, conn) -> None:
+    """Child process: publications (per-channel and soak:all) and history reads until `end`."""
+
+    async def run() -> dict:
+        api = Api(a.http_url, a.api_key)
+        pub = Publisher(api, n)
+        pub_tasks: Set[asyncio.Task] = set()
+        hist_tasks: Set[asyncio.Task] = set()
+        rr = iter(range(10**12))
+
+        async def history_read() -> None:
+            c = random.randrange(n)
+            try:
+                r = await api.call("history", {"channel": f"soak:c{c}", "limit": 10})
+                if len(r.get("publications", [])) != 10:
+                    raise RuntimeError(f"{len(r.get('publications', []))} publications, want 10")
+                S.hist_ok += 1
+            except Exception as e:  # noqa: BLE001
+                S.hist_err += 1
+                S.hist_first_err = first(S.hist_first_err, f"soak:c{c}: {type(e).__name__}: {e}")
+
+        async def all_loop() -> None:
+            while time.monotonic() < end:
+                await pub.publish_all()
+                await asyncio.sleep(1)
+
+        async def count() -> None:
+            while time.monotonic() < end + 1:
+                counters[C_PUB_OK], counters[C_PUB_ERR] = S.pub_ok, S.pub_err
+                counters[C_HIST_OK], counters[C_HIST_ERR] = S.hist_ok, S.hist_err
+                await asyncio.sleep(0.5)
+
+        counter = asyncio.create_task(count())
+        await asyncio.gather(
+            paced(a.pub_rate, end, lambda: pub.publish(next(rr) % n), pub_tasks, 1000),
+            paced(a.history_rate, end, history_read, hist_tasks, 200),
+            all_loop(),
+        )
+        rest = list(pub_tasks | hist_tasks)
+        if rest:
+            await asyncio.wait(rest, timeout=20)
+        counter.cancel()
+        await api.session.close()
+        return {
+            "acked": pub.acked,
+            "uncertain": [sorted(u) for u in pub.uncertain],
+            "all_acked": pub.all_acked,
+            "all_uncertain": sorted(pub.all_uncertain),
+            "pub_ok": S.pub_ok, "pub_err": S.pub_err, "pub_first_err": S.pub_first_err,
+            "hist_ok": S.hist_ok, "hist_err": S.hist_err, "hist_first_err": S.hist_first_err,
+        }
+
+    conn.send(asyncio.run(run()))
+    conn.close()
+
+
+def churn_process(a, n: int, end: float, counters, conn) -> None:
+    """Child process: churn clients (connect, subscribe, ~1 s, leave) until `end`."""
+
+    async def run() -> dict:
+        tasks: Set[asyncio.Task] = set()
+
+        async def count() -> None:
+            while True:
+                counters[C_CHURN_OK], counters[C_CHURN_ERR] = S.churn_ok, S.churn_err
+                await asyncio.sleep(0.5)
+
+        counter = asyncio.create_task(count())
+        await paced(a.churn_rate, end, lambda: churn_client(a.ws_url, n), tasks, 1000)
+        if tasks:
+            await asyncio.wait(list(tasks), timeout=20)
+        counter.cancel()
+        return {"churn_ok": S.churn_ok, "churn_err": S.churn_err,
+                "churn_first_err": S.churn_first_err, "churn_aborted": S.churn_aborted}
+
+    conn.send(asyncio.run(run()))
+    conn.close()
+
+
+async def paced(rate: float, until: float, spawn, tasks: Set[asyncio.Task], cap: int) -> int:
+    """Starts `spawn()` `rate` times a second until `until` (monotonic), at most `cap` running."""
+    start = time.monotonic()
+    done = 0
+    while True:
+        now = time.monotonic()
+        if now >= until:
+            return done
+        due = int((now - start) * rate) - done
+        for _ in range(max(0, due)):
+            if len(tasks) >= cap:
+                break
+            t = asyncio.create_task(spawn())
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+            done += 1
+        await asyncio.sleep(0.01)
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def check_sequence(name: str, got: List[int], acked: List[int], uncertain: Set[int]) -> List[str]:
+    """Every acknowledged number exactly once, in order; unacknowledged ones may appear."""
+    problems = []
+    dups = len(got) - len(set(got))
+    if dups:
+        problems.append(f"{name}: {dups} duplicates")
+    if any(b <= a for a, b in zip(got, got[1:])):
+        problems.append(f"{name}: out of order")
+    have = set(got)
+    missing = [s for s in acked if s not in have]
+    if missing:
+        problems.append(f"{name}: {len(missing)} lost, first {missing[:5]}")
+    unknown = have - set(acked) - uncertain
+    if unknown:
+        problems.append(f"{name}: {len(unknown)} never published, e.g. {sorted(unknown)[:5]}")
+    return problems
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--ws-url", required=True)
+    p.add_argument("--http-url", required=True)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--server-pid", type=int, required=True)
+    p.add_argument("--duration", type=float, default=120)
+    p.add_argument("--csv", default="soak.csv")
+    p.add_argument("--stable", type=int, default=1000)
+    p.add_argument("--churn-rate", type=float, default=100)
+    p.add_argument("--sub-churn-rate", type=float, default=20)
+    p.add_argument("--pub-rate", type=float, default=500)
+    p.add_argument("--history-rate", type=float, default=20)
+    p.add_argument("--churn-stop", type=float, default=10, help="seconds without churn at the end")
+    p.add_argument("--sample-every", type=float, default=10)
+    p.add_argument("--rss-growth-max", type=float, default=5.0, help="percent")
+    p.add_argument("--fd-slack", type=int, default=20)
+    a = p.parse_args()
+    n = a.stable
+    pid = a.server_pid
+    warmup = max(0.2 * a.duration, 30.0)
+    if a.duration < warmup + 3 * a.sample_every:
+        print(f"FAIL: --duration {a.duration} leaves fewer than 3 samples after the {warmup:.0f} s warm-up")
+        return 1
+
+    api = Api(a.http_url, a.api_key)
+    failures: List[str] = []
+    try:
+        # Fill every channel's history to its size (100) so its memory is steady from the start.
+        log(f"filling the history of {n} channels")
+        chans = [f"soak:c{i}" for i in range(n)] + ["soak:all"]
+        for k in range(100):
+            await api.call("broadcast", {"channels": chans[:1000], "data": {"fill": k, "pad": PAD}})
+            if len(chans) > 1000:
+                await api.call("broadcast", {"channels": chans[1000:], "data": {"fill": k, "pad": PAD}})
+
+        log(f"connecting {n} stable subscribers")
+        stables = [Stable(i, a.ws_url) for i in range(n)]
+        sem = asyncio.Semaphore(50)
+
+        async def start(s: Stable) -> None:
+            async with sem:
+                await s.start()
+
+        await asyncio.gather(*(start(s) for s in stables))
+        log("stable subscribers connected")
+
+        # Open the API pool up to its size before the baseline, so its sockets count there too.
+        await asyncio.gather(
+            *(api.call("history", {"channel": "soak:c0", "limit": 1}) for _ in range(API_POOL))
+        )
+
+        rows = []
+        csv_file = open(a.csv, "w", newline="")
+        writer = csv.writer(csv_file)
+        writer.writerow(
+            ["t_secs", "phase", "rss_kb", "open_fds", "ws_connections", "subscriptions",
+             "channels", "publications_acked", "deliveries", "churn_connects", "history_reads"]
+        )
+
+        begin = time.monotonic()
+        end = begin + a.duration
+        churn_end = end - a.churn_stop
+        pub_end = end - 2
+
+        ctx = mp.get_context("spawn")
+        counters = ctx.Array("q", 8, lock=False)
+        pub_rx, pub_tx = ctx.Pipe(duplex=False)
+        churn_rx, churn_tx = ctx.Pipe(duplex=False)
+        pub_proc = ctx.Process(target=publisher_process, args=(a, n, pub_end, counters, pub_tx),
+                               daemon=True)
+        churn_proc = ctx.Process(target=churn_process, args=(a, n, churn_end, counters, churn_tx),
+                                 daemon=True)
+
+        async def sampler() -> None:
+            k = 0
+            while True:
+                t_due = begin + k * a.sample_every
+                if t_due > end + 0.5:
+                    return
+                await asyncio.sleep(max(0.0, t_due - time.monotonic()))
+                t = time.monotonic() - begin
+                try:
+                    rss, fds = rss_kb(pid), open_fds(pid)
+                    m = await api.metrics()
+                except Exception as e:  # noqa: BLE001
+                    failures.append(f"server sample failed at {t:.0f} s: {e}")
+                    return
+                phase = "warmup" if t < warmup else ("churn" if t < a.duration - a.churn_stop else "quiet")
+                row = [round(t, 1), phase, rss, fds,
+                       int(m.get('pushwire_connections{transport="websocket"}', -1)),
+                       int(m.get('pushwire_subscriptions{transport="websocket"}', -1)),
+                       int(m.get("pushwire_channels", -1)),
+                       counters[C_PUB_OK], S.deliveries, counters[C_CHURN_OK], counters[C_HIST_OK]]
+                rows.append(row)
+                writer.writerow(row)
+                csv_file.flush()
+                log(f"sample {row}  churn_err={counters[C_CHURN_ERR]} pub_err={counters[C_PUB_ERR]} "
+                    f"hist_err={counters[C_HIST_ERR]} stable_failures={len(S.stable_failures)}")
+                if k == 0:
+                    pub_proc.start()
+                    churn_proc.start()
+                k += 1
+
+        log(f"load for {a.duration:.0f} s: warm-up {warmup:.0f} s, churn stops at "
+            f"{a.duration - a.churn_stop:.0f} s")
+        loop = asyncio.get_running_loop()
+        sub_tasks: Set[asyncio.Task] = set()
+        sample_task = asyncio.create_task(sampler())
+        sub_churn = asyncio.create_task(
+            paced(a.sub_churn_rate, churn_end, lambda: random.choice(stables).sub_churn(n),
+                  sub_tasks, 2000)
+        )
+        while time.monotonic() < end and not S.stable_failures and not sample_task.done():
+            await asyncio.sleep(0.5)
+        if S.stable_failures or failures:
+            failures.append("stopped early")
+            for p_ in (pub_proc, churn_proc):
+                if p_.is_alive():
+                    p_.kill()
+            sub_churn.cancel()
+            sample_task.cancel()
+            csv_file.close()
+            failures.extend(S.stable_failures[:10])
+            for f in failures:
+                print(f"FAIL: {f}", flush=True)
+            print(f"SOAK FAIL stopped early; csv={a.csv}", flush=True)
+            return 1
+        await sample_task
+        await sub_churn
+        if sub_tasks:
+            await asyncio.wait(list(sub_tasks), timeout=10)
+
+        # Results of the child processes.
+        async def result(rx, proc, what: str) -> dict:
+            ready = await loop.run_in_executor(None, rx.poll, 60)
+            if not ready:
+                raise RuntimeError(f"the {what} process gave no result (exit code {proc.exitcode})")
+            return rx.recv()
+
+        pr = await result(pub_rx, pub_proc, "publisher")
+        cr = await result(churn_rx, churn_proc, "churn")
+        pub_proc.join(5)
+        churn_proc.join(5)
+        acked: List[List[int]] = pr["acked"]
+        uncertain = [set(u) for u in pr["uncertain"]]
+        all_acked: List[int] = pr["all_acked"]
+        all_uncertain = set(pr["all_uncertain"])
+        S.pub_ok, S.pub_err, S.pub_first_err = pr["pub_ok"], pr["pub_err"], pr["pub_first_err"]
+        S.hist_ok, S.hist_err, S.hist_first_err = pr["hist_ok"], pr["hist_err"], pr["hist_first_err"]
+        S.churn_ok, S.churn_err = cr["churn_ok"], cr["churn_err"]
+        S.churn_first_err, S.churn_aborted = cr["churn_first_err"], cr["churn_aborted"]
+
+        # Stragglers: wait until every acknowledged publication has arrived (at most 15 s).
+        expected = sum(len(x) for x in acked) + len(all_acked) * n
+        deadline = time.monotonic() + 15
+        while S.deliveries < expected and time.monotonic() < deadline and not S.stable_failures:
+            await asyncio.sleep(0.2)
+
+        # Verdict.
+        failures.extend(S.stable_failures[:10])
+        if len(S.stable_failures) > 10:
+            failures.append(f"... {len(S.stable_failures) - 10} more stable failures")
+        seq_problems: List[str] = []
+        lost = 0
+        for s in stables:
+            seq_problems += check_sequence(s.channel, s.got, acked[s.i], uncertain[s.i])
+            seq_problems += check_sequence(
+                f"{s.channel} (soak:all)", s.got_all, all_acked, all_uncertain
+            )
+            lost += len(set(acked[s.i]) - set(s.got)) + len(set(all_acked) - set(s.got_all))
+        failures.extend(seq_problems[:10])
+        if len(seq_problems) > 10:
+            failures.append(f"... {len(seq_problems) - 10} more sequence problems")
+
+        def ratio(err: int, ok: int) -> float:
+            return err / max(1, err + ok)
+
+        for what, err, ok, first_err in [
+            ("publish", S.pub_err, S.pub_ok, S.pub_first_err),
+            ("churn connect", S.churn_err, S.churn_ok, S.churn_first_err),
+            ("subscribe churn", S.sub_churn_err, S.sub_churn_ok, S.sub_churn_first_err),
+            ("history", S.hist_err, S.hist_ok, S.hist_first_err),
+        ]:
+            if ratio(err, ok) > 0.01:
+                failures.append(f"{what}: {err} errors of {err + ok} (> 1 %), first: {first_err}")
+
+        post = [r for r in rows if r[0] >= warmup - 0.5]
+        rss_start = rss_end = growth = None
+        fd_base = rows[0][3] if rows else None
+        fd_end = rows[-1][3] if rows else None
+        if len(post) >= 4:
+            rss_start = post[0][2]
+            rss_end = statistics.median(r[2] for r in post[-3:])
+            growth = 100.0 * (rss_end - rss_start) / rss_start
+            if growth >= a.rss_growth_max:
+                failures.append(
+                    f"RSS grew {growth:.2f} % after warm-up ({rss_start} kB at {post[0][0]:.0f} s "
+                    f"-> median {rss_end:.0f} kB of the last 3 samples), limit {a.rss_growth_max} %"
+                )
+        elif not S.stable_failures:
+            failures.append(f"only {len(post)} samples after the warm-up, need 4")
+        if fd_base is not None and fd_end - fd_base > a.fd_slack:
+            failures.append(
+                f"open files {fd_end} at the end vs {fd_base} before churn (> +{a.fd_slack})"
+            )
+
+        csv_file.close()
+        for s in stables:
+            if s.ws is not None:
+                s.closing = True
+        await asyncio.gather(*(s.close() for s in stables), return_exceptions=True)
+
+        verdict = "PASS" if not failures else "FAIL"
+        g = f"{growth:+.2f}%" if growth is not None else "n/a"
+        print(
+            f"SOAK {verdict} duration={a.duration:.0f}s warmup={warmup:.0f}s "
+            f"rss_start_kb={rss_start} rss_end_kb={rss_end} rss_growth={g} "
+            f"fds_before_churn={fd_base} fds_end={fd_end} "
+            f"max_fds={max((r[3] for r in rows), default=None)} "
+            f"published={S.pub_ok} ({S.pub_ok / a.duration:.0f}/s) publish_errors={S.pub_err} "
+            f"deliveries={S.deliveries} expected={expected} lost={lost} "
+            f"extra_deliveries={S.extra_deliveries} "
+            f"churn_connects={S.churn_ok} ({S.churn_ok / (a.duration - a.churn_stop):.0f}/s) "
+            f"churn_aborted={S.churn_aborted} churn_errors={S.churn_err} "
+            f"sub_churn_replies={S.sub_churn_ok} sub_churn_errors={S.sub_churn_err} "
+            f"history_reads={S.hist_ok} history_errors={S.hist_err} pings={S.pings} "
+            f"csv={a.csv}",
+            flush=True,
+        )
+        for what, err in [("publish", S.pub_first_err), ("churn", S.churn_first_err),
+                          ("subscribe churn", S.sub_churn_first_err),
+                          ("history", S.hist_first_err)]:
+            if err is not None:
+                print(f"first {what} error: {err}", flush=True)
+        for f in failures:
+            print(f"FAIL: {f}", flush=True)
+        return 0 if not failures else 1
+    finally:
+        await api.session.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
