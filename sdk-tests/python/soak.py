@@ -448,6 +448,58 @@ def check_sequence(name: str, got: List[int], acked: List[int], uncertain: Set[i
     return problems
 
 
+def plot_rss(csv_path: str, svg_path: str, limit_pct: float = 5.0) -> None:
+    """Writes an SVG line chart of the server's RSS over time from a soak CSV: warm-up
+    shaded, the post-warm-up baseline and the +limit_pct line dashed."""
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    t = [float(r["t_secs"]) / 60 for r in rows]
+    mb = [int(r["rss_kb"]) / 1024 for r in rows]
+    post = [i for i, r in enumerate(rows) if r["phase"] != "warmup"]
+    base = mb[post[0]] if post else mb[0]
+    w, h, left, right, top, bottom = 720, 320, 60, 20, 30, 40
+    t_max = max(t) or 1
+    y_lo = min(min(mb), base) * 0.95
+    y_hi = max(max(mb), base * (1 + limit_pct / 100)) * 1.02
+
+    def x(v: float) -> float:
+        return left + (w - left - right) * v / t_max
+
+    def y(v: float) -> float:
+        return top + (h - top - bottom) * (1 - (v - y_lo) / (y_hi - y_lo))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+           f'viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>']
+    if post:
+        out.append(f'<rect x="{x(0):.1f}" y="{top}" width="{x(t[post[0]]) - x(0):.1f}" '
+                   f'height="{h - top - bottom}" fill="#eee"/>')
+        out.append(f'<text x="{x(0) + 4:.1f}" y="{top + 14}" fill="#666">warm-up</text>')
+    for k in range(6):
+        v = y_lo + (y_hi - y_lo) * k / 5
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                   f'stroke="#ddd"/><text x="{left - 6}" y="{y(v) + 4:.1f}" '
+                   f'text-anchor="end">{v:.0f}</text>')
+    for k in range(7):
+        v = t_max * k / 6
+        out.append(f'<text x="{x(v):.1f}" y="{h - bottom + 16}" text-anchor="middle">'
+                   f'{v:.{0 if t_max >= 6 else 1}f}</text>')
+    for v, label in [(base, "baseline"), (base * (1 + limit_pct / 100), f"+{limit_pct:g} % limit")]:
+        out.append(f'<line x1="{left}" x2="{w - right}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+                   f'stroke="#c33" stroke-dasharray="5,4"/><text x="{w - right - 4}" '
+                   f'y="{y(v) - 4:.1f}" text-anchor="end" fill="#c33">{label}</text>')
+    pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in zip(t, mb))
+    out.append(f'<polyline points="{pts}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
+    out.append(f'<text x="{w / 2}" y="{h - 6}" text-anchor="middle">minutes</text>')
+    out.append(f'<text x="14" y="{h / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 14 {h / 2})">server RSS (MiB)</text>')
+    out.append(f'<text x="{w / 2}" y="18" text-anchor="middle" font-weight="bold">'
+               f'pushwire soak: server RSS every 10 s ({t_max:.0f} min)</text>')
+    out.append("</svg>")
+    with open(svg_path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ws-url", required=True)
@@ -691,4 +743,8 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--plot":
+        # soak.py --plot SOAK.csv OUT.svg: the RSS chart of docs/benchmarks.md.
+        plot_rss(sys.argv[2], sys.argv[3])
+        sys.exit(0)
     sys.exit(asyncio.run(main()))
