@@ -21,8 +21,9 @@ Pass: after the warm-up (20 % of the run, at least 30 s) the median RSS of the l
 < 5 % above the first post-warm-up sample; open files at the end are within +20 of the count
 before churn started; every stable subscriber received every acknowledged publication of its
 channel and of `soak:all` exactly once and in order; no stable connection was closed; churn,
-publish and history errors stay under 10 % (counted, the first one printed). Prints `SOAK PASS …` and exits 0, or `SOAK FAIL …`
-with one `FAIL: <reason>` line per failed criterion and exits 1.
+publish and history errors stay under 10 % (counted, the first one printed). Prints
+`SOAK PASS …` and exits 0, or `SOAK FAIL …` with one `FAIL: <reason>` line per failed
+criterion and exits 1.
 """
 
 import argparse
