@@ -19,6 +19,8 @@ cd "$(dirname "$0")/.."
 SOAK_SECONDS="${SOAK_SECONDS:-1800}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
 BIN="${PUSHWIRE_BIN:-$CARGO_TARGET_DIR/debug/pushwire}"
+# The server reads every PUSHWIRE_* variable as configuration (it would refuse `bin`).
+unset PUSHWIRE_BIN
 PYTHON="${SOAK_PYTHON:-sdk-tests/.venv/bin/python}"
 
 [[ -x "$BIN" ]] || { echo "soak: no pushwire binary at $BIN (set PUSHWIRE_BIN or build it)" >&2; exit 2; }
