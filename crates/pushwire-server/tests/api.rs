@@ -658,3 +658,60 @@ async fn legacy_route_newline_delimited() {
     assert_eq!(status, 400);
     server.stop().await;
 }
+
+/// Adversarial finding 5: a 2.5 KB batch of 50 `history limit -1` calls on a channel of
+/// 100 x 60 KB built a 300 MB reply. Batches are capped in commands
+/// (`http_api.batch_max_commands`) and reply bytes (`http_api.batch_max_reply_size`): past the
+/// reply budget the remaining commands answer 106 without running; the legacy route too.
+#[tokio::test]
+async fn batch_commands_and_reply_bytes_are_capped() {
+    let server = TestServer::start_with(|c| {
+        c.http_api.batch_max_commands = 100;
+        c.http_api.batch_max_reply_size = 8 * 1024 * 1024;
+    })
+    .await;
+    let pad = "z".repeat(60 * 1024);
+    for i in 0..100 {
+        server
+            .publish("chat:big", json!({ "i": i, "pad": pad }))
+            .await;
+    }
+    let history = json!({"history": {"channel": "chat:big", "limit": -1}});
+    let commands: Vec<Value> = (0..50).map(|_| history.clone()).collect();
+    let (status, body) = server.api("batch", json!({ "commands": commands })).await;
+    assert_eq!(status, 200);
+    let replies = body["replies"].as_array().expect("replies").clone();
+    assert_eq!(replies.len(), 50);
+    let ran = replies.iter().filter(|r| r["history"].is_object()).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r["error"]["code"] == json!(106))
+        .count();
+    // Each reply is about 6 MB: the second passes the 8 MB budget, the rest are refused.
+    assert_eq!((ran, refused), (2, 48), "{ran} ran, {refused} refused");
+    // Too many commands: refused whole.
+    let commands: Vec<Value> = (0..101).map(|_| json!({"info": {}})).collect();
+    let (_, body) = server.api("batch", json!({ "commands": commands })).await;
+    assert_eq!(body["error"]["code"], json!(106), "{body}");
+    // The legacy route stops the same way.
+    let line = r#"{"method":"history","params":{"channel":"chat:big","limit":-1}}"#;
+    let legacy = [line; 10].join("\n");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api", server.http_url()))
+        .header("X-API-Key", API_KEY)
+        .body(legacy)
+        .send()
+        .await
+        .expect("legacy");
+    let text = resp.text().await.expect("body");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 10);
+    assert!(lines[0]["result"].is_object());
+    assert!(lines[9]["error"]["code"] == json!(106), "{}", lines[9]);
+    // Other publishes are served meanwhile.
+    server.publish("chat:other", json!({"ok": true})).await;
+    server.stop().await;
+}

@@ -4,6 +4,7 @@
 //! carries over. Every struct rejects unknown keys; [`NodeConfig::validate`] checks the
 //! relations between values and names the offending key.
 
+mod api;
 mod channel;
 mod client;
 mod cluster;
@@ -12,6 +13,7 @@ mod proxy;
 mod proxy_check;
 mod token;
 
+pub use api::ApiLimits;
 pub use channel::{
     ChannelConfig, ChannelOptions, DataFormat, NamespaceConfig, RecoveryMode, SlowSubscriberPolicy,
 };
@@ -44,6 +46,8 @@ pub struct NodeConfig {
     pub rpc: RpcConfig,
     /// `proxies`: named proxy definitions.
     pub proxies: Vec<ProxyConfig>,
+    /// `http_api.batch_*`: bounds on multi-command API calls.
+    pub api: ApiLimits,
 }
 
 /// A configuration value that is out of range or inconsistent, naming its key.

@@ -40,11 +40,20 @@ pub async fn handle(node: &Node, body: Bytes) -> Response {
     let Ok(commands) = commands else {
         return Refused::BAD_REQUEST.mark(BodyError("invalid command").into_response());
     };
+    let limits = node.config().api;
+    if commands.len() > limits.batch_max_commands {
+        return Refused::BAD_REQUEST
+            .mark(BodyError("more commands than http_api.batch_max_commands").into_response());
+    }
     let mut out = Vec::with_capacity(commands.len() * 64);
     for command in &commands {
-        let outcome: ApiResult = match resolve(command.method) {
-            Some(method) => call(node, method, command.params).await,
-            None => Err(ApiError::MethodNotFound),
+        let outcome: ApiResult = if out.len() > limits.batch_max_reply_size {
+            Err(ApiError::Node(pushwire_protocol::ErrorCode::LimitExceeded))
+        } else {
+            match resolve(command.method) {
+                Some(method) => call(node, method, command.params).await,
+                None => Err(ApiError::MethodNotFound),
+            }
         };
         if !out.is_empty() {
             out.push(b'\n');

@@ -220,6 +220,11 @@ pub struct HttpApiConfig {
     pub address: String,
     /// Port of the separate API listener (0 picks a free port); needs `address`.
     pub port: u16,
+    /// Commands one `batch` (or one legacy `/api` body) may hold; more is refused with 106.
+    pub batch_max_commands: usize,
+    /// Once a batch's replies pass this many bytes, its remaining commands answer 106 instead
+    /// of running (a batch of `history limit -1` calls cannot build a reply of hundreds of MB).
+    pub batch_max_reply_size: usize,
 }
 
 /// How the server API reports errors.
@@ -243,6 +248,8 @@ impl Default for HttpApiConfig {
             error_mode: ApiErrorMode::Body,
             address: String::new(),
             port: 0,
+            batch_max_commands: pushwire_core::config::ApiLimits::default().batch_max_commands,
+            batch_max_reply_size: pushwire_core::config::ApiLimits::default().batch_max_reply_size,
         }
     }
 }
@@ -452,6 +459,10 @@ impl ServerConfig {
             lifecycle: self.lifecycle.settings(),
             rpc: self.rpc.clone(),
             proxies: self.proxies.clone(),
+            api: pushwire_core::config::ApiLimits {
+                batch_max_commands: self.http_api.batch_max_commands,
+                batch_max_reply_size: self.http_api.batch_max_reply_size,
+            },
         }
     }
 }
