@@ -7,12 +7,14 @@
 
 pub mod admin;
 mod engine;
+mod grpc_api;
 mod lifecycle;
 mod listen;
 mod load;
 mod template;
 
 pub use engine::{EngineConfig, EngineKind};
+pub use grpc_api::GrpcApiConfig;
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
 pub use load::{load, Overrides};
@@ -33,6 +35,8 @@ pub struct ServerConfig {
     pub http_server: HttpServerConfig,
     /// `http_api.*`: the server API.
     pub http_api: HttpApiConfig,
+    /// `grpc_api.*`: the gRPC server API (off by default).
+    pub grpc_api: GrpcApiConfig,
     /// `client.*`: connections.
     pub client: ClientConfig,
     /// `channel.*`: namespaces.
@@ -333,6 +337,7 @@ impl ServerConfig {
         self.lifecycle.validate()?;
         self.http_server.validate()?;
         self.http_api.validate_listener()?;
+        self.grpc_api.validate()?;
         if self.websocket.message_size_limit < 1024 {
             return Err(ConfigError::new(
                 "websocket.message_size_limit",
