@@ -263,3 +263,43 @@ where
         .map(axum::body::Body::new)
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(insecure: bool) -> GrpcApi {
+        let config = GrpcApiConfig {
+            key: "k1".into(),
+            insecure,
+            ..Default::default()
+        };
+        let node = Node::new_memory(Default::default(), "test", None);
+        GrpcApi {
+            node,
+            expected: (!config.insecure).then(|| format!("apikey {}", config.key).into_bytes()),
+            transport_errors: false,
+            max_receive_message_size: config.receive_limit(),
+        }
+    }
+
+    fn request(authorization: Option<&str>) -> Request {
+        let mut r = Request::new(axum::body::Body::empty());
+        if let Some(v) = authorization {
+            r.headers_mut()
+                .insert("authorization", v.parse().expect("value"));
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn the_key_must_match_exactly_unless_insecure() {
+        let secure = api(false);
+        assert!(authorized(&secure, &request(Some("apikey k1"))));
+        for wrong in ["apikey k2", "ApiKey k1", "apikey  k1", "k1", "Bearer k1"] {
+            assert!(!authorized(&secure, &request(Some(wrong))), "{wrong}");
+        }
+        assert!(!authorized(&secure, &request(None)));
+        assert!(authorized(&api(true), &request(None)));
+    }
+}
