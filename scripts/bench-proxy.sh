@@ -9,7 +9,7 @@
 #   closed loop for RPC_SECONDS (10) through the RPC proxy to a minimal Node backend (one
 #   process, scripts/bench-proxy/backend.cjs), then the same loop on a method namespace
 #   without a proxy (the node answers at once: the round trip without the backend).
-# - subscribe: SUB_CONNS connections (100) each subscribing to SUBS (50) channels one after the
+# - subscribe: SUB_CONNS connections (200) each subscribing to SUBS (100) channels one after the
 #   other, in a namespace with the subscribe proxy (same Node backend) and in one without:
 #   the overhead the proxy adds to a subscribe.
 # The load generator for rpc and subscribe is scripts/bench-proxy/load.cjs (raw Centrifugo JSON
@@ -26,8 +26,8 @@ MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-64}"
 PARTS="${PARTS:-connect rpc subscribe}"
 RPC_CONNS="${RPC_CONNS:-64}"
 RPC_SECONDS="${RPC_SECONDS:-10}"
-SUB_CONNS="${SUB_CONNS:-100}"
-SUBS="${SUBS:-50}"
+SUB_CONNS="${SUB_CONNS:-200}"
+SUBS="${SUBS:-100}"
 OUT="${OUT:-/tmp/pushwire-bench-proxy/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 if [[ "${BUILD:-1}" == "1" ]]; then
@@ -119,6 +119,8 @@ port = $port
 connect_rate_per_ip = 0
 [http_api]
 key = "bench"
+[client]
+command_rate_limit = 0
 [client.token]
 hmac_secret_key = "bench"
 [channel.proxy.subscribe]

@@ -5,8 +5,9 @@
 //   node load.cjs rpc URL METHOD CONNS SECONDS       closed-loop rpc calls per connection
 //   node load.cjs subscribe URL PREFIX CONNS COUNT   COUNT subscribes per connection, in turn
 //
-// An rpc to a method namespace `local:` expects an error (no proxy there: the node answers at
-// once); any other call counts as an error unless it succeeds.
+// An rpc to a method namespace `local:` expects an error other than 111 (no proxy there: the
+// node answers at once); any other call counts as an error unless it succeeds. The first error
+// reply is in the report.
 const WebSocket = require("ws");
 const crypto = require("crypto");
 
@@ -62,6 +63,7 @@ const pct = (sorted, p) =>
   const clients = await Promise.all([...Array(conns).keys()].map(client));
   const latencies = [];
   let errors = 0;
+  let firstError = null;
   const started = process.hrtime.bigint();
   const elapsedMs = () => Number(process.hrtime.bigint() - started) / 1e6;
   const timed = async (call, cmd) => {
@@ -75,7 +77,11 @@ const pct = (sorted, p) =>
       if (mode === "rpc") {
         while (elapsedMs() < amount * 1000) {
           const r = await timed(call, { rpc: { method: target, data: { i } } });
-          if (target.startsWith("local:") ? !r.error : !r.rpc) errors++;
+          const ok = target.startsWith("local:") ? r.error && r.error.code !== 111 : r.rpc;
+          if (!ok) {
+            errors++;
+            if (!firstError) firstError = r;
+          }
         }
       } else {
         for (let j = 0; j < amount; j++) {
@@ -97,6 +103,7 @@ const pct = (sorted, p) =>
       per_sec: Math.round(latencies.length / seconds),
       p50_ms: +pct(latencies, 0.5).toFixed(2),
       p99_ms: +pct(latencies, 0.99).toFixed(2),
+      first_error: firstError,
     }),
   );
   clients.forEach(({ ws }) => ws.close());
