@@ -120,12 +120,15 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Address serving the server API: `addr` unless `http_api.address` is set.
     pub api_addr: SocketAddr,
+    /// Address serving the gRPC API, when `grpc_api.enabled`.
+    pub grpc_api_addr: Option<SocketAddr>,
     /// The node.
     pub node: Arc<Node>,
     state: AppState,
     stop_accepting: CancellationToken,
     serve: tokio::task::JoinHandle<()>,
     serve_api: Option<tokio::task::JoinHandle<()>>,
+    serve_grpc_api: Option<tokio::task::JoinHandle<()>>,
     cluster: tokio::task::JoinHandle<()>,
     lifecycle_stop: CancellationToken,
     consumers: pushwire_consumers::Consumers,
@@ -159,7 +162,22 @@ impl RunningServer {
                 .map_err(|e| anyhow::anyhow!("cannot bind http_api {addr}: {e}"))?;
             Some(l)
         };
+        let grpc_api_listener = if config.grpc_api.enabled {
+            let host = if config.grpc_api.address.is_empty() {
+                &config.http_server.address
+            } else {
+                &config.grpc_api.address
+            };
+            let addr = format!("{host}:{}", config.grpc_api.port);
+            let l = crate::listener::bind(&addr, backlog)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind grpc_api {addr}: {e}"))?;
+            Some(l)
+        } else {
+            None
+        };
         let tls = crate::tls::server_config(&config.http_server.tls)?;
+        let grpc_api_tls = crate::tls::server_config_for("grpc_api.tls", &config.grpc_api.tls)?;
         let verifier = JwtVerifier::from_config(&config.client)?
             .map(|v| Arc::new(v) as Arc<dyn pushwire_core::auth::TokenVerifier>);
         let name = if config.node.name.is_empty() {
@@ -211,6 +229,22 @@ impl RunningServer {
             }
             None => None,
         };
+        let mut grpc_api_addr = None;
+        let serve_grpc_api = match grpc_api_listener {
+            Some(l) => {
+                grpc_api_addr = Some(l.local_addr()?);
+                let app = crate::grpc_api::router(node.clone(), &state.config.grpc_api);
+                let settings = ListenSettings::new(&state.config.http_server, grpc_api_tls);
+                tracing::info!(addr = ?grpc_api_addr, "gRPC API serving");
+                Some(crate::listener::spawn(
+                    l,
+                    app,
+                    settings,
+                    stop_accepting.clone(),
+                ))
+            }
+            None => None,
+        };
         let app = router(state.clone());
         let serve = crate::listener::spawn(listener, app, settings, stop_accepting.clone());
         let cluster = tokio::spawn(node.clone().run_cluster(stop_accepting.clone()));
@@ -220,11 +254,13 @@ impl RunningServer {
         Ok(RunningServer {
             addr: local,
             api_addr,
+            grpc_api_addr,
             node,
             state,
             stop_accepting,
             serve,
             serve_api,
+            serve_grpc_api,
             cluster,
             lifecycle_stop,
             consumers,
@@ -254,7 +290,7 @@ impl RunningServer {
             .is_ok();
         // HTTP requests in flight (API calls, streams) get the remaining time.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.serve).await;
-        if let Some(api) = self.serve_api {
+        for api in [self.serve_api, self.serve_grpc_api].into_iter().flatten() {
             let _ = tokio::time::timeout(Duration::from_secs(1), api).await;
         }
         self.cluster.abort();

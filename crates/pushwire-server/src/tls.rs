@@ -1,4 +1,4 @@
-//! TLS for the listener (`http_server.tls.*`): rustls with one crypto provider, *ring*.
+//! TLS for the listeners (`http_server.tls.*`, `grpc_api.tls.*`): rustls with one crypto provider, *ring*.
 //!
 //! The workspace builds rustls with the `ring` feature only. The provider is installed as the
 //! process default once ([`install_crypto_provider`]); the server configuration is also built
@@ -18,24 +18,28 @@ use crate::config::TlsConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The certificate file could not be read or holds no certificate.
-    #[error("http_server.tls.cert_pem_file {path}: {why}")]
+    #[error("{section}.cert_pem_file {path}: {why}")]
     Cert {
+        /// The configuration section (`http_server.tls`, `grpc_api.tls`).
+        section: &'static str,
         /// The file.
         path: String,
         /// What went wrong.
         why: String,
     },
     /// The key file could not be read or holds no private key.
-    #[error("http_server.tls.key_pem_file {path}: {why}")]
+    #[error("{section}.key_pem_file {path}: {why}")]
     Key {
+        /// The configuration section.
+        section: &'static str,
         /// The file.
         path: String,
         /// What went wrong.
         why: String,
     },
     /// rustls refused the pair (the key does not match the certificate, unsupported key type).
-    #[error("http_server.tls: {0}")]
-    Config(String),
+    #[error("{0}: {1}")]
+    Config(&'static str, String),
 }
 
 /// Installs *ring* as the process-wide rustls provider; later calls do nothing.
@@ -49,25 +53,37 @@ pub fn install_crypto_provider() {
 /// Installs the process-wide provider first, TLS or not: other rustls users in the process
 /// (broker and JWKS clients) then never depend on which providers are compiled in.
 pub fn server_config(cfg: &TlsConfig) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+    server_config_for("http_server.tls", cfg)
+}
+
+/// [`server_config`] for the section `section` (named in the errors).
+pub fn server_config_for(
+    section: &'static str,
+    cfg: &TlsConfig,
+) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
     install_crypto_provider();
     if !cfg.enabled {
         return Ok(None);
     }
-    let certs = load_certs(&cfg.cert_pem_file)?;
-    let key = load_key(&cfg.key_pem_file)?;
+    let certs = load_certs(section, &cfg.cert_pem_file)?;
+    let key = load_key(section, &cfg.key_pem_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(|e| TlsError::Config(section, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(|e| TlsError::Config(section, e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
 }
 
-fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn load_certs(
+    section: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |why: String| TlsError::Cert {
+        section,
         path: path.display().to_string(),
         why,
     };
@@ -81,8 +97,9 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+fn load_key(section: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
+        section,
         path: path.display().to_string(),
         why: e.to_string(),
     })

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pushwire_test_support::sdk::run_python_with;
 use pushwire_test_support::{now, token, TestServer, WsClient, API_KEY};
 use serde_json::{json, Value};
 
@@ -713,5 +714,166 @@ async fn batch_commands_and_reply_bytes_are_capped() {
     assert!(lines[9]["error"]["code"] == json!(106), "{}", lines[9]);
     // Other publishes are served meanwhile.
     server.publish("chat:other", json!({"ok": true})).await;
+    server.stop().await;
+}
+
+/// A server with the gRPC API on (`grpc_api.*`, key [`API_KEY`]) changed by `f`.
+async fn grpc_api_server(f: impl FnOnce(&mut pushwire_server::ServerConfig)) -> TestServer {
+    TestServer::start_with(|c| {
+        c.grpc_api.enabled = true;
+        c.grpc_api.port = 0;
+        c.grpc_api.key = API_KEY.into();
+        f(c);
+    })
+    .await
+}
+
+/// What `sdk-tests/python/grpc_api.py` (grpcio + centrifuge-python) must have seen: every
+/// method over gRPC agreeing with the HTTP API on the same state, errors in the `error` field,
+/// UNAUTHENTICATED for a wrong or missing key, delivery to a real subscriber.
+fn assert_grpc_scenario(r: &Value) {
+    assert_eq!(r["unauthenticated"], json!(true));
+    assert_eq!(r["delivered"], json!({"n": 1}));
+    assert_eq!(r["publish_offset"], json!(1));
+    assert_eq!(r["history_offsets"], json!([1, 2]));
+    assert_eq!(r["presence_users"], json!(["grpc-user"]));
+    assert_eq!(r["presence_stats"], json!([1, 1]));
+    assert!(r["info_num_clients"].as_u64() >= Some(1), "{r}");
+    assert_eq!(r["errors"], json!([107, 102, 104]));
+    assert_eq!(r["transport_status"], json!("INVALID_ARGUMENT"));
+    assert_eq!(r["broadcast_offsets"], json!([3, 1]));
+    assert_eq!(r["batch"], json!([4, 1, 107]));
+    assert_eq!(r["disconnect"], json!([4500, "bye"]));
+    assert_eq!(r["methods"].as_array().map(Vec::len), Some(14));
+}
+
+#[tokio::test]
+async fn grpc_api_every_method_agrees_with_the_http_api() {
+    let server = grpc_api_server(|_| {}).await;
+    let addr = server
+        .grpc_api_addr()
+        .expect("gRPC API listening")
+        .to_string();
+    let run = run_python_with(
+        "python/grpc_api.py",
+        &server,
+        &[("PUSHWIRE_GRPC_API", &addr)],
+    )
+    .await;
+    assert_grpc_scenario(&run.result());
+    // The calls went through the one dispatch path: counted with the HTTP API's metrics.
+    let metrics = reqwest::get(format!("{}/metrics", server.http_url()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let refused = metrics
+        .lines()
+        .find(|l| l.starts_with("pushwire_api_refused_total") && l.contains("unauthorized"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(refused.ends_with(" 2"), "two refused gRPC calls: {refused}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn grpc_api_over_tls() {
+    let cert = pushwire_test_support::cert::TestCert::new();
+    let server = grpc_api_server(|c| c.grpc_api.tls = cert.server_tls()).await;
+    let addr = server
+        .grpc_api_addr()
+        .expect("gRPC API listening")
+        .to_string();
+    let ca = cert.cert_file().display().to_string();
+    let env = [
+        ("PUSHWIRE_GRPC_API", addr.as_str()),
+        ("PUSHWIRE_GRPC_API_CA", &ca),
+    ];
+    let run = run_python_with("python/grpc_api.py", &server, &env).await;
+    assert!(run.stdout.contains("gRPC over TLS"), "{}", run.stdout);
+    assert_grpc_scenario(&run.result());
+    server.stop().await;
+}
+
+/// A raw unary call with tonic: `authorization` as given.
+async fn grpc_call<Req, Resp>(
+    addr: std::net::SocketAddr,
+    method: &'static str,
+    key: Option<&str>,
+    req: Req,
+) -> Result<Resp, tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(req);
+    if let Some(key) = key {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("apikey {key}").parse().expect("metadata"),
+        );
+    }
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    grpc.unary(request, path, tonic_prost::ProstCodec::default())
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn grpc_api_limits_unknown_methods_and_insecure() {
+    use pushwire_server::grpc_api::wire as w;
+    const PUBLISH: &str = "/centrifugal.centrifugo.api.CentrifugoApi/Publish";
+    let server = grpc_api_server(|c| c.grpc_api.max_receive_message_size = 2048).await;
+    let addr = server.grpc_api_addr().expect("listening");
+    let publish = |data: Vec<u8>| w::PublishRequest {
+        channel: "chat:limits".into(),
+        data,
+        ..Default::default()
+    };
+    let ok: w::PublishResponse = grpc_call(addr, PUBLISH, Some(API_KEY), publish(b"[1]".to_vec()))
+        .await
+        .expect("small publish");
+    assert_eq!(ok.result.map(|r| r.offset), Some(1));
+    let big = format!("\"{}\"", "x".repeat(4096)).into_bytes();
+    let e = grpc_call::<_, w::PublishResponse>(addr, PUBLISH, Some(API_KEY), publish(big))
+        .await
+        .expect_err("over max_receive_message_size");
+    assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+    // Nothing was published by the refused call.
+    let (_, h) = server
+        .api("history", json!({"channel": "chat:limits", "limit": -1}))
+        .await;
+    assert_eq!(h["result"]["offset"], json!(1));
+    // A method of Centrifugo's service that pushwire does not have.
+    let e = grpc_call::<_, w::InfoResponse>(
+        addr,
+        "/centrifugal.centrifugo.api.CentrifugoApi/Connections",
+        Some(API_KEY),
+        w::InfoRequest {},
+    )
+    .await
+    .expect_err("unknown method");
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    server.stop().await;
+
+    // insecure: no key needed; the default (secure) needs the exact key.
+    let server = grpc_api_server(|c| {
+        c.grpc_api.key.clear();
+        c.grpc_api.insecure = true;
+    })
+    .await;
+    let addr = server.grpc_api_addr().expect("listening");
+    let ok: w::PublishResponse = grpc_call(addr, PUBLISH, None, publish(b"{}".to_vec()))
+        .await
+        .expect("insecure");
+    assert!(ok.error.is_none(), "{ok:?}");
     server.stop().await;
 }

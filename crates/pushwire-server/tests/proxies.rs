@@ -622,3 +622,140 @@ fn a_proxy_endpoint_that_is_not_http_or_grpc_fails_validation_naming_the_key() {
     let c: ServerConfig = serde_json::from_value(parsed).unwrap();
     assert_eq!(c.validate().unwrap_err().key, "proxies[0].endpoint");
 }
+
+/// `http.tls` / `grpc.tls`: HTTPS and gRPC-over-TLS backends with a self-signed certificate
+/// made by the test (for `localhost`, reached at 127.0.0.1). Trusted through `server_ca_pem`
+/// (a file path for HTTP, the PEM text for gRPC) with `server_name`, or with
+/// `insecure_skip_verify`; an untrusted certificate or a wrong name is a failure (100) that
+/// touches nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn proxies_over_tls_trust_the_configured_ca_and_name() {
+    use pushwire_core::config::ProxyTlsConfig;
+    let cert = pushwire_test_support::cert::TestCert::new();
+    let https = proxy_backend::start_tls(&cert).await;
+    let grpc = proxy_backend::grpc::start_tls(&cert).await;
+    let trusted = |ca: String| ProxyTlsConfig {
+        enabled: true,
+        server_ca_pem: ca,
+        server_name: "localhost".into(),
+        ..Default::default()
+    };
+    let ca_file = cert.cert_file().display().to_string();
+    let named =
+        |name: &str, endpoint: String, http: Option<ProxyTlsConfig>, g: Option<ProxyTlsConfig>| {
+            let mut p = ProxyConfig {
+                name: name.into(),
+                endpoint,
+                timeout: Duration::from_secs(2),
+                ..Default::default()
+            };
+            p.http.tls = http.unwrap_or_default();
+            p.grpc.tls = g.unwrap_or_default();
+            p
+        };
+    let skip = ProxyTlsConfig {
+        enabled: true,
+        insecure_skip_verify: true,
+        ..Default::default()
+    };
+    let system_roots = ProxyTlsConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let rpc_url = format!("{}/rpc", https.url);
+    let proxies = [
+        (
+            "skip",
+            named("skip", rpc_url.clone(), Some(skip.clone()), None),
+        ),
+        (
+            "grpc_skip",
+            named("grpc_skip", grpc.url.clone(), None, Some(skip)),
+        ),
+        (
+            "untrusted",
+            named(
+                "untrusted",
+                rpc_url.clone(),
+                Some(system_roots.clone()),
+                None,
+            ),
+        ),
+        (
+            "grpc_untrusted",
+            named("grpc_untrusted", grpc.url.clone(), None, Some(system_roots)),
+        ),
+        (
+            "wrong_name",
+            named(
+                "wrong_name",
+                rpc_url.clone(),
+                Some(ProxyTlsConfig {
+                    server_name: "other.example".into(),
+                    ..trusted(ca_file.clone())
+                }),
+                None,
+            ),
+        ),
+    ];
+    let server = TestServer::start_with(|c| {
+        // Connect over gRPC + TLS (CA as PEM text), RPC over HTTPS (CA as a file).
+        c.client.proxy.connect = ProxyConfig {
+            enabled: true,
+            http_headers: vec!["Cookie".into()],
+            ..proxy(&grpc.url, "")
+        };
+        c.client.proxy.connect.endpoint = grpc.url.clone();
+        c.client.proxy.connect.grpc.tls = trusted(cert.pem.clone());
+        c.rpc.proxy = proxy(&https.url, "rpc");
+        c.rpc.proxy.http.tls = trusted(ca_file.clone());
+        c.rpc.without_namespace.proxy_enabled = true;
+        for (name, p) in &proxies {
+            c.proxies.push(p.clone());
+            c.rpc.namespaces.push(RpcNamespace {
+                name: (*name).into(),
+                proxy_enabled: true,
+                proxy_name: (*name).into(),
+            });
+        }
+    })
+    .await;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server.ws_url().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("cookie", "session=tls-1".parse().unwrap());
+    let mut c = WsClient::open_request(req).await;
+    let reply = c.command(json!({"connect": {}})).await;
+    assert!(reply["connect"]["client"].is_string(), "{reply}");
+    assert_eq!(grpc.state.bodies("grpc/Connect").len(), 1);
+    let reply = c
+        .command(json!({"rpc": {"method": "echo", "data": {"k": 1}}}))
+        .await;
+    assert_eq!(reply["rpc"]["data"]["user"], json!("tls-1"), "{reply}");
+    assert_eq!(reply["rpc"]["data"]["echo"], json!({"k": 1}), "{reply}");
+    // The backends answer through skip-verify TLS (their own error: 1002).
+    for name in ["skip", "grpc_skip"] {
+        let reply = c
+            .command(json!({"rpc": {"method": format!("{name}:x"), "data": {}}}))
+            .await;
+        assert_eq!(reply["error"]["code"], json!(1002), "{name}: {reply}");
+    }
+    // Untrusted certificate (system roots) or a name the certificate does not have: 100.
+    for name in ["untrusted", "grpc_untrusted", "wrong_name"] {
+        let reply = c
+            .command(json!({"rpc": {"method": format!("{name}:x"), "data": {}}}))
+            .await;
+        assert_eq!(reply["error"]["code"], json!(100), "{name}: {reply}");
+    }
+    let m = Scrape::of(&server).await;
+    assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"connect\"}"), 0);
+    assert_eq!(m.count("pushwire_proxy_errors_total{proxy=\"rpc\"}"), 0);
+    for name in ["untrusted", "grpc_untrusted", "wrong_name"] {
+        assert_eq!(
+            m.count(&format!("pushwire_proxy_errors_total{{proxy=\"{name}\"}}")),
+            1,
+            "{name}"
+        );
+    }
+    server.stop().await;
+}

@@ -73,9 +73,20 @@ pub async fn run_node(script: &str, server: &TestServer) -> SdkRun {
 
 /// Runs `sdk-tests/<script>` with `sdk-tests/.venv/bin/python` against `server`.
 pub async fn run_python(script: &str, server: &TestServer) -> SdkRun {
+    run_python_with(script, server, &[]).await
+}
+
+/// [`run_python`] with extra environment variables.
+pub async fn run_python_with(script: &str, server: &TestServer, env: &[(&str, &str)]) -> SdkRun {
     let python = sdk_dir().join(".venv/bin/python");
     require_installed(&python, "the Python venv");
-    run(&python, script, server).await
+    let dir = sdk_dir();
+    assert!(
+        dir.join(script).is_file(),
+        "no SDK script at {}",
+        dir.join(script).display()
+    );
+    run_in_env(&python, &dir, &[script], server, env).await
 }
 
 /// Polls `cond` every 20 ms until it holds; panics naming `what` after 5 s.
@@ -117,9 +128,20 @@ async fn run(program: &Path, script: &str, server: &TestServer) -> SdkRun {
 /// Runs `program args…` in `dir` with the server's location in its environment; panics with
 /// the whole output on a non-zero exit or after [`SCRIPT_TIMEOUT`].
 pub async fn run_in(program: &Path, dir: &Path, args: &[&str], server: &TestServer) -> SdkRun {
+    run_in_env(program, dir, args, server, &[]).await
+}
+
+async fn run_in_env(
+    program: &Path,
+    dir: &Path,
+    args: &[&str],
+    server: &TestServer,
+    env: &[(&str, &str)],
+) -> SdkRun {
     let script = args.join(" ");
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .env("PUSHWIRE_WS_URL", server.ws_url())
         .env("PUSHWIRE_HTTP_URL", server.http_url())

@@ -115,6 +115,11 @@ impl TestServer {
         &self.server.as_ref().expect("running").node
     }
 
+    /// Address of the gRPC API listener, when `grpc_api.enabled`.
+    pub fn grpc_api_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.grpc_api_addr)
+    }
+
     /// `ws://127.0.0.1:PORT/connection/websocket`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/connection/websocket", self.addr)

@@ -22,8 +22,8 @@ pub use cluster::ClusterConfig;
 pub use lifecycle::LifecycleSettings;
 pub use proxy::{
     is_default_name, ChannelProxyConfig, CircuitBreakerConfig, ClientProxyConfig, ProxyConfig,
-    ProxyGrpcConfig, ProxyHttpConfig, ProxyKind, RpcConfig, RpcNamespace, RpcOptions,
-    StatusTransform, TransformDisconnect, TransformError,
+    ProxyGrpcConfig, ProxyHttpConfig, ProxyKind, ProxyTlsConfig, RpcConfig, RpcNamespace,
+    RpcOptions, StatusTransform, TransformDisconnect, TransformError,
 };
 pub use proxy_check::ProxyUse;
 pub use token::{SubscriptionTokenConfig, TokenConfig, TOKEN_ALGORITHMS};

@@ -70,10 +70,52 @@ impl ProxyKind {
     }
 }
 
+/// `http.tls` / `grpc.tls` of a proxy: TLS to the backend (Centrifugo v6 `TLSConfig`, client
+/// side). A PEM value is a file path, the PEM text itself, or the PEM text in base64.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyTlsConfig {
+    /// Use these settings (`https://` endpoints, or TLS for `grpc://`).
+    pub enabled: bool,
+    /// Client certificate chain for mutual TLS (with `key_pem`).
+    pub cert_pem: String,
+    /// Private key of `cert_pem`.
+    pub key_pem: String,
+    /// Root certificates the backend's certificate must chain to; empty = the system roots.
+    pub server_ca_pem: String,
+    /// No verification of the backend's certificate (testing only).
+    pub insecure_skip_verify: bool,
+    /// Name the backend's certificate is verified against (and the gRPC SNI) instead of the
+    /// endpoint's host.
+    pub server_name: String,
+}
+
+impl ProxyTlsConfig {
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.cert_pem.is_empty() != self.key_pem.is_empty() {
+            let missing = if self.cert_pem.is_empty() {
+                "cert_pem"
+            } else {
+                "key_pem"
+            };
+            return Err(ConfigError::new(
+                format!("{key}.{missing}"),
+                "cert_pem and key_pem go together",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `http.*` of a proxy.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyHttpConfig {
+    /// `http.tls`: TLS settings for an `https://` endpoint (without them: system roots).
+    pub tls: ProxyTlsConfig,
     /// Headers added to every request; forwarded client headers win over them.
     pub static_headers: BTreeMap<String, String>,
     /// HTTP statuses answered as an error or a disconnect instead of a failure (100).
@@ -118,6 +160,8 @@ pub struct TransformDisconnect {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyGrpcConfig {
+    /// `grpc.tls`: TLS to the gRPC backend (without it: plain-text HTTP/2).
+    pub tls: ProxyTlsConfig,
     /// Metadata added to every call; forwarded client headers win over it.
     pub static_metadata: BTreeMap<String, String>,
 }
@@ -152,7 +196,7 @@ pub struct ProxyConfig {
     /// `client.proxy.connect` / `refresh` / `send` only: turns the proxy on.
     pub enabled: bool,
     /// `http://` or `https://` URL the JSON request is POSTed to, or `grpc://host:port` for
-    /// Centrifugo's gRPC proxy service (plain-text HTTP/2).
+    /// Centrifugo's gRPC proxy service (HTTP/2, over TLS with `grpc.tls`).
     pub endpoint: String,
     /// Deadline of one call, waiting for a free slot included.
     #[serde(with = "humantime_serde")]
@@ -218,6 +262,20 @@ impl ProxyConfig {
                 format!("{e:?} is not an http://, https:// or grpc:// URL"),
             ));
         }
+        if self.http.tls.enabled && !e.starts_with("https://") {
+            return Err(ConfigError::new(
+                format!("{key}.http.tls.enabled"),
+                "needs an https:// endpoint",
+            ));
+        }
+        if self.grpc.tls.enabled && !e.starts_with("grpc://") {
+            return Err(ConfigError::new(
+                format!("{key}.grpc.tls.enabled"),
+                "needs a grpc:// endpoint",
+            ));
+        }
+        self.http.tls.validate(&format!("{key}.http.tls"))?;
+        self.grpc.tls.validate(&format!("{key}.grpc.tls"))?;
         for (i, t) in self.http.status_to_code_transforms.iter().enumerate() {
             if t.to_error.code == 0 && t.to_disconnect.code == 0 {
                 return Err(ConfigError::new(
@@ -359,6 +417,34 @@ mod tests {
         assert!(p.validate("k").is_err());
         p.endpoint = "https://backend/connect".into();
         p.validate("k").unwrap();
+    }
+
+    #[test]
+    fn tls_settings_match_the_endpoint_and_name_their_key() {
+        let mut p = ProxyConfig {
+            endpoint: "http://backend/connect".into(),
+            ..Default::default()
+        };
+        p.http.tls.enabled = true;
+        assert_eq!(
+            p.validate("rpc.proxy").unwrap_err().key,
+            "rpc.proxy.http.tls.enabled"
+        );
+        p.endpoint = "https://backend/connect".into();
+        p.validate("rpc.proxy").unwrap();
+        p.http.tls.cert_pem = "/etc/cert.pem".into();
+        assert_eq!(
+            p.validate("rpc.proxy").unwrap_err().key,
+            "rpc.proxy.http.tls.key_pem"
+        );
+        p.http.tls = ProxyTlsConfig::default();
+        p.grpc.tls.enabled = true;
+        assert_eq!(
+            p.validate("rpc.proxy").unwrap_err().key,
+            "rpc.proxy.grpc.tls.enabled"
+        );
+        p.endpoint = "grpc://backend:1".into();
+        p.validate("rpc.proxy").unwrap();
     }
 
     #[test]

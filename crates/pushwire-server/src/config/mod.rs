@@ -11,12 +11,14 @@
 pub mod admin;
 pub mod centrifugo;
 mod engine;
+mod grpc_api;
 mod lifecycle;
 mod listen;
 mod load;
 mod template;
 
 pub use engine::{EngineConfig, EngineKind};
+pub use grpc_api::GrpcApiConfig;
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
 pub use load::{analyze, finish, load, load_with_warnings, Analysis, Loaded, Overrides};
@@ -37,6 +39,8 @@ pub struct ServerConfig {
     pub http_server: HttpServerConfig,
     /// `http_api.*`: the server API.
     pub http_api: HttpApiConfig,
+    /// `grpc_api.*`: the gRPC server API (off by default).
+    pub grpc_api: GrpcApiConfig,
     /// `client.*`: connections.
     pub client: ClientConfig,
     /// `channel.*`: namespaces.
@@ -403,6 +407,7 @@ impl ServerConfig {
                 "must be shorter than shutdown.timeout",
             ));
         }
+        self.grpc_api.validate()?;
         if self.websocket.message_size_limit < 1024 {
             return Err(ConfigError::new(
                 "websocket.message_size_limit",

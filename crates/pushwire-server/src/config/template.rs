@@ -26,6 +26,11 @@ body_read_timeout = "10s"   # request bodies must be complete in time (408 beyon
 key = "change-me"          # X-API-Key / "Authorization: apikey <key>" for /api
 insecure = false           # true disables the key check: never in production
 
+[grpc_api]
+enabled = false            # Centrifugo's gRPC server API (proto/api.proto) on its own port
+port = 10000
+key = ""                   # "authorization: apikey <key>" metadata; required when enabled
+
 [client]
 # Browsers must come from one of these origins; empty rejects every request carrying Origin.
 allowed_origins = []

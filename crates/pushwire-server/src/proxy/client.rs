@@ -39,20 +39,27 @@ pub struct BuildError {
 impl ProxyClient {
     /// A proxy named `name` (the label in metrics and logs) from its definition.
     pub fn new(name: String, config: ProxyConfig) -> Result<Self, BuildError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .pool_max_idle_per_host(config.max_in_flight)
-            .build()
-            .map_err(|source| BuildError {
-                name: name.clone(),
-                source: Box::new(source),
-            })?;
+            .pool_max_idle_per_host(config.max_in_flight);
+        if config.http.tls.enabled {
+            let tls = super::tls::client_config("http.tls", &config.http.tls, &[b"http/1.1"])
+                .map_err(|source| BuildError {
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
+            builder = builder.use_preconfigured_tls(Arc::unwrap_or_clone(tls));
+        }
+        let http = builder.build().map_err(|source| BuildError {
+            name: name.clone(),
+            source: Box::new(source),
+        })?;
         let grpc = if config.endpoint.starts_with("grpc://") {
             Some(
                 super::grpc::GrpcClient::new(&config).map_err(|source| BuildError {
                     name: name.clone(),
-                    source: Box::new(source),
+                    source,
                 })?,
             )
         } else {

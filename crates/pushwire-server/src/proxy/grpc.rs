@@ -1,6 +1,7 @@
 //! The gRPC side of a proxy: unary calls to Centrifugo's `CentrifugoProxy` service over a
-//! lazily connected plain-text HTTP/2 channel (`grpc://host:port`), with the forwarded client
-//! headers and `grpc.static_metadata` as metadata.
+//! lazily connected HTTP/2 channel (`grpc://host:port`; plain text, or TLS with `grpc.tls`
+//! through [`super::tls::TlsConnector`]), with the forwarded client headers and
+//! `grpc.static_metadata` as metadata.
 
 use pushwire_core::config::ProxyConfig;
 use pushwire_core::proxy::{CallContext, ProxyError};
@@ -19,13 +20,18 @@ pub struct GrpcClient {
 
 impl GrpcClient {
     /// A client for `config.endpoint` (`grpc://host:port`); connects on first use.
-    pub fn new(config: &ProxyConfig) -> Result<Self, tonic::transport::Error> {
+    pub fn new(config: &ProxyConfig) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let uri = config.endpoint.replacen("grpc://", "http://", 1);
         let endpoint = Endpoint::from_shared(uri)?
             .timeout(config.timeout)
             .connect_timeout(config.timeout);
+        let channel = if config.grpc.tls.enabled {
+            endpoint.connect_with_connector_lazy(super::tls::TlsConnector::new(&config.grpc.tls)?)
+        } else {
+            endpoint.connect_lazy()
+        };
         Ok(GrpcClient {
-            channel: endpoint.connect_lazy(),
+            channel,
             http_headers: config
                 .http_headers
                 .iter()

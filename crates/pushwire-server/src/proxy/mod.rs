@@ -7,7 +7,7 @@
 //! response JSON), [`grpc`] and
 //! [`grpc_wire`] (the gRPC client and messages; `grpc_calls.rs` maps each event),
 //! [`breaker`] (circuit breaker), [`metrics`] (figures and the once-per-interval failure log),
-//! [`render`] (`/metrics` families).
+//! [`render`] (`/metrics` families), [`tls`] (TLS to backends: `http.tls`, `grpc.tls`).
 
 pub mod breaker;
 pub mod client;
@@ -17,6 +17,7 @@ pub mod grpc_wire;
 pub mod http;
 pub mod metrics;
 pub mod render;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -230,6 +230,19 @@ impl tower_service::Service<http::Request<Body>> for Svc {
     }
 }
 
+/// Starts the gRPC backend over TLS with `cert` (for `localhost`) on 127.0.0.1:0, served by
+/// pushwire's listener (HTTP/2 by ALPN).
+pub async fn start_tls(cert: &pushwire_test_support::cert::TestCert) -> RunningGrpcBackend {
+    let state = Arc::new(Backend::default());
+    let app = tonic::service::Routes::new(Svc(state.clone())).into_axum_router();
+    let (addr, task) = super::serve_tls(app, cert).await;
+    RunningGrpcBackend {
+        state,
+        url: format!("grpc://{addr}"),
+        task,
+    }
+}
+
 /// Starts the gRPC backend on loopback.
 pub async fn start() -> RunningGrpcBackend {
     let state = Arc::new(Backend::default());

@@ -263,20 +263,7 @@ async fn html() -> Response {
 /// Starts the backend on loopback.
 pub async fn start() -> RunningBackend {
     let state = Arc::new(Backend::default());
-    let app = Router::new()
-        .route("/connect", post(connect))
-        .route("/refresh", post(refresh))
-        .route("/subscribe", post(subscribe))
-        .route("/publish", post(publish))
-        .route("/sub_refresh", post(sub_refresh))
-        .route("/rpc", post(rpc))
-        .route("/send", post(send))
-        .route("/slow", post(slow))
-        .route("/status500", post(status500))
-        .route("/bad_json", post(bad_json))
-        .route("/huge", post(huge))
-        .route("/html", post(html))
-        .with_state(state.clone());
+    let app = app(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind backend");
@@ -289,4 +276,54 @@ pub async fn start() -> RunningBackend {
         url: format!("http://{addr}"),
         task,
     }
+}
+
+/// Serves `app` over TLS with `cert` (HTTP/1.1 and HTTP/2 by ALPN) on 127.0.0.1:0, with
+/// pushwire's own listener; returns the address and the serving task.
+pub async fn serve_tls(
+    app: Router,
+    cert: &pushwire_test_support::cert::TestCert,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let tls = pushwire_server::tls::server_config(&cert.server_tls())
+        .expect("TLS config")
+        .expect("enabled");
+    let listener = pushwire_server::listener::bind("127.0.0.1:0", 128)
+        .await
+        .expect("bind TLS backend");
+    let addr = listener.local_addr().expect("addr");
+    let settings = pushwire_server::listener::ListenSettings::new(
+        &pushwire_server::config::ServerConfig::default().http_server,
+        Some(tls),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = pushwire_server::listener::spawn(listener, app, settings, stop);
+    (addr, task)
+}
+
+/// Starts the backend over HTTPS with `cert` (for `localhost`) on 127.0.0.1:0.
+pub async fn start_tls(cert: &pushwire_test_support::cert::TestCert) -> RunningBackend {
+    let state = Arc::new(Backend::default());
+    let (addr, task) = serve_tls(app(state.clone()), cert).await;
+    RunningBackend {
+        state,
+        url: format!("https://{addr}"),
+        task,
+    }
+}
+
+fn app(state: Arc<Backend>) -> Router {
+    Router::new()
+        .route("/connect", post(connect))
+        .route("/refresh", post(refresh))
+        .route("/subscribe", post(subscribe))
+        .route("/publish", post(publish))
+        .route("/sub_refresh", post(sub_refresh))
+        .route("/rpc", post(rpc))
+        .route("/send", post(send))
+        .route("/slow", post(slow))
+        .route("/status500", post(status500))
+        .route("/bad_json", post(bad_json))
+        .route("/huge", post(huge))
+        .route("/html", post(html))
+        .with_state(state)
 }
