@@ -104,17 +104,34 @@ impl RedisBroker {
         }
     }
 
-    /// Stores (when the channel keeps history or an idempotency key) and PUBLISHes.
+    /// Stores `publication` exactly as [`Broker::publish`] does (idempotency key, version,
+    /// offset, trim, TTLs) but PUBLISHes nothing: for a broker that fans out over something
+    /// else (the NATS broker) and keeps history here.
+    pub async fn store(
+        &self,
+        channel: &str,
+        publication: &Publication,
+        options: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError> {
+        self.send(channel, publication, options, false).await
+    }
+
+    /// Stores (when the channel keeps history or an idempotency key) and, with `fanout`,
+    /// PUBLISHes.
     async fn send(
         &self,
         channel: &str,
-        publication: Publication,
+        publication: &Publication,
         options: &PublishOptions,
+        fanout: bool,
     ) -> Result<PublishOutcome, EngineError> {
-        let payload = codec::encode_publication(&publication);
+        let payload = codec::encode_publication(publication);
         let mut conn = self.shards.of(channel).conn.clone();
         let history = options.history();
         if !history && options.idempotency_key.is_none() {
+            if !fanout {
+                return Ok(PublishOutcome::default());
+            }
             let _: i64 = conn
                 .publish(
                     self.keys.pubsub(channel),
@@ -139,7 +156,11 @@ impl RedisBroker {
             .arg(millis(options.history_ttl).max(1))
             .arg(millis(options.history_meta_ttl))
             .arg(new_epoch())
-            .arg(self.keys.pubsub(channel))
+            .arg(if fanout {
+                self.keys.pubsub(channel)
+            } else {
+                String::new()
+            })
             .arg(window)
             .arg(options.version)
             .arg(&options.version_epoch)
@@ -242,7 +263,7 @@ impl Broker for RedisBroker {
         publication: Publication,
         options: &PublishOptions,
     ) -> Result<PublishOutcome, EngineError> {
-        let result = self.send(channel, publication, options).await;
+        let result = self.send(channel, &publication, options, true).await;
         match &result {
             Ok(outcome) if !outcome.suppressed => RedisMetrics::inc(&self.metrics.publications),
             Ok(_) => {}

@@ -234,7 +234,11 @@ async fn connect_one(
             Some(source) => connect_error(source),
             None => timeout_error(config.connect_timeout),
         })?;
-    Ok((RedisConn::Direct(conn), ClientSource::Fixed(Box::new(client)), first))
+    Ok((
+        RedisConn::Direct(conn),
+        ClientSource::Fixed(Box::new(client)),
+        first,
+    ))
 }
 
 /// Asks the sentinels for the master, connects to it (checked with `PING`), opens a first

@@ -1,6 +1,7 @@
 //! One broker contract, run against every broker: the memory broker (one node), the embedded
 //! broker (one node, a store in a fresh temporary directory), the Redis broker (real Redis
-//! at 127.0.0.1:6379) and the Redis broker sharded over three real Redis (6379, 6391, 6392). Each case takes a fresh broker with a recording
+//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392) and
+//! the NATS broker (real NATS at 127.0.0.1:4222) with its history in Redis. Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
 mod common;
@@ -65,6 +66,52 @@ impl Subject {
         Subject::redis_with(sharded_config()).await
     }
 
+    /// The NATS broker (real NATS at 127.0.0.1:4222) keeping history in the Redis engine's
+    /// streams, as the server runs `broker.type = "nats"` on `engine.type = "redis"`.
+    async fn nats_on_redis() -> Subject {
+        let cfg = config();
+        let engine = engine(&cfg).await;
+        let nats = pushwire_engine_nats::NatsBrokerConfig {
+            prefix: cfg.prefix.clone(),
+            ..Default::default()
+        };
+        let history: Arc<dyn pushwire_engine_nats::HistoryStore> =
+            Arc::new(RedisHistory(engine.broker()));
+        let broker = Arc::new(
+            pushwire_engine_nats::NatsBroker::connect(&nats, Some(history))
+                .await
+                .unwrap_or_else(|e| panic!("these tests need a real NATS at {}: {e}", nats.url)),
+        );
+        let rec = Arc::new(Recorder {
+            node_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        });
+        broker.set_handler(&rec.node_id, rec.clone());
+        // The control subjects are subscribed in the background: wait for a round trip.
+        for _ in 0..200 {
+            broker
+                .publish_control(Bytes::from_static(b"probe"), Some(&rec.node_id))
+                .await
+                .unwrap();
+            if !rec
+                .wait_controls_for(1, std::time::Duration::from_millis(20))
+                .await
+                .is_empty()
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        rec.controls.lock().clear();
+        Subject {
+            broker,
+            rec,
+            _keep: Some(engine),
+            cfg: Some(cfg),
+            dir: None,
+        }
+    }
+
     async fn redis_with(cfg: pushwire_engine_redis::RedisConfig) -> Subject {
         let (broker, rec, engine) = broker(&cfg).await;
         Subject {
@@ -94,9 +141,40 @@ async fn each(case: impl AsyncFn(&Subject)) {
         Subject::embedded().await,
         Subject::redis().await,
         Subject::redis_sharded().await,
+        Subject::nats_on_redis().await,
     ] {
         case(&subject).await;
         subject.done().await;
+    }
+}
+
+/// The Redis engine's streams as the NATS broker's history (what the server plugs in).
+struct RedisHistory(Arc<pushwire_engine_redis::RedisBroker>);
+
+#[async_trait::async_trait]
+impl pushwire_engine_nats::HistoryStore for RedisHistory {
+    async fn store(
+        &self,
+        channel: &str,
+        publication: &pushwire_protocol::Publication,
+        options: &PublishOptions,
+    ) -> Result<pushwire_core::engine::PublishOutcome, pushwire_core::engine::EngineError> {
+        self.0.store(channel, publication, options).await
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<pushwire_core::engine::HistoryPage, pushwire_core::engine::EngineError> {
+        self.0.history(channel, query).await
+    }
+
+    async fn remove_history(
+        &self,
+        channel: &str,
+    ) -> Result<(), pushwire_core::engine::EngineError> {
+        self.0.remove_history(channel).await
     }
 }
 

@@ -29,6 +29,7 @@ pub mod gentoken;
 pub mod lifecycle;
 pub mod limits;
 pub mod listener;
+pub mod nats_broker;
 pub mod observe;
 pub mod proxy;
 pub mod tls;

@@ -258,3 +258,125 @@ async fn a_node_does_not_start_without_its_redis() {
     assert!(err.contains("engine.redis.address"), "{err}");
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
+
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// `broker.*` on NATS (scripts/services.sh starts it on 4222) under `prefix`.
+fn on_nats(c: &mut ServerConfig, prefix: &str) {
+    c.broker.enabled = true;
+    c.broker.nats.url = NATS.into();
+    c.broker.nats.prefix = prefix.into();
+}
+
+/// The NATS broker alone (memory engine): three nodes, a publication made on any node
+/// reaches the subscribers of every node; only NATS connects them. A channel with history
+/// can not be published to (NATS keeps none) and says so.
+#[tokio::test]
+async fn nats_broker_alone_fans_out_between_three_nodes() {
+    let prefix = unique_prefix();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let p = prefix.clone();
+        nodes.push(TestServer::start_with(move |c| on_nats(c, &p)).await);
+    }
+    let mut clients = Vec::new();
+    for n in &nodes {
+        let (mut c, _) = anon(n).await;
+        subscribe(&mut c, "news").await;
+        clients.push(c);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        n.publish("news", json!({"n": i})).await;
+    }
+    for c in &mut clients {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(c.next_publication("news").await["data"]["n"].as_u64());
+        }
+        got.sort();
+        assert_eq!(got, [Some(0), Some(1), Some(2)]);
+    }
+    let (_, r) = nodes[0]
+        .api("publish", json!({"channel": "chat:kept", "data": {"n": 1}}))
+        .await;
+    assert!(
+        r["error"].is_object(),
+        "history without a history store fails: {r}"
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// NATS for fan-out, Redis for history: a client on node A receives node B's publication
+/// over NATS (Redis PUB/SUB carries nothing), then recovers what it missed from Redis.
+#[tokio::test]
+async fn nats_broker_with_redis_history_recovers_what_a_client_missed() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let start = |prefix: String| {
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            on_nats(c, &prefix);
+        })
+    };
+    let a = start(prefix.clone()).await;
+    let b = start(prefix.clone()).await;
+    let ch = "chat:nr";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("positioned: epoch").to_owned();
+    let r = b.publish(ch, json!({"n": 1})).await;
+    assert_eq!(r["offset"], json!(1), "{r}");
+    let p = c.next_publication(ch).await;
+    assert_eq!(
+        (p["data"]["n"].clone(), p["offset"].clone()),
+        (json!(1), json!(1))
+    );
+    let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("{prefix}.pub.{ch}"))
+        .query_async(&mut redis().await)
+        .await
+        .expect("PUBSUB NUMSUB");
+    assert_eq!(
+        subscribers, 0,
+        "fan-out goes through NATS, not Redis PUB/SUB"
+    );
+    drop(c);
+
+    b.publish(ch, json!({"n": 2})).await;
+    a.publish(ch, json!({"n": 3})).await;
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 1, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    assert_eq!(ns_of(&r["publications"]), [2, 3]);
+    b.publish(ch, json!({"n": 4})).await;
+    assert_eq!(c.next_publication(ch).await["offset"], json!(4));
+    a.stop().await;
+    b.stop().await;
+    cleanup(&prefix).await;
+}
+
+/// NATS unreachable at start: the node does not start, and the error names
+/// `broker.nats.url`; it does not hang.
+#[tokio::test]
+async fn a_node_does_not_start_without_its_nats() {
+    let mut config = test_config();
+    on_nats(&mut config, &unique_prefix());
+    config.broker.nats.url = "nats://127.0.0.1:1".into();
+    config.broker.nats.dial_timeout = Duration::from_millis(300);
+    config.validate().expect("valid config");
+    let started = tokio::time::timeout(Duration::from_secs(10), RunningServer::start(config))
+        .await
+        .expect("no hang");
+    let err = match started {
+        Ok(_) => panic!("started without NATS"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("broker.nats.url"), "{err}");
+}

@@ -221,7 +221,12 @@ impl BrokerEventHandler for Recorder {
 impl Recorder {
     /// Waits up to 5 s until `n` control messages arrived; returns them.
     pub async fn wait_controls(&self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        self.wait_controls_for(n, Duration::from_secs(5)).await
+    }
+
+    /// Waits up to `within` until `n` control messages arrived; returns them.
+    pub async fn wait_controls_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let got = self.controls.lock().clone();
             if got.len() >= n || tokio::time::Instant::now() > deadline {

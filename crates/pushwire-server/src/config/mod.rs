@@ -6,12 +6,14 @@
 //! → command-line flags. Unknown keys and bad values stop start-up with the key named.
 
 pub mod admin;
+mod broker;
 mod engine;
 mod lifecycle;
 mod listen;
 mod load;
 mod template;
 
+pub use broker::{BrokerConfig, BrokerKind};
 pub use engine::{EngineConfig, EngineKind};
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
 pub use listen::TlsConfig;
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub admin: admin::AdminConfig,
     /// `engine.*`: memory, embedded or Redis.
     pub engine: EngineConfig,
+    /// `broker.*`: a standalone broker (NATS) in place of the engine's.
+    pub broker: BrokerConfig,
     /// `consumers`: message queues consumed into channels (docs/consumers.md).
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
     /// `lifecycle.*`: lifecycle events and their sinks.
@@ -330,6 +334,13 @@ impl ServerConfig {
         self.node_config().validate()?;
         self.admin.validate()?;
         self.engine.validate()?;
+        self.broker.validate()?;
+        if self.broker.enabled && self.engine.kind == EngineKind::Embedded {
+            return Err(ConfigError::new(
+                "broker.enabled",
+                "a standalone broker needs engine.type = \"memory\" or \"redis\"",
+            ));
+        }
         self.lifecycle.validate()?;
         self.http_server.validate()?;
         self.http_api.validate_listener()?;
