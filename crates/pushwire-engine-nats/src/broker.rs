@@ -50,6 +50,33 @@ struct Inner {
     subs: tokio::sync::Mutex<HashMap<String, (u64, JoinHandle<()>)>>,
     metrics: NatsMetrics,
     write_timeout: Duration,
+    /// Unique per broker: the subjects of [`Inner::barrier`] round trips.
+    barrier_prefix: String,
+    barriers: AtomicU64,
+}
+
+impl Inner {
+    /// Returns once the NATS server processed everything this connection sent before (a
+    /// subscription made earlier is then in place): a message to a subject only this
+    /// connection subscribes to comes back after them. `flush` alone only writes the socket.
+    async fn barrier(&self) -> Result<(), EngineError> {
+        let n = self.barriers.fetch_add(1, Ordering::Relaxed);
+        let subject = format!("{}.{n}", self.barrier_prefix);
+        let mut sub = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(backend)?;
+        self.client
+            .publish(subject, bytes::Bytes::new())
+            .await
+            .map_err(backend)?;
+        match tokio::time::timeout(self.write_timeout, sub.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(backend("connection closed")),
+            Err(_) => Err(backend("subscription not confirmed in time")),
+        }
+    }
 }
 
 /// A broker on NATS core shared by every node on the same NATS and `broker.nats.prefix`.
@@ -59,7 +86,7 @@ struct Inner {
 ///   publication with its offset over NATS; otherwise just sends it. At most once: a
 ///   publication sent while a node is disconnected from NATS does not reach that node, which
 ///   resyncs all its channels (3010) when it reconnects.
-/// - `subscribe` returns once the NATS server confirmed the subscription (a flush round trip).
+/// - `subscribe` returns once the NATS server has the subscription (a round trip to itself).
 /// - `history` needs a [`HistoryStore`]; without one it fails.
 /// - Dropping the broker stops its tasks; NATS subscriptions end with the connection.
 pub struct NatsBroker {
@@ -114,6 +141,15 @@ impl NatsBroker {
             subs: tokio::sync::Mutex::new(HashMap::new()),
             metrics: NatsMetrics::default(),
             write_timeout: config.write_timeout,
+            barrier_prefix: format!(
+                "{}.barrier.{}x{}",
+                config.prefix,
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
+            barriers: AtomicU64::new(0),
         });
         inner.metrics.connected.store(1, Ordering::Relaxed);
         let weak = Arc::downgrade(&inner);
@@ -259,7 +295,9 @@ impl Broker for NatsBroker {
                     }
                 }
             }
-            let _ = inner.client.flush().await;
+            if let Err(e) = inner.barrier().await {
+                tracing::warn!(error = %e, "control subjects not confirmed");
+            }
             futures_util::future::join_all(forwards).await;
         });
         self.tasks.lock().push(task);
@@ -303,11 +341,7 @@ impl Broker for NatsBroker {
             .await
             .map_err(|_| backend("subscribe timed out"))?
             .map_err(backend)?;
-        // The server has the subscription once it answered the flush's PING.
-        tokio::time::timeout(timeout, self.inner.client.flush())
-            .await
-            .map_err(|_| backend("subscribe not confirmed in time"))?
-            .map_err(backend)?;
+        self.inner.barrier().await?;
         let task = tokio::spawn(forward(sub, channel.to_owned(), self.inner.clone()));
         subs.insert(channel.to_owned(), (1, task));
         Ok(())

@@ -17,7 +17,7 @@ pub struct NatsBrokerConfig {
     /// Longest wait for the connection to NATS (at start and per reconnect attempt).
     #[serde(with = "humantime_serde")]
     pub dial_timeout: Duration,
-    /// Longest wait for a subscription to be confirmed by the server (flush round trip).
+    /// Longest wait for a subscription to be confirmed by the server (a round trip).
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
 }

@@ -303,6 +303,7 @@ async fn nats_broker_alone_fans_out_between_three_nodes() {
         r["error"].is_object(),
         "history without a history store fails: {r}"
     );
+    drop(clients);
     for n in nodes {
         n.stop().await;
     }
@@ -379,4 +380,120 @@ async fn a_node_does_not_start_without_its_nats() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("broker.nats.url"), "{err}");
+}
+
+/// A nats-server of this test's own on a free port (killed on drop).
+struct OwnNats {
+    child: std::process::Child,
+}
+
+impl OwnNats {
+    fn start(port: u16) -> OwnNats {
+        let mut child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (scripts/services.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return OwnNats { child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nats-server on {port} did not listen");
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn health(node: &TestServer) -> Value {
+    reqwest::get(format!("{}/health", node.http_url()))
+        .await
+        .expect("/health")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// NATS goes down mid-run: `/health` says degraded (still 200), the node reconnects by
+/// itself when NATS is back, its subscribers are resynced with 3010 and recover from Redis
+/// what was published meanwhile.
+#[tokio::test]
+async fn nats_down_mid_run_degrades_health_then_resyncs_and_recovers() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let port = OwnNats::free_port();
+    let nats = OwnNats::start(port);
+    let url = format!("nats://127.0.0.1:{port}");
+    let a = {
+        let (prefix, url) = (prefix.clone(), url.clone());
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            on_nats(c, &prefix);
+            c.broker.nats.url = url;
+        })
+        .await
+    };
+    let ch = "chat:natsdown";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("epoch").to_owned();
+    assert!(health(&a).await["degraded"].is_null(), "healthy at first");
+    drop(nats);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            health(&a).await["degraded"][0]
+                .as_str()
+                .is_some_and(|d| d.contains("nats disconnected"))
+        })
+        .await,
+        "/health names the lost NATS"
+    );
+    // Stored in Redis while NATS is down (the NATS client buffers the send).
+    let r = a.publish(ch, json!({"n": 1})).await;
+    assert_eq!(r["offset"], json!(1), "{r}");
+    let _nats = OwnNats::start(port);
+    let (code, reason) = tokio::time::timeout(Duration::from_secs(20), c.expect_close())
+        .await
+        .expect("resynced after NATS came back");
+    assert_eq!((code, reason.as_str()), (3010, "insufficient state"));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            health(&a).await["degraded"].is_null()
+        })
+        .await,
+        "healthy again"
+    );
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 0, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    assert_eq!(
+        ns_of(&r["publications"]),
+        [1],
+        "what was published during the outage"
+    );
+    a.publish(ch, json!({"n": 2})).await;
+    let p = c.next_publication(ch).await;
+    assert_eq!(p["data"]["n"], json!(2), "live delivery over NATS again");
+    a.stop().await;
+    cleanup(&prefix).await;
 }
