@@ -65,7 +65,7 @@ impl RedisEngine {
             }
         } else {
             let (conn, source, first, watch) =
-                connect_sentinel(config, cancel.child_token()).await?;
+                connect_sentinel(config, broker_cancel.child_token()).await?;
             tasks.push(watch);
             sources.push((conn, source, first));
         }
