@@ -102,6 +102,40 @@ async fn sentinel_broker(
     (broker, rec, engine)
 }
 
+/// Serialises the tests that fail the shared Sentinel set over (also those of other test
+/// binaries, e.g. pushwire-server's engine_redis): a key on the main Redis, `SET NX PX`.
+async fn sentinel_lock() -> String {
+    let token = uuid::Uuid::new_v4().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: Option<String> = redis::cmd("SET")
+            .arg("pushwire-test-sentinel-lock")
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(90_000)
+            .query_async(&mut redis().await)
+            .await
+            .unwrap();
+        if got.is_some() {
+            return token;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sentinel lock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn sentinel_unlock(token: &str) {
+    let _: i64 = redis::Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+    )
+    .key("pushwire-test-sentinel-lock")
+    .arg(token)
+    .invoke_async(&mut redis().await)
+    .await
+    .unwrap();
+}
+
 /// `SENTINEL FAILOVER`, retried while the sentinels are still busy with a previous one.
 async fn failover() {
     for _ in 0..100 {
@@ -126,6 +160,7 @@ async fn failover() {
 /// replication and is counted, never ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failover_loses_no_acknowledged_publication_silently() {
+    let lock = sentinel_lock().await;
     let before = healthy_master().await;
     let cfg = sentinel_config();
     let (sub, rec, _se) = sentinel_broker(&cfg, &before).await;
@@ -231,6 +266,7 @@ async fn a_failover_loses_no_acknowledged_publication_silently() {
         "asynchronous replication lost only the last writes before the switch: {lost:?}"
     );
     cleanup_sentinel(&cfg).await;
+    sentinel_unlock(&lock).await;
 }
 
 async fn cleanup_sentinel(cfg: &RedisConfig) {

@@ -497,3 +497,225 @@ async fn nats_down_mid_run_degrades_health_then_resyncs_and_recovers() {
     a.stop().await;
     cleanup(&prefix).await;
 }
+
+const SENTINELS: [&str; 3] = ["127.0.0.1:26391", "127.0.0.1:26392", "127.0.0.1:26393"];
+
+/// Serialises the tests that fail the shared Sentinel set over (across test binaries): a
+/// key on the main Redis, taken with `SET NX PX`.
+async fn sentinel_lock() -> String {
+    let token = uuid_like();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: Option<String> = redis::cmd("SET")
+            .arg("pushwire-test-sentinel-lock")
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(90_000)
+            .query_async(&mut redis().await)
+            .await
+            .expect("SET NX");
+        if got.is_some() {
+            return token;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sentinel lock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The master every sentinel names, once they agree and a replica is in sync.
+async fn healthy_master() -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut masters = std::collections::BTreeSet::new();
+        for s in SENTINELS {
+            let mut conn = redis::Client::open(format!("redis://{s}"))
+                .expect("url")
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("these tests need Redis Sentinel at {s} (scripts/services.sh): {e}")
+                });
+            let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg("pwmaster")
+                .query_async(&mut conn)
+                .await
+                .expect("SENTINEL");
+            masters.insert(addr.map(|(h, p)| format!("{h}:{p}")));
+        }
+        let mut conn = redis::Client::open(format!("redis://{}", SENTINELS[0]))
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("sentinel");
+        let replicas: Vec<std::collections::BTreeMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg("pwmaster")
+            .query_async(&mut conn)
+            .await
+            .expect("SENTINEL REPLICAS");
+        let in_sync = replicas.iter().any(|r| {
+            r.get("flags").map(String::as_str) == Some("slave")
+                && r.get("master-link-status").map(String::as_str) == Some("ok")
+        });
+        if let (1, Some(Some(m)), true) = (masters.len(), masters.first(), in_sync) {
+            return m.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{masters:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Redis Sentinel end to end: a node on the Sentinel set, a WebSocket client subscribed, 80
+/// publications at 100/s through the API while the master fails over (fewer than the
+/// channel's history size of 100, so everything missed is recoverable). The client is resynced
+/// with 3010, recovers from the new master's history and ends with every publication the API
+/// acknowledged, each once.
+#[tokio::test]
+async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged_publication() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let lock = sentinel_lock().await;
+    let before = healthy_master().await;
+    let prefix = unique_prefix();
+    let a = {
+        let prefix = prefix.clone();
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            c.engine.redis.sentinel_address = SENTINELS.iter().map(|s| (*s).to_owned()).collect();
+            c.engine.redis.sentinel_master_name = "pwmaster".into();
+            c.engine.redis.command_timeout = Duration::from_secs(2);
+        })
+        .await
+    };
+    let ch = "chat:failover";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("epoch").to_owned();
+
+    let publishing = {
+        let url = a.http_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acked = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for n in 1..=80u64 {
+                tick.tick().await;
+                let r: Value = http
+                    .post(format!("{url}/api/publish"))
+                    .header("X-API-Key", pushwire_test_support::API_KEY)
+                    .json(&json!({"channel": ch, "data": {"n": n}}))
+                    .send()
+                    .await
+                    .expect("api")
+                    .json()
+                    .await
+                    .expect("json");
+                if r["result"]["offset"].is_u64() {
+                    acked.push(n);
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sentinel = redis::Client::open(format!("redis://{}", SENTINELS[0]))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("sentinel");
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("pwmaster")
+        .query_async(&mut sentinel)
+        .await
+        .expect("SENTINEL FAILOVER");
+
+    // Live publications until the resync closes the connection.
+    let mut seen = std::collections::BTreeMap::new();
+    let mut last_offset = 0u64;
+    let code = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), c.stream().next())
+            .await
+            .expect("a message or the resync within 15 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                for line in t.as_str().split('\n').filter(|l| !l.trim().is_empty()) {
+                    let v: Value = serde_json::from_str(line).expect("json");
+                    let p = &v["push"]["pub"];
+                    if let (Some(n), Some(o)) = (p["data"]["n"].as_u64(), p["offset"].as_u64()) {
+                        *seen.entry(n).or_insert(0) += 1;
+                        last_offset = o;
+                    }
+                }
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => {}
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 3010, "the failover resyncs the subscriber");
+    let acked = publishing.await.expect("publisher");
+    let after = healthy_master().await;
+    assert_ne!(before, after, "the master changed");
+
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": last_offset, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    for n in ns_of(&r["publications"]) {
+        *seen.entry(n).or_insert(0) += 1;
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|n| !seen.contains_key(n))
+        .copied()
+        .collect();
+    let twice: Vec<u64> = seen
+        .iter()
+        .filter(|(_, k)| **k > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    eprintln!(
+        "sentinel failover {before} -> {after}: {} of 80 acknowledged, {} seen, missing {missing:?}",
+        acked.len(),
+        seen.len()
+    );
+    assert!(acked.len() >= 60, "publishing goes on across the failover");
+    assert!(
+        missing.is_empty(),
+        "every acknowledged publication reached the client"
+    );
+    assert!(twice.is_empty(), "none twice: {twice:?}");
+    a.stop().await;
+    let mut conn = redis::Client::open(format!("redis://{after}"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("master");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}.*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    }
+    let _: i64 = redis::Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+    )
+    .key("pushwire-test-sentinel-lock")
+    .arg(&lock)
+    .invoke_async(&mut redis().await)
+    .await
+    .expect("unlock");
+}
