@@ -719,3 +719,89 @@ async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged
     .await
     .expect("unlock");
 }
+
+/// `engine.redis.address` as a list: two nodes sharded over three Redis (6379, 6391, 6392;
+/// scripts/start-redis-topologies.sh) deliver each other's publications in channels on every
+/// shard, and a client recovers from the channel's shard.
+#[tokio::test]
+async fn two_nodes_sharded_over_three_redis_deliver_and_recover_on_every_shard() {
+    use pushwire_engine_redis::shard::consistent_index;
+    const SHARDS: [&str; 3] = [REDIS, "redis://127.0.0.1:6391", "redis://127.0.0.1:6392"];
+    let prefix = unique_prefix();
+    let start = |prefix: String| {
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            c.engine.redis.address = SHARDS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+                .into();
+        })
+    };
+    let a = start(prefix.clone()).await;
+    let b = start(prefix.clone()).await;
+    // One channel per shard.
+    let channels: Vec<String> = (0..3)
+        .map(|shard| {
+            (0..)
+                .map(|i| format!("chat:s{i}"))
+                .find(|c| consistent_index(c, 3) == shard)
+                .expect("a channel")
+        })
+        .collect();
+    let (mut c, _) = anon(&a).await;
+    let mut epochs = Vec::new();
+    for ch in &channels {
+        let sub = subscribe(&mut c, ch).await;
+        epochs.push(sub["epoch"].as_str().expect("epoch").to_owned());
+        b.publish(ch, json!({"n": 1})).await;
+        assert_eq!(c.next_publication(ch).await["offset"], json!(1), "{ch}");
+    }
+    drop(c);
+    for ch in &channels {
+        b.publish(ch, json!({"n": 2})).await;
+    }
+    let (mut c, _) = anon(&a).await;
+    for (shard, (ch, epoch)) in channels.iter().zip(&epochs).enumerate() {
+        let r = subscribe_with(
+            &mut c,
+            json!({"channel": ch, "recover": true, "offset": 1, "epoch": epoch}),
+        )
+        .await;
+        assert_eq!(r["recovered"], json!(true), "{ch}: {r}");
+        assert_eq!(ns_of(&r["publications"]), [2], "{ch}");
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("{prefix}.stream.{ch}"))
+            .query_async(
+                &mut redis::Client::open(SHARDS[shard])
+                    .expect("url")
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("shard"),
+            )
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, 1, "{ch} is stored on shard {shard}");
+    }
+    a.stop().await;
+    b.stop().await;
+    for url in SHARDS {
+        let mut conn = redis::Client::open(url)
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("shard");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}.*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("DEL");
+        }
+    }
+}
