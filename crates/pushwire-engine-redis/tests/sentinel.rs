@@ -22,7 +22,6 @@ fn sentinel_config() -> RedisConfig {
         sentinel_master_name: MASTER.into(),
         reconnect_min_delay: Duration::from_millis(50),
         reconnect_max_delay: Duration::from_millis(500),
-        command_timeout: Duration::from_secs(2),
         ..config()
     }
 }

@@ -586,7 +586,6 @@ async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged
             on_redis(c, &prefix);
             c.engine.redis.sentinel_address = SENTINELS.iter().map(|s| (*s).to_owned()).collect();
             c.engine.redis.sentinel_master_name = "pwmaster".into();
-            c.engine.redis.command_timeout = Duration::from_secs(2);
         })
         .await
     };
