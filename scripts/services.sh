@@ -47,6 +47,8 @@ if ! listening 6379; then
     wait_port redis 6379 20
 fi
 
+bash scripts/start-redis-topologies.sh
+
 if ! listening 5672; then
     need rabbitmq-server rabbitmq-server
     rabbitmq-server -detached >/dev/null 2>&1 || true

@@ -6,7 +6,7 @@
 -- ARGV[1] protobuf publication without offset
 -- ARGV[2] history size (0 = not kept)    ARGV[3] history TTL, ms
 -- ARGV[4] meta TTL, ms (0 = no expiry)   ARGV[5] epoch to use if the stream is new
--- ARGV[6] PUB/SUB channel                ARGV[7] idempotency window, ms (0 = no key)
+-- ARGV[6] PUB/SUB channel ("" = store only) ARGV[7] idempotency window, ms (0 = no key)
 -- ARGV[8] version, decimal ("0" = none)  ARGV[9] version epoch
 -- Returns {suppressed (0|1), offset ("" = no history), epoch}.
 local stream, meta, idem = KEYS[1], KEYS[2], KEYS[3]
@@ -22,7 +22,9 @@ if idem_ttl > 0 then
 end
 
 if size == 0 then
-  redis.call('publish', ARGV[6], 'p0 ' .. payload)
+  if ARGV[6] ~= '' then
+    redis.call('publish', ARGV[6], 'p0 ' .. payload)
+  end
   if idem_ttl > 0 then
     redis.call('hset', idem, 'e', '', 's', '')
     redis.call('pexpire', idem, idem_ttl)
@@ -57,7 +59,9 @@ redis.call('pexpire', stream, ARGV[3])
 if tonumber(ARGV[4]) > 0 then
   redis.call('pexpire', meta, ARGV[4])
 end
-redis.call('publish', ARGV[6], 'p' .. top .. ' ' .. payload)
+if ARGV[6] ~= '' then
+  redis.call('publish', ARGV[6], 'p' .. top .. ' ' .. payload)
+end
 if idem_ttl > 0 then
   redis.call('hset', idem, 'e', epoch, 's', top)
   redis.call('pexpire', idem, idem_ttl)

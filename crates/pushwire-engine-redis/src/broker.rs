@@ -9,7 +9,6 @@ use pushwire_core::engine::{
     PublishOutcome,
 };
 use pushwire_protocol::{ClientInfo, Publication, StreamPosition};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Value};
 use tokio_util::sync::DropGuard;
 
@@ -17,10 +16,13 @@ use crate::codec;
 use crate::error::{backend, malformed};
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
-use crate::pubsub::{PubSubHandle, SharedHandler};
+use crate::pubsub::SharedHandler;
 use crate::scripts;
+use crate::shard::Shards;
 
-/// A broker shared by every node on one Redis (and one prefix).
+/// A broker shared by every node on the same Redis (or shards) and prefix. With several
+/// shards, each channel lives on one of them ([`crate::shard`]); control messages go over
+/// the first.
 ///
 /// - `publish` runs one Lua script that checks the idempotency key, checks the version,
 ///   appends with the next offset, trims to the history size, sets TTLs and PUBLISHes, so
@@ -30,10 +32,9 @@ use crate::scripts;
 /// - `subscribe` returns once Redis confirmed the PUB/SUB subscription.
 /// - Dropping the broker stops its PUB/SUB task.
 pub struct RedisBroker {
-    conn: ConnectionManager,
+    shards: Shards,
     keys: Keys,
     handler: SharedHandler,
-    pubsub: PubSubHandle,
     idempotency_window: Duration,
     metrics: Arc<RedisMetrics>,
     _stop: DropGuard,
@@ -86,36 +87,51 @@ fn entry_offset(id: &[u8]) -> Option<u64> {
 
 impl RedisBroker {
     pub(crate) fn new(
-        conn: ConnectionManager,
+        shards: Shards,
         keys: Keys,
         handler: SharedHandler,
-        pubsub: PubSubHandle,
         idempotency_window: Duration,
         metrics: Arc<RedisMetrics>,
         stop: DropGuard,
     ) -> RedisBroker {
         RedisBroker {
-            conn,
+            shards,
             keys,
             handler,
-            pubsub,
             idempotency_window,
             metrics,
             _stop: stop,
         }
     }
 
-    /// Stores (when the channel keeps history or an idempotency key) and PUBLISHes.
+    /// Stores `publication` exactly as [`Broker::publish`] does (idempotency key, version,
+    /// offset, trim, TTLs) but PUBLISHes nothing: for a broker that fans out over something
+    /// else (the NATS broker) and keeps history here.
+    pub async fn store(
+        &self,
+        channel: &str,
+        publication: &Publication,
+        options: &PublishOptions,
+    ) -> Result<PublishOutcome, EngineError> {
+        self.send(channel, publication, options, false).await
+    }
+
+    /// Stores (when the channel keeps history or an idempotency key) and, with `fanout`,
+    /// PUBLISHes.
     async fn send(
         &self,
         channel: &str,
-        publication: Publication,
+        publication: &Publication,
         options: &PublishOptions,
+        fanout: bool,
     ) -> Result<PublishOutcome, EngineError> {
-        let payload = codec::encode_publication(&publication);
-        let mut conn = self.conn.clone();
+        let payload = codec::encode_publication(publication);
+        let mut conn = self.shards.of(channel).conn.clone();
         let history = options.history();
         if !history && options.idempotency_key.is_none() {
+            if !fanout {
+                return Ok(PublishOutcome::default());
+            }
             let _: i64 = conn
                 .publish(
                     self.keys.pubsub(channel),
@@ -140,7 +156,11 @@ impl RedisBroker {
             .arg(millis(options.history_ttl).max(1))
             .arg(millis(options.history_meta_ttl))
             .arg(new_epoch())
-            .arg(self.keys.pubsub(channel))
+            .arg(if fanout {
+                self.keys.pubsub(channel)
+            } else {
+                String::new()
+            })
             .arg(window)
             .arg(options.version)
             .arg(&options.version_epoch)
@@ -189,7 +209,7 @@ impl RedisBroker {
             .arg(from)
             .arg(to)
             .arg(query.limit)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.shards.of(channel).conn.clone())
             .await
             .map_err(backend)?;
         let epoch = reply
@@ -231,7 +251,7 @@ impl Broker for RedisBroker {
     fn set_handler(&self, node_id: &str, handler: Arc<dyn BrokerEventHandler>) {
         let _ = self.handler.set(handler);
         for name in [self.keys.control().to_owned(), self.keys.node(node_id)] {
-            if let Err(e) = self.pubsub.pin(name) {
+            if let Err(e) = self.shards.first().pubsub.pin(name) {
                 tracing::error!(error = %e, "control channel not subscribed");
             }
         }
@@ -243,7 +263,7 @@ impl Broker for RedisBroker {
         publication: Publication,
         options: &PublishOptions,
     ) -> Result<PublishOutcome, EngineError> {
-        let result = self.send(channel, publication, options).await;
+        let result = self.send(channel, &publication, options, true).await;
         match &result {
             Ok(outcome) if !outcome.suppressed => RedisMetrics::inc(&self.metrics.publications),
             Ok(_) => {}
@@ -259,6 +279,8 @@ impl Broker for RedisBroker {
         join: bool,
     ) -> Result<(), EngineError> {
         let _: i64 = self
+            .shards
+            .of(channel)
             .conn
             .clone()
             .publish(
@@ -271,11 +293,11 @@ impl Broker for RedisBroker {
     }
 
     async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.pubsub.subscribe(channel).await
+        self.shards.of(channel).pubsub.subscribe(channel).await
     }
 
     async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
-        self.pubsub.unsubscribe(channel).await
+        self.shards.of(channel).pubsub.unsubscribe(channel).await
     }
 
     async fn history(
@@ -293,6 +315,8 @@ impl Broker for RedisBroker {
 
     async fn remove_history(&self, channel: &str) -> Result<(), EngineError> {
         let _: i64 = self
+            .shards
+            .of(channel)
             .conn
             .clone()
             .del(self.keys.stream(channel))
@@ -310,7 +334,13 @@ impl Broker for RedisBroker {
             Some(uid) => self.keys.node(uid),
             None => self.keys.control().to_owned(),
         };
-        let result: Result<i64, _> = self.conn.clone().publish(name, data.as_ref()).await;
+        let result: Result<i64, _> = self
+            .shards
+            .first()
+            .conn
+            .clone()
+            .publish(name, data.as_ref())
+            .await;
         if result.is_err() {
             RedisMetrics::inc(&self.metrics.control_errors);
         }
@@ -318,7 +348,8 @@ impl Broker for RedisBroker {
     }
 
     fn degraded(&self) -> Option<String> {
-        (RedisMetrics::get(&self.metrics.pubsub_connected) == 0)
+        self.metrics
+            .pubsub_degraded()
             .then(|| "redis pub/sub disconnected (reconnecting)".to_owned())
     }
 

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use pushwire_core::config::ConfigError;
+
+use crate::address::RedisAddress;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the Redis engine. Defaults fit a local Redis; [`RedisConfig::validate`] names the
@@ -10,8 +12,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Redis URL: `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS.
-    pub address: String,
+    /// Redis URL: `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS; or a
+    /// list of them, which shards channels over those Redis by consistent hashing of the
+    /// channel name (see [`RedisAddress`]).
+    pub address: RedisAddress,
+    /// Redis Sentinel addresses (`host:port` each). When set, the engine asks them for the
+    /// master of [`RedisConfig::sentinel_master_name`] and follows it across failovers;
+    /// `address` then only lends its user, password and db to the master connection.
+    pub sentinel_address: Vec<String>,
+    /// The name the sentinels monitor the master under (required with `sentinel_address`).
+    pub sentinel_master_name: String,
+    /// User for the sentinels (ACL); empty: none.
+    pub sentinel_user: String,
+    /// Password for the sentinels; empty: none.
+    pub sentinel_password: String,
     /// PEM file of the root certificate(s) that verify a `rediss://` server instead of the
     /// system's roots (a private CA). Empty: the system's roots.
     pub tls_ca_pem_file: String,
@@ -43,6 +57,10 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             address: "redis://127.0.0.1:6379".into(),
+            sentinel_address: Vec::new(),
+            sentinel_master_name: String::new(),
+            sentinel_user: String::new(),
+            sentinel_password: String::new(),
             tls_ca_pem_file: String::new(),
             prefix: "pushwire".into(),
             connect_timeout: Duration::from_secs(1),
@@ -59,16 +77,66 @@ impl RedisConfig {
     /// Checks every value; `section` is the key path of this section (`engine.redis`).
     pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
         let key = |k: &str| format!("{section}.{k}");
-        if let Err(e) = redis::Client::open(self.address.as_str()) {
-            return Err(ConfigError::new(
-                key("address"),
-                format!("{:?} is not a Redis URL: {e}", self.address),
-            ));
+        if self.address.is_empty() {
+            return Err(ConfigError::new(key("address"), "needs at least one URL"));
         }
-        if !self.tls_ca_pem_file.is_empty() && !self.address.starts_with("rediss://") {
+        for (i, url) in self.address.urls().iter().enumerate() {
+            if let Err(e) = redis::Client::open(url.as_str()) {
+                return Err(ConfigError::new(
+                    key("address"),
+                    format!("entry {i}: {url:?} is not a Redis URL: {e}"),
+                ));
+            }
+            if self.address.urls()[..i].contains(url) {
+                return Err(ConfigError::new(
+                    key("address"),
+                    format!("entry {i}: {url:?} is listed twice"),
+                ));
+            }
+        }
+        if !self.tls_ca_pem_file.is_empty()
+            && !self
+                .address
+                .urls()
+                .iter()
+                .all(|u| u.starts_with("rediss://"))
+        {
             return Err(ConfigError::new(
                 key("tls_ca_pem_file"),
                 "needs a rediss:// address",
+            ));
+        }
+        if !self.sentinel_address.is_empty() {
+            for (i, entry) in self.sentinel_address.iter().enumerate() {
+                if crate::sentinel::sentinel_addr(entry).is_none() {
+                    return Err(ConfigError::new(
+                        key("sentinel_address"),
+                        format!("entry {i}: {entry:?} is not host:port"),
+                    ));
+                }
+            }
+            if self.sentinel_master_name.trim().is_empty() {
+                return Err(ConfigError::new(
+                    key("sentinel_master_name"),
+                    "required with sentinel_address",
+                ));
+            }
+            if self.address.len() > 1 {
+                return Err(ConfigError::new(
+                    key("address"),
+                    "a list (sharding) can not be combined with sentinel_address",
+                ));
+            }
+            if !self.tls_ca_pem_file.is_empty() {
+                return Err(ConfigError::new(
+                    key("tls_ca_pem_file"),
+                    "not supported with sentinel_address",
+                ));
+            }
+        } else if !self.sentinel_master_name.is_empty() {
+            return Err(ConfigError::new(
+                key("sentinel_address"),
+                "required with sentinel_master_name",
             ));
         }
         if self.prefix.is_empty() || self.prefix.chars().any(char::is_whitespace) {
@@ -145,5 +213,50 @@ mod tests {
             bad.validate("engine.redis").unwrap_err().key,
             "engine.redis.reconnect_max_delay"
         );
+        for address in [
+            RedisAddress::from(Vec::new()),
+            RedisAddress::from(vec!["redis://a:1".to_owned(), "nope".to_owned()]),
+            RedisAddress::from(vec!["redis://a:1".to_owned(), "redis://a:1".to_owned()]),
+        ] {
+            let bad = RedisConfig {
+                address,
+                ..Default::default()
+            };
+            assert_eq!(
+                bad.validate("engine.redis").unwrap_err().key,
+                "engine.redis.address"
+            );
+        }
+        let sentinel = RedisConfig {
+            sentinel_address: vec!["127.0.0.1:26391".into()],
+            sentinel_master_name: "pwmaster".into(),
+            ..Default::default()
+        };
+        sentinel.validate("engine.redis").unwrap();
+        for (bad, key) in [
+            (
+                RedisConfig {
+                    sentinel_master_name: String::new(),
+                    ..sentinel.clone()
+                },
+                "engine.redis.sentinel_master_name",
+            ),
+            (
+                RedisConfig {
+                    sentinel_address: vec!["redis://127.0.0.1:26391".into()],
+                    ..sentinel.clone()
+                },
+                "engine.redis.sentinel_address",
+            ),
+            (
+                RedisConfig {
+                    sentinel_address: Vec::new(),
+                    ..sentinel.clone()
+                },
+                "engine.redis.sentinel_address",
+            ),
+        ] {
+            assert_eq!(bad.validate("engine.redis").unwrap_err().key, key);
+        }
     }
 }

@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::conn::RedisConn;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use pushwire_core::engine::{EngineError, UserConnections};
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -41,7 +41,7 @@ impl std::fmt::Debug for RedisUserConnections {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
     ttl: Duration,
     metrics: Arc<RedisMetrics>,
@@ -52,7 +52,7 @@ struct Inner {
 impl RedisUserConnections {
     /// Counts on `conn`; starts the refresh task (owned by the returned value).
     pub(crate) fn start(
-        conn: ConnectionManager,
+        conn: RedisConn,
         keys: Keys,
         ttl: Duration,
         metrics: Arc<RedisMetrics>,

@@ -11,17 +11,22 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::RedisBroker;
 use crate::config::RedisConfig;
+use crate::conn::{ClientSource, RedisConn};
 use crate::connections::RedisUserConnections;
 use crate::error::StartError;
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 use crate::occupancy::RedisOccupancy;
 use crate::presence::RedisPresence;
-use crate::pubsub::{self, PubSubHooks, PubSubSettings};
+use crate::pubsub::{self, PubSubConnection, PubSubHooks, PubSubSettings};
+use crate::sentinel::{MasterResolver, SentinelConn};
+use crate::sentinel_watch::{self, WatchSettings};
+use crate::shard::{Shard, Shards};
 
-/// A connected Redis engine: one multiplexed connection for commands (reconnects by itself),
-/// one PUB/SUB connection for the node (reconnected by the broker's controller task, which
-/// also carries the control messages between nodes).
+/// A connected Redis engine: per Redis of `engine.redis.address` (one per shard), one
+/// multiplexed connection for commands (reconnects by itself) and one PUB/SUB connection for
+/// the node (reconnected by its controller task; the first shard's also carries the control
+/// messages between nodes).
 ///
 /// The broker and the presence manager each own their background task: dropping them (with
 /// the node that holds them) stops the tasks; [`RedisEngine::stop`] stops them at once.
@@ -42,116 +47,76 @@ impl std::fmt::Debug for RedisEngine {
 }
 
 impl RedisEngine {
-    /// Connects both connections and checks Redis answers (`PING`). Fails with a message
-    /// naming the address when Redis is unreachable, so a node never starts without its
+    /// Connects both connections of every shard and checks each Redis answers (`PING`).
+    /// Fails with a message naming the address when a Redis is unreachable, so a node never starts without its
     /// engine. `config` must have been validated.
     pub async fn connect(config: &RedisConfig) -> Result<RedisEngine, StartError> {
-        let address = config.address.clone();
-        if address.starts_with("rediss://") {
-            // The redis crate builds its TLS configuration from the process-wide provider; make
-            // sure there is one (ring, the only one compiled in). Already set: kept.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let url_error = |source| StartError::Url {
-            address: address.clone(),
-            source,
-        };
-        let client = if config.tls_ca_pem_file.is_empty() {
-            redis::Client::open(address.as_str()).map_err(url_error)?
-        } else {
-            let pem =
-                std::fs::read(&config.tls_ca_pem_file).map_err(|source| StartError::TlsCa {
-                    path: config.tls_ca_pem_file.clone(),
-                    source,
-                })?;
-            let certs = redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem),
-            };
-            redis::Client::build_with_tls(address.as_str(), certs).map_err(url_error)?
-        };
-        let connect_error = |source| StartError::Connect {
-            address: address.clone(),
-            source,
-        };
-        let timeout_error = |timeout| StartError::Timeout {
-            address: address.clone(),
-            timeout,
-        };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_min_delay(config.reconnect_min_delay)
-            .set_max_delay(config.reconnect_max_delay)
-            .set_number_of_retries(2);
-        // The manager retries a first connect a few times; bound the whole start.
-        let start_timeout = config.connect_timeout * 3 + config.command_timeout;
-        let mut conn = tokio::time::timeout(
-            start_timeout,
-            ConnectionManager::new_with_config(client.clone(), manager_config),
-        )
-        .await
-        .map_err(|_| timeout_error(start_timeout))?
-        .map_err(connect_error)?;
-        let _: String = tokio::time::timeout(
-            config.command_timeout,
-            redis::cmd("PING").query_async(&mut conn),
-        )
-        .await
-        .map_err(|_| timeout_error(config.command_timeout))?
-        .map_err(connect_error)?;
-        let first = pubsub::open(&client, config.connect_timeout)
-            .await
-            .map_err(|e| match e {
-                Some(source) => connect_error(source),
-                None => timeout_error(config.connect_timeout),
-            })?;
-
         let keys = Keys::new(&config.prefix);
         let metrics = Arc::new(RedisMetrics::default());
         let cancel = CancellationToken::new();
         let handler = Arc::new(OnceLock::new());
         let broker_cancel = cancel.child_token();
-        let (handle, pubsub_task) = pubsub::start(
-            client,
-            first,
-            keys.clone(),
-            PubSubHooks {
-                handler: handler.clone(),
-                metrics: metrics.clone(),
-            },
-            PubSubSettings {
-                connect_timeout: config.connect_timeout,
-                command_timeout: config.command_timeout,
-                reconnect_min_delay: config.reconnect_min_delay,
-                reconnect_max_delay: config.reconnect_max_delay,
-            },
-            broker_cancel.clone(),
-        );
+        let mut shards = Vec::with_capacity(config.address.len());
+        let mut tasks = Vec::new();
+        let mut sources = Vec::new();
+        if config.sentinel_address.is_empty() {
+            for address in config.address.urls() {
+                sources.push(connect_one(address, config).await?);
+            }
+        } else {
+            let (conn, source, first, watch) =
+                connect_sentinel(config, broker_cancel.child_token()).await?;
+            tasks.push(watch);
+            sources.push((conn, source, first));
+        }
+        for (conn, source, first) in sources {
+            let (pubsub, pubsub_task) = pubsub::start(
+                source,
+                first,
+                keys.clone(),
+                PubSubHooks {
+                    handler: handler.clone(),
+                    metrics: metrics.clone(),
+                },
+                PubSubSettings {
+                    connect_timeout: config.connect_timeout,
+                    command_timeout: config.command_timeout,
+                    reconnect_min_delay: config.reconnect_min_delay,
+                    reconnect_max_delay: config.reconnect_max_delay,
+                },
+                broker_cancel.clone(),
+            );
+            tasks.push(pubsub_task);
+            shards.push(Shard { conn, pubsub });
+        }
+        metrics.set_pubsub_shards(shards.len());
+        let shards = Shards::new(shards);
+        let first = shards.first().conn.clone();
         let broker = RedisBroker::new(
-            conn.clone(),
+            shards.clone(),
             keys.clone(),
             handler,
-            handle,
             config.idempotency_window,
             metrics.clone(),
             broker_cancel.drop_guard(),
         );
         let (connections, connections_task) = RedisUserConnections::start(
-            conn.clone(),
+            first.clone(),
             keys.clone(),
             config.presence_ttl,
             metrics.clone(),
             cancel.child_token(),
         );
-        let occupancy = Arc::new(RedisOccupancy::new(conn.clone(), keys.clone()));
+        let occupancy = Arc::new(RedisOccupancy::new(first, keys.clone()));
         let (presence, presence_task) = RedisPresence::start(
-            conn,
+            shards,
             keys,
             config.presence_ttl,
             metrics.clone(),
             cancel.child_token(),
         );
+        tasks.push(presence_task);
+        tasks.push(connections_task);
         Ok(RedisEngine {
             broker: Arc::new(broker),
             presence: Arc::new(presence),
@@ -159,7 +124,7 @@ impl RedisEngine {
             occupancy,
             metrics,
             cancel,
-            tasks: vec![pubsub_task, presence_task, connections_task],
+            tasks,
         })
     }
 
@@ -202,4 +167,133 @@ impl RedisEngine {
             let _ = tokio::time::timeout(timeout, task).await;
         }
     }
+}
+
+/// Connects one Redis (one shard): its command connection (checked with `PING`), its client
+/// and a first PUB/SUB connection. Errors name `address`.
+async fn connect_one(
+    address: &str,
+    config: &RedisConfig,
+) -> Result<(RedisConn, ClientSource, PubSubConnection), StartError> {
+    let address = address.to_owned();
+    if address.starts_with("rediss://") {
+        // The redis crate builds its TLS configuration from the process-wide provider; make
+        // sure there is one (ring, the only one compiled in). Already set: kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let url_error = |source| StartError::Url {
+        address: address.clone(),
+        source,
+    };
+    let client = if config.tls_ca_pem_file.is_empty() {
+        redis::Client::open(address.as_str()).map_err(url_error)?
+    } else {
+        let pem = std::fs::read(&config.tls_ca_pem_file).map_err(|source| StartError::TlsCa {
+            path: config.tls_ca_pem_file.clone(),
+            source,
+        })?;
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        };
+        redis::Client::build_with_tls(address.as_str(), certs).map_err(url_error)?
+    };
+    let connect_error = |source| StartError::Connect {
+        address: address.clone(),
+        source,
+    };
+    let timeout_error = |timeout| StartError::Timeout {
+        address: address.clone(),
+        timeout,
+    };
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_min_delay(config.reconnect_min_delay)
+        .set_max_delay(config.reconnect_max_delay)
+        .set_number_of_retries(2);
+    // The manager retries a first connect a few times; bound the whole start.
+    let start_timeout = config.connect_timeout * 3 + config.command_timeout;
+    let mut conn = tokio::time::timeout(
+        start_timeout,
+        ConnectionManager::new_with_config(client.clone(), manager_config),
+    )
+    .await
+    .map_err(|_| timeout_error(start_timeout))?
+    .map_err(connect_error)?;
+    let _: String = tokio::time::timeout(
+        config.command_timeout,
+        redis::cmd("PING").query_async(&mut conn),
+    )
+    .await
+    .map_err(|_| timeout_error(config.command_timeout))?
+    .map_err(connect_error)?;
+    let first = pubsub::open(&client, config.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            Some(source) => connect_error(source),
+            None => timeout_error(config.connect_timeout),
+        })?;
+    Ok((
+        RedisConn::Direct(conn),
+        ClientSource::Fixed(Box::new(client)),
+        first,
+    ))
+}
+
+/// Asks the sentinels for the master, connects to it (checked with `PING`), opens a first
+/// PUB/SUB connection and starts the task that watches for a master switch (stopped by
+/// `cancel`). Errors name the `sentinel_*` key at fault.
+async fn connect_sentinel(
+    config: &RedisConfig,
+    cancel: CancellationToken,
+) -> Result<(RedisConn, ClientSource, PubSubConnection, JoinHandle<()>), StartError> {
+    let sentinel_error = |source: redis::RedisError| StartError::Sentinel {
+        key: if source.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel {
+            "engine.redis.sentinel_master_name"
+        } else {
+            "engine.redis.sentinel_address"
+        },
+        master_name: config.sentinel_master_name.clone(),
+        sentinels: config.sentinel_address.join(","),
+        source,
+    };
+    let resolver = Arc::new(MasterResolver::new(config).map_err(sentinel_error)?);
+    let client = resolver.client().await.map_err(sentinel_error)?;
+    let address = format!("{:?}", client.get_connection_info().addr());
+    let mut conn = SentinelConn::new(
+        resolver.clone(),
+        config.connect_timeout,
+        config.command_timeout,
+    );
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .map_err(|source| StartError::Connect {
+            address: address.clone(),
+            source,
+        })?;
+    let first = pubsub::open(&client, config.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            Some(source) => StartError::Connect {
+                address: address.clone(),
+                source,
+            },
+            None => StartError::Timeout {
+                address: address.clone(),
+                timeout: config.connect_timeout,
+            },
+        })?;
+    let watch = tokio::spawn(sentinel_watch::run(
+        resolver.clone(),
+        WatchSettings::new(config),
+        cancel,
+    ));
+    Ok((
+        RedisConn::Sentinel(conn),
+        ClientSource::Sentinel(resolver),
+        first,
+        watch,
+    ))
 }

@@ -23,6 +23,20 @@ pub enum StartError {
         /// Why it could not be read.
         source: std::io::Error,
     },
+    /// No sentinel named a reachable master: `key` is `engine.redis.sentinel_master_name`
+    /// when the sentinels answered but do not know that name, `engine.redis.sentinel_address`
+    /// when none answered.
+    #[error("{key} (master {master_name:?}, sentinels {sentinels}): {source}")]
+    Sentinel {
+        /// The key at fault.
+        key: &'static str,
+        /// The configured master name.
+        master_name: String,
+        /// The configured sentinels, comma-separated.
+        sentinels: String,
+        /// What failed.
+        source: redis::RedisError,
+    },
     /// Redis refused or failed the connection or the first command.
     #[error("cannot reach Redis at engine.redis.address {address}: {source}")]
     Connect {

@@ -5,7 +5,11 @@
 //! script per publish).
 //!
 //! Layout:
-//! - [`config`]: `engine.redis.*` settings and their validation.
+//! - [`config`]: `engine.redis.*` settings and their validation; [`address`]: one Redis URL
+//!   or a list of them.
+//! - `conn`, `sentinel` (private): how a shard's Redis is reached, at a fixed address or as
+//!   the master Redis Sentinel names (followed across failovers).
+//! - [`shard`]: which Redis of the list holds a channel (consistent hashing, as Centrifugo).
 //! - [`engine`]: [`RedisEngine::connect`], which fails clearly when Redis is unreachable.
 //! - [`broker`]: [`RedisBroker`] (publish, history, subscribe, control messages between
 //!   nodes).
@@ -19,10 +23,12 @@
 //!
 //! docs/engines.md describes semantics, failure behaviour and configuration.
 
+pub mod address;
 mod backoff;
 pub mod broker;
 pub mod codec;
 pub mod config;
+mod conn;
 pub mod connections;
 pub mod engine;
 mod error;
@@ -33,7 +39,11 @@ pub mod presence;
 mod pubsub;
 mod refresh;
 mod scripts;
+mod sentinel;
+mod sentinel_watch;
+pub mod shard;
 
+pub use address::RedisAddress;
 pub use broker::RedisBroker;
 pub use config::RedisConfig;
 pub use connections::RedisUserConnections;

@@ -40,9 +40,11 @@ pub struct RedisMetrics {
     pub control_errors: AtomicU64,
     /// Per-user connection count operations that failed in Redis (add, remove, refresh).
     pub connection_count_errors: AtomicU64,
-    /// 1 while the PUB/SUB connection is up (from connect until it is found lost, and again
-    /// from a successful resubscribe), 0 otherwise.
+    /// How many shards' PUB/SUB connections are up (each from connect until it is found
+    /// lost, and again from a successful resubscribe). With one Redis: 1 or 0.
     pub pubsub_connected: AtomicU64,
+    /// How many shards (Redis addresses) the engine uses.
+    pub pubsub_shards: AtomicU64,
 }
 
 impl RedisMetrics {
@@ -109,17 +111,36 @@ impl RedisMetrics {
             ),
             EngineMetric::gauge(
                 "pushwire_redis_pubsub_connected",
-                "1 while the node's PUB/SUB connection to Redis is up, 0 while it reconnects.",
+                "Shards whose PUB/SUB connection is up (1 with one Redis; 0 while it reconnects).",
                 get(&self.pubsub_connected),
+            ),
+            EngineMetric::gauge(
+                "pushwire_redis_shards",
+                "Redis shards the engine uses (entries of engine.redis.address).",
+                get(&self.pubsub_shards),
             ),
         ]
     }
 
-    /// Sets the [`RedisMetrics::pubsub_connected`] gauge.
+    /// Counts one shard's PUB/SUB connection as up (`true`) or down (`false`) in the
+    /// [`RedisMetrics::pubsub_connected`] gauge. Each controller calls it alternately.
     #[inline]
     pub fn set_pubsub_connected(&self, up: bool) {
-        self.pubsub_connected
-            .store(u64::from(up), Ordering::Relaxed);
+        if up {
+            self.pubsub_connected.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.pubsub_connected.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets [`RedisMetrics::pubsub_shards`].
+    pub fn set_pubsub_shards(&self, n: usize) {
+        self.pubsub_shards.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Whether some shard's PUB/SUB connection is down.
+    pub fn pubsub_degraded(&self) -> bool {
+        Self::get(&self.pubsub_connected) < Self::get(&self.pubsub_shards)
     }
 }
 

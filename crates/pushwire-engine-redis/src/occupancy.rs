@@ -3,9 +3,9 @@
 //! vacated by a survivor (see the scripts `lua/occupy.lua`, `vacate.lua`, `heartbeat.lua`,
 //! `sweep.lua`).
 
+use crate::conn::RedisConn;
 use async_trait::async_trait;
 use pushwire_core::engine::{ChannelOccupancy, EngineError};
-use redis::aio::ConnectionManager;
 
 use crate::error::backend;
 use crate::keys::Keys;
@@ -14,7 +14,7 @@ use crate::scripts;
 /// Channel occupancy shared by every node on one Redis (and one prefix).
 #[derive(Clone)]
 pub struct RedisOccupancy {
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Keys,
 }
 
@@ -25,7 +25,7 @@ impl std::fmt::Debug for RedisOccupancy {
 }
 
 impl RedisOccupancy {
-    pub(crate) fn new(conn: ConnectionManager, keys: Keys) -> RedisOccupancy {
+    pub(crate) fn new(conn: RedisConn, keys: Keys) -> RedisOccupancy {
         RedisOccupancy { conn, keys }
     }
 }

@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use pushwire_core::engine::{EngineError, PresenceManager, PresenceStats};
 use pushwire_protocol::ClientInfo;
-use redis::aio::ConnectionManager;
 use redis::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -23,11 +22,12 @@ use crate::error::{backend, malformed};
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 use crate::scripts;
+use crate::shard::Shards;
 
 /// Entries refreshed with one script call at most.
 const REFRESH_BATCH: usize = 500;
 
-/// Presence shared by every node on one Redis (and one prefix). Dropping it stops its
+/// Presence shared by every node on the same Redis (or shards, by channel) and prefix. Dropping it stops its
 /// refresh task.
 pub struct RedisPresence {
     inner: Arc<Inner>,
@@ -43,7 +43,7 @@ impl std::fmt::Debug for RedisPresence {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    shards: Shards,
     keys: Keys,
     ttl: Duration,
     metrics: Arc<RedisMetrics>,
@@ -57,14 +57,14 @@ struct Inner {
 impl RedisPresence {
     /// Presence on `conn`; starts the refresh task (owned by the returned value).
     pub(crate) fn start(
-        conn: ConnectionManager,
+        shards: Shards,
         keys: Keys,
         ttl: Duration,
         metrics: Arc<RedisMetrics>,
         cancel: CancellationToken,
     ) -> (RedisPresence, JoinHandle<()>) {
         let inner = Arc::new(Inner {
-            conn,
+            shards,
             keys,
             ttl,
             metrics,
@@ -131,7 +131,7 @@ impl Inner {
                 call.arg(client).arg(info);
             }
             let _: i64 = call
-                .invoke_async(&mut self.conn.clone())
+                .invoke_async(&mut self.shards.of(channel).conn.clone())
                 .await
                 .map_err(backend)?;
         }
@@ -163,7 +163,7 @@ impl Inner {
         let flat: Vec<Value> = scripts::PRESENCE_GET
             .key(self.keys.presence_data(channel))
             .key(self.keys.presence_expire(channel))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.shards.of(channel).conn.clone())
             .await
             .map_err(backend)?;
         let mut out = Vec::with_capacity(flat.len() / 2);
@@ -210,7 +210,7 @@ impl PresenceManager for RedisPresence {
             .key(self.inner.keys.presence_data(channel))
             .key(self.inner.keys.presence_expire(channel))
             .arg(client)
-            .invoke_async(&mut self.inner.conn.clone())
+            .invoke_async(&mut self.inner.shards.of(channel).conn.clone())
             .await
             .map_err(backend);
         self.inner.failed(removed).map(drop)

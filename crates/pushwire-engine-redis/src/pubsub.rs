@@ -1,4 +1,4 @@
-//! The node's one PUB/SUB connection: subscriptions counted per channel, messages handed to the
+//! The node's PUB/SUB connection to one Redis (one per shard): subscriptions counted per channel, messages handed to the
 //! node in the order Redis sent them, reconnects with backoff that resubscribe everything.
 //!
 //! One task (the controller) owns the connection's sink and every subscription change; a
@@ -15,8 +15,8 @@
 //! was down were not received, and the hub closes their subscribers with 3010 so they
 //! reconnect and recover from history. Subscribes asked for while disconnected fail.
 //!
-//! The engine's [`RedisMetrics`] count the messages received, the reconnects, and whether the
-//! connection is up.
+//! The engine's [`RedisMetrics`] count the messages received, the reconnects, and how many
+//! shards' connections are up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::codec::{self, Message};
+use crate::conn::ClientSource;
 use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 
@@ -111,11 +112,14 @@ impl PubSubHandle {
     }
 }
 
+/// An open PUB/SUB connection, split into its command sink and its message stream.
+pub(crate) type PubSubConnection = (PubSubSink, PubSubStream);
+
 /// Opens a PUB/SUB connection within `timeout`.
 pub(crate) async fn open(
     client: &redis::Client,
     timeout: Duration,
-) -> Result<(PubSubSink, PubSubStream), Option<redis::RedisError>> {
+) -> Result<PubSubConnection, Option<redis::RedisError>> {
     match tokio::time::timeout(timeout, client.get_async_pubsub()).await {
         Ok(Ok(p)) => Ok(p.split()),
         Ok(Err(e)) => Err(Some(e)),
@@ -134,7 +138,7 @@ pub(crate) struct PubSubHooks {
 /// Starts the controller on an already open connection. It runs until every
 /// [`PubSubHandle`] is dropped or `cancel` fires.
 pub(crate) fn start(
-    client: redis::Client,
+    source: ClientSource,
     connection: (PubSubSink, PubSubStream),
     keys: Keys,
     hooks: PubSubHooks,
@@ -145,7 +149,8 @@ pub(crate) fn start(
     metrics.set_pubsub_connected(true);
     let (tx, rx) = mpsc::channel(QUEUE);
     let controller = Controller {
-        client,
+        switched: source.switched(),
+        source,
         keys,
         handler,
         settings,
@@ -160,7 +165,9 @@ pub(crate) fn start(
 }
 
 struct Controller {
-    client: redis::Client,
+    source: ClientSource,
+    /// Master switches (Sentinel): the connection is left for the new master at once.
+    switched: Option<tokio::sync::watch::Receiver<u64>>,
     keys: Keys,
     handler: SharedHandler,
     settings: PubSubSettings,
@@ -211,9 +218,25 @@ impl Controller {
     async fn serve(&mut self, sink: &mut PubSubSink, reader: &mut JoinHandle<()>) -> End {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(rx) = &mut self.switched {
+            rx.borrow_and_update();
+        }
         loop {
+            let switched = async {
+                let changed = match &mut self.switched {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => false,
+                };
+                if !changed {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = self.cancel.cancelled() => return End::Stop,
+                _ = switched => {
+                    tracing::warn!("redis master switched; moving pub/sub to the new master");
+                    return End::Lost;
+                }
                 _ = &mut *reader => return End::Lost,
                 _ = ping.tick() => {
                     let alive = tokio::time::timeout(
@@ -320,7 +343,14 @@ impl Controller {
                     },
                 }
             }
-            let (mut sink, stream) = match open(&self.client, self.settings.connect_timeout).await {
+            let client = match self.source.client().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis pub/sub reconnect: no Redis to connect to");
+                    continue;
+                }
+            };
+            let (mut sink, stream) = match open(&client, self.settings.connect_timeout).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = ?e, "redis pub/sub reconnect failed");

@@ -1,6 +1,7 @@
 //! One broker contract, run against every broker: the memory broker (one node), the embedded
-//! broker (one node, a store in a fresh temporary directory) and the Redis broker (real Redis
-//! at 127.0.0.1:6379). Each case takes a fresh broker with a recording
+//! broker (one node, a store in a fresh temporary directory), the Redis broker (real Redis
+//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392) and
+//! the NATS broker (real NATS at 127.0.0.1:4222) with its history in Redis. Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
 mod common;
@@ -57,7 +58,61 @@ impl Subject {
     }
 
     async fn redis() -> Subject {
+        Subject::redis_with(config()).await
+    }
+
+    /// The Redis broker sharded over three Redis (client-side consistent hashing).
+    async fn redis_sharded() -> Subject {
+        Subject::redis_with(sharded_config()).await
+    }
+
+    /// The NATS broker (real NATS at 127.0.0.1:4222) keeping history in the Redis engine's
+    /// streams, as the server runs `broker.type = "nats"` on `engine.type = "redis"`.
+    async fn nats_on_redis() -> Subject {
         let cfg = config();
+        let engine = engine(&cfg).await;
+        let nats = pushwire_engine_nats::NatsBrokerConfig {
+            prefix: cfg.prefix.clone(),
+            ..Default::default()
+        };
+        let history: Arc<dyn pushwire_engine_nats::HistoryStore> =
+            Arc::new(RedisHistory(engine.broker()));
+        let broker = Arc::new(
+            pushwire_engine_nats::NatsBroker::connect(&nats, Some(history))
+                .await
+                .unwrap_or_else(|e| panic!("these tests need a real NATS at {}: {e}", nats.url)),
+        );
+        let rec = Arc::new(Recorder {
+            node_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        });
+        broker.set_handler(&rec.node_id, rec.clone());
+        // The control subjects are subscribed in the background: wait for a round trip.
+        for _ in 0..200 {
+            broker
+                .publish_control(Bytes::from_static(b"probe"), Some(&rec.node_id))
+                .await
+                .unwrap();
+            if !rec
+                .wait_controls_for(1, std::time::Duration::from_millis(20))
+                .await
+                .is_empty()
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        rec.controls.lock().clear();
+        Subject {
+            broker,
+            rec,
+            _keep: Some(engine),
+            cfg: Some(cfg),
+            dir: None,
+        }
+    }
+
+    async fn redis_with(cfg: pushwire_engine_redis::RedisConfig) -> Subject {
         let (broker, rec, engine) = broker(&cfg).await;
         Subject {
             broker,
@@ -85,9 +140,41 @@ async fn each(case: impl AsyncFn(&Subject)) {
         Subject::memory().await,
         Subject::embedded().await,
         Subject::redis().await,
+        Subject::redis_sharded().await,
+        Subject::nats_on_redis().await,
     ] {
         case(&subject).await;
         subject.done().await;
+    }
+}
+
+/// The Redis engine's streams as the NATS broker's history (what the server plugs in).
+struct RedisHistory(Arc<pushwire_engine_redis::RedisBroker>);
+
+#[async_trait::async_trait]
+impl pushwire_engine_nats::HistoryStore for RedisHistory {
+    async fn store(
+        &self,
+        channel: &str,
+        publication: &pushwire_protocol::Publication,
+        options: &PublishOptions,
+    ) -> Result<pushwire_core::engine::PublishOutcome, pushwire_core::engine::EngineError> {
+        self.0.store(channel, publication, options).await
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        query: HistoryQuery,
+    ) -> Result<pushwire_core::engine::HistoryPage, pushwire_core::engine::EngineError> {
+        self.0.history(channel, query).await
+    }
+
+    async fn remove_history(
+        &self,
+        channel: &str,
+    ) -> Result<(), pushwire_core::engine::EngineError> {
+        self.0.remove_history(channel).await
     }
 }
 
@@ -411,4 +498,78 @@ async fn without_history_a_publication_is_delivered_without_offset_and_joins_are
         );
     })
     .await;
+}
+
+/// Client-side sharding: 1,000 channels spread over all three Redis exactly as
+/// `consistent_index` says (keys and PUB/SUB subscriptions on the channel's shard, nowhere
+/// else), and a second node on the same list receives every publication of every channel.
+#[tokio::test]
+async fn sharded_channels_land_on_all_three_redis_and_reach_every_node() {
+    use pushwire_core::engine::PresenceManager;
+    use pushwire_engine_redis::shard::consistent_index;
+
+    let cfg = sharded_config();
+    let (a, _rec_a, engine_a) = broker(&cfg).await;
+    let (b, rec_b, _engine_b) = broker(&cfg).await;
+    let channels: Vec<String> = (0..1000).map(|i| format!("shard:{i}")).collect();
+    for c in &channels {
+        b.subscribe(c).await.unwrap();
+    }
+    for c in &channels {
+        let out = a.publish(c, publication(7), &history(10)).await.unwrap();
+        assert_eq!(out.position.unwrap().offset, 1);
+    }
+    engine_a
+        .presence()
+        .add("shard:1", info("u", "c1"))
+        .await
+        .unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || async {
+            rec_b.publications.lock().len() >= channels.len()
+        })
+        .await,
+        "node b received {} of {} publications",
+        rec_b.publications.lock().len(),
+        channels.len()
+    );
+    let mut per_shard = [0usize; 3];
+    for (i, url) in SHARDS.iter().enumerate() {
+        let streams: Vec<String> = keys_at(&cfg, url)
+            .await
+            .into_iter()
+            .filter_map(|k| {
+                k.strip_prefix(&format!("{}.stream.", cfg.prefix))
+                    .map(str::to_owned)
+            })
+            .collect();
+        for c in &streams {
+            assert_eq!(consistent_index(c, 3), i, "{c} stored on shard {i}");
+        }
+        per_shard[i] = streams.len();
+        // The node's PUB/SUB subscriptions on this shard are exactly its channels.
+        let subscribed: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg(format!("{}.pub.*", cfg.prefix))
+            .query_async(&mut redis_at(url).await)
+            .await
+            .unwrap();
+        assert_eq!(subscribed.len(), streams.len(), "shard {i}");
+    }
+    assert_eq!(per_shard.iter().sum::<usize>(), channels.len());
+    assert!(
+        per_shard.iter().all(|n| *n > 250),
+        "all three shards hold channels: {per_shard:?}"
+    );
+    let presence_shard = consistent_index("shard:1", 3);
+    let presence_keys = keys_at(&cfg, SHARDS[presence_shard]).await;
+    assert!(presence_keys
+        .iter()
+        .any(|k| k == &format!("{}.presence.data.shard:1", cfg.prefix)));
+    // History reads go to the channel's shard too.
+    for c in channels.iter().take(30) {
+        let page = b.history(c, query(None, 10)).await.unwrap();
+        assert_eq!(page.publications.len(), 1, "{c}");
+    }
+    cleanup(&cfg).await;
 }

@@ -96,3 +96,56 @@ async fn subscribe_waits_for_redis_so_nothing_published_after_it_is_missed() {
     }
     cleanup(&cfg).await;
 }
+
+/// Sharded over three Redis: losing one shard's PUB/SUB connection resyncs only the channels
+/// of that shard; the other shards' channels keep their continuity.
+#[tokio::test]
+async fn a_lost_shard_connection_resyncs_only_that_shards_channels() {
+    use pushwire_engine_redis::shard::consistent_index;
+    let cfg = pushwire_engine_redis::RedisConfig {
+        reconnect_min_delay: Duration::from_millis(20),
+        reconnect_max_delay: Duration::from_millis(200),
+        ..sharded_config()
+    };
+    let (node, rec, _engine) = broker(&cfg).await;
+    // 29 channels on shard 1 (an unusual count that identifies this node's connection there).
+    const SUBS: usize = 29;
+    let all: Vec<String> = (0..200).map(|i| format!("sh{i}")).collect();
+    let on_shard_1: Vec<String> = all
+        .iter()
+        .filter(|c| consistent_index(c, 3) == 1)
+        .take(SUBS)
+        .cloned()
+        .collect();
+    let elsewhere: Vec<String> = all
+        .iter()
+        .filter(|c| consistent_index(c, 3) != 1)
+        .take(20)
+        .cloned()
+        .collect();
+    for c in on_shard_1.iter().chain(&elsewhere) {
+        node.subscribe(c).await.unwrap();
+    }
+    kill_pubsub_connection_at(SHARDS[1], SUBS).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !rec.resyncs.lock().is_empty()
+        })
+        .await,
+        "on_resync is called after the shard's reconnect"
+    );
+    let mut expected = on_shard_1.clone();
+    expected.sort();
+    assert_eq!(rec.resyncs.lock().clone(), vec![expected]);
+    let (publisher, _, _pe) = broker(&cfg).await;
+    for c in on_shard_1.iter().chain(&elsewhere) {
+        publisher
+            .publish(c, publication(1), &history(10))
+            .await
+            .unwrap();
+    }
+    for c in on_shard_1.iter().chain(&elsewhere) {
+        assert_eq!(rec.wait_for(c, 1).await, vec![1], "{c}");
+    }
+    cleanup(&cfg).await;
+}

@@ -30,6 +30,7 @@ pub mod grpc_api;
 pub mod lifecycle;
 pub mod limits;
 pub mod listener;
+pub mod nats_broker;
 pub mod observe;
 pub mod proxy;
 pub mod tls;

@@ -583,7 +583,7 @@ async fn with_redis_down_user_operations_fail_visibly_and_surveys_are_partial() 
     let mut servers = Vec::new();
     for name in ["a", "b"] {
         let mut c = config(&prefix);
-        c.engine.redis.address = format!("redis://127.0.0.1:{}", own.port);
+        c.engine.redis.address = format!("redis://127.0.0.1:{}", own.port).into();
         c.engine.redis.command_timeout = Duration::from_millis(500);
         c.node.name = name.into();
         servers.push(TestServer::start_with(move |x| *x = c).await);

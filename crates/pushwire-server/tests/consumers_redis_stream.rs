@@ -298,7 +298,7 @@ async fn redis_stream_engine_outage_is_retried_without_acknowledging_and_order_h
     let mut line = LateBroker::new(REDIS_ADDR);
     line.open().await;
     let mut c = redis_engine_config(&id);
-    c.engine.redis.address = format!("redis://127.0.0.1:{}", line.port);
+    c.engine.redis.address = format!("redis://127.0.0.1:{}", line.port).into();
     c.consumers = vec![consumer("retry", REDIS_URL, &[&stream])];
     let server = TestServer::start_with(|cfg| *cfg = c).await;
     wait_group(&mut conn, &stream).await;

@@ -259,6 +259,552 @@ async fn a_node_does_not_start_without_its_redis() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// `broker.*` on NATS (scripts/services.sh starts it on 4222) under `prefix`.
+fn on_nats(c: &mut ServerConfig, prefix: &str) {
+    c.broker.enabled = true;
+    c.broker.nats.url = NATS.into();
+    c.broker.nats.prefix = prefix.into();
+}
+
+/// The NATS broker alone (memory engine): three nodes, a publication made on any node
+/// reaches the subscribers of every node; only NATS connects them. A channel with history
+/// can not be published to (NATS keeps none) and says so.
+#[tokio::test]
+async fn nats_broker_alone_fans_out_between_three_nodes() {
+    let prefix = unique_prefix();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let p = prefix.clone();
+        nodes.push(TestServer::start_with(move |c| on_nats(c, &p)).await);
+    }
+    let mut clients = Vec::new();
+    for n in &nodes {
+        let (mut c, _) = anon(n).await;
+        subscribe(&mut c, "news").await;
+        clients.push(c);
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        n.publish("news", json!({"n": i})).await;
+    }
+    for c in &mut clients {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(c.next_publication("news").await["data"]["n"].as_u64());
+        }
+        got.sort();
+        assert_eq!(got, [Some(0), Some(1), Some(2)]);
+    }
+    let (_, r) = nodes[0]
+        .api("publish", json!({"channel": "chat:kept", "data": {"n": 1}}))
+        .await;
+    assert!(
+        r["error"].is_object(),
+        "history without a history store fails: {r}"
+    );
+    drop(clients);
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+/// NATS for fan-out, Redis for history: a client on node A receives node B's publication
+/// over NATS (Redis PUB/SUB carries nothing), then recovers what it missed from Redis.
+#[tokio::test]
+async fn nats_broker_with_redis_history_recovers_what_a_client_missed() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let start = |prefix: String| {
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            on_nats(c, &prefix);
+        })
+    };
+    let a = start(prefix.clone()).await;
+    let b = start(prefix.clone()).await;
+    let ch = "chat:nr";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("positioned: epoch").to_owned();
+    let r = b.publish(ch, json!({"n": 1})).await;
+    assert_eq!(r["offset"], json!(1), "{r}");
+    let p = c.next_publication(ch).await;
+    assert_eq!(
+        (p["data"]["n"].clone(), p["offset"].clone()),
+        (json!(1), json!(1))
+    );
+    let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("{prefix}.pub.{ch}"))
+        .query_async(&mut redis().await)
+        .await
+        .expect("PUBSUB NUMSUB");
+    assert_eq!(
+        subscribers, 0,
+        "fan-out goes through NATS, not Redis PUB/SUB"
+    );
+    drop(c);
+
+    b.publish(ch, json!({"n": 2})).await;
+    a.publish(ch, json!({"n": 3})).await;
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 1, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    assert_eq!(ns_of(&r["publications"]), [2, 3]);
+    b.publish(ch, json!({"n": 4})).await;
+    assert_eq!(c.next_publication(ch).await["offset"], json!(4));
+    a.stop().await;
+    b.stop().await;
+    cleanup(&prefix).await;
+}
+
+/// NATS unreachable at start: the node does not start, and the error names
+/// `broker.nats.url`; it does not hang.
+#[tokio::test]
+async fn a_node_does_not_start_without_its_nats() {
+    let mut config = test_config();
+    on_nats(&mut config, &unique_prefix());
+    config.broker.nats.url = "nats://127.0.0.1:1".into();
+    config.broker.nats.dial_timeout = Duration::from_millis(300);
+    config.validate().expect("valid config");
+    let started = tokio::time::timeout(Duration::from_secs(10), RunningServer::start(config))
+        .await
+        .expect("no hang");
+    let err = match started {
+        Ok(_) => panic!("started without NATS"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("broker.nats.url"), "{err}");
+}
+
+/// A nats-server of this test's own on a free port (killed on drop).
+struct OwnNats {
+    child: std::process::Child,
+}
+
+impl OwnNats {
+    fn start(port: u16) -> OwnNats {
+        let mut child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (scripts/services.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return OwnNats { child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nats-server on {port} did not listen");
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn health(node: &TestServer) -> Value {
+    reqwest::get(format!("{}/health", node.http_url()))
+        .await
+        .expect("/health")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// NATS goes down mid-run: `/health` says degraded (still 200), the node reconnects by
+/// itself when NATS is back, its subscribers are resynced with 3010 and recover from Redis
+/// what was published meanwhile.
+#[tokio::test]
+async fn nats_down_mid_run_degrades_health_then_resyncs_and_recovers() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let port = OwnNats::free_port();
+    let nats = OwnNats::start(port);
+    let url = format!("nats://127.0.0.1:{port}");
+    let a = {
+        let (prefix, url) = (prefix.clone(), url.clone());
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            on_nats(c, &prefix);
+            c.broker.nats.url = url;
+        })
+        .await
+    };
+    let ch = "chat:natsdown";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("epoch").to_owned();
+    assert!(health(&a).await["degraded"].is_null(), "healthy at first");
+    drop(nats);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            health(&a).await["degraded"][0]
+                .as_str()
+                .is_some_and(|d| d.contains("nats disconnected"))
+        })
+        .await,
+        "/health names the lost NATS"
+    );
+    // Stored in Redis while NATS is down (the NATS client buffers the send).
+    let r = a.publish(ch, json!({"n": 1})).await;
+    assert_eq!(r["offset"], json!(1), "{r}");
+    let _nats = OwnNats::start(port);
+    let (code, reason) = tokio::time::timeout(Duration::from_secs(20), c.expect_close())
+        .await
+        .expect("resynced after NATS came back");
+    assert_eq!((code, reason.as_str()), (3010, "insufficient state"));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            health(&a).await["degraded"].is_null()
+        })
+        .await,
+        "healthy again"
+    );
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": 0, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    assert_eq!(
+        ns_of(&r["publications"]),
+        [1],
+        "what was published during the outage"
+    );
+    a.publish(ch, json!({"n": 2})).await;
+    let p = c.next_publication(ch).await;
+    assert_eq!(p["data"]["n"], json!(2), "live delivery over NATS again");
+    a.stop().await;
+    cleanup(&prefix).await;
+}
+
+const SENTINELS: [&str; 3] = ["127.0.0.1:26391", "127.0.0.1:26392", "127.0.0.1:26393"];
+
+/// Serialises the tests that fail the shared Sentinel set over (across test binaries): a
+/// key on the main Redis, taken with `SET NX PX`.
+async fn sentinel_lock() -> String {
+    let token = uuid_like();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got: Option<String> = redis::cmd("SET")
+            .arg("pushwire-test-sentinel-lock")
+            .arg(&token)
+            .arg("NX")
+            .arg("PX")
+            .arg(90_000)
+            .query_async(&mut redis().await)
+            .await
+            .expect("SET NX");
+        if got.is_some() {
+            return token;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sentinel lock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The master every sentinel names, once they agree and a replica is in sync.
+async fn healthy_master() -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut masters = std::collections::BTreeSet::new();
+        for s in SENTINELS {
+            let mut conn = redis::Client::open(format!("redis://{s}"))
+                .expect("url")
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("these tests need Redis Sentinel at {s} (scripts/services.sh): {e}")
+                });
+            let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg("pwmaster")
+                .query_async(&mut conn)
+                .await
+                .expect("SENTINEL");
+            masters.insert(addr.map(|(h, p)| format!("{h}:{p}")));
+        }
+        let mut conn = redis::Client::open(format!("redis://{}", SENTINELS[0]))
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("sentinel");
+        let replicas: Vec<std::collections::BTreeMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg("pwmaster")
+            .query_async(&mut conn)
+            .await
+            .expect("SENTINEL REPLICAS");
+        let in_sync = replicas.iter().any(|r| {
+            r.get("flags").map(String::as_str) == Some("slave")
+                && r.get("master-link-status").map(String::as_str) == Some("ok")
+        });
+        if let (1, Some(Some(m)), true) = (masters.len(), masters.first(), in_sync) {
+            return m.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{masters:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Redis Sentinel end to end: a node on the Sentinel set, a WebSocket client subscribed, 80
+/// publications at 100/s through the API while the master fails over (fewer than the
+/// channel's history size of 100, so everything missed is recoverable). The client is resynced
+/// with 3010, recovers from the new master's history and ends with every publication the API
+/// acknowledged, each once.
+#[tokio::test]
+async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged_publication() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let lock = sentinel_lock().await;
+    let before = healthy_master().await;
+    let prefix = unique_prefix();
+    let a = {
+        let prefix = prefix.clone();
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            c.engine.redis.sentinel_address = SENTINELS.iter().map(|s| (*s).to_owned()).collect();
+            c.engine.redis.sentinel_master_name = "pwmaster".into();
+        })
+        .await
+    };
+    let ch = "chat:failover";
+    let (mut c, _) = anon(&a).await;
+    let sub = subscribe(&mut c, ch).await;
+    let epoch = sub["epoch"].as_str().expect("epoch").to_owned();
+
+    let publishing = {
+        let url = a.http_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acked = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            for n in 1..=80u64 {
+                tick.tick().await;
+                let r: Value = http
+                    .post(format!("{url}/api/publish"))
+                    .header("X-API-Key", pushwire_test_support::API_KEY)
+                    .json(&json!({"channel": ch, "data": {"n": n}}))
+                    .send()
+                    .await
+                    .expect("api")
+                    .json()
+                    .await
+                    .expect("json");
+                if r["result"]["offset"].is_u64() {
+                    acked.push(n);
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut sentinel = redis::Client::open(format!("redis://{}", SENTINELS[0]))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("sentinel");
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("pwmaster")
+        .query_async(&mut sentinel)
+        .await
+        .expect("SENTINEL FAILOVER");
+
+    // Live publications until the resync closes the connection.
+    let mut seen = std::collections::BTreeMap::new();
+    let mut last_offset = 0u64;
+    let code = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), c.stream().next())
+            .await
+            .expect("a message or the resync within 15 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                for line in t.as_str().split('\n').filter(|l| !l.trim().is_empty()) {
+                    let v: Value = serde_json::from_str(line).expect("json");
+                    let p = &v["push"]["pub"];
+                    if let (Some(n), Some(o)) = (p["data"]["n"].as_u64(), p["offset"].as_u64()) {
+                        *seen.entry(n).or_insert(0) += 1;
+                        last_offset = o;
+                    }
+                }
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => {}
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 3010, "the failover resyncs the subscriber");
+    let acked = publishing.await.expect("publisher");
+    let after = healthy_master().await;
+    assert_ne!(before, after, "the master changed");
+
+    let (mut c, _) = anon(&a).await;
+    let r = subscribe_with(
+        &mut c,
+        json!({"channel": ch, "recover": true, "offset": last_offset, "epoch": epoch}),
+    )
+    .await;
+    assert_eq!(r["recovered"], json!(true), "{r}");
+    for n in ns_of(&r["publications"]) {
+        *seen.entry(n).or_insert(0) += 1;
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|n| !seen.contains_key(n))
+        .copied()
+        .collect();
+    let twice: Vec<u64> = seen
+        .iter()
+        .filter(|(_, k)| **k > 1)
+        .map(|(n, _)| *n)
+        .collect();
+    eprintln!(
+        "sentinel failover {before} -> {after}: {} of 80 acknowledged, {} seen, missing {missing:?}",
+        acked.len(),
+        seen.len()
+    );
+    assert!(acked.len() >= 60, "publishing goes on across the failover");
+    assert!(
+        missing.is_empty(),
+        "every acknowledged publication reached the client"
+    );
+    assert!(twice.is_empty(), "none twice: {twice:?}");
+    a.stop().await;
+    let mut conn = redis::Client::open(format!("redis://{after}"))
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("master");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}.*"))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .expect("DEL");
+    }
+    let _: i64 = redis::Script::new(
+        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+    )
+    .key("pushwire-test-sentinel-lock")
+    .arg(&lock)
+    .invoke_async(&mut redis().await)
+    .await
+    .expect("unlock");
+}
+
+/// `engine.redis.address` as a list: two nodes sharded over three Redis (6379, 6391, 6392;
+/// scripts/start-redis-topologies.sh) deliver each other's publications in channels on every
+/// shard, and a client recovers from the channel's shard.
+#[tokio::test]
+async fn two_nodes_sharded_over_three_redis_deliver_and_recover_on_every_shard() {
+    use pushwire_engine_redis::shard::consistent_index;
+    const SHARDS: [&str; 3] = [REDIS, "redis://127.0.0.1:6391", "redis://127.0.0.1:6392"];
+    let prefix = unique_prefix();
+    let start = |prefix: String| {
+        TestServer::start_with(move |c| {
+            on_redis(c, &prefix);
+            c.engine.redis.address = SHARDS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>()
+                .into();
+        })
+    };
+    let a = start(prefix.clone()).await;
+    let b = start(prefix.clone()).await;
+    // One channel per shard.
+    let channels: Vec<String> = (0..3)
+        .map(|shard| {
+            (0..)
+                .map(|i| format!("chat:s{i}"))
+                .find(|c| consistent_index(c, 3) == shard)
+                .expect("a channel")
+        })
+        .collect();
+    let (mut c, _) = anon(&a).await;
+    let mut epochs = Vec::new();
+    for ch in &channels {
+        let sub = subscribe(&mut c, ch).await;
+        epochs.push(sub["epoch"].as_str().expect("epoch").to_owned());
+        b.publish(ch, json!({"n": 1})).await;
+        assert_eq!(c.next_publication(ch).await["offset"], json!(1), "{ch}");
+    }
+    drop(c);
+    for ch in &channels {
+        b.publish(ch, json!({"n": 2})).await;
+    }
+    let (mut c, _) = anon(&a).await;
+    for (shard, (ch, epoch)) in channels.iter().zip(&epochs).enumerate() {
+        let r = subscribe_with(
+            &mut c,
+            json!({"channel": ch, "recover": true, "offset": 1, "epoch": epoch}),
+        )
+        .await;
+        assert_eq!(r["recovered"], json!(true), "{ch}: {r}");
+        assert_eq!(ns_of(&r["publications"]), [2], "{ch}");
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("{prefix}.stream.{ch}"))
+            .query_async(
+                &mut redis::Client::open(SHARDS[shard])
+                    .expect("url")
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("shard"),
+            )
+            .await
+            .expect("EXISTS");
+        assert_eq!(exists, 1, "{ch} is stored on shard {shard}");
+    }
+    a.stop().await;
+    b.stop().await;
+    for url in SHARDS {
+        let mut conn = redis::Client::open(url)
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("shard");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}.*"))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .expect("DEL");
+        }
+    }
+}
+
 /// A private `redis-server` on a free port, killed on drop (for tests that stop or kill it).
 struct PrivateRedis {
     child: std::process::Child,
@@ -319,7 +865,7 @@ async fn a_hanging_redis_gets_timeouts_and_loses_no_acknowledged_publication() {
     let redis = PrivateRedis::start();
     let server = TestServer::start_with(|c| {
         on_redis(c, "hang");
-        c.engine.redis.address = redis.url();
+        c.engine.redis.address = redis.url().into();
         c.engine.redis.command_timeout = Duration::from_secs(1);
         c.engine.redis.connect_timeout = Duration::from_millis(500);
         c.channel.namespaces.push(ns("hang", recovering(1000)));

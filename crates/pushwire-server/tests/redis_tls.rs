@@ -17,7 +17,7 @@ async fn engine_over_tls_delivers_and_keeps_history() {
     let redis = TlsRedis::start().await;
     let server = TestServer::start_with(|c| {
         c.engine.kind = EngineKind::Redis;
-        c.engine.redis.address = redis.url();
+        c.engine.redis.address = redis.url().into();
         c.engine.redis.tls_ca_pem_file = redis.ca_file();
     })
     .await;
@@ -47,7 +47,7 @@ async fn engine_refuses_an_untrusted_certificate_at_start() {
     let redis = TlsRedis::start().await;
     let mut config = pushwire_test_support::test_config();
     config.engine.kind = EngineKind::Redis;
-    config.engine.redis.address = redis.url();
+    config.engine.redis.address = redis.url().into();
     config.engine.redis.connect_timeout = Duration::from_millis(500);
     let Err(e) = pushwire_server::engine::build_node(&config, "tls-test".into(), None).await else {
         panic!("the system roots do not trust the test certificate");

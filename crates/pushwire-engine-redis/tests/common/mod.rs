@@ -14,6 +14,33 @@ use pushwire_protocol::{ClientInfo, Publication, RawJson};
 /// Where the tests expect Redis.
 pub const REDIS: &str = "redis://127.0.0.1:6379";
 
+/// The three shards of the client-side sharding tests (scripts/start-redis-topologies.sh
+/// starts the two besides 6379).
+pub const SHARDS: [&str; 3] = [REDIS, "redis://127.0.0.1:6391", "redis://127.0.0.1:6392"];
+
+/// A config on the three [`SHARDS`] with a unique prefix.
+pub fn sharded_config() -> RedisConfig {
+    RedisConfig {
+        address: SHARDS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+            .into(),
+        ..config()
+    }
+}
+
+/// A plain connection to the Redis at `url` (missing = failure).
+pub async fn redis_at(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| {
+            panic!("these tests need a real Redis at {url} (scripts/services.sh starts it): {e}")
+        })
+}
+
 /// A config with a unique prefix.
 pub fn config() -> RedisConfig {
     RedisConfig {
@@ -82,28 +109,39 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .unwrap_or_else(|e| panic!("these tests need a real Redis at {REDIS}: {e}"))
 }
 
-/// Deletes every key under the config's prefix.
+/// Deletes every key under the config's prefix, on every shard.
 pub async fn cleanup(config: &RedisConfig) {
-    let conn = &mut redis().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}.*", config.prefix))
-        .query_async(conn)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: i64 = redis::cmd("DEL")
-            .arg(&keys)
+    for url in config.address.urls() {
+        let conn = &mut redis_at(url).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}.*", config.prefix))
             .query_async(conn)
             .await
             .unwrap();
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(conn)
+                .await
+                .unwrap();
+        }
     }
 }
 
-/// Keys left under the config's prefix.
+/// Keys left under the config's prefix, on every shard.
 pub async fn keys(config: &RedisConfig) -> Vec<String> {
+    let mut all = Vec::new();
+    for url in config.address.urls() {
+        all.extend(keys_at(config, url).await);
+    }
+    all
+}
+
+/// Keys under the config's prefix on the Redis at `url`.
+pub async fn keys_at(config: &RedisConfig, url: &str) -> Vec<String> {
     redis::cmd("KEYS")
         .arg(format!("{}.*", config.prefix))
-        .query_async(&mut redis().await)
+        .query_async(&mut redis_at(url).await)
         .await
         .unwrap()
 }
@@ -183,7 +221,12 @@ impl BrokerEventHandler for Recorder {
 impl Recorder {
     /// Waits up to 5 s until `n` control messages arrived; returns them.
     pub async fn wait_controls(&self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        self.wait_controls_for(n, Duration::from_secs(5)).await
+    }
+
+    /// Waits up to `within` until `n` control messages arrived; returns them.
+    pub async fn wait_controls_for(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let got = self.controls.lock().clone();
             if got.len() >= n || tokio::time::Instant::now() > deadline {
@@ -236,11 +279,16 @@ where
 
 /// Ids of the PUB/SUB connections subscribed to exactly `subs` channels.
 pub async fn pubsub_clients(subs: usize) -> Vec<String> {
+    pubsub_clients_at(REDIS, subs).await
+}
+
+/// Ids of the PUB/SUB connections to the Redis at `url` subscribed to exactly `subs` channels.
+pub async fn pubsub_clients_at(url: &str, subs: usize) -> Vec<String> {
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .arg("TYPE")
         .arg("pubsub")
-        .query_async(&mut redis().await)
+        .query_async(&mut redis_at(url).await)
         .await
         .unwrap();
     list.lines()
@@ -256,7 +304,12 @@ pub async fn pubsub_clients(subs: usize) -> Vec<String> {
 /// Kills the one PUB/SUB connection subscribed to exactly `subs` channels (tests pick an
 /// unusual count so the connection is identified); fails if there is not exactly one.
 pub async fn kill_pubsub_connection(subs: usize) {
-    let ids = pubsub_clients(subs).await;
+    kill_pubsub_connection_at(REDIS, subs).await
+}
+
+/// [`kill_pubsub_connection`] on the Redis at `url`.
+pub async fn kill_pubsub_connection_at(url: &str, subs: usize) {
+    let ids = pubsub_clients_at(url, subs).await;
     assert_eq!(
         ids.len(),
         1,
@@ -266,7 +319,7 @@ pub async fn kill_pubsub_connection(subs: usize) {
         .arg("KILL")
         .arg("ID")
         .arg(&ids[0])
-        .query_async(&mut redis().await)
+        .query_async(&mut redis_at(url).await)
         .await
         .unwrap();
 }

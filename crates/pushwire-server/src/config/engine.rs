@@ -85,6 +85,17 @@ mod tests {
             std::time::Duration::from_millis(250)
         );
         c.validate().unwrap();
+        assert_eq!(c.redis.address.urls(), ["redis://127.0.0.1:6390"]);
+        let sharded = parse(
+            r#"
+            type = "redis"
+            [redis]
+            address = ["redis://127.0.0.1:6390", "redis://127.0.0.1:6391"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(sharded.redis.address.len(), 2);
+        sharded.validate().unwrap();
         assert_eq!(EngineConfig::default().kind, EngineKind::Memory);
         assert!(parse("type = \"nats\"").is_err());
         assert!(parse("[redis]\nbogus = 1").is_err());

@@ -9,6 +9,7 @@
 //! keys through with one warning each).
 
 pub mod admin;
+mod broker;
 pub mod centrifugo;
 mod engine;
 mod grpc_api;
@@ -17,6 +18,7 @@ mod listen;
 mod load;
 mod template;
 
+pub use broker::{BrokerConfig, BrokerKind};
 pub use engine::{EngineConfig, EngineKind};
 pub use grpc_api::GrpcApiConfig;
 pub use lifecycle::{LifecycleConfig, SinkConfig, SinkKind};
@@ -59,6 +61,8 @@ pub struct ServerConfig {
     pub admin: admin::AdminConfig,
     /// `engine.*`: memory, embedded or Redis.
     pub engine: EngineConfig,
+    /// `broker.*`: a standalone broker (NATS) in place of the engine's.
+    pub broker: BrokerConfig,
     /// `consumers`: message queues consumed into channels (docs/consumers.md).
     pub consumers: Vec<pushwire_consumers::ConsumerConfig>,
     /// `lifecycle.*`: lifecycle events and their sinks.
@@ -398,6 +402,13 @@ impl ServerConfig {
         self.node_config().validate()?;
         self.admin.validate()?;
         self.engine.validate()?;
+        self.broker.validate()?;
+        if self.broker.enabled && self.engine.kind == EngineKind::Embedded {
+            return Err(ConfigError::new(
+                "broker.enabled",
+                "a standalone broker needs engine.type = \"memory\" or \"redis\"",
+            ));
+        }
         self.lifecycle.validate()?;
         self.http_server.validate()?;
         self.http_api.validate_listener()?;

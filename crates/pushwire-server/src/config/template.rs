@@ -91,8 +91,16 @@ drain_period = "0s"         # spread the 3001 disconnects over this period (roll
 # [engine]
 # type = "redis"             # or "embedded" (one node, durable) or "memory" (default)
 # [engine.redis]
-# address = "redis://127.0.0.1:6379"
+# address = "redis://127.0.0.1:6379"   # or a list: channels sharded over several Redis
 # prefix = "pushwire"
+# sentinel_address = ["127.0.0.1:26379"] # Redis Sentinel instead of address
+# sentinel_master_name = "mymaster"
+# NATS core between nodes instead of Redis PUB/SUB (history stays in engine.redis):
+# [broker]
+# enabled = true
+# type = "nats"
+# [broker.nats]
+# url = "nats://127.0.0.1:4222"
 # [node]
 # name = ""                  # shown in `info`; default: the host name
 # info_interval = "3s"       # announcements to the other nodes
