@@ -6,6 +6,12 @@
 //! A subscriber that is still recovering buffers live publications; [`Hub::finish_recovery`]
 //! merges the buffer by offset after the subscribe reply went out, so nothing is lost or
 //! duplicated and the reply always precedes live publications.
+//!
+//! Subscribers that negotiated delta compression ([`Subscriber::delta`]) get each publication
+//! in full or as a Fossil delta against the channel's previous payload, which the channel
+//! keeps while it has such subscribers; the delta is computed once per publication
+//! ([`crate::delta::DeltaOnce`]). A delta goes only to a subscriber known to hold that
+//! previous payload (it received it live, or it was the last one of its recovery).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -15,6 +21,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use pushwire_protocol::{Disconnect, FilterNode, JoinLeave, Publication, Push};
 
+use crate::delta::DeltaOnce;
 use crate::encoding::{EncodeOnce, Encoding};
 
 use crate::filter;
@@ -38,18 +45,56 @@ pub struct Subscriber {
     pub push_join_leave: bool,
     /// The connection's transport as a metrics label index ([`crate::metrics::transport_index`]).
     pub transport: u8,
+    /// Fossil delta compression was negotiated for this subscription.
+    pub delta: bool,
+}
+
+/// Which payload a delta subscriber holds as its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The payload of the channel's publication number `n` on this hub.
+    Seq(u64),
+    /// The payload at this stream offset (the last publication of its recovery).
+    Offset(u64),
+}
+
+/// The channel's previous payload, kept while it has delta subscribers.
+#[derive(Debug)]
+struct Prev {
+    seq: u64,
+    offset: u64,
+    data: Bytes,
+}
+
+impl Prev {
+    fn held_by(&self, held: Option<&Held>) -> bool {
+        match held {
+            Some(Held::Seq(n)) => *n == self.seq,
+            Some(Held::Offset(o)) => *o != 0 && *o == self.offset,
+            None => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Channel {
     subscribers: HashMap<ClientKey, Subscriber>,
-    /// Live publications held back while a subscriber recovers: (offset, encoded).
-    recovering: HashMap<ClientKey, Vec<(u64, Bytes)>>,
+    /// Live publications held back while a subscriber recovers: (offset, encoded, number
+    /// of the publication on this hub).
+    recovering: HashMap<ClientKey, Vec<(u64, Bytes, u64)>>,
     /// Subscribers that just recovered up to an offset the broker had not delivered here yet
     /// (a shared engine's stream top can be ahead of its PUB/SUB delivery): live publications
     /// at or below the offset were already sent and are skipped. An entry goes with the first
     /// publication above it.
     delivered: HashMap<ClientKey, u64>,
+    /// Publications this hub delivered on the channel (numbers them for [`Held::Seq`]).
+    seq: u64,
+    /// Subscribers with [`Subscriber::delta`].
+    delta_subs: usize,
+    /// The previous payload, while `delta_subs > 0`.
+    prev: Option<Prev>,
+    /// The base each delta subscriber holds.
+    held: HashMap<ClientKey, Held>,
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
@@ -130,8 +175,10 @@ impl Hub {
         let mut ch = ch.lock();
         drop(shard);
         let transport = sub.transport;
+        let delta = sub.delta;
         if ch.subscribers.insert(key, sub).is_none() {
             self.gauges.subscription(transport, 1);
+            ch.delta_subs += usize::from(delta);
         }
         if first {
             self.gauges.channel(1);
@@ -143,8 +190,16 @@ impl Hub {
     }
 
     /// Ends recovery of `key`: queues the buffered live publications with an offset above
-    /// `delivered_offset`, in order, then delivers live. Returns false if the outbox refused.
-    pub fn finish_recovery(&self, channel: &str, key: ClientKey, delivered_offset: u64) -> bool {
+    /// `delivered_offset`, in order, then delivers live. `holds_offset` is the offset of the
+    /// last publication the subscribe result carried (0: none), the delta base of a delta
+    /// subscriber when nothing buffered follows it. Returns false if the outbox refused.
+    pub fn finish_recovery(
+        &self,
+        channel: &str,
+        key: ClientKey,
+        delivered_offset: u64,
+        holds_offset: u64,
+    ) -> bool {
         let Some(ch) = self.channel(channel) else {
             return true;
         };
@@ -156,17 +211,22 @@ impl Hub {
         let Some(sub) = ch.subscribers.get(&key) else {
             return true;
         };
-        buffered.sort_by_key(|(offset, _)| *offset);
+        buffered.sort_by_key(|(offset, _, _)| *offset);
         let mut last = delivered_offset;
         let mut out = Vec::with_capacity(buffered.len());
-        for (offset, bytes) in buffered {
+        let mut held = Held::Offset(holds_offset);
+        for (offset, bytes, seq) in buffered {
             // Offset 0: channel without history, no dedupe possible or needed.
             if offset == 0 || offset > last {
                 if offset != 0 {
                     last = offset;
                 }
                 out.push(bytes);
+                held = Held::Seq(seq);
             }
+        }
+        if sub.delta {
+            ch.held.insert(key, held);
         }
         let queued = sub.outbox.push_all(out).queued();
         if last > 0 {
@@ -201,9 +261,14 @@ impl Hub {
         let mut ch = ch.lock();
         if let Some(s) = ch.subscribers.remove(&key) {
             self.gauges.subscription(s.transport, -1);
+            ch.delta_subs -= usize::from(s.delta);
+            if ch.delta_subs == 0 {
+                ch.prev = None;
+            }
         }
         ch.recovering.remove(&key);
         ch.delivered.remove(&key);
+        ch.held.remove(&key);
         if ch.subscribers.is_empty() {
             shard.remove(channel);
             self.gauges.channel(-1);
@@ -213,20 +278,32 @@ impl Hub {
         }
     }
 
-    /// Queues `publication` to every matching subscriber, encoding it once per protocol.
+    /// Queues `publication` to every matching subscriber, encoding it once per protocol
+    /// (and, for delta subscribers, once per protocol and form). `publication.delta` says
+    /// whether it may go as a delta.
     pub fn publish(&self, channel: &str, publication: &Publication) -> Delivery {
         let Some(ch) = self.channel(channel) else {
             return Delivery::default();
         };
         let push = Push {
             channel: channel.to_owned(),
-            publication: Some(publication.clone()),
+            publication: Some(Publication {
+                delta: false,
+                ..publication.clone()
+            }),
             ..Default::default()
         };
         let mut encoded = EncodeOnce::new(&push);
         let stamp = crate::metrics::stamp_now();
         let mut ch = ch.lock();
         let ch = &mut *ch;
+        ch.seq += 1;
+        let seq = ch.seq;
+        let mut deltas = DeltaOnce::new(
+            channel,
+            publication,
+            ch.prev.as_ref().map(|p| &p.data[..]),
+        );
         let mut delivery = Delivery::default();
         for (key, sub) in &ch.subscribers {
             if let Some(f) = &sub.filter {
@@ -234,22 +311,45 @@ impl Hub {
                     continue;
                 }
             }
-            let Some(bytes) = encoded.get(sub.encoding) else {
+            let recovering = ch.recovering.contains_key(key);
+            if !recovering
+                && !ch.delivered.is_empty()
+                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
+            {
+                continue;
+            }
+            let bytes = if sub.delta {
+                // A recovering subscriber's base is settled by finish_recovery: full payload.
+                let holds = !recovering
+                    && ch.prev.as_ref().is_some_and(|p| p.held_by(ch.held.get(key)));
+                let bytes = deltas.get(sub.encoding, holds);
+                if bytes.is_some() && !recovering {
+                    ch.held.insert(*key, Held::Seq(seq));
+                }
+                bytes
+            } else {
+                encoded.get(sub.encoding)
+            };
+            let Some(bytes) = bytes else {
                 sub.outbox
                     .close(pushwire_protocol::Disconnect::INAPPROPRIATE_PROTOCOL);
                 delivery.dropped += 1;
                 continue;
             };
             if let Some(buf) = ch.recovering.get_mut(key) {
-                buf.push((publication.offset, bytes));
+                buf.push((publication.offset, bytes, seq));
                 delivery.queued += 1;
-            } else if !ch.delivered.is_empty()
-                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
-            {
-                continue;
             } else {
                 delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
+        }
+        drop(deltas);
+        if ch.delta_subs > 0 {
+            ch.prev = Some(Prev {
+                seq,
+                offset: publication.offset,
+                data: publication.data.0.clone(),
+            });
         }
         delivery
     }
@@ -345,6 +445,7 @@ mod tests {
             filter: None,
             push_join_leave: false,
             transport: 0,
+            delta: false,
         }
     }
 
@@ -386,7 +487,7 @@ mod tests {
             "buffered while recovering"
         );
         // Recovery read delivered up to offset 5 already.
-        assert!(hub.finish_recovery("ch", 1, 5));
+        assert!(hub.finish_recovery("ch", 1, 5, 0));
         hub.publish("ch", &publication(7));
         let got: Vec<String> = a
             .try_drain()
@@ -408,7 +509,7 @@ mod tests {
         let b = Arc::new(Outbox::new(1 << 20));
         hub.subscribe("ch", 1, sub(&a), true);
         hub.subscribe("ch", 2, sub(&b), false);
-        assert!(hub.finish_recovery("ch", 1, 6));
+        assert!(hub.finish_recovery("ch", 1, 6, 0));
         for offset in [5, 6, 7, 8] {
             hub.publish("ch", &publication(offset));
         }
@@ -423,6 +524,136 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].contains("\"offset\":7") && got[1].contains("\"offset\":8"));
         assert_eq!(offsets(&b).len(), 4, "other subscribers get everything");
+    }
+
+    fn delta_sub(outbox: &Arc<Outbox>) -> Subscriber {
+        Subscriber {
+            delta: true,
+            ..sub(outbox)
+        }
+    }
+
+    fn doc(offset: u64) -> Publication {
+        let body: String = (0..30).map(|i| format!("\"k{i}\":\"v{i}\",")).collect();
+        Publication {
+            data: RawJson::from_json_str(&format!("{{{body}\"n\":{offset}}}")).unwrap(),
+            offset,
+            delta: true,
+            ..Default::default()
+        }
+    }
+
+    /// (is a delta, data string) of each queued publication.
+    fn pubs(o: &Outbox) -> Vec<(bool, String)> {
+        o.try_drain()
+            .messages
+            .iter()
+            .map(|m| {
+                let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+                let p = &v["push"]["pub"];
+                (
+                    p["delta"].as_bool().unwrap_or(false),
+                    p["data"].as_str().expect("a JSON string").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn delta_subscribers_get_deltas_against_what_they_hold() {
+        let hub = Hub::new();
+        let (a, b, plain) = (
+            Arc::new(Outbox::new(1 << 20)),
+            Arc::new(Outbox::new(1 << 20)),
+            Arc::new(Outbox::new(1 << 20)),
+        );
+        hub.subscribe("ch", 1, delta_sub(&a), false);
+        hub.subscribe("ch", 3, sub(&plain), false);
+        hub.publish("ch", &doc(1));
+        hub.publish("ch", &doc(2));
+        // b recovers: its result carried offset 2, a live publication arrives meanwhile.
+        hub.subscribe("ch", 2, delta_sub(&b), true);
+        hub.publish("ch", &doc(3));
+        assert!(hub.finish_recovery("ch", 2, 2, 2));
+        hub.publish("ch", &doc(4));
+        let mut no_delta = doc(5);
+        no_delta.delta = false;
+        hub.publish("ch", &no_delta);
+        hub.publish("ch", &doc(6));
+
+        let got = pubs(&a);
+        let kinds: Vec<bool> = got.iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true, true, true, false, true]);
+        let mut base = Vec::new();
+        for (n, (delta, data)) in got.iter().enumerate() {
+            base = if *delta {
+                pushwire_protocol::fossil::apply(&base, data.as_bytes()).unwrap()
+            } else {
+                data.as_bytes().to_vec()
+            };
+            let want = if n == 4 { no_delta.data.clone() } else { doc(n as u64 + 1).data };
+            assert_eq!(base, want.as_bytes(), "publication {}", n + 1);
+        }
+        // The buffered publication is full; the next is a delta against it.
+        let kinds: Vec<bool> = pubs(&b).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true, false, true]);
+        // Plain subscribers see plain JSON, never the mark.
+        for m in plain.try_drain().messages {
+            let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+            assert!(v["push"]["pub"]["data"].is_object());
+            assert!(v["push"]["pub"].get("delta").is_none());
+        }
+    }
+
+    #[test]
+    fn a_recovered_base_is_used_and_a_filtered_publication_breaks_the_chain() {
+        let hub = Hub::new();
+        let a = Arc::new(Outbox::new(1 << 20));
+        let b = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 9, sub(&b), false);
+        hub.publish("ch", &doc(1));
+        // Nothing is kept without delta subscribers: a's first publication is full.
+        hub.subscribe("ch", 1, delta_sub(&a), true);
+        assert!(hub.finish_recovery("ch", 1, 1, 1));
+        hub.publish("ch", &doc(2));
+        hub.publish("ch", &doc(3));
+        let kinds: Vec<bool> = pubs(&a).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true]);
+
+        // Subscribed at a position only (no publication in the result): full first.
+        let c = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 2, delta_sub(&c), true);
+        assert!(hub.finish_recovery("ch", 2, 3, 0));
+        hub.publish("ch", &doc(4));
+        let kinds: Vec<bool> = pubs(&c).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false]);
+        // Recovered up to offset 4 (the channel's previous payload): a delta at once.
+        let d = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 4, delta_sub(&d), true);
+        assert!(hub.finish_recovery("ch", 4, 4, 4));
+        hub.publish("ch", &doc(5));
+        let kinds: Vec<bool> = pubs(&d).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [true]);
+
+        let f = Arc::new(Outbox::new(1 << 20));
+        let mut filtered = delta_sub(&f);
+        filtered.filter = Some(Arc::new(FilterNode {
+            key: "k".into(),
+            cmp: "eq".into(),
+            val: "x".into(),
+            ..Default::default()
+        }));
+        hub.subscribe("ch", 5, filtered, false);
+        let tagged = |n| Publication {
+            tags: [("k".to_string(), "x".to_string())].into(),
+            ..doc(n)
+        };
+        hub.publish("ch", &tagged(6));
+        hub.publish("ch", &tagged(7));
+        hub.publish("ch", &doc(8));
+        hub.publish("ch", &tagged(9));
+        let kinds: Vec<bool> = pubs(&f).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true, false], "no delta after a skipped publication");
     }
 
     #[test]

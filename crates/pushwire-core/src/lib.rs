@@ -13,6 +13,7 @@
 //! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
 //! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
 //! - [`encoding`]: protocol × envelope, and encode-once caches.
+//! - [`delta`]: Fossil delta compression toward subscribers that negotiated it.
 //! - [`outbox`]: the per-connection queue bounded in bytes.
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod delta;
 pub mod encoding;
 pub mod engine;
 pub mod filter;

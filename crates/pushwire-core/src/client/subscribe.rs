@@ -41,6 +41,8 @@ pub(crate) struct Prepared {
     pub channel: Arc<str>,
     pub result: SubscribeResult,
     delivered: u64,
+    /// Offset of the last publication in the result (0: none): a delta subscriber's base.
+    holds: u64,
     sub: SubState,
 }
 
@@ -224,6 +226,9 @@ impl Client {
                 || (req.positioned && (ns.allow_positioning || history_perm)));
         let push_join_leave =
             ns.force_push_join_leave || (req.join_leave && ns.join_leave && presence_perm);
+        // A delta type the namespace does not allow: the subscription works without delta.
+        let delta = req.delta == crate::delta::FOSSIL
+            && ns.allowed_delta_types.iter().any(|t| t == crate::delta::FOSSIL);
         let sub_state = SubState {
             subscribing: true,
             presence: ns.presence,
@@ -246,6 +251,7 @@ impl Client {
                 filter: req.tf.clone().map(Arc::new),
                 push_join_leave,
                 transport: crate::metrics::transport_index(self.transport.name),
+                delta,
             },
             true,
         );
@@ -279,10 +285,16 @@ impl Client {
             result.ttl = (exp - unix_now()).clamp(0, u32::MAX as i64) as u32;
         }
         result.data = grant.data;
+        let holds = result.publications.last().map_or(0, |p| p.offset);
+        if delta {
+            result.delta = true;
+            crate::delta::chain_recovered(&mut result.publications, self.encoding().protocol);
+        }
         Ok(Prepared {
             channel: key,
             result,
             delivered,
+            holds,
             sub: sub_state,
         })
     }
@@ -292,7 +304,12 @@ impl Client {
     pub(super) async fn subscribe_finish(&self, prepared: Prepared) {
         self.node
             .hub()
-            .finish_recovery(&prepared.channel, self.key, prepared.delivered);
+            .finish_recovery(
+                &prepared.channel,
+                self.key,
+                prepared.delivered,
+                prepared.holds,
+            );
         // Unsubscribed meanwhile (API unsubscribe, disconnect): no join, no presence. An
         // unsubscribe that sees the flip below waits for this join before its leave.
         let _order = self.node.announce_lock(self.key).lock().await;
@@ -502,6 +519,7 @@ impl Client {
                 },
             )
             .await
+            .map(crate::node::api::without_delta_marks)
             .map_err(|e| match e {
                 EngineError::EpochMismatch => ErrorCode::UnrecoverablePosition.into(),
                 other => CommandError::Reply(engine_error(other)),

@@ -111,6 +111,12 @@ pub struct ChannelOptions {
     pub sub_refresh_proxy_enabled: bool,
     /// Named proxy for sub_refresh; empty or `default` is `channel.proxy.sub_refresh`.
     pub sub_refresh_proxy_name: String,
+    /// Delta formats subscribers may ask for (`delta` in subscribe); only `fossil` exists.
+    /// A subscriber asking for a format not listed gets a subscription without delta.
+    pub allowed_delta_types: Vec<String>,
+    /// Every publication may go as a delta to subscribers that negotiated one (as if each
+    /// publish had `delta: true`).
+    pub delta_publish: bool,
 }
 
 impl ChannelOptions {
@@ -155,6 +161,12 @@ impl ChannelOptions {
             return Err(ConfigError::new(
                 format!("{key}.allow_subscribe_for_anonymous"),
                 "requires allow_subscribe_for_client",
+            ));
+        }
+        if let Some(t) = self.allowed_delta_types.iter().find(|t| *t != "fossil") {
+            return Err(ConfigError::new(
+                format!("{key}.allowed_delta_types"),
+                format!("unknown delta type {t:?} (only \"fossil\")"),
             ));
         }
         if !self.channel_regex.is_empty() {
@@ -269,6 +281,16 @@ mod tests {
         assert_eq!(e.key, "channel.without_namespace.history_size");
         c.without_namespace.history_ttl = Duration::from_secs(60);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn only_fossil_deltas() {
+        let mut c = ChannelConfig::default();
+        c.without_namespace.allowed_delta_types = vec!["fossil".into()];
+        c.validate().unwrap();
+        c.without_namespace.allowed_delta_types.push("xdelta".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "channel.without_namespace.allowed_delta_types");
     }
 
     #[test]
