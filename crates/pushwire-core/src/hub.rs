@@ -21,6 +21,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use pushwire_protocol::{Disconnect, FilterNode, JoinLeave, Publication, Push};
 
+use crate::batch::{Account, BatchPolicy, Flusher};
 use crate::delta::DeltaOnce;
 use crate::encoding::{EncodeOnce, Encoding};
 
@@ -95,6 +96,10 @@ struct Channel {
     prev: Option<Prev>,
     /// The base each delta subscriber holds.
     held: HashMap<ClientKey, Held>,
+    /// Publications held by namespace batching ([`crate::batch`]).
+    batch: Vec<Publication>,
+    /// Of the held batch only the newest goes out.
+    batch_latest: bool,
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
@@ -105,6 +110,7 @@ pub struct Hub {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
     gauges: crate::metrics::HubGauges,
+    flusher: Flusher,
 }
 
 impl Default for Hub {
@@ -144,6 +150,7 @@ impl Hub {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: Default::default(),
             gauges: Default::default(),
+            flusher: Flusher::default(),
         }
     }
 
@@ -278,13 +285,103 @@ impl Hub {
         }
     }
 
-    /// Queues `publication` to every matching subscriber, encoding it once per protocol
+    /// Queues `publication` to every matching subscriber now, encoding it once per protocol
     /// (and, for delta subscribers, once per protocol and form). `publication.delta` says
     /// whether it may go as a delta.
     pub fn publish(&self, channel: &str, publication: &Publication) -> Delivery {
         let Some(ch) = self.channel(channel) else {
             return Delivery::default();
         };
+        let stamp = crate::metrics::stamp_now();
+        let mut ch = ch.lock();
+        Self::deliver(channel, &mut ch, publication, stamp, None)
+    }
+
+    /// Holds `publication` in the channel's batch (namespace batching, see [`crate::batch`]);
+    /// the batch goes out when it is full or its first publication is `policy.max_delay`
+    /// old. Returns what was delivered now; `account` counts what is delivered later.
+    pub fn publish_batched(
+        self: &Arc<Self>,
+        channel: &str,
+        publication: &Publication,
+        policy: BatchPolicy,
+        account: &Account,
+    ) -> Delivery {
+        let Some(ch) = self.channel(channel) else {
+            return Delivery::default();
+        };
+        let mut guard = ch.lock();
+        let c = &mut *guard;
+        c.batch.push(publication.clone());
+        c.batch_latest = policy.flush_latest;
+        if policy.max_size > 0 && c.batch.len() >= policy.max_size {
+            return Self::flush_locked(channel, c);
+        }
+        if c.batch.len() == 1 {
+            let at = tokio::time::Instant::now() + policy.max_delay;
+            if !self
+                .flusher
+                .schedule(self, account, Arc::from(channel), at)
+            {
+                return Self::flush_locked(channel, c);
+            }
+        }
+        Delivery::default()
+    }
+
+    /// Delivers the channel's held batch now (the flusher calls it at the deadline).
+    pub fn flush_batch(&self, channel: &str) -> Delivery {
+        match self.channel(channel) {
+            Some(ch) => Self::flush_locked(channel, &mut ch.lock()),
+            None => Delivery::default(),
+        }
+    }
+
+    /// Delivers the held batch: each subscriber's share in one outbox push.
+    fn flush_locked(channel: &str, ch: &mut Channel) -> Delivery {
+        let mut batch = std::mem::take(&mut ch.batch);
+        if ch.batch_latest && batch.len() > 1 {
+            batch.drain(..batch.len() - 1);
+        }
+        if batch.is_empty() {
+            return Delivery::default();
+        }
+        let stamp = crate::metrics::stamp_now();
+        let mut groups: HashMap<ClientKey, Vec<Bytes>> = HashMap::new();
+        let mut delivery = Delivery::default();
+        for p in &batch {
+            let d = Self::deliver(channel, ch, p, stamp, Some(&mut groups));
+            delivery.queued += d.queued;
+            delivery.dropped += d.dropped;
+        }
+        for (key, messages) in groups {
+            let Some(sub) = ch.subscribers.get(&key) else {
+                continue;
+            };
+            let n = messages.len();
+            match sub.outbox.push_publications(messages, stamp) {
+                Pushed::Queued => delivery.queued += n,
+                Pushed::Closed => delivery.dropped += n,
+                Pushed::Overflowed => {
+                    delivery.dropped += n;
+                    delivery.overflowed += 1;
+                }
+            }
+        }
+        delivery
+    }
+
+    /// Queues `publication` to every matching subscriber of the locked channel `ch`, encoding
+    /// it once per protocol (and, for delta subscribers, once per protocol and form), or adds
+    /// it to `groups` (per subscriber) when given. `publication.delta` says whether it may go
+    /// as a delta.
+    fn deliver(
+        channel: &str,
+        ch: &mut Channel,
+        publication: &Publication,
+        stamp: u64,
+        mut groups: Option<&mut HashMap<ClientKey, Vec<Bytes>>>,
+    ) -> Delivery {
         let push = Push {
             channel: channel.to_owned(),
             publication: Some(Publication {
@@ -294,9 +391,6 @@ impl Hub {
             ..Default::default()
         };
         let mut encoded = EncodeOnce::new(&push);
-        let stamp = crate::metrics::stamp_now();
-        let mut ch = ch.lock();
-        let ch = &mut *ch;
         ch.seq += 1;
         let seq = ch.seq;
         let mut deltas = DeltaOnce::new(
@@ -339,6 +433,8 @@ impl Hub {
             if let Some(buf) = ch.recovering.get_mut(key) {
                 buf.push((publication.offset, bytes, seq));
                 delivery.queued += 1;
+            } else if let Some(g) = groups.as_deref_mut() {
+                g.entry(*key).or_default().push(bytes);
             } else {
                 delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
@@ -654,6 +750,48 @@ mod tests {
         hub.publish("ch", &tagged(9));
         let kinds: Vec<bool> = pubs(&f).iter().map(|(d, _)| *d).collect();
         assert_eq!(kinds, [false, true, false], "no delta after a skipped publication");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_by_size_by_time_and_latest_only() {
+        let hub = Arc::new(Hub::new());
+        let a = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 1, sub(&a), false);
+        let flushed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let f = flushed.clone();
+        let account: Account = Arc::new(move |d: Delivery| {
+            f.fetch_add(d.queued, std::sync::atomic::Ordering::SeqCst);
+        });
+        let policy = BatchPolicy {
+            max_size: 3,
+            max_delay: std::time::Duration::from_millis(10),
+            flush_latest: false,
+        };
+        assert_eq!(hub.publish_batched("ch", &publication(1), policy, &account).queued, 0);
+        assert_eq!(hub.publish_batched("ch", &publication(2), policy, &account).queued, 0);
+        assert!(a.try_drain().messages.is_empty(), "held");
+        assert_eq!(hub.publish_batched("ch", &publication(3), policy, &account).queued, 3);
+        assert_eq!(a.try_drain().messages.len(), 3, "full batch at once");
+
+        hub.publish_batched("ch", &publication(4), policy, &account);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(a.try_drain().messages.is_empty(), "held until the deadline");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(a.try_drain().messages.len(), 1, "delivered at the deadline");
+        assert_eq!(flushed.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let latest = BatchPolicy {
+            max_size: 0,
+            flush_latest: true,
+            ..policy
+        };
+        for n in 5..=9 {
+            hub.publish_batched("ch", &publication(n), latest, &account);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let got = a.try_drain().messages;
+        assert_eq!(got.len(), 1, "only the newest");
+        assert!(String::from_utf8_lossy(&got[0]).contains("\"offset\":9"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   node, surveys, forwarded emulation), carried by the broker.
 //! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
 //! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
+//! - [`batch`]: namespace batching of publications (max size, max delay, latest only).
 //! - [`encoding`]: protocol × envelope, and encode-once caches.
 //! - [`delta`]: Fossil delta compression toward subscribers that negotiated it.
 //! - [`outbox`]: the per-connection queue bounded in bytes.
@@ -26,6 +27,7 @@
 //! - [`glob`]: channel name patterns (`channels`).
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod cluster;
 pub mod config;
