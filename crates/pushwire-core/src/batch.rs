@@ -55,7 +55,13 @@ impl std::fmt::Debug for Flusher {
 impl Flusher {
     /// Asks for `channel`'s batch to be delivered at `at`. False when that can not be
     /// promised (queue full, no runtime): the caller delivers it now.
-    pub(crate) fn schedule(&self, hub: &Arc<Hub>, account: &Account, channel: Arc<str>, at: Instant) -> bool {
+    pub(crate) fn schedule(
+        &self,
+        hub: &Arc<Hub>,
+        account: &Account,
+        channel: Arc<str>,
+        at: Instant,
+    ) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };

@@ -164,7 +164,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(b).unwrap();
         let p = &v["push"]["pub"];
         (
-            p["data"].as_str().expect("data is a JSON string").to_owned(),
+            p["data"]
+                .as_str()
+                .expect("data is a JSON string")
+                .to_owned(),
             p["delta"].as_bool().unwrap_or(false),
         )
     }
@@ -216,7 +219,10 @@ mod tests {
         let push = pushwire_protocol::pb::Push::decode_length_delimited(&bytes[..]).unwrap();
         let p = push.r#pub.unwrap();
         assert!(p.delta);
-        assert_eq!(fossil::apply(a.data.as_bytes(), &p.data).unwrap(), b.data.as_bytes());
+        assert_eq!(
+            fossil::apply(a.data.as_bytes(), &p.data).unwrap(),
+            b.data.as_bytes()
+        );
     }
 
     #[test]

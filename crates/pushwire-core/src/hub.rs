@@ -319,10 +319,7 @@ impl Hub {
         }
         if c.batch.len() == 1 {
             let at = tokio::time::Instant::now() + policy.max_delay;
-            if !self
-                .flusher
-                .schedule(self, account, Arc::from(channel), at)
-            {
+            if !self.flusher.schedule(self, account, Arc::from(channel), at) {
                 return Self::flush_locked(channel, c);
             }
         }
@@ -393,11 +390,8 @@ impl Hub {
         let mut encoded = EncodeOnce::new(&push);
         ch.seq += 1;
         let seq = ch.seq;
-        let mut deltas = DeltaOnce::new(
-            channel,
-            publication,
-            ch.prev.as_ref().map(|p| &p.data[..]),
-        );
+        let mut deltas =
+            DeltaOnce::new(channel, publication, ch.prev.as_ref().map(|p| &p.data[..]));
         let mut delivery = Delivery::default();
         for (key, sub) in &ch.subscribers {
             if let Some(f) = &sub.filter {
@@ -415,7 +409,10 @@ impl Hub {
             let bytes = if sub.delta {
                 // A recovering subscriber's base is settled by finish_recovery: full payload.
                 let holds = !recovering
-                    && ch.prev.as_ref().is_some_and(|p| p.held_by(ch.held.get(key)));
+                    && ch
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| p.held_by(ch.held.get(key)));
                 let bytes = deltas.get(sub.encoding, holds);
                 if bytes.is_some() && !recovering {
                     ch.held.insert(*key, Held::Seq(seq));
@@ -687,7 +684,11 @@ mod tests {
             } else {
                 data.as_bytes().to_vec()
             };
-            let want = if n == 4 { no_delta.data.clone() } else { doc(n as u64 + 1).data };
+            let want = if n == 4 {
+                no_delta.data.clone()
+            } else {
+                doc(n as u64 + 1).data
+            };
             assert_eq!(base, want.as_bytes(), "publication {}", n + 1);
         }
         // The buffered publication is full; the next is a delta against it.
@@ -749,7 +750,11 @@ mod tests {
         hub.publish("ch", &doc(8));
         hub.publish("ch", &tagged(9));
         let kinds: Vec<bool> = pubs(&f).iter().map(|(d, _)| *d).collect();
-        assert_eq!(kinds, [false, true, false], "no delta after a skipped publication");
+        assert_eq!(
+            kinds,
+            [false, true, false],
+            "no delta after a skipped publication"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -767,10 +772,22 @@ mod tests {
             max_delay: std::time::Duration::from_millis(10),
             flush_latest: false,
         };
-        assert_eq!(hub.publish_batched("ch", &publication(1), policy, &account).queued, 0);
-        assert_eq!(hub.publish_batched("ch", &publication(2), policy, &account).queued, 0);
+        assert_eq!(
+            hub.publish_batched("ch", &publication(1), policy, &account)
+                .queued,
+            0
+        );
+        assert_eq!(
+            hub.publish_batched("ch", &publication(2), policy, &account)
+                .queued,
+            0
+        );
         assert!(a.try_drain().messages.is_empty(), "held");
-        assert_eq!(hub.publish_batched("ch", &publication(3), policy, &account).queued, 3);
+        assert_eq!(
+            hub.publish_batched("ch", &publication(3), policy, &account)
+                .queued,
+            3
+        );
         assert_eq!(a.try_drain().messages.len(), 3, "full batch at once");
 
         hub.publish_batched("ch", &publication(4), policy, &account);

@@ -86,7 +86,11 @@ impl Outbox {
     }
 
     /// Queues publications fanned out at `stamp` atomically (all or none), in order.
-    pub fn push_publications(&self, messages: impl IntoIterator<Item = Bytes>, stamp: u64) -> Pushed {
+    pub fn push_publications(
+        &self,
+        messages: impl IntoIterator<Item = Bytes>,
+        stamp: u64,
+    ) -> Pushed {
         self.push_stamped(messages, stamp)
     }
 
@@ -291,7 +295,10 @@ mod tests {
         let start = tokio::time::Instant::now();
         let d = o.drain().await;
         assert_eq!(start.elapsed(), Duration::ZERO);
-        assert_eq!((d.messages.len(), d.disconnect), (1, Some(Disconnect::SHUTDOWN)));
+        assert_eq!(
+            (d.messages.len(), d.disconnect),
+            (1, Some(Disconnect::SHUTDOWN))
+        );
     }
 
     #[tokio::test]

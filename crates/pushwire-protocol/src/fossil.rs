@@ -166,7 +166,9 @@ pub fn create(source: &[u8], target: &[u8]) -> Vec<u8> {
                     .count();
                 // And backward, into the literal run before base+i.
                 let mut back = 0;
-                while back < src && back < i && source[src - back - 1] == target[base + i - back - 1]
+                while back < src
+                    && back < i
+                    && source[src - back - 1] == target[base + i - back - 1]
                 {
                     back += 1;
                 }
@@ -335,7 +337,10 @@ mod tests {
         assert_eq!(checksum(b"a"), 0x6100_0000);
         assert_eq!(checksum(b"abcd"), 0x6162_6364);
         assert_eq!(checksum(b"abcdabcd"), 0xC2C4_C6C8);
-        assert_eq!(checksum(b"abcdefg"), 0x6162_6364u32.wrapping_add(0x6566_6700));
+        assert_eq!(
+            checksum(b"abcdefg"),
+            0x6162_6364u32.wrapping_add(0x6566_6700)
+        );
     }
 
     /// A hand-checked delta: the header, one copy of the shared prefix, a literal tail.
@@ -369,7 +374,9 @@ mod tests {
         let doc = |n: u32| {
             let mut s = String::from("{");
             for i in 0..60 {
-                s.push_str(&format!("\"field_{i}\":\"value number {i} of the document\","));
+                s.push_str(&format!(
+                    "\"field_{i}\":\"value number {i} of the document\","
+                ));
             }
             s.push_str(&format!("\"seq\":{n},\"price\":{}}}", 1000 + n * 7));
             s
@@ -388,10 +395,7 @@ mod tests {
         let n = bad.len();
         bad[n - 2] = if bad[n - 2] == b'0' { b'1' } else { b'0' };
         assert!(apply(source, &bad).is_err());
-        assert_eq!(
-            apply(source, b"5\n5@40,"),
-            Err(ApplyError::CopyOutOfRange)
-        );
+        assert_eq!(apply(source, b"5\n5@40,"), Err(ApplyError::CopyOutOfRange));
         assert!(apply(source, &d[..n - 1]).is_err());
         assert!(apply(&source[..20], &d).is_err());
         assert!(apply(source, b"").is_err());

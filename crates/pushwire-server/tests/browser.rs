@@ -66,13 +66,20 @@ async fn chromium_centrifuge_js_fossil_delta() {
     let result = browser_case("sdk-delta", &server).await;
     let stats = &result["stats"];
     assert_eq!(stats["numPublications"], json!(200), "{result}");
-    assert!(stats["numDeltaPayloads"].as_u64().unwrap() >= 197, "{result}");
+    assert!(
+        stats["numDeltaPayloads"].as_u64().unwrap() >= 197,
+        "{result}"
+    );
     let (received, decoded) = (
         stats["bytesReceived"].as_f64().unwrap(),
         stats["bytesDecoded"].as_f64().unwrap(),
     );
     assert!(received * 10.0 < decoded, "{result}");
-    assert_eq!(result["plainStats"]["numPublications"], json!(0), "{result}");
+    assert_eq!(
+        result["plainStats"]["numPublications"],
+        json!(0),
+        "{result}"
+    );
     assert!(
         result["userAgent"]
             .as_str()

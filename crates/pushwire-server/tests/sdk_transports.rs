@@ -132,11 +132,18 @@ async fn delta_case(case: &str) {
     // Full: the first publication, the first recovered one and the first after the
     // resubscribe (the channel left this node's hub meanwhile).
     assert!(stats["numFullPayloads"].as_u64().unwrap() <= 3, "{result}");
-    assert!(stats["numDeltaPayloads"].as_u64().unwrap() >= 197, "{result}");
+    assert!(
+        stats["numDeltaPayloads"].as_u64().unwrap() >= 197,
+        "{result}"
+    );
     let received = stats["bytesReceived"].as_f64().unwrap();
     let decoded = stats["bytesDecoded"].as_f64().unwrap();
     assert!(received * 10.0 < decoded, "fewer bytes: {result}");
-    assert_eq!(result["plainStats"]["numPublications"], json!(0), "{result}");
+    assert_eq!(
+        result["plainStats"]["numPublications"],
+        json!(0),
+        "{result}"
+    );
     // History keeps full payloads without the internal delta mark.
     let (status, history) = server
         .api(

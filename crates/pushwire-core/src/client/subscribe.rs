@@ -228,7 +228,10 @@ impl Client {
             ns.force_push_join_leave || (req.join_leave && ns.join_leave && presence_perm);
         // A delta type the namespace does not allow: the subscription works without delta.
         let delta = req.delta == crate::delta::FOSSIL
-            && ns.allowed_delta_types.iter().any(|t| t == crate::delta::FOSSIL);
+            && ns
+                .allowed_delta_types
+                .iter()
+                .any(|t| t == crate::delta::FOSSIL);
         let sub_state = SubState {
             subscribing: true,
             presence: ns.presence,
@@ -302,14 +305,12 @@ impl Client {
     /// Releases the publications buffered during [`Self::subscribe_begin`] (after the result
     /// was queued), marks the subscription live, adds presence and publishes the join.
     pub(super) async fn subscribe_finish(&self, prepared: Prepared) {
-        self.node
-            .hub()
-            .finish_recovery(
-                &prepared.channel,
-                self.key,
-                prepared.delivered,
-                prepared.holds,
-            );
+        self.node.hub().finish_recovery(
+            &prepared.channel,
+            self.key,
+            prepared.delivered,
+            prepared.holds,
+        );
         // Unsubscribed meanwhile (API unsubscribe, disconnect): no join, no presence. An
         // unsubscribe that sees the flip below waits for this join before its leave.
         let _order = self.node.announce_lock(self.key).lock().await;

@@ -187,8 +187,7 @@ impl ChannelOptions {
                 "must be at most 1s",
             ));
         }
-        if self.batch_max_delay.is_zero() && (self.batch_max_size > 0 || self.batch_flush_latest)
-        {
+        if self.batch_max_delay.is_zero() && (self.batch_max_size > 0 || self.batch_flush_latest) {
             let which = if self.batch_max_size > 0 {
                 "batch_max_size"
             } else {
@@ -324,7 +323,9 @@ mod tests {
         let mut c = ChannelConfig::default();
         c.without_namespace.allowed_delta_types = vec!["fossil".into()];
         c.validate().unwrap();
-        c.without_namespace.allowed_delta_types.push("xdelta".into());
+        c.without_namespace
+            .allowed_delta_types
+            .push("xdelta".into());
         let e = c.validate().unwrap_err();
         assert_eq!(e.key, "channel.without_namespace.allowed_delta_types");
     }
