@@ -198,7 +198,9 @@ impl Outbox {
     /// reference and the notification): an idle WebSocket connection holds one all the time.
     pub async fn drain(&self) -> Drained {
         if !self.write_delay.is_zero() {
-            return self.drain_delayed().await;
+            // Boxed: every idle connection holds a drain future; the delayed one (a timer and
+            // a close wait) must not make it bigger for connections without a delay.
+            return Box::pin(self.drain_delayed()).await;
         }
         loop {
             let notified = self.notify.notified();
