@@ -4,7 +4,8 @@
 # per-IP connect rate limit (every bench connection comes from 127.0.0.1), waits
 # for /health, and stops it on exit. Sets BIN, PORT, SERVER_PID, BENCH_PIN_CMD (taskset prefix
 # for the bench when BENCH_PIN=1) and EXTRA (--json when JSON=1, --html FILE when HTML=FILE).
-# BIN=path runs another binary; BUILD=0 skips the build (a frozen binary for a series of runs).
+# BIN=path runs another binary; BUILD=0 skips the build (a frozen binary for a series of runs);
+# SERVER_CONFIG=file adds `--config file`.
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
 BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
@@ -75,7 +76,7 @@ trap 'exit 130' INT TERM
     PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_ANONYMOUS=true \
     PUSHWIRE_CHANNEL__WITHOUT_NAMESPACE__ALLOW_SUBSCRIBE_FOR_CLIENT=true \
     PUSHWIRE_HTTP_SERVER__PORT="$PORT" \
-    "$BIN" serve >"$SERVER_LOG" 2>&1 &
+    "$BIN" serve ${SERVER_CONFIG:+--config "$SERVER_CONFIG"} >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 
 for _ in $(seq 1 100); do

@@ -12,6 +12,8 @@
 //   every publication across a server-side disconnect;
 // - long-poll-fetch: a plain fetch loop on /connection/long_poll (pages/long-poll.mjs) receives
 //   every publication across a server-side disconnect and a restart of its loop;
+// - sdk-delta: centrifuge-js over WebSocket with `delta: 'fossil'` (scenario.mjs
+//   `deltaScenario`): 200 publications reconstructed exactly, across a recovery;
 // - cookie-connect-proxy: the page sets a session cookie and centrifuge-js connects without a
 //   token; the browser sends the cookie with the WebSocket upgrade and pushwire's connect proxy
 //   forwards it to the backend (crates/pushwire-server/tests/proxies.rs), which names the user.
@@ -161,6 +163,28 @@ async function sdkCase(page) {
   return { ...result, userAgent: await page.evaluate(() => navigator.userAgent) };
 }
 
+async function deltaCase(page) {
+  const user = unique('user-');
+  const args = {
+    endpoints: env.wsUrl,
+    token: tokenFor(user),
+    user,
+    channel: unique('delta:'),
+    plainChannel: unique('chat:'),
+  };
+  const result = await page.evaluate(async (a) => {
+    const s = await import('/scenario.mjs');
+    return s.deltaScenario({
+      ...a,
+      Centrifuge: globalThis.Centrifuge,
+      options: {},
+      api: (m, b) => window.pushwireApi(m, b),
+      log: (line) => console.log(line),
+    });
+  }, args);
+  return { case: which, ...result, userAgent: await page.evaluate(() => navigator.userAgent) };
+}
+
 async function uniSseCase(page) {
   const user = unique('user-');
   const channel = unique('chat:');
@@ -279,6 +303,8 @@ main(`browser ${which}`, async () => {
   let run;
   if (sdkTransports[which]) {
     run = sdkCase;
+  } else if (which === 'sdk-delta') {
+    run = deltaCase;
   } else if (which === 'eventsource-uni-sse') {
     run = uniSseCase;
   } else if (which === 'long-poll-fetch') {

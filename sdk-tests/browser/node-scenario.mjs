@@ -4,7 +4,9 @@
 // - websocket, http_stream, sse: a transports array with that single entry;
 // - fallback-http_stream: [websocket to a 404 path, http_stream, sse] must land on http_stream;
 // - fallback-sse: [websocket to a 404 path, http_stream to a 404 path, sse] must land on sse;
-// - protobuf-websocket: the protobuf build (`centrifuge/build/protobuf`) over WebSocket.
+// - protobuf-websocket: the protobuf build (`centrifuge/build/protobuf`) over WebSocket;
+// - delta-websocket, delta-protobuf-websocket, delta-http_stream: Fossil delta compression
+//   (scenario.mjs `deltaScenario`) with the JSON or protobuf build.
 //
 // Node 20 has no global WebSocket or EventSource: `ws` and `eventsource@4` are passed in; fetch
 // and ReadableStream are global. The emulation endpoint is an absolute URL.
@@ -15,7 +17,7 @@ import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 
 import { api, env, log, main, tokenFor, unique } from './lib.mjs';
-import { bytesCodec, jsonCodec, recoveryScenario } from './scenario.mjs';
+import { bytesCodec, deltaScenario, jsonCodec, recoveryScenario } from './scenario.mjs';
 
 const require = createRequire(import.meta.url);
 const which = process.argv[2];
@@ -35,6 +37,9 @@ const cases = {
   'fallback-http_stream': { endpoints: [blockedWs, httpStream, sse], expect: 'http_stream' },
   'fallback-sse': { endpoints: [blockedWs, blockedHttpStream, sse], expect: 'sse' },
   'protobuf-websocket': { endpoints: [ws], expect: 'websocket', protobuf: true },
+  'delta-websocket': { endpoints: [ws], delta: true },
+  'delta-protobuf-websocket': { endpoints: [ws], protobuf: true, delta: true },
+  'delta-http_stream': { endpoints: [httpStream], delta: true },
 };
 
 main(`node-scenario ${which}`, async () => {
@@ -46,6 +51,25 @@ main(`node-scenario ${which}`, async () => {
     ? require('centrifuge/build/protobuf')
     : require('centrifuge');
   const user = unique('user-');
+  if (c.delta) {
+    const result = await deltaScenario({
+      Centrifuge,
+      endpoints: c.endpoints,
+      options: {
+        websocket: WebSocket,
+        eventsource: EventSource,
+        emulationEndpoint: `${env.httpUrl}/emulation`,
+      },
+      token: tokenFor(user),
+      user,
+      channel: unique('delta:'),
+      plainChannel: unique('chat:'),
+      api,
+      log,
+      codec: c.protobuf ? bytesCodec : jsonCodec,
+    });
+    return { case: which, protobuf: Boolean(c.protobuf), ...result };
+  }
   const result = await recoveryScenario({
     Centrifuge,
     endpoints: c.endpoints,

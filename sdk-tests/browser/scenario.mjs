@@ -189,3 +189,124 @@ export async function recoveryScenario(args) {
     client.disconnect();
   }
 }
+
+/**
+ * A ~2 KB JSON document of which only a few fields change with `n` (a dashboard row set), with
+ * some non-ASCII text so that deltas of UTF-8 are exercised.
+ */
+export function deltaDocument(n) {
+  const rows = [];
+  for (let i = 0; i < 16; i += 1) {
+    rows.push({
+      id: i,
+      name: `instrument ${i} – Zürich €`,
+      venue: 'primary exchange, continuous trading',
+      price: i === n % 16 ? 1000 + n : 1000 + i,
+      volume: i === (n + 5) % 16 ? n * 7 : i * 100,
+    });
+  }
+  return { seq: n, status: n % 10 === 0 ? 'halted' : 'open', rows };
+}
+
+/**
+ * Fossil delta compression scenario. `args` as for `recoveryScenario`, plus `plainChannel`
+ * (a channel whose namespace does not allow fossil) and `total` (publications, default 200).
+ *
+ * A subscription with `delta: 'fossil'` to `channel` (history, recovery, fossil allowed)
+ * receives `total` publications made through the API with `delta: true`: the first half live,
+ * the next quarter while the connection is away (recovered on resubscribe), the rest live
+ * again. Every reconstructed payload must equal the original. Then a subscription asking for
+ * fossil on `plainChannel` must work without delta.
+ */
+export async function deltaScenario(args) {
+  const { Centrifuge, endpoints, options, token, user, channel, plainChannel, api, log } = args;
+  const codec = args.codec || jsonCodec;
+  const total = args.total || 200;
+  const events = new Events(log);
+  const quiet = () => {};
+  const client = new Centrifuge(endpoints, {
+    token,
+    minReconnectDelay: 1500,
+    maxReconnectDelay: 3000,
+    timeout: 5000,
+    ...options,
+  });
+  client.on('connecting', (ctx) => events.push({ type: 'connecting', code: ctx.code }));
+  client.on('connected', (ctx) => events.push({ type: 'connected', transport: ctx.transport }));
+  client.on('error', (ctx) => log(`client error: ${JSON.stringify(ctx.error)} (${ctx.type})`));
+  const received = new Events(quiet);
+  const mismatches = [];
+  const watch = (sub, name) => {
+    sub.on('subscribed', (ctx) =>
+      events.push({
+        type: 'subscribed',
+        name,
+        wasRecovering: ctx.wasRecovering,
+        recovered: ctx.recovered,
+      }),
+    );
+    sub.on('publication', (ctx) => {
+      const data = codec.decode(ctx.data);
+      if (!same(data, deltaDocument(data.seq))) {
+        mismatches.push({ offset: ctx.offset, got: data });
+      }
+      received.push({ type: 'publication', name, seq: data.seq, offset: ctx.offset });
+    });
+    sub.on('error', (ctx) => log(`${name} error: ${JSON.stringify(ctx.error)} (${ctx.type})`));
+  };
+  const sub = client.newSubscription(channel, { delta: 'fossil' });
+  watch(sub, 'delta');
+  const publish = (ch, n) => api('publish', { channel: ch, data: deltaDocument(n), delta: true });
+  const expectSeqs = async (from, to, what) => {
+    for (let n = from; n <= to; n += 1) {
+      const p = await received.expect('publication', `${what} ${n}`);
+      if (p.seq !== n || p.offset !== n) {
+        throw new Error(`${what}: got seq ${p.seq} offset ${p.offset}, want ${n}`);
+      }
+    }
+    log(`ok: ${what} ${from}..${to} reconstructed`);
+  };
+  try {
+    client.connect();
+    sub.subscribe();
+    await events.expect('connected', 'connect', { skip: ['connecting'] });
+    await events.expect('subscribed', 'subscribe with delta');
+    const live = Math.floor(total / 2);
+    const away = Math.floor(total / 4);
+    for (let n = 1; n <= live; n += 1) {
+      await publish(channel, n);
+    }
+    await expectSeqs(1, live, 'live');
+    await api('disconnect', { user, disconnect: { code: 3011, reason: 'force reconnect' } });
+    await events.expect('connecting', 'the server disconnects');
+    for (let n = live + 1; n <= live + away; n += 1) {
+      await publish(channel, n);
+    }
+    await events.expect('connected', 'reconnect', { skip: ['connecting'] });
+    const resub = await events.expect('subscribed', 'resubscribe');
+    checkEqual(log, [resub.wasRecovering, resub.recovered], [true, true], 'recovered');
+    await expectSeqs(live + 1, live + away, 'recovered');
+    for (let n = live + away + 1; n <= total; n += 1) {
+      await publish(channel, n);
+    }
+    await expectSeqs(live + away + 1, total, 'live after recovery');
+    checkEqual(log, mismatches, [], 'every payload equals its original');
+    const stats = sub.deltaStats();
+    log(`delta stats ${JSON.stringify(stats)}`);
+
+    const plain = client.newSubscription(plainChannel, { delta: 'fossil' });
+    watch(plain, 'plain');
+    plain.subscribe();
+    await events.expect('subscribed', 'subscribe asking for fossil where it is not allowed');
+    for (let n = 1; n <= 3; n += 1) {
+      await publish(plainChannel, n);
+      const p = await received.expect('publication', `plain publication ${n}`);
+      checkEqual(log, p.seq, n, 'plain publication');
+    }
+    checkEqual(log, mismatches, [], 'plain payloads equal their originals');
+    const plainStats = plain.deltaStats();
+    return { total, channel, stats, plainStats };
+  } finally {
+    client.disconnect();
+  }
+}

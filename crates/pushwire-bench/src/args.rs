@@ -92,6 +92,14 @@ pub struct BenchArgs {
     /// Approximate size in bytes of each publication's `data` object (hard cap 1 MiB).
     #[arg(long, default_value_t = 64)]
     pub payload_bytes: usize,
+    /// Publish a realistic JSON document of about `--payload-bytes` (rows of a dashboard, a
+    /// few fields changing per publication) instead of a padded object.
+    #[arg(long)]
+    pub document: bool,
+    /// Subscribe with delta compression (`fossil`) and publish with `delta: true`; the bench
+    /// applies each delta to rebuild the publication.
+    #[arg(long, value_parser = ["fossil"])]
+    pub delta: Option<String>,
     /// Connections opened per second, 0 for unpaced [default: 2000; `connect`: 0].
     #[arg(long)]
     pub connect_rate: Option<u32>,

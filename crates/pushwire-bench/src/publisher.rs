@@ -41,6 +41,10 @@ pub(crate) struct PublishPlan {
     pub(crate) count: u64,
     /// Approximate size of each `data` object.
     pub(crate) payload_bytes: usize,
+    /// `data` is a realistic document ([`document_body`]) instead of a padded object.
+    pub(crate) document: bool,
+    /// Publish with `delta: true`.
+    pub(crate) delta: bool,
 }
 
 /// What the publisher achieved.
@@ -139,8 +143,18 @@ pub(crate) async fn publish(
                 stats.clone(),
             );
             let (channels, payload_bytes) = (req.channels, plan.payload_bytes);
+            let (document, delta) = (plan.document, plan.delta);
             tasks.spawn(async move {
-                let body = request_body(&head, unix_nanos(), seq, payload_bytes);
+                let ts = unix_nanos();
+                let mut body = if document {
+                    document_body(&head, ts, seq, payload_bytes)
+                } else {
+                    request_body(&head, ts, seq, payload_bytes)
+                };
+                if delta {
+                    body.pop();
+                    body.push_str(r#","delta":true}"#);
+                }
                 let result = send(&client, &url, &api_key, body, channels).await;
                 stats.add_sent(result.ok);
                 drop(permit);
@@ -290,9 +304,60 @@ fn request_body(head: &str, ts: u64, seq: u64, payload_bytes: usize) -> String {
     body
 }
 
+/// Request body `HEAD,"data":{"ts":…,"seq":…,"rows":[…]}}`: a dashboard of rows that fills
+/// about `payload_bytes`, where each publication changes `ts`, `seq`, one row's `price` and
+/// another row's `volume` — what delta compression and permessage-deflate are for.
+fn document_body(head: &str, ts: u64, seq: u64, payload_bytes: usize) -> String {
+    use std::fmt::Write as _;
+    const ROW: usize = 100;
+    let rows = (payload_bytes.saturating_sub(48) / ROW).max(1) as u64;
+    let mut body = String::with_capacity(head.len() + payload_bytes + 64);
+    body.push_str(head);
+    let _ = write!(body, r#","data":{{"ts":{ts},"seq":{seq},"rows":["#);
+    for i in 0..rows {
+        let price = if i == seq % rows {
+            1000 + seq
+        } else {
+            1000 + i
+        };
+        let volume = if i == (seq + 5) % rows {
+            seq * 7
+        } else {
+            i * 100
+        };
+        if i > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            r#"{{"id":{i},"name":"instrument {i:03}","venue":"primary exchange, continuous","price":{price},"volume":{volume}}}"#
+        );
+    }
+    body.push_str("]}}");
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn document_fills_the_payload_and_changes_a_few_fields() {
+        let a: serde_json::Value =
+            serde_json::from_str(&document_body(r#"{"channel":"c""#, 1, 7, 2048)).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(&document_body(r#"{"channel":"c""#, 2, 8, 2048)).unwrap();
+        let len = serde_json::to_string(&a["data"]).unwrap().len();
+        assert!((1800..=2100).contains(&len), "{len}");
+        assert_eq!(a["data"]["seq"], 7);
+        let rows = |v: &serde_json::Value| v["data"]["rows"].as_array().unwrap().clone();
+        let changed = rows(&a)
+            .iter()
+            .zip(rows(&b))
+            .filter(|(x, y)| *x != y)
+            .count();
+        assert!(changed <= 4, "{changed} rows changed");
+    }
 
     fn data_len(body: &str) -> usize {
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -331,6 +396,8 @@ mod tests {
             rate: 1,
             count: 1,
             payload_bytes: 0,
+            document: false,
+            delta: false,
         };
         let reqs = prepare(&plan).unwrap();
         assert_eq!(reqs.len(), 3);

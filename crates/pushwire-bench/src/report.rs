@@ -140,6 +140,13 @@ pub struct Deliveries {
     pub loss_ratio: f64,
     /// `delivered` divided by the seconds from the first publish to the last delivery.
     pub per_sec: f64,
+    /// Bytes of the WebSocket messages the subscribers received (payloads of the frames,
+    /// after the handshake; pings included).
+    pub bytes: u64,
+    /// WebSocket messages the subscribers received.
+    pub frames: u64,
+    /// `bytes / delivered` (0 when nothing was delivered).
+    pub bytes_per_delivery: f64,
 }
 
 /// The reconnect storm.
@@ -269,7 +276,18 @@ impl Deliveries {
             duplicates,
             loss_ratio: ratio(lost as f64, expected as f64),
             per_sec: ratio(delivered as f64, secs),
+            bytes: 0,
+            frames: 0,
+            bytes_per_delivery: 0.0,
         }
+    }
+
+    /// Adds what the subscribers received: `bytes` in `frames` messages.
+    pub(crate) fn with_bytes(mut self, bytes: u64, frames: u64) -> Deliveries {
+        self.bytes = bytes;
+        self.frames = frames;
+        self.bytes_per_delivery = ratio(bytes as f64, self.delivered as f64);
+        self
     }
 }
 

@@ -79,6 +79,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         stats: stats.clone(),
         handshakes: Semaphore::new(MAX_HANDSHAKES),
         reconnect: AtomicBool::new(false),
+        delta: args.delta.clone(),
     });
     let n = args.connections as usize;
     let rate = args.effective_connect_rate();
@@ -170,12 +171,10 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         r.latency = Latency::from_histogram(&totals.reconnect);
     }
     if let Some((expected, secs)) = expected_deliveries {
-        report.deliveries = Some(Deliveries::new(
-            expected,
-            totals.delivered,
-            totals.duplicates,
-            secs,
-        ));
+        report.deliveries = Some(
+            Deliveries::new(expected, totals.delivered, totals.duplicates, secs)
+                .with_bytes(totals.bytes, totals.frames),
+        );
         report.latency = Some(Latency::from_histogram(&totals.latency));
     }
     report.timeline = std::mem::take(&mut *samples.lock());
@@ -229,6 +228,8 @@ async fn publish_phase(
         rate: args.rate,
         count: args.publications(),
         payload_bytes: args.payload_bytes,
+        document: args.document,
+        delta: args.delta.is_some(),
     };
     progress.phase(
         "publish",

@@ -17,6 +17,10 @@ pub(crate) struct Shard {
     pub(crate) delivered: u64,
     /// Repeated deliveries of a publication already seen on the same connection.
     pub(crate) duplicates: u64,
+    /// Bytes of the WebSocket messages received after the handshake.
+    pub(crate) bytes: u64,
+    /// WebSocket messages received after the handshake.
+    pub(crate) frames: u64,
 }
 
 impl Shard {
@@ -25,6 +29,8 @@ impl Shard {
             latency: new_histogram(),
             delivered: 0,
             duplicates: 0,
+            bytes: 0,
+            frames: 0,
         }
     }
 
@@ -61,6 +67,10 @@ pub(crate) struct Totals {
     pub(crate) delivered: u64,
     /// Duplicate deliveries.
     pub(crate) duplicates: u64,
+    /// Bytes received.
+    pub(crate) bytes: u64,
+    /// Messages received.
+    pub(crate) frames: u64,
     /// Established connections that ended before the bench closed them.
     pub(crate) dropped: u64,
     /// Connect (TCP + WebSocket + connect + subscribe) latencies, microseconds.
@@ -140,7 +150,7 @@ impl Stats {
     /// Merges all shards.
     pub(crate) fn totals(&self) -> Totals {
         let mut latency = new_histogram();
-        let (mut delivered, mut duplicates) = (0, 0);
+        let (mut delivered, mut duplicates, mut bytes, mut frames) = (0, 0, 0, 0);
         for shard in self.shards.iter() {
             let shard = shard.lock();
             latency
@@ -148,11 +158,15 @@ impl Stats {
                 .expect("shards share the histogram bounds");
             delivered += shard.delivered;
             duplicates += shard.duplicates;
+            bytes += shard.bytes;
+            frames += shard.frames;
         }
         Totals {
             latency,
             delivered,
             duplicates,
+            bytes,
+            frames,
             dropped: self.dropped.load(Ordering::Relaxed),
             connect: self.connect.lock().clone(),
             reconnect: self.reconnect.lock().clone(),

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     /// Set during a reconnect storm: a server-side close makes the task connect again
     /// instead of counting the connection as dropped.
     pub(crate) reconnect: AtomicBool,
+    /// Delta compression asked for in subscribe (`fossil`).
+    pub(crate) delta: Option<String>,
 }
 
 /// What a subscriber task reports to the run.
@@ -91,7 +93,11 @@ pub(crate) async fn run(
     events: mpsc::Sender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let hello = wire::hello_frame(shared.token.as_deref(), &(shared.channel_of)(index));
+    let hello = wire::hello_frame(
+        shared.token.as_deref(),
+        &(shared.channel_of)(index),
+        shared.delta.as_deref(),
+    );
     let mut ws = match open(&shared, &hello).await {
         Ok((ws, latency)) => {
             shared.stats.connection_up(latency, false);
@@ -106,7 +112,9 @@ pub(crate) async fn run(
     let shard = shared.stats.shard(index);
     let mut window = SeqWindow::default();
     loop {
-        let end = receive(&mut ws, &mut stop, &mut window, shard).await;
+        // A new connection starts a new delta chain.
+        let mut base = shared.delta.as_ref().map(|_| Vec::new());
+        let end = receive(&mut ws, &mut stop, &mut window, shard, base.as_mut()).await;
         shared.stats.connection_down();
         let stopping = *stop.borrow();
         match end {
@@ -155,6 +163,7 @@ async fn receive(
     stop: &mut watch::Receiver<bool>,
     window: &mut SeqWindow,
     shard: &Mutex<Shard>,
+    mut base: Option<&mut Vec<u8>>,
 ) -> End {
     loop {
         if *stop.borrow_and_update() {
@@ -173,7 +182,7 @@ async fn receive(
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Lost,
                 };
-                let action = handle_frame(frame, window, shard);
+                let action = handle_frame(frame, window, shard, base.as_deref_mut());
                 if action.ended {
                     return End::Lost;
                 }
@@ -238,19 +247,46 @@ struct FrameAction {
     ended: bool,
 }
 
-/// Records the publications of one frame (one receive time for all of them) and notes pings
-/// and disconnects. The shard is locked at most once per frame.
-fn handle_frame(frame: &[u8], window: &mut SeqWindow, shard: &Mutex<Shard>) -> FrameAction {
+/// Records the publications of one frame (one receive time for all of them), its size, and
+/// notes pings and disconnects. With `base` (a delta subscription) publications carry their
+/// data as a JSON string, full or a Fossil delta against `base`, and rebuild `base`. The
+/// shard is locked once per frame.
+fn handle_frame(
+    frame: &[u8],
+    window: &mut SeqWindow,
+    shard: &Mutex<Shard>,
+    mut base: Option<&mut Vec<u8>>,
+) -> FrameAction {
     let now = unix_nanos();
     let mut action = FrameAction::default();
-    let mut guard = None;
+    let mut guard = shard.lock();
+    guard.bytes += frame.len() as u64;
+    guard.frames += 1;
     for line in wire::lines(frame) {
+        if let Some(base) = base.as_deref_mut() {
+            if let Some((data, delta)) = wire::delta_publication(line) {
+                let full = if delta {
+                    pushwire_protocol::fossil::apply(base, data.as_bytes()).ok()
+                } else {
+                    Some(data.into_bytes())
+                };
+                // A delta that does not apply loses this and every later publication of
+                // the chain: they count as lost.
+                if let Some((ts, seq)) = full.and_then(|f| {
+                    let fields = wire::bench_fields(&f);
+                    *base = f;
+                    fields
+                }) {
+                    let first = window.observe(seq);
+                    guard.record(first, latency_us(now, ts));
+                }
+                continue;
+            }
+        }
         match wire::parse_line(line) {
             Incoming::Publication { ts, seq } => {
                 let first = window.observe(seq);
-                guard
-                    .get_or_insert_with(|| shard.lock())
-                    .record(first, latency_us(now, ts));
+                guard.record(first, latency_us(now, ts));
             }
             Incoming::Ping => action.pong = true,
             Incoming::Ended(_) => action.ended = true,
@@ -275,7 +311,7 @@ mod tests {
              {{\"push\":{{\"channel\":\"bench\",\"pub\":{{\"data\":{{\"ts\":{ts},\"seq\":1}}}}}}}}\n\
              {{\"push\":{{\"channel\":\"bench\",\"pub\":{{\"data\":{{\"ts\":{ts},\"seq\":1}}}}}}}}\n"
         );
-        let action = handle_frame(frame.as_bytes(), &mut window, stats.shard(0));
+        let action = handle_frame(frame.as_bytes(), &mut window, stats.shard(0), None);
         assert_eq!(
             action,
             FrameAction {
@@ -289,12 +325,43 @@ mod tests {
     }
 
     #[test]
+    fn delta_frames_are_rebuilt_and_sized() {
+        let stats = Stats::new(1);
+        let mut window = SeqWindow::default();
+        let ts = unix_nanos();
+        let a = format!(r#"{{"ts":{ts},"seq":0,"pad":"same same same same same same"}}"#);
+        let b = format!(r#"{{"ts":{ts},"seq":1,"pad":"same same same same same same"}}"#);
+        let d = pushwire_protocol::fossil::create(a.as_bytes(), b.as_bytes());
+        let line = |data: &str, delta: bool| {
+            serde_json::json!({"push": {"channel": "bench", "pub": {"data": data, "delta": delta}}})
+                .to_string()
+        };
+        let frame = format!(
+            "{}\n{}",
+            line(&a, false),
+            line(std::str::from_utf8(&d).unwrap(), true)
+        );
+        let mut base = Vec::new();
+        handle_frame(
+            frame.as_bytes(),
+            &mut window,
+            stats.shard(0),
+            Some(&mut base),
+        );
+        assert_eq!(base, b.as_bytes());
+        let t = stats.totals();
+        assert_eq!((t.delivered, t.frames), (2, 1));
+        assert_eq!(t.bytes, frame.len() as u64);
+    }
+
+    #[test]
     fn frame_with_disconnect() {
         let stats = Stats::new(1);
         let action = handle_frame(
             br#"{"push":{"disconnect":{"code":3001,"reason":"shutdown"}}}"#,
             &mut SeqWindow::default(),
             stats.shard(0),
+            None,
         );
         assert!(action.ended && !action.pong);
     }

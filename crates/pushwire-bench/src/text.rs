@@ -81,6 +81,11 @@ impl BenchReport {
                 d.duplicates,
                 d.per_sec
             );
+            let _ = writeln!(
+                out,
+                "  received     {} bytes in {} messages, {:.1} bytes per delivery",
+                d.bytes, d.frames, d.bytes_per_delivery
+            );
         }
         if let Some(l) = &self.latency {
             latency_line(&mut out, "latency", l);

@@ -12,13 +12,17 @@ pub(crate) const SUBSCRIBE_ID: u32 = 2;
 /// Pong (and ping) message.
 pub(crate) const PONG: &str = "{}";
 
-/// `connect` and `subscribe` batched in one frame, separated by `\n`.
-pub(crate) fn hello_frame(token: Option<&str>, channel: &str) -> String {
+/// `connect` and `subscribe` (asking for `delta` compression when given) batched in one
+/// frame, separated by `\n`.
+pub(crate) fn hello_frame(token: Option<&str>, channel: &str, delta: Option<&str>) -> String {
     let connect = match token {
         Some(token) => json!({"id": CONNECT_ID, "connect": {"token": token, "name": "bench"}}),
         None => json!({"id": CONNECT_ID, "connect": {"name": "bench"}}),
     };
-    let subscribe = json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": channel}});
+    let subscribe = match delta {
+        Some(d) => json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": channel, "delta": d}}),
+        None => json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": channel}}),
+    };
     format!("{connect}\n{subscribe}")
 }
 
@@ -90,6 +94,41 @@ struct EndBody {
 struct BenchData {
     ts: u64,
     seq: u64,
+}
+
+#[derive(Deserialize)]
+struct DeltaLine {
+    push: Option<DeltaPush>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPush {
+    #[serde(rename = "pub")]
+    publication: Option<DeltaPub>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPub {
+    data: String,
+    #[serde(default)]
+    delta: bool,
+}
+
+/// A publication of a delta subscription, whose `data` is a JSON string: the text (full
+/// payload) or a Fossil delta, and whether it is a delta. `None` for anything else.
+pub(crate) fn delta_publication(line: &[u8]) -> Option<(String, bool)> {
+    let p = serde_json::from_slice::<DeltaLine>(line)
+        .ok()?
+        .push?
+        .publication?;
+    Some((p.data, p.delta))
+}
+
+/// `ts` and `seq` of a bench payload.
+pub(crate) fn bench_fields(data: &[u8]) -> Option<(u64, u64)> {
+    serde_json::from_slice::<BenchData>(data)
+        .ok()
+        .map(|d| (d.ts, d.seq))
 }
 
 /// Splits a frame on `\n`, skipping blank lines.
@@ -171,14 +210,15 @@ mod tests {
 
     #[test]
     fn hello_with_and_without_token() {
-        let f = hello_frame(None, "bench");
+        let f = hello_frame(None, "bench", None);
         let mut parts = f.split('\n');
         let c: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
         assert_eq!(c, json!({"id":1,"connect":{"name":"bench"}}));
         let s: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
         assert_eq!(s, json!({"id":2,"subscribe":{"channel":"bench"}}));
         assert!(parts.next().is_none());
-        let f = hello_frame(Some("jwt"), "a\"b");
+        let f = hello_frame(Some("jwt"), "a\"b", Some("fossil"));
+        assert!(f.contains(r#""delta":"fossil""#));
         assert!(f.contains(r#""token":"jwt""#));
         assert!(f.contains(r#""channel":"a\"b""#));
     }

@@ -57,6 +57,12 @@ async fn fanout_delivers_every_publication_once() {
     assert_eq!(d.delivered, d.expected, "{d:?}");
     assert_eq!((d.lost, d.duplicates, d.loss_ratio), (0, 0, 0.0));
     assert!(d.per_sec > 0.0);
+    // Each delivery is a push of at least the 64-byte payload; pings add a little.
+    assert!(d.frames >= 1 && d.frames <= d.delivered + 200, "{d:?}");
+    assert!(
+        d.bytes_per_delivery >= 64.0 && d.bytes_per_delivery < 200.0,
+        "{d:?}"
+    );
     let l = report.latency.as_ref().unwrap();
     assert_eq!(l.samples, d.delivered);
     assert!(l.p50_us <= l.p90_us && l.p90_us <= l.p99_us && l.p99_us <= l.p999_us);
@@ -76,6 +82,43 @@ async fn fanout_delivers_every_publication_once() {
     assert!(page.contains("<svg") && page.contains("percentile curve"));
     assert!(!page.contains("<script"));
     let _ = std::fs::remove_file(html);
+    server.stop().await;
+}
+
+/// A 2 KB document changing a few fields: `--delta fossil` delivers every publication
+/// (rebuilt from deltas by the bench) with far fewer bytes per delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fossil_delta_cuts_bytes_per_delivery() {
+    let server = TestServer::start_with(pushwire_test_support::add_delta_namespace).await;
+    let mut per_delivery = Vec::new();
+    for delta in [false, true] {
+        let mut extra = vec![
+            "fanout",
+            "--connections",
+            "10",
+            "--rate",
+            "20",
+            "--duration",
+            "2",
+            "--channel",
+            "delta:bench",
+            "--document",
+            "--payload-bytes",
+            "2048",
+        ];
+        if delta {
+            extra.extend(["--delta", "fossil"]);
+        }
+        let report = run(args(&server, &extra)).await.expect("run");
+        let d = report.deliveries.as_ref().unwrap();
+        assert_eq!((d.delivered, d.lost), (400, 0), "delta {delta}: {d:?}");
+        per_delivery.push(d.bytes_per_delivery);
+    }
+    assert!(per_delivery[0] > 2000.0, "{per_delivery:?}");
+    assert!(
+        per_delivery[1] * 5.0 < per_delivery[0],
+        "plain vs fossil bytes per delivery: {per_delivery:?}"
+    );
     server.stop().await;
 }
 

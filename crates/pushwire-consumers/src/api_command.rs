@@ -38,6 +38,7 @@ struct PublishPayload {
     idempotency_key: String,
     version: u64,
     version_epoch: String,
+    delta: bool,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +204,7 @@ fn publish_params(f: PublishPayload, msg: &Message) -> Result<PublishParams, Out
         version: f.version,
         version_epoch: f.version_epoch,
         info: None,
+        delta: f.delta,
     })
 }
 

@@ -6,6 +6,12 @@
 //! A subscriber that is still recovering buffers live publications; [`Hub::finish_recovery`]
 //! merges the buffer by offset after the subscribe reply went out, so nothing is lost or
 //! duplicated and the reply always precedes live publications.
+//!
+//! Subscribers that negotiated delta compression ([`Subscriber::delta`]) get each publication
+//! in full or as a Fossil delta against the channel's previous payload, which the channel
+//! keeps while it has such subscribers; the delta is computed once per publication
+//! ([`crate::delta::DeltaOnce`]). A delta goes only to a subscriber known to hold that
+//! previous payload (it received it live, or it was the last one of its recovery).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -15,6 +21,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use pushwire_protocol::{Disconnect, FilterNode, JoinLeave, Publication, Push};
 
+use crate::batch::{Account, BatchPolicy, Flusher};
+use crate::delta::DeltaOnce;
 use crate::encoding::{EncodeOnce, Encoding};
 
 use crate::filter;
@@ -41,18 +49,60 @@ pub struct Subscriber {
     /// How this subscription is shed when its connection falls behind (`None`: the
     /// connection closes with 3008), from the namespace's `slow_subscriber_policy`.
     pub shedding: Option<Shedding>,
+    /// Fossil delta compression was negotiated for this subscription.
+    pub delta: bool,
+}
+
+/// Which payload a delta subscriber holds as its base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The payload of the channel's publication number `n` on this hub.
+    Seq(u64),
+    /// The payload at this stream offset (the last publication of its recovery).
+    Offset(u64),
+}
+
+/// The channel's previous payload, kept while it has delta subscribers.
+#[derive(Debug)]
+struct Prev {
+    seq: u64,
+    offset: u64,
+    data: Bytes,
+}
+
+impl Prev {
+    fn held_by(&self, held: Option<&Held>) -> bool {
+        match held {
+            Some(Held::Seq(n)) => *n == self.seq,
+            Some(Held::Offset(o)) => *o != 0 && *o == self.offset,
+            None => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Channel {
     subscribers: HashMap<ClientKey, Subscriber>,
-    /// Live publications held back while a subscriber recovers: (offset, encoded).
-    recovering: HashMap<ClientKey, Vec<(u64, Bytes)>>,
+    /// Live publications held back while a subscriber recovers: (offset, encoded, number
+    /// of the publication on this hub).
+    recovering: HashMap<ClientKey, Vec<(u64, Bytes, u64)>>,
     /// Subscribers that just recovered up to an offset the broker had not delivered here yet
     /// (a shared engine's stream top can be ahead of its PUB/SUB delivery): live publications
     /// at or below the offset were already sent and are skipped. An entry goes with the first
     /// publication above it.
     delivered: HashMap<ClientKey, u64>,
+    /// Publications this hub delivered on the channel (numbers them for [`Held::Seq`]).
+    seq: u64,
+    /// Subscribers with [`Subscriber::delta`].
+    delta_subs: usize,
+    /// The previous payload, while `delta_subs > 0`.
+    prev: Option<Prev>,
+    /// The base each delta subscriber holds.
+    held: HashMap<ClientKey, Held>,
+    /// Publications held by namespace batching ([`crate::batch`]).
+    batch: Vec<Publication>,
+    /// Of the held batch only the newest goes out.
+    batch_latest: bool,
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
@@ -63,6 +113,7 @@ pub struct Hub {
     shards: Box<[Shard]>,
     hasher: std::collections::hash_map::RandomState,
     gauges: crate::metrics::HubGauges,
+    flusher: Flusher,
 }
 
 impl Default for Hub {
@@ -109,6 +160,7 @@ impl Hub {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             hasher: Default::default(),
             gauges: Default::default(),
+            flusher: Flusher::default(),
         }
     }
 
@@ -140,8 +192,10 @@ impl Hub {
         let mut ch = ch.lock();
         drop(shard);
         let transport = sub.transport;
+        let delta = sub.delta;
         if ch.subscribers.insert(key, sub).is_none() {
             self.gauges.subscription(transport, 1);
+            ch.delta_subs += usize::from(delta);
         }
         if first {
             self.gauges.channel(1);
@@ -153,8 +207,16 @@ impl Hub {
     }
 
     /// Ends recovery of `key`: queues the buffered live publications with an offset above
-    /// `delivered_offset`, in order, then delivers live. Returns false if the outbox refused.
-    pub fn finish_recovery(&self, channel: &str, key: ClientKey, delivered_offset: u64) -> bool {
+    /// `delivered_offset`, in order, then delivers live. `holds_offset` is the offset of the
+    /// last publication the subscribe result carried (0: none), the delta base of a delta
+    /// subscriber when nothing buffered follows it. Returns false if the outbox refused.
+    pub fn finish_recovery(
+        &self,
+        channel: &str,
+        key: ClientKey,
+        delivered_offset: u64,
+        holds_offset: u64,
+    ) -> bool {
         let Some(ch) = self.channel(channel) else {
             return true;
         };
@@ -166,17 +228,22 @@ impl Hub {
         let Some(sub) = ch.subscribers.get(&key) else {
             return true;
         };
-        buffered.sort_by_key(|(offset, _)| *offset);
+        buffered.sort_by_key(|(offset, _, _)| *offset);
         let mut last = delivered_offset;
         let mut out = Vec::with_capacity(buffered.len());
-        for (offset, bytes) in buffered {
+        let mut held = Held::Offset(holds_offset);
+        for (offset, bytes, seq) in buffered {
             // Offset 0: channel without history, no dedupe possible or needed.
             if offset == 0 || offset > last {
                 if offset != 0 {
                     last = offset;
                 }
                 out.push(bytes);
+                held = Held::Seq(seq);
             }
+        }
+        if sub.delta {
+            ch.held.insert(key, held);
         }
         let queued = sub.outbox.push_all(out).queued();
         if last > 0 {
@@ -211,9 +278,14 @@ impl Hub {
         let mut ch = ch.lock();
         if let Some(s) = ch.subscribers.remove(&key) {
             self.gauges.subscription(s.transport, -1);
+            ch.delta_subs -= usize::from(s.delta);
+            if ch.delta_subs == 0 {
+                ch.prev = None;
+            }
         }
         ch.recovering.remove(&key);
         ch.delivered.remove(&key);
+        ch.held.remove(&key);
         if ch.subscribers.is_empty() {
             shard.remove(channel);
             self.gauges.channel(-1);
@@ -223,54 +295,178 @@ impl Hub {
         }
     }
 
-    /// Queues `publication` to every matching subscriber, encoding it once per protocol.
+    /// Queues `publication` to every matching subscriber now, encoding it once per protocol
+    /// (and, for delta subscribers, once per protocol and form). `publication.delta` says
+    /// whether it may go as a delta.
     pub fn publish(&self, channel: &str, publication: &Publication) -> Delivery {
-        let Some((name, ch)) = self
-            .shard(channel)
-            .read()
-            .get_key_value(channel)
-            .map(|(k, v)| (k.clone(), v.clone()))
-        else {
+        let Some(ch) = self.channel(channel) else {
             return Delivery::default();
         };
+        let stamp = crate::metrics::stamp_now();
+        let mut ch = ch.lock();
+        Self::deliver(channel, &mut ch, publication, stamp, None)
+    }
+
+    /// Holds `publication` in the channel's batch (namespace batching, see [`crate::batch`]);
+    /// the batch goes out when it is full or its first publication is `policy.max_delay`
+    /// old. Returns what was delivered now; `account` counts what is delivered later.
+    pub fn publish_batched(
+        self: &Arc<Self>,
+        channel: &str,
+        publication: &Publication,
+        policy: BatchPolicy,
+        account: &Account,
+    ) -> Delivery {
+        let Some(ch) = self.channel(channel) else {
+            return Delivery::default();
+        };
+        let mut guard = ch.lock();
+        let c = &mut *guard;
+        c.batch.push(publication.clone());
+        c.batch_latest = policy.flush_latest;
+        if policy.max_size > 0 && c.batch.len() >= policy.max_size {
+            return Self::flush_locked(channel, c);
+        }
+        if c.batch.len() == 1 {
+            let at = tokio::time::Instant::now() + policy.max_delay;
+            if !self.flusher.schedule(self, account, Arc::from(channel), at) {
+                return Self::flush_locked(channel, c);
+            }
+        }
+        Delivery::default()
+    }
+
+    /// Delivers the channel's held batch now (the flusher calls it at the deadline).
+    pub fn flush_batch(&self, channel: &str) -> Delivery {
+        match self.channel(channel) {
+            Some(ch) => Self::flush_locked(channel, &mut ch.lock()),
+            None => Delivery::default(),
+        }
+    }
+
+    /// Delivers the held batch: each subscriber's share in one outbox push.
+    fn flush_locked(channel: &str, ch: &mut Channel) -> Delivery {
+        let mut batch = std::mem::take(&mut ch.batch);
+        if ch.batch_latest && batch.len() > 1 {
+            batch.drain(..batch.len() - 1);
+        }
+        if batch.is_empty() {
+            return Delivery::default();
+        }
+        let stamp = crate::metrics::stamp_now();
+        let mut groups: HashMap<ClientKey, Vec<Bytes>> = HashMap::new();
+        let mut delivery = Delivery::default();
+        for p in &batch {
+            let d = Self::deliver(channel, ch, p, stamp, Some(&mut groups));
+            delivery.queued += d.queued;
+            delivery.dropped += d.dropped;
+        }
+        for (key, messages) in groups {
+            let Some(sub) = ch.subscribers.get(&key) else {
+                continue;
+            };
+            let n = messages.len();
+            match sub.outbox.push_publications(messages, stamp) {
+                Pushed::Queued => delivery.queued += n,
+                Pushed::Closed => delivery.dropped += n,
+                Pushed::Overflowed => {
+                    delivery.dropped += n;
+                    delivery.overflowed += 1;
+                }
+                Pushed::Shed => {
+                    delivery.dropped += n;
+                    delivery.shed += 1;
+                }
+            }
+        }
+        delivery
+    }
+
+    /// Queues `publication` to every matching subscriber of the locked channel `ch`, encoding
+    /// it once per protocol (and, for delta subscribers, once per protocol and form), or adds
+    /// it to `groups` (per subscriber) when given. `publication.delta` says whether it may go
+    /// as a delta.
+    fn deliver(
+        channel: &str,
+        ch: &mut Channel,
+        publication: &Publication,
+        stamp: u64,
+        mut groups: Option<&mut HashMap<ClientKey, Vec<Bytes>>>,
+    ) -> Delivery {
         let push = Push {
             channel: channel.to_owned(),
-            publication: Some(publication.clone()),
+            publication: Some(Publication {
+                delta: false,
+                ..publication.clone()
+            }),
             ..Default::default()
         };
         let mut encoded = EncodeOnce::new(&push);
-        let stamp = crate::metrics::stamp_now();
-        let mut ch = ch.lock();
-        let ch = &mut *ch;
+        ch.seq += 1;
+        let seq = ch.seq;
+        let mut deltas =
+            DeltaOnce::new(channel, publication, ch.prev.as_ref().map(|p| &p.data[..]));
         let mut delivery = Delivery::default();
+        // The channel's name for shed tags, made once if a shedding subscriber needs it.
+        let mut shed_name: Option<Arc<str>> = None;
         for (key, sub) in &ch.subscribers {
             if let Some(f) = &sub.filter {
                 if !filter::matches(f, &publication.tags) {
                     continue;
                 }
             }
-            let Some(bytes) = encoded.get(sub.encoding) else {
+            let recovering = ch.recovering.contains_key(key);
+            if !recovering
+                && !ch.delivered.is_empty()
+                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
+            {
+                continue;
+            }
+            let bytes = if sub.delta {
+                // A recovering subscriber's base is settled by finish_recovery: full payload.
+                let holds = !recovering
+                    && ch
+                        .prev
+                        .as_ref()
+                        .is_some_and(|p| p.held_by(ch.held.get(key)));
+                let bytes = deltas.get(sub.encoding, holds);
+                if bytes.is_some() && !recovering {
+                    ch.held.insert(*key, Held::Seq(seq));
+                }
+                bytes
+            } else {
+                encoded.get(sub.encoding)
+            };
+            let Some(bytes) = bytes else {
                 sub.outbox
                     .close(pushwire_protocol::Disconnect::INAPPROPRIATE_PROTOCOL);
                 delivery.dropped += 1;
                 continue;
             };
             if let Some(buf) = ch.recovering.get_mut(key) {
-                buf.push((publication.offset, bytes));
+                buf.push((publication.offset, bytes, seq));
                 delivery.queued += 1;
-            } else if !ch.delivered.is_empty()
-                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
-            {
-                continue;
+            } else if let Some(g) = groups.as_deref_mut() {
+                g.entry(*key).or_default().push(bytes);
             } else if let Some(policy) = sub.shedding {
                 let tag = ShedTag {
-                    channel: name.clone(),
+                    channel: shed_name
+                        .get_or_insert_with(|| Arc::from(channel))
+                        .clone(),
                     policy,
                 };
                 delivery.count(sub.outbox.push_shedding(bytes, stamp, &tag));
             } else {
                 delivery.count(sub.outbox.push_publication(bytes, stamp));
             }
+        }
+        drop(deltas);
+        if ch.delta_subs > 0 {
+            ch.prev = Some(Prev {
+                seq,
+                offset: publication.offset,
+                data: publication.data.0.clone(),
+            });
         }
         delivery
     }
@@ -367,6 +563,7 @@ mod tests {
             push_join_leave: false,
             transport: 0,
             shedding: None,
+            delta: false,
         }
     }
 
@@ -408,7 +605,7 @@ mod tests {
             "buffered while recovering"
         );
         // Recovery read delivered up to offset 5 already.
-        assert!(hub.finish_recovery("ch", 1, 5));
+        assert!(hub.finish_recovery("ch", 1, 5, 0));
         hub.publish("ch", &publication(7));
         let got: Vec<String> = a
             .try_drain()
@@ -430,7 +627,7 @@ mod tests {
         let b = Arc::new(Outbox::new(1 << 20));
         hub.subscribe("ch", 1, sub(&a), true);
         hub.subscribe("ch", 2, sub(&b), false);
-        assert!(hub.finish_recovery("ch", 1, 6));
+        assert!(hub.finish_recovery("ch", 1, 6, 0));
         for offset in [5, 6, 7, 8] {
             hub.publish("ch", &publication(offset));
         }
@@ -445,6 +642,198 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].contains("\"offset\":7") && got[1].contains("\"offset\":8"));
         assert_eq!(offsets(&b).len(), 4, "other subscribers get everything");
+    }
+
+    fn delta_sub(outbox: &Arc<Outbox>) -> Subscriber {
+        Subscriber {
+            delta: true,
+            ..sub(outbox)
+        }
+    }
+
+    fn doc(offset: u64) -> Publication {
+        let body: String = (0..30).map(|i| format!("\"k{i}\":\"v{i}\",")).collect();
+        Publication {
+            data: RawJson::from_json_str(&format!("{{{body}\"n\":{offset}}}")).unwrap(),
+            offset,
+            delta: true,
+            ..Default::default()
+        }
+    }
+
+    /// (is a delta, data string) of each queued publication.
+    fn pubs(o: &Outbox) -> Vec<(bool, String)> {
+        o.try_drain()
+            .messages
+            .iter()
+            .map(|m| {
+                let v: serde_json::Value = serde_json::from_slice(m).unwrap();
+                let p = &v["push"]["pub"];
+                (
+                    p["delta"].as_bool().unwrap_or(false),
+                    p["data"].as_str().expect("a JSON string").to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn delta_subscribers_get_deltas_against_what_they_hold() {
+        let hub = Hub::new();
+        let (a, b, plain) = (
+            Arc::new(Outbox::new(1 << 20)),
+            Arc::new(Outbox::new(1 << 20)),
+            Arc::new(Outbox::new(1 << 20)),
+        );
+        hub.subscribe("ch", 1, delta_sub(&a), false);
+        hub.subscribe("ch", 3, sub(&plain), false);
+        hub.publish("ch", &doc(1));
+        hub.publish("ch", &doc(2));
+        // b recovers: its result carried offset 2, a live publication arrives meanwhile.
+        hub.subscribe("ch", 2, delta_sub(&b), true);
+        hub.publish("ch", &doc(3));
+        assert!(hub.finish_recovery("ch", 2, 2, 2));
+        hub.publish("ch", &doc(4));
+        let mut no_delta = doc(5);
+        no_delta.delta = false;
+        hub.publish("ch", &no_delta);
+        hub.publish("ch", &doc(6));
+
+        let got = pubs(&a);
+        let kinds: Vec<bool> = got.iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true, true, true, false, true]);
+        let mut base = Vec::new();
+        for (n, (delta, data)) in got.iter().enumerate() {
+            base = if *delta {
+                pushwire_protocol::fossil::apply(&base, data.as_bytes()).unwrap()
+            } else {
+                data.as_bytes().to_vec()
+            };
+            let want = if n == 4 {
+                no_delta.data.clone()
+            } else {
+                doc(n as u64 + 1).data
+            };
+            assert_eq!(base, want.as_bytes(), "publication {}", n + 1);
+        }
+        // The buffered publication is full; the next is a delta against it.
+        let kinds: Vec<bool> = pubs(&b).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true, false, true]);
+        // Plain subscribers see plain JSON, never the mark.
+        for m in plain.try_drain().messages {
+            let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+            assert!(v["push"]["pub"]["data"].is_object());
+            assert!(v["push"]["pub"].get("delta").is_none());
+        }
+    }
+
+    #[test]
+    fn a_recovered_base_is_used_and_a_filtered_publication_breaks_the_chain() {
+        let hub = Hub::new();
+        let a = Arc::new(Outbox::new(1 << 20));
+        let b = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 9, sub(&b), false);
+        hub.publish("ch", &doc(1));
+        // Nothing is kept without delta subscribers: a's first publication is full.
+        hub.subscribe("ch", 1, delta_sub(&a), true);
+        assert!(hub.finish_recovery("ch", 1, 1, 1));
+        hub.publish("ch", &doc(2));
+        hub.publish("ch", &doc(3));
+        let kinds: Vec<bool> = pubs(&a).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false, true]);
+
+        // Subscribed at a position only (no publication in the result): full first.
+        let c = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 2, delta_sub(&c), true);
+        assert!(hub.finish_recovery("ch", 2, 3, 0));
+        hub.publish("ch", &doc(4));
+        let kinds: Vec<bool> = pubs(&c).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [false]);
+        // Recovered up to offset 4 (the channel's previous payload): a delta at once.
+        let d = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 4, delta_sub(&d), true);
+        assert!(hub.finish_recovery("ch", 4, 4, 4));
+        hub.publish("ch", &doc(5));
+        let kinds: Vec<bool> = pubs(&d).iter().map(|(d, _)| *d).collect();
+        assert_eq!(kinds, [true]);
+
+        let f = Arc::new(Outbox::new(1 << 20));
+        let mut filtered = delta_sub(&f);
+        filtered.filter = Some(Arc::new(FilterNode {
+            key: "k".into(),
+            cmp: "eq".into(),
+            val: "x".into(),
+            ..Default::default()
+        }));
+        hub.subscribe("ch", 5, filtered, false);
+        let tagged = |n| Publication {
+            tags: [("k".to_string(), "x".to_string())].into(),
+            ..doc(n)
+        };
+        hub.publish("ch", &tagged(6));
+        hub.publish("ch", &tagged(7));
+        hub.publish("ch", &doc(8));
+        hub.publish("ch", &tagged(9));
+        let kinds: Vec<bool> = pubs(&f).iter().map(|(d, _)| *d).collect();
+        assert_eq!(
+            kinds,
+            [false, true, false],
+            "no delta after a skipped publication"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_go_out_by_size_by_time_and_latest_only() {
+        let hub = Arc::new(Hub::new());
+        let a = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe("ch", 1, sub(&a), false);
+        let flushed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let f = flushed.clone();
+        let account: Account = Arc::new(move |d: Delivery| {
+            f.fetch_add(d.queued, std::sync::atomic::Ordering::SeqCst);
+        });
+        let policy = BatchPolicy {
+            max_size: 3,
+            max_delay: std::time::Duration::from_millis(10),
+            flush_latest: false,
+        };
+        assert_eq!(
+            hub.publish_batched("ch", &publication(1), policy, &account)
+                .queued,
+            0
+        );
+        assert_eq!(
+            hub.publish_batched("ch", &publication(2), policy, &account)
+                .queued,
+            0
+        );
+        assert!(a.try_drain().messages.is_empty(), "held");
+        assert_eq!(
+            hub.publish_batched("ch", &publication(3), policy, &account)
+                .queued,
+            3
+        );
+        assert_eq!(a.try_drain().messages.len(), 3, "full batch at once");
+
+        hub.publish_batched("ch", &publication(4), policy, &account);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        assert!(a.try_drain().messages.is_empty(), "held until the deadline");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(a.try_drain().messages.len(), 1, "delivered at the deadline");
+        assert_eq!(flushed.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let latest = BatchPolicy {
+            max_size: 0,
+            flush_latest: true,
+            ..policy
+        };
+        for n in 5..=9 {
+            hub.publish_batched("ch", &publication(n), latest, &account);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let got = a.try_drain().messages;
+        assert_eq!(got.len(), 1, "only the newest");
+        assert!(String::from_utf8_lossy(&got[0]).contains("\"offset\":9"));
     }
 
     #[test]

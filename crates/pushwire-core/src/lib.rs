@@ -12,7 +12,9 @@
 //!   node, surveys, forwarded emulation), carried by the broker.
 //! - [`client`]: one connection's protocol state machine (connect, subscribe, recovery, ...).
 //! - [`hub`]: channel → local subscribers, encode-once fan-out, recovery buffering.
+//! - [`batch`]: namespace batching of publications (max size, max delay, latest only).
 //! - [`encoding`]: protocol × envelope, and encode-once caches.
+//! - [`delta`]: Fossil delta compression toward subscribers that negotiated it.
 //! - [`outbox`]: the per-connection queue bounded in bytes.
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
@@ -25,9 +27,11 @@
 //! - [`glob`]: channel name patterns (`channels`).
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod delta;
 pub mod encoding;
 pub mod engine;
 pub mod filter;

@@ -28,6 +28,8 @@ pub struct Outbox {
     /// Wakes every task waiting for the close (see [`Outbox::wait_closed`]).
     closed_notify: Notify,
     max_bytes: usize,
+    /// `client.write_delay`: how long queued messages wait for more before a drain takes them.
+    write_delay: std::time::Duration,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +39,8 @@ struct State {
     closed: Option<Disconnect>,
     /// Stamp of the oldest queued publication ([`crate::metrics::stamp_now`]); 0 = none.
     stamp: u64,
+    /// With a write delay: when the oldest queued message was queued.
+    since: Option<tokio::time::Instant>,
     /// Bytes of the one reply queued outside the bound ([`Outbox::push_reply`]); 0 = none.
     uncounted: usize,
     /// Shedding state; allocated at the first publication of a shedding namespace, so an
@@ -113,7 +117,24 @@ impl Outbox {
             notify: Notify::new(),
             closed_notify: Notify::new(),
             max_bytes,
+            write_delay: std::time::Duration::ZERO,
         }
+    }
+
+    /// Holds queued messages up to `delay` before [`Outbox::drain`] takes them, to gather
+    /// more into one write (`client.write_delay`). A close is never delayed.
+    pub fn with_write_delay(mut self, delay: std::time::Duration) -> Self {
+        self.write_delay = delay;
+        self
+    }
+
+    /// Queues publications fanned out at `stamp` atomically (all or none), in order.
+    pub fn push_publications(
+        &self,
+        messages: impl IntoIterator<Item = Bytes>,
+        stamp: u64,
+    ) -> Pushed {
+        self.push_stamped(messages, stamp)
     }
 
     /// Queues one message. If it does not fit, the outbox closes with 3008 (slow), drops what
@@ -138,6 +159,9 @@ impl Outbox {
             st.queue.push_back(message);
             if let Some(slow) = st.slow.as_mut() {
                 slow.tags.push_back(None);
+            }
+            if !self.write_delay.is_zero() && st.since.is_none() {
+                st.since = Some(tokio::time::Instant::now());
             }
             drop(st);
             self.notify.notify_one();
@@ -232,6 +256,9 @@ impl Outbox {
         if st.stamp == 0 {
             st.stamp = stamp;
         }
+        if !self.write_delay.is_zero() && st.since.is_none() {
+            st.since = Some(tokio::time::Instant::now());
+        }
         drop(st);
         if added > 0 {
             self.notify.notify_one();
@@ -296,6 +323,7 @@ impl Outbox {
                 }
             }
         }
+        st.since = None;
         Drained {
             messages: st.queue.drain(..).collect(),
             disconnect: st.closed.clone(),
@@ -308,6 +336,11 @@ impl Outbox {
     /// Cancel-safe: dropping the future loses nothing. The future is small (the outbox
     /// reference and the notification): an idle WebSocket connection holds one all the time.
     pub async fn drain(&self) -> Drained {
+        if !self.write_delay.is_zero() {
+            // Boxed: every idle connection holds a drain future; the delayed one (a timer and
+            // a close wait) must not make it bigger for connections without a delay.
+            return Box::pin(self.drain_delayed()).await;
+        }
         loop {
             let notified = self.notify.notified();
             // Scoped, so the (empty) result is not kept in the future across the wait.
@@ -321,6 +354,39 @@ impl Outbox {
                 }
             }
             notified.await;
+        }
+    }
+
+    /// [`Outbox::drain`] with a write delay: waits until the oldest queued message is
+    /// `write_delay` old (or a close), then takes everything. Cancel-safe too: the deadline
+    /// is kept in the state, so a drain started again keeps it.
+    async fn drain_delayed(&self) -> Drained {
+        loop {
+            let notified = self.notify.notified();
+            let since = {
+                let st = self.state.lock();
+                let unreported = st
+                    .slow
+                    .as_ref()
+                    .is_some_and(|s| s.shed.iter().any(|(_, reported)| !reported));
+                if st.closed.is_some() || unreported {
+                    drop(st);
+                    return self.try_drain();
+                }
+                st.since
+            };
+            match since {
+                None => notified.await,
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at + self.write_delay) => {
+                            return self.try_drain();
+                        }
+                        // A close cuts the delay short; a push just waits on.
+                        _ = self.wait_closed() => return self.try_drain(),
+                    }
+                }
+            }
         }
     }
 
@@ -433,6 +499,7 @@ fn mark_shed(st: &mut State, channel: &Arc<str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn drains_in_order() {
@@ -457,6 +524,29 @@ mod tests {
         assert_eq!(d.disconnect, Some(Disconnect::SLOW));
         assert!(d.messages.is_empty(), "overflow frees what was queued");
         assert_eq!(o.push(Bytes::from_static(b"x")), Pushed::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn write_delay_gathers_messages() {
+        let o = std::sync::Arc::new(Outbox::new(100).with_write_delay(Duration::from_millis(20)));
+        let o2 = o.clone();
+        let h = tokio::spawn(async move { o2.drain().await });
+        o.push(Bytes::from_static(b"a"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!h.is_finished(), "held for the delay");
+        o.push(Bytes::from_static(b"b"));
+        let d = h.await.unwrap();
+        assert_eq!(d.messages.len(), 2, "both in one drain");
+        // A close is not delayed.
+        o.push(Bytes::from_static(b"c"));
+        o.close(Disconnect::SHUTDOWN);
+        let start = tokio::time::Instant::now();
+        let d = o.drain().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(
+            (d.messages.len(), d.disconnect),
+            (1, Some(Disconnect::SHUTDOWN))
+        );
     }
 
     #[tokio::test]

@@ -77,6 +77,7 @@ mod tests {
             offset,
             tags: BTreeMap::from([("kind".to_string(), "chat".to_string())]),
             time: 1_700_000_000_000,
+            delta: false,
         }
     }
 
@@ -212,6 +213,7 @@ mod tests {
                 positioned: true,
                 data: RawJson::from_json_str("true").unwrap(),
                 was_recovering: true,
+                delta: false,
             }),
             ..Default::default()
         });

@@ -9,6 +9,7 @@
 //! - [`reply`]: what the server sends (`Reply`, `Push` and their results).
 //! - [`raw`]: payload bytes that travel as embedded raw JSON in the JSON protocol.
 //! - [`encode`]: replies and pushes to bytes for a connection's protocol.
+//! - [`fossil`]: Fossil delta encoding of publication payloads (delta compression).
 //! - [`frame`]: splitting batched frames (JSON or varint-delimited protobuf) into commands and
 //!   joining encoded replies into frames.
 //! - [`pb`]: protobuf wire types generated at build time from `proto/client.proto`.
@@ -20,6 +21,7 @@ pub mod command;
 pub mod control;
 mod convert;
 pub mod encode;
+pub mod fossil;
 pub mod frame;
 pub mod pb;
 pub mod raw;

@@ -168,6 +168,12 @@ pub struct Publication {
     /// Unix milliseconds.
     #[serde(skip_serializing_if = "is_zero_i64")]
     pub time: i64,
+    /// Toward a client: `data` is a Fossil delta against the previous payload of the
+    /// subscription (see [`crate::fossil`]). Inside the server (from publish to the hub, also
+    /// through a broker): the publication may be sent as a delta (API `delta`, namespace
+    /// `delta_publish`).
+    #[serde(skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 /// Who a connection is: user and client ids are always present.
@@ -295,6 +301,9 @@ pub struct SubscribeResult {
     /// A recovery attempt was made.
     #[serde(skip_serializing_if = "is_false")]
     pub was_recovering: bool,
+    /// Delta compression was negotiated (the request's `delta` is allowed in the namespace).
+    #[serde(skip_serializing_if = "is_false")]
+    pub delta: bool,
 }
 
 /// Presence result: client id → info. Always present.

@@ -58,6 +58,37 @@ async fn chromium_centrifuge_js_http_stream() {
     sdk_case("http_stream").await;
 }
 
+/// centrifuge-js in Chromium with `delta: 'fossil'`: 200 publications reconstructed exactly
+/// across a recovery, nearly all sent as deltas; no delta where the namespace does not allow it.
+#[tokio::test]
+async fn chromium_centrifuge_js_fossil_delta() {
+    let server = TestServer::start_with(pushwire_test_support::add_delta_namespace).await;
+    let result = browser_case("sdk-delta", &server).await;
+    let stats = &result["stats"];
+    assert_eq!(stats["numPublications"], json!(200), "{result}");
+    assert!(
+        stats["numDeltaPayloads"].as_u64().unwrap() >= 197,
+        "{result}"
+    );
+    let (received, decoded) = (
+        stats["bytesReceived"].as_f64().unwrap(),
+        stats["bytesDecoded"].as_f64().unwrap(),
+    );
+    assert!(received * 10.0 < decoded, "{result}");
+    assert_eq!(
+        result["plainStats"]["numPublications"],
+        json!(0),
+        "{result}"
+    );
+    assert!(
+        result["userAgent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("HeadlessChrome")),
+        "ran in Chromium: {result}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn chromium_centrifuge_js_sse() {
     sdk_case("sse").await;

@@ -967,3 +967,62 @@ async fn a_hanging_redis_gets_timeouts_and_loses_no_acknowledged_publication() {
     );
     server.stop().await;
 }
+
+/// The delta mark of an API publish crosses nodes through Redis: a fossil subscriber on node A
+/// gets node B's publications as deltas it can apply, and history keeps full payloads.
+#[tokio::test]
+async fn fossil_deltas_cross_nodes_through_redis() {
+    let prefix = unique_prefix();
+    drop(redis().await);
+    let with_delta = |c: &mut ServerConfig| {
+        on_redis(c, &prefix);
+        pushwire_test_support::add_delta_namespace(c);
+    };
+    let a = TestServer::start_with(with_delta).await;
+    let b = TestServer::start_with(with_delta).await;
+    let ch = "delta:cross";
+    let (mut c, _) = anon(&a).await;
+    let r = c
+        .command(json!({"subscribe": {"channel": ch, "delta": "fossil"}}))
+        .await;
+    assert_eq!(r["subscribe"]["delta"], json!(true), "{r}");
+    let doc = |n: u64| {
+        let rows: Vec<Value> = (0..20)
+            .map(|i| json!({"id": i, "name": format!("row {i}"), "v": if i == n % 20 { n } else { i }}))
+            .collect();
+        json!({"n": n, "rows": rows})
+    };
+    let mut base: Vec<u8> = Vec::new();
+    let mut deltas = 0;
+    for n in 1..=5 {
+        let (status, body) = b
+            .api(
+                "publish",
+                json!({"channel": ch, "data": doc(n), "delta": true}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let p = c.next_publication(ch).await;
+        let text = p["data"]
+            .as_str()
+            .expect("data is a JSON string")
+            .as_bytes()
+            .to_vec();
+        base = if p["delta"] == json!(true) {
+            deltas += 1;
+            pushwire_protocol::fossil::apply(&base, &text).expect("delta applies")
+        } else {
+            text
+        };
+        let rebuilt: Value = serde_json::from_slice(&base).unwrap();
+        assert_eq!(rebuilt, doc(n));
+    }
+    assert_eq!(deltas, 4, "all but the first are deltas");
+    let (_, h) = a.api("history", json!({"channel": ch, "limit": -1})).await;
+    let pubs = h["result"]["publications"].as_array().unwrap();
+    assert_eq!(pubs.len(), 5);
+    assert!(pubs
+        .iter()
+        .all(|p| p.get("delta").is_none() && p["data"].is_object()));
+    cleanup(&prefix).await;
+}

@@ -110,3 +110,14 @@ async fn python_against_an_unchanged_centrifugo_config_file() {
         "the file is left as it is"
     );
 }
+
+/// centrifuge-python with `delta=fossil` rebuilds 100 delta publications exactly; where the
+/// namespace does not allow fossil the subscription works without delta.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_fossil_delta() {
+    let server = TestServer::start_with(pushwire_test_support::add_delta_namespace).await;
+    let result = run_python("python/delta.py", &server).await.result();
+    assert_eq!(result["rebuilt"], json!(100));
+    assert_eq!(result["plain_delta"], json!(false));
+    server.stop().await;
+}

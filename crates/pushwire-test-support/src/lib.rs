@@ -20,7 +20,7 @@ mod server;
 pub mod tls_redis;
 mod ws;
 
-pub use server::{test_config, TestServer, API_KEY, SECRET};
+pub use server::{add_delta_namespace, test_config, TestServer, API_KEY, SECRET};
 pub use ws::WsClient;
 
 /// Signs `claims` with HS256 and [`SECRET`].

@@ -83,6 +83,29 @@ pub fn test_config() -> ServerConfig {
     c
 }
 
+/// Adds the `delta:` namespace to `c`: like `chat:` without presence (history 300, 300s,
+/// recovery forced) and with `allowed_delta_types = ["fossil"]`.
+pub fn add_delta_namespace(c: &mut ServerConfig) {
+    let chat = c
+        .channel
+        .namespaces
+        .iter()
+        .find(|n| n.name == "chat")
+        .map(|n| n.options.clone())
+        .unwrap_or_default();
+    c.channel.namespaces.push(NamespaceConfig {
+        name: "delta".into(),
+        options: ChannelOptions {
+            history_size: 300,
+            presence: false,
+            join_leave: false,
+            force_push_join_leave: false,
+            allowed_delta_types: vec!["fossil".into()],
+            ..chat
+        },
+    });
+}
+
 /// A running server on loopback.
 pub struct TestServer {
     /// Bound address.

@@ -42,6 +42,8 @@ pub(crate) struct Prepared {
     pub channel: Arc<str>,
     pub result: SubscribeResult,
     delivered: u64,
+    /// Offset of the last publication in the result (0: none): a delta subscriber's base.
+    holds: u64,
     sub: SubState,
 }
 
@@ -225,6 +227,12 @@ impl Client {
                 || (req.positioned && (ns.allow_positioning || history_perm)));
         let push_join_leave =
             ns.force_push_join_leave || (req.join_leave && ns.join_leave && presence_perm);
+        // A delta type the namespace does not allow: the subscription works without delta.
+        let delta = req.delta == crate::delta::FOSSIL
+            && ns
+                .allowed_delta_types
+                .iter()
+                .any(|t| t == crate::delta::FOSSIL);
         let sub_state = SubState {
             subscribing: true,
             presence: ns.presence,
@@ -252,6 +260,7 @@ impl Client {
                     SlowSubscriberPolicy::Resubscribe => Some(Shedding::Resubscribe),
                     SlowSubscriberPolicy::Latest => Some(Shedding::Latest),
                 },
+                delta,
             },
             true,
         );
@@ -285,10 +294,16 @@ impl Client {
             result.ttl = (exp - unix_now()).clamp(0, u32::MAX as i64) as u32;
         }
         result.data = grant.data;
+        let holds = result.publications.last().map_or(0, |p| p.offset);
+        if delta {
+            result.delta = true;
+            crate::delta::chain_recovered(&mut result.publications, self.encoding().protocol);
+        }
         Ok(Prepared {
             channel: key,
             result,
             delivered,
+            holds,
             sub: sub_state,
         })
     }
@@ -296,9 +311,12 @@ impl Client {
     /// Releases the publications buffered during [`Self::subscribe_begin`] (after the result
     /// was queued), marks the subscription live, adds presence and publishes the join.
     pub(super) async fn subscribe_finish(&self, prepared: Prepared) {
-        self.node
-            .hub()
-            .finish_recovery(&prepared.channel, self.key, prepared.delivered);
+        self.node.hub().finish_recovery(
+            &prepared.channel,
+            self.key,
+            prepared.delivered,
+            prepared.holds,
+        );
         // Unsubscribed meanwhile (API unsubscribe, disconnect): no join, no presence. An
         // unsubscribe that sees the flip below waits for this join before its leave.
         let _order = self.node.announce_lock(self.key).lock().await;
@@ -513,6 +531,7 @@ impl Client {
                 },
             )
             .await
+            .map(crate::node::api::without_delta_marks)
             .map_err(|e| match e {
                 EngineError::EpochMismatch => ErrorCode::UnrecoverablePosition.into(),
                 other => CommandError::Reply(engine_error(other)),

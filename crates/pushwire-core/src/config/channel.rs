@@ -130,9 +130,33 @@ pub struct ChannelOptions {
     pub sub_refresh_proxy_name: String,
     /// `disconnect` (default), `resubscribe` or `latest`: see [`SlowSubscriberPolicy`].
     pub slow_subscriber_policy: SlowSubscriberPolicy,
+    /// Delta formats subscribers may ask for (`delta` in subscribe); only `fossil` exists.
+    /// A subscriber asking for a format not listed gets a subscription without delta.
+    pub allowed_delta_types: Vec<String>,
+    /// Every publication may go as a delta to subscribers that negotiated one (as if each
+    /// publish had `delta: true`).
+    pub delta_publish: bool,
+    /// Publications of a channel are held and delivered together once this many are
+    /// gathered (0 = no limit by count; needs `batch_max_delay`).
+    pub batch_max_size: usize,
+    /// Publications of a channel are held at most this long and delivered together, in one
+    /// frame per connection (0 = no batching; at most 1s).
+    #[serde(with = "humantime_serde")]
+    pub batch_max_delay: Duration,
+    /// Of a batch, only the newest publication is delivered (cache-like channels).
+    pub batch_flush_latest: bool,
 }
 
 impl ChannelOptions {
+    /// How publications of these channels are batched, if they are.
+    pub fn batch_policy(&self) -> Option<crate::batch::BatchPolicy> {
+        (!self.batch_max_delay.is_zero()).then_some(crate::batch::BatchPolicy {
+            max_size: self.batch_max_size,
+            max_delay: self.batch_max_delay,
+            flush_latest: self.batch_flush_latest,
+        })
+    }
+
     /// Whether publications go to history.
     pub fn history_enabled(&self) -> bool {
         self.history_size > 0 && !self.history_ttl.is_zero()
@@ -182,6 +206,29 @@ impl ChannelOptions {
             return Err(ConfigError::new(
                 format!("{key}.allow_subscribe_for_anonymous"),
                 "requires allow_subscribe_for_client",
+            ));
+        }
+        if self.batch_max_delay > Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                format!("{key}.batch_max_delay"),
+                "must be at most 1s",
+            ));
+        }
+        if self.batch_max_delay.is_zero() && (self.batch_max_size > 0 || self.batch_flush_latest) {
+            let which = if self.batch_max_size > 0 {
+                "batch_max_size"
+            } else {
+                "batch_flush_latest"
+            };
+            return Err(ConfigError::new(
+                format!("{key}.{which}"),
+                "needs batch_max_delay > 0",
+            ));
+        }
+        if let Some(t) = self.allowed_delta_types.iter().find(|t| *t != "fossil") {
+            return Err(ConfigError::new(
+                format!("{key}.allowed_delta_types"),
+                format!("unknown delta type {t:?} (only \"fossil\")"),
             ));
         }
         if !self.channel_regex.is_empty() {
@@ -296,6 +343,31 @@ mod tests {
         assert_eq!(e.key, "channel.without_namespace.history_size");
         c.without_namespace.history_ttl = Duration::from_secs(60);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn only_fossil_deltas() {
+        let mut c = ChannelConfig::default();
+        c.without_namespace.allowed_delta_types = vec!["fossil".into()];
+        c.validate().unwrap();
+        c.without_namespace
+            .allowed_delta_types
+            .push("xdelta".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "channel.without_namespace.allowed_delta_types");
+    }
+
+    #[test]
+    fn batching_needs_a_delay() {
+        let mut c = ChannelConfig::default();
+        c.without_namespace.batch_max_size = 1000;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "channel.without_namespace.batch_max_size");
+        c.without_namespace.batch_max_delay = Duration::from_millis(10);
+        c.validate().unwrap();
+        c.without_namespace.batch_max_delay = Duration::from_secs(2);
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.key, "channel.without_namespace.batch_max_delay");
     }
 
     #[test]

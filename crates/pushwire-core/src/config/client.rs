@@ -65,6 +65,10 @@ pub struct ClientConfig {
     pub command_burst: u32,
     /// `client.proxy.*`: connect, refresh and send proxies.
     pub proxy: super::proxy::ClientProxyConfig,
+    /// How long a connection holds what is queued for it before writing, to gather more into
+    /// one frame and one system call (0 = write at once; at most 1s).
+    #[serde(with = "humantime_serde")]
+    pub write_delay: Duration,
 }
 
 impl Default for ClientConfig {
@@ -91,6 +95,7 @@ impl Default for ClientConfig {
             command_rate_limit: 100,
             command_burst: 300,
             proxy: Default::default(),
+            write_delay: Duration::ZERO,
         }
     }
 }
@@ -134,6 +139,9 @@ impl ClientConfig {
                 "client.command_burst",
                 "must allow a connect with a full channel_limit of subscribes (channel_limit + 2)",
             ));
+        }
+        if self.write_delay > Duration::from_secs(1) {
+            return Err(ConfigError::new("client.write_delay", "must be at most 1s"));
         }
         if self.channel_limit == 0 {
             return Err(ConfigError::new("client.channel_limit", "must be > 0"));

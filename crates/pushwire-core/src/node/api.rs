@@ -29,6 +29,9 @@ pub struct PublishParams {
     pub version: u64,
     /// Version epoch.
     pub version_epoch: String,
+    /// The publication may go as a Fossil delta to subscribers that negotiated one (also
+    /// on when the namespace has `delta_publish`).
+    pub delta: bool,
 }
 
 /// Which connections of a user an API call targets.
@@ -109,6 +112,17 @@ impl DisconnectTarget {
     }
 }
 
+/// Clears the server-internal "may go as a delta" mark the stream keeps on publications
+/// ([`Publication::delta`]): read from history they are always full payloads.
+pub(crate) fn without_delta_marks(
+    mut page: crate::engine::HistoryPage,
+) -> crate::engine::HistoryPage {
+    for p in &mut page.publications {
+        p.delta = false;
+    }
+    page
+}
+
 impl Node {
     /// Publishes to `channel`: validates the name and data, appends to history as the
     /// namespace says, and delivers to subscribers.
@@ -136,6 +150,7 @@ impl Node {
             data: params.data,
             info: params.info,
             tags: params.tags,
+            delta: params.delta || ns.delta_publish,
             ..Default::default()
         };
         let outcome = self
@@ -196,6 +211,7 @@ impl Node {
                 },
             )
             .await
+            .map(without_delta_marks)
             .map_err(engine_error)?;
         Ok(HistoryResult {
             publications: page.publications,

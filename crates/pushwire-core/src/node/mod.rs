@@ -71,6 +71,8 @@ struct HubHandler {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     cluster: Arc<Cluster>,
+    /// Namespaces that batch publications; `None` (the default) delivers each at once.
+    batching: Option<(crate::batch::BatchPolicies, crate::batch::Account)>,
 }
 
 impl HubHandler {
@@ -82,6 +84,15 @@ impl HubHandler {
 
 impl BrokerEventHandler for HubHandler {
     fn on_publication(&self, channel: &str, publication: &Publication) {
+        if let Some((policies, account)) = &self.batching {
+            if let Some(policy) = policies.for_channel(channel) {
+                let d = self
+                    .hub
+                    .publish_batched(channel, publication, policy, account);
+                self.account(d);
+                return;
+            }
+        }
         self.account(self.hub.publish(channel, publication));
     }
 
@@ -136,6 +147,14 @@ impl Node {
                 hub: hub.clone(),
                 metrics: metrics.clone(),
                 cluster: cluster.clone(),
+                batching: crate::batch::BatchPolicies::new(&config.channel).map(|p| {
+                    let m = metrics.clone();
+                    let account: crate::batch::Account = Arc::new(move |d: Delivery| {
+                        Metrics::add(&m.messages_queued, d.queued as u64);
+                        Metrics::add(&m.slow_disconnects, d.overflowed as u64);
+                    });
+                    (p, account)
+                }),
             }),
         );
         Arc::new(Node {

@@ -102,6 +102,7 @@ impl From<&Publication> for pb::Publication {
             offset: p.offset,
             tags: p.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             time: p.time,
+            delta: p.delta,
             ..Default::default()
         }
     }
@@ -163,6 +164,7 @@ impl From<&SubscribeResult> for pb::SubscribeResult {
             positioned: s.positioned,
             data: s.data.0.clone(),
             was_recovering: s.was_recovering,
+            delta: s.delta,
             ..Default::default()
         }
     }
@@ -308,6 +310,7 @@ impl From<pb::Publication> for Publication {
             offset: p.offset,
             tags: p.tags.into_iter().collect(),
             time: p.time,
+            delta: p.delta,
         }
     }
 }
@@ -336,6 +339,7 @@ impl From<pb::SubscribeResult> for SubscribeResult {
             positioned: s.positioned,
             data: RawJson(s.data),
             was_recovering: s.was_recovering,
+            delta: s.delta,
         }
     }
 }

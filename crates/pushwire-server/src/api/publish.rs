@@ -16,8 +16,8 @@ use super::request::{nullable, payload};
 const BROADCAST_CONCURRENCY: usize = 64;
 
 /// `publish` and `broadcast` request (one type: `#[serde(flatten)]` can not carry raw JSON).
-/// `publish` reads `channel`, `broadcast` reads `channels`. `delta` is accepted and ignored
-/// (delta compression is not implemented), like any unknown field.
+/// `publish` reads `channel`, `broadcast` reads `channels`. `delta: true` lets the
+/// publication go as a Fossil delta to subscribers that negotiated delta compression.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PublishRequest {
@@ -40,6 +40,8 @@ pub struct PublishRequest {
     version: u64,
     #[serde(deserialize_with = "nullable")]
     version_epoch: String,
+    #[serde(deserialize_with = "nullable")]
+    delta: bool,
 }
 
 impl PublishRequest {
@@ -53,6 +55,7 @@ impl PublishRequest {
             idempotency_key: Some(self.idempotency_key).filter(|k| !k.is_empty()),
             version: self.version,
             version_epoch: self.version_epoch,
+            delta: self.delta,
         };
         Ok((self.channel, self.channels, params))
     }
