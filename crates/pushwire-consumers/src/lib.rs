@@ -7,6 +7,8 @@
 //! - [`message`]: what a source hands over.
 //! - [`processor`]: message → node operations → [`Outcome`] (done / poison / retry), and
 //!   back-pressure ([`Processor::ready`]).
+//! - [`dispatch`]: [`ApiDispatch`], the server API as `api_command` mode calls it (implemented
+//!   by the server: the one parser of API commands).
 //! - [`template`]: route-mode channel templates.
 //! - [`backoff`], [`metrics`], [`error`]: shared by sources.
 //! - [`start`]: spawns the configured consumers ([`start()`], [`Consumers`]).
@@ -17,6 +19,7 @@
 mod api_command;
 pub mod backoff;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod hash;
 pub mod kafka;
@@ -33,6 +36,7 @@ pub mod template;
 
 pub use backoff::Backoff;
 pub use config::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
+pub use dispatch::{ApiDispatch, ApiFailure, Dispatched};
 pub use error::ConsumerError;
 pub use message::Message;
 pub use metrics::{ConsumerMetrics, MetricsRegistry};

@@ -8,6 +8,7 @@ use pushwire_core::Node;
 use pushwire_protocol::ErrorCode;
 
 use crate::config::{ConsumerConfig, Mode};
+use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::message::Message;
 use crate::metrics::ConsumerMetrics;
@@ -53,6 +54,7 @@ const PRESSURE_POLL: Duration = Duration::from_millis(20);
 
 struct Inner {
     node: Arc<Node>,
+    api: Arc<dyn ApiDispatch>,
     name: String,
     mode: Mode,
     route: Option<route::Route>,
@@ -69,8 +71,13 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// A processor for `config` (its mode, route and back-pressure settings).
-    pub fn new(node: Arc<Node>, config: &ConsumerConfig) -> Result<Processor, ConsumerError> {
+    /// A processor for `config` (its mode, route and back-pressure settings). `api` runs the
+    /// commands of `api_command` mode (the server's own API dispatch).
+    pub fn new(
+        node: Arc<Node>,
+        api: Arc<dyn ApiDispatch>,
+        config: &ConsumerConfig,
+    ) -> Result<Processor, ConsumerError> {
         let route = match config.mode {
             Mode::Route => Some(
                 route::Route::new(&config.route)
@@ -81,6 +88,7 @@ impl Processor {
         Ok(Processor {
             inner: Arc::new(Inner {
                 node,
+                api,
                 name: config.name.clone(),
                 mode: config.mode,
                 route,
@@ -92,7 +100,8 @@ impl Processor {
         })
     }
 
-    /// Applies `msg`: in `api_command` mode executes the command in its body, in `route` mode
+    /// Applies `msg`: in `api_command` mode executes the command in its body (through the
+    /// server API's dispatch: what the HTTP API refuses is poison here), in `route` mode
     /// publishes the body to the routed channel. `Done` only once the publication is in channel
     /// history (or was already there: duplicate). Counts received / published / duplicates /
     /// failed.
@@ -102,7 +111,7 @@ impl Processor {
         let node = &self.inner.node;
         let applied = match &self.inner.route {
             Some(r) => r.apply(node, msg).await,
-            None => api_command::apply(node, msg).await,
+            None => api_command::apply(self.inner.api.as_ref(), msg).await,
         };
         match applied {
             Ok(Effect::Applied) => {

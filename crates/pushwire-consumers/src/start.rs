@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConsumerConfig, ConsumerType};
+use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::metrics::{ConsumerMetrics, MetricsRegistry};
 use crate::processor::Processor;
@@ -65,12 +66,14 @@ impl Drop for Consumers {
     }
 }
 
-/// Starts every enabled consumer of `configs` on the current tokio runtime. A consumer whose
+/// Starts every enabled consumer of `configs` on the current tokio runtime; `api` runs the
+/// commands of `api_command` mode. A consumer whose
 /// configuration is invalid or whose type is not compiled in is logged and skipped (the
 /// configuration loader already rejects invalid ones). Consumers run until `shutdown` (or
 /// [`Consumers::stop`]).
 pub fn start(
     node: Arc<Node>,
+    api: Arc<dyn ApiDispatch>,
     configs: &[ConsumerConfig],
     shutdown: CancellationToken,
 ) -> Consumers {
@@ -84,7 +87,7 @@ pub fn start(
         let spawned = config
             .validate(&format!("consumers[{i}]"))
             .map_err(|e| ConsumerError::config(e.key, e.reason))
-            .and_then(|()| Processor::new(node.clone(), config))
+            .and_then(|()| Processor::new(node.clone(), api.clone(), config))
             .and_then(|p| spawn(config, p.clone(), shutdown.clone()).map(|t| (p, t)));
         match spawned {
             Ok((processor, task)) => {

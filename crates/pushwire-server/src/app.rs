@@ -163,8 +163,12 @@ impl RunningServer {
         if let Some(p) = &proxies {
             node.set_proxy(p.clone());
         }
-        let consumers =
-            pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
+        let consumers = pushwire_consumers::start(
+            node.clone(),
+            crate::api::consumer::ConsumerApi::new(node.clone()),
+            &config.consumers,
+            CancellationToken::new(),
+        );
         let lifecycle_stop = CancellationToken::new();
         let lifecycle = Arc::new(crate::lifecycle::Sinks::start(
             &node,

@@ -295,7 +295,12 @@ async fn postgres_outbox_over_tls_verifies_the_server_and_delivers() {
     );
     s.tls_ca_pem_file = cert;
     let stop = tokio_util::sync::CancellationToken::new();
-    let consumers = pushwire_consumers::start(server.node().clone(), &[c], stop);
+    let consumers = pushwire_consumers::start(
+        server.node().clone(),
+        pushwire_server::api::consumer::ConsumerApi::new(server.node().clone()),
+        &[c],
+        stop,
+    );
     wait_table(&pg, &table).await;
     insert(&pg, &table, "publish", &publish_payload(&channel, 1)).await;
     assert_eq!(ws.next_publication(&channel).await["data"], json!({"n": 1}));
