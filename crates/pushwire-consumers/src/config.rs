@@ -3,7 +3,7 @@
 //! ```toml
 //! [[consumers]]
 //! name = "orders"
-//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox
+//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc
 //! mode = "route"               # api_command (default) | route
 //! route = { channel = "orders.{type}", tag_field = "type" }
 //! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kafka::KafkaSettings;
 use crate::nats_jetstream::NatsJetStreamSettings;
+use crate::postgresql_cdc::PostgresCdcSettings;
 use crate::postgresql_outbox::PostgresOutboxSettings;
 use crate::rabbitmq::RabbitMqSettings;
 use crate::redis_stream::RedisStreamSettings;
@@ -38,6 +39,8 @@ pub enum ConsumerType {
     RedisStream,
     /// PostgreSQL outbox table (`postgresql_outbox` sub-section).
     PostgresqlOutbox,
+    /// PostgreSQL logical replication, `pgoutput` (`postgresql_cdc` sub-section; route mode).
+    PostgresqlCdc,
 }
 
 impl ConsumerType {
@@ -49,6 +52,7 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => "nats_jetstream",
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+            ConsumerType::PostgresqlCdc => "postgresql_cdc",
         }
     }
 
@@ -60,6 +64,7 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => "nats",
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+            ConsumerType::PostgresqlCdc => "postgresql_cdc",
         }
     }
 
@@ -72,6 +77,7 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => cfg!(feature = "nats"),
             ConsumerType::RedisStream => cfg!(feature = "redis_stream"),
             ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
+            ConsumerType::PostgresqlCdc => cfg!(feature = "postgresql_cdc"),
         }
     }
 }
@@ -92,9 +98,10 @@ pub enum Mode {
 #[serde(default, deny_unknown_fields)]
 pub struct RouteConfig {
     /// Channel template: literal text with `{subject}`, `{header.NAME}` and `{FIELD}` (a
-    /// top-level field of the JSON body) placeholders, e.g. `orders.{type}`, `user#{user_id}`.
+    /// field of the JSON body; dots walk into nested objects) placeholders, e.g.
+    /// `orders.{type}`, `user#{user_id}`, `orders:{row.id}`.
     pub channel: String,
-    /// A top-level body field whose value also becomes the publication tag of the same name
+    /// A body field (dotted path allowed) whose value also becomes the publication tag of the same name
     /// (e.g. `type`), so clients can filter with tags filters. Empty = none.
     pub tag_field: String,
     /// Skip history for routed publications (off: history is what makes delivery recoverable).
@@ -150,6 +157,9 @@ pub struct ConsumerConfig {
     /// `postgresql_outbox` settings, required when `type = "postgresql_outbox"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgresql_outbox: Option<PostgresOutboxSettings>,
+    /// `postgresql_cdc` settings, required when `type = "postgresql_cdc"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_cdc: Option<PostgresCdcSettings>,
     /// `kafka` settings, required when `type = "kafka"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSettings>,
@@ -184,6 +194,8 @@ struct RawConsumerConfig {
     #[serde(default)]
     postgresql_outbox: Option<PostgresOutboxSettings>,
     #[serde(default)]
+    postgresql_cdc: Option<PostgresCdcSettings>,
+    #[serde(default)]
     kafka: Option<KafkaSettings>,
     #[serde(default)]
     nats_jetstream: Option<NatsJetStreamSettings>,
@@ -205,6 +217,7 @@ impl TryFrom<RawConsumerConfig> for ConsumerConfig {
             rabbitmq: r.rabbitmq,
             redis_stream: r.redis_stream,
             postgresql_outbox: r.postgresql_outbox,
+            postgresql_cdc: r.postgresql_cdc,
             kafka: r.kafka,
             nats_jetstream: r.nats_jetstream,
         };
@@ -230,6 +243,7 @@ impl ConsumerConfig {
             rabbitmq: None,
             redis_stream: None,
             postgresql_outbox: None,
+            postgresql_cdc: None,
             kafka: None,
             nats_jetstream: None,
         }
@@ -289,6 +303,18 @@ impl ConsumerConfig {
                 .as_ref()
                 .ok_or_else(|| missing(key, section))?
                 .validate(&skey),
+            ConsumerType::PostgresqlCdc => {
+                if self.mode != Mode::Route {
+                    return Err(ConfigError::new(
+                        format!("{key}.mode"),
+                        "must be \"route\" for postgresql_cdc (the body is a change event)",
+                    ));
+                }
+                self.postgresql_cdc
+                    .as_ref()
+                    .ok_or_else(|| missing(key, section))?
+                    .validate(&skey)
+            }
             ConsumerType::Kafka => self
                 .kafka
                 .as_ref()

@@ -151,6 +151,16 @@ fn spawn(
             }
             Err(ConsumerError::NotCompiled("postgresql_outbox"))
         }
+        ConsumerType::PostgresqlCdc => {
+            #[cfg(feature = "postgresql_cdc")]
+            {
+                let s = config.postgresql_cdc.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::postgresql_cdc::run(
+                    name, s, processor, shutdown,
+                )));
+            }
+            Err(ConsumerError::NotCompiled("postgresql_cdc"))
+        }
         ConsumerType::Kafka => {
             #[cfg(feature = "kafka")]
             {

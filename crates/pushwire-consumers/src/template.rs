@@ -1,5 +1,5 @@
 //! Route-mode channel templates: `orders.{type}`, `user#{user_id}`, `{subject}`,
-//! `events.{header.kind}`.
+//! `events.{header.kind}`, `orders:{row.id}` (a dotted path into nested body objects).
 
 use serde_json::{Map, Value};
 
@@ -14,7 +14,7 @@ enum Part {
     Subject,
     /// A header value.
     Header(String),
-    /// A top-level field of the JSON body.
+    /// A field of the JSON body: top-level, or a dotted path into nested objects.
     Field(String),
 }
 
@@ -112,7 +112,7 @@ impl Template {
                         ))
                     }
                 },
-                Part::Field(f) => match body.and_then(|b| b.get(f)).and_then(scalar) {
+                Part::Field(f) => match body.and_then(|b| lookup(b, f)).and_then(scalar) {
                     Some(v) if !v.is_empty() => out.push_str(&v),
                     _ => {
                         return Err(format!(
@@ -124,6 +124,20 @@ impl Template {
         }
         Ok(out)
     }
+}
+
+/// The body field `path`: a top-level key, or (when there is none of that name) a dotted path
+/// into nested objects, e.g. `row.id`.
+pub(crate) fn lookup<'a>(body: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = body.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut v = body.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
 }
 
 /// A scalar JSON value as text: strings as they are, numbers and booleans printed.
@@ -168,6 +182,21 @@ mod tests {
         assert!(t.render(&msg(), body.as_object()).is_err());
         let t = Template::parse("{header.nope}").unwrap();
         assert!(t.render(&msg(), None).unwrap_err().contains("header.nope"));
+    }
+
+    #[test]
+    fn dotted_fields_read_nested_objects() {
+        let t = Template::parse("{table}:{row.id}.{row.meta.kind}").unwrap();
+        let body: Value =
+            serde_json::json!({"table": "orders", "row": {"id": 7, "meta": {"kind": "x"}}});
+        assert_eq!(t.render(&msg(), body.as_object()).unwrap(), "orders:7.x");
+        let body: Value = serde_json::json!({"table": "orders", "row": {"meta": {}}});
+        let e = t.render(&msg(), body.as_object()).unwrap_err();
+        assert!(e.contains("{row.id}"), "{e}");
+        // A top-level key with a dot wins over the path.
+        let t = Template::parse("{a.b}").unwrap();
+        let body: Value = serde_json::json!({"a.b": "flat", "a": {"b": "nested"}});
+        assert_eq!(t.render(&msg(), body.as_object()).unwrap(), "flat");
     }
 
     #[test]

@@ -165,7 +165,7 @@ impl RunningServer {
         }
         let consumers = pushwire_consumers::start(
             node.clone(),
-            crate::api::consumer::ConsumerApi::new(node.clone()),
+            crate::api::consumer::ConsumerApi::shared(node.clone()),
             &config.consumers,
             CancellationToken::new(),
         );

@@ -41,7 +41,7 @@ async fn measure(server: &TestServer, channel: &str, config: ConsumerConfig, n: 
     let started = Instant::now();
     let consumers = pushwire_consumers::start(
         server.node().clone(),
-        pushwire_server::api::consumer::ConsumerApi::new(server.node().clone()),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
         &[config],
         stop.clone(),
     );

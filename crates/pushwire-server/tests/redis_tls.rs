@@ -76,7 +76,7 @@ async fn redis_stream_consumer_reads_over_tls() {
     let stop = tokio_util::sync::CancellationToken::new();
     let consumers = pushwire_consumers::start(
         server.node().clone(),
-        pushwire_server::api::consumer::ConsumerApi::new(server.node().clone()),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
         &[consumer],
         stop,
     );

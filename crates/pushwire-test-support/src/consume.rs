@@ -108,7 +108,7 @@ pub async fn measure_throughput(
     let started = std::time::Instant::now();
     let consumers = pushwire_consumers::start(
         server.node().clone(),
-        pushwire_server::api::consumer::ConsumerApi::new(server.node().clone()),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
         &[config],
         stop,
     );

@@ -22,7 +22,7 @@ pub struct ConsumerApi {
 
 impl ConsumerApi {
     /// The API of `node`, ready to hand to [`pushwire_consumers::start`].
-    pub fn new(node: Arc<Node>) -> Arc<dyn ApiDispatch> {
+    pub fn shared(node: Arc<Node>) -> Arc<dyn ApiDispatch> {
         Arc::new(ConsumerApi { node })
     }
 }

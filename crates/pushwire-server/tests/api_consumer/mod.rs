@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 fn processor(server: &TestServer) -> Processor {
     Processor::new(
         server.node().clone(),
-        ConsumerApi::new(server.node().clone()),
+        ConsumerApi::shared(server.node().clone()),
         &ConsumerConfig::new("t", ConsumerType::Rabbitmq),
     )
     .expect("processor")
