@@ -15,7 +15,7 @@ mod consumers_common;
 use std::time::Duration;
 
 use consumers_common::*;
-use pushwire_consumers::postgresql_cdc::PostgresCdcSettings;
+use pushwire_consumers::postgresql_cdc::{ColumnFilter, PostgresCdcSettings};
 use pushwire_consumers::postgresql_outbox::PostgresOutboxSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
 use pushwire_test_support::metrics::Scrape;
@@ -580,4 +580,87 @@ async fn postgres_cdc_routes_every_change_once_in_commit_order_across_a_sigkill(
     );
     drop(node);
     cdc_cleanup(&pg, &id, &tables).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_cdc_missing_slot_is_named_and_retried_then_columns_are_filtered() {
+    let id = unique();
+    let pg = pg().await;
+    let table = format!("cdc_f_{id}");
+    pg.batch_execute(&format!(
+        "CREATE TABLE {table} (id bigint PRIMARY KEY, status text, secret text); \
+         CREATE PUBLICATION cdc_{id} FOR TABLE {table}"
+    ))
+    .await
+    .expect("table and publication");
+    let mut c = cdc_consumer(&id, std::slice::from_ref(&table));
+    c.route.channel = "chat:cdc-{table}-{row.id}".into();
+    c.retry_backoff_max = Duration::from_millis(300);
+    if let Some(s) = c.postgresql_cdc.as_mut() {
+        s.create_slot = false;
+        s.columns.insert(
+            table.clone(),
+            ColumnFilter {
+                allow: Vec::new(),
+                deny: vec!["secret".into()],
+            },
+        );
+    }
+    let mut conf = config();
+    conf.consumers = vec![c];
+    let node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), conf).await;
+    wait_until(
+        "the missing slot named in the log",
+        Duration::from_secs(10),
+        || {
+            let log = node.log();
+            async move { log.contains("postgresql_cdc.slot") && log.contains("does not exist") }
+        },
+    )
+    .await;
+    // The node serves meanwhile; once the slot exists the consumer picks it up by itself.
+    let channel = format!("chat:cdc-{table}-7");
+    let (mut ws, _) = WsClient::connected(&node.ws_url(), None).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    pg.query_one(
+        "SELECT pg_create_logical_replication_slot($1, 'pgoutput')::text",
+        &[&format!("cdc_{id}")],
+    )
+    .await
+    .expect("create slot");
+    pg.batch_execute(&format!(
+        "INSERT INTO {table} VALUES (7, 'new', 'pw'); UPDATE {table} SET status = 'paid' WHERE id = 7"
+    ))
+    .await
+    .expect("changes");
+    let p = ws.next_publication(&channel).await;
+    assert_eq!(
+        (
+            &p["data"]["op"],
+            &p["data"]["row"],
+            &p["data"]["table"],
+            &p["tags"]
+        ),
+        (
+            &json!("insert"),
+            &json!({"id": 7, "status": "new"}),
+            &json!(table),
+            &json!({"op": "insert"})
+        ),
+        "{p}"
+    );
+    assert_eq!(p["data"]["schema"], json!("public"));
+    assert!(
+        p["data"]["lsn"].as_str().is_some_and(|l| l.contains('/')),
+        "{p}"
+    );
+    let p = ws.next_publication(&channel).await;
+    assert_eq!(
+        (&p["data"]["op"], &p["data"]["row"]),
+        (&json!("update"), &json!({"id": 7, "status": "paid"})),
+        "{p}"
+    );
+    drop(node);
+    cdc_cleanup(&pg, &id, &[table]).await;
 }
