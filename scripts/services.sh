@@ -70,6 +70,7 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
     psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
 fi
 bash scripts/start-postgresql-logical.sh # wal_level = logical for postgresql_cdc
+bash scripts/start-mosquitto.sh # MQTT broker on 1883 for the mqtt consumer
 
 if [[ "${PUSHWIRE_SKIP_KAFKA:-0}" != 1 ]]; then
     bash scripts/start-tansu.sh

@@ -3,7 +3,7 @@
 //! ```toml
 //! [[consumers]]
 //! name = "orders"
-//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc
+//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc | mqtt
 //! mode = "route"               # api_command (default) | route
 //! route = { channel = "orders.{type}", tag_field = "type" }
 //! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
@@ -18,6 +18,7 @@ use pushwire_core::config::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::KafkaSettings;
+use crate::mqtt::MqttSettings;
 use crate::nats_jetstream::NatsJetStreamSettings;
 use crate::postgresql_cdc::PostgresCdcSettings;
 use crate::postgresql_outbox::PostgresOutboxSettings;
@@ -41,6 +42,8 @@ pub enum ConsumerType {
     PostgresqlOutbox,
     /// PostgreSQL logical replication, `pgoutput` (`postgresql_cdc` sub-section; route mode).
     PostgresqlCdc,
+    /// MQTT 3.1.1 subscriptions (`mqtt` sub-section).
+    Mqtt,
 }
 
 impl ConsumerType {
@@ -53,6 +56,7 @@ impl ConsumerType {
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
             ConsumerType::PostgresqlCdc => "postgresql_cdc",
+            ConsumerType::Mqtt => "mqtt",
         }
     }
 
@@ -65,6 +69,7 @@ impl ConsumerType {
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
             ConsumerType::PostgresqlCdc => "postgresql_cdc",
+            ConsumerType::Mqtt => "mqtt",
         }
     }
 
@@ -78,6 +83,7 @@ impl ConsumerType {
             ConsumerType::RedisStream => cfg!(feature = "redis_stream"),
             ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
             ConsumerType::PostgresqlCdc => cfg!(feature = "postgresql_cdc"),
+            ConsumerType::Mqtt => cfg!(feature = "mqtt"),
         }
     }
 }
@@ -160,6 +166,9 @@ pub struct ConsumerConfig {
     /// `postgresql_cdc` settings, required when `type = "postgresql_cdc"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgresql_cdc: Option<PostgresCdcSettings>,
+    /// `mqtt` settings, required when `type = "mqtt"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttSettings>,
     /// `kafka` settings, required when `type = "kafka"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSettings>,
@@ -196,6 +205,8 @@ struct RawConsumerConfig {
     #[serde(default)]
     postgresql_cdc: Option<PostgresCdcSettings>,
     #[serde(default)]
+    mqtt: Option<MqttSettings>,
+    #[serde(default)]
     kafka: Option<KafkaSettings>,
     #[serde(default)]
     nats_jetstream: Option<NatsJetStreamSettings>,
@@ -218,6 +229,7 @@ impl TryFrom<RawConsumerConfig> for ConsumerConfig {
             redis_stream: r.redis_stream,
             postgresql_outbox: r.postgresql_outbox,
             postgresql_cdc: r.postgresql_cdc,
+            mqtt: r.mqtt,
             kafka: r.kafka,
             nats_jetstream: r.nats_jetstream,
         };
@@ -244,6 +256,7 @@ impl ConsumerConfig {
             redis_stream: None,
             postgresql_outbox: None,
             postgresql_cdc: None,
+            mqtt: None,
             kafka: None,
             nats_jetstream: None,
         }
@@ -315,6 +328,11 @@ impl ConsumerConfig {
                     .ok_or_else(|| missing(key, section))?
                     .validate(&skey)
             }
+            ConsumerType::Mqtt => self
+                .mqtt
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
             ConsumerType::Kafka => self
                 .kafka
                 .as_ref()

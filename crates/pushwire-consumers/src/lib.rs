@@ -13,8 +13,8 @@
 //! - [`backoff`], [`metrics`], [`error`]: shared by sources.
 //! - [`start`]: spawns the configured consumers ([`start()`], [`Consumers`]).
 //! - one module per source, each `run(name, settings, processor, shutdown)` behind a cargo
-//!   feature: [`rabbitmq`], [`redis_stream`], [`postgresql_outbox`], [`postgresql_cdc`]
-//!   (Kafka and NATS JetStream in their own modules).
+//!   feature: [`rabbitmq`], [`redis_stream`], [`postgresql_outbox`], [`postgresql_cdc`],
+//!   [`mqtt`] (Kafka and NATS JetStream in their own modules).
 
 mod api_command;
 pub mod backoff;
@@ -25,6 +25,7 @@ pub mod hash;
 pub mod kafka;
 pub mod message;
 pub mod metrics;
+pub mod mqtt;
 pub mod nats_jetstream;
 pub mod postgresql_cdc;
 pub mod postgresql_outbox;

@@ -161,6 +161,14 @@ fn spawn(
             }
             Err(ConsumerError::NotCompiled("postgresql_cdc"))
         }
+        ConsumerType::Mqtt => {
+            #[cfg(feature = "mqtt")]
+            {
+                let s = config.mqtt.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::mqtt::run(name, s, processor, shutdown)));
+            }
+            Err(ConsumerError::NotCompiled("mqtt"))
+        }
         ConsumerType::Kafka => {
             #[cfg(feature = "kafka")]
             {

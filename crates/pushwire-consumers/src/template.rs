@@ -1,5 +1,6 @@
 //! Route-mode channel templates: `orders.{type}`, `user#{user_id}`, `{subject}`,
-//! `events.{header.kind}`, `orders:{row.id}` (a dotted path into nested body objects).
+//! `events.{header.kind}`, `orders:{row.id}` (a dotted path into nested body objects),
+//! `sensors:{topic.1}` (a level of an MQTT topic).
 
 use serde_json::{Map, Value};
 
@@ -14,6 +15,8 @@ enum Part {
     Subject,
     /// A header value.
     Header(String),
+    /// Level `N` (0-based) of the subject split at `/` (an MQTT topic): `{topic.1}`.
+    TopicLevel(usize),
     /// A field of the JSON body: top-level, or a dotted path into nested objects.
     Field(String),
 }
@@ -66,6 +69,11 @@ impl Template {
                             return Err(format!("empty header name in template {text:?}"));
                         }
                         Part::Header(h.to_owned())
+                    } else if let Some(n) = name
+                        .strip_prefix("topic.")
+                        .and_then(|n| n.parse::<usize>().ok())
+                    {
+                        Part::TopicLevel(n)
                     } else {
                         Part::Field(name.to_owned())
                     });
@@ -109,6 +117,15 @@ impl Template {
                     _ => {
                         return Err(format!(
                             "template placeholder {{header.{h}}}: no such header"
+                        ))
+                    }
+                },
+                Part::TopicLevel(n) => match msg.subject.split('/').nth(*n) {
+                    Some(v) if !v.is_empty() => out.push_str(v),
+                    _ => {
+                        return Err(format!(
+                            "template placeholder {{topic.{n}}}: topic {:?} has no level {n}",
+                            msg.subject
                         ))
                     }
                 },
@@ -193,6 +210,13 @@ mod tests {
         let body: Value = serde_json::json!({"table": "orders", "row": {"meta": {}}});
         let e = t.render(&msg(), body.as_object()).unwrap_err();
         assert!(e.contains("{row.id}"), "{e}");
+        let mut m = msg();
+        m.subject = "sensors/dev-3/temp".into();
+        let t = Template::parse("sensors:{topic.1}.{topic.0}").unwrap();
+        assert_eq!(t.render(&m, None).unwrap(), "sensors:dev-3.sensors");
+        assert!(!t.needs_body());
+        let t = Template::parse("x:{topic.5}").unwrap();
+        assert!(t.render(&m, None).unwrap_err().contains("{topic.5}"));
         // A top-level key with a dot wins over the path.
         let t = Template::parse("{a.b}").unwrap();
         let body: Value = serde_json::json!({"a.b": "flat", "a": {"b": "nested"}});
