@@ -3,7 +3,7 @@
 //! ```toml
 //! [[consumers]]
 //! name = "orders"
-//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc | mqtt
+//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc | mysql_cdc | mqtt
 //! mode = "route"               # api_command (default) | route
 //! route = { channel = "orders.{type}", tag_field = "type" }
 //! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kafka::KafkaSettings;
 use crate::mqtt::MqttSettings;
+use crate::mysql_cdc::MysqlCdcSettings;
 use crate::nats_jetstream::NatsJetStreamSettings;
 use crate::postgresql_cdc::PostgresCdcSettings;
 use crate::postgresql_outbox::PostgresOutboxSettings;
@@ -44,6 +45,8 @@ pub enum ConsumerType {
     PostgresqlCdc,
     /// MQTT 3.1.1 subscriptions (`mqtt` sub-section).
     Mqtt,
+    /// MySQL / MariaDB row-based binlog (`mysql_cdc` sub-section; route mode).
+    MysqlCdc,
 }
 
 impl ConsumerType {
@@ -57,6 +60,7 @@ impl ConsumerType {
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
             ConsumerType::PostgresqlCdc => "postgresql_cdc",
             ConsumerType::Mqtt => "mqtt",
+            ConsumerType::MysqlCdc => "mysql_cdc",
         }
     }
 
@@ -70,6 +74,7 @@ impl ConsumerType {
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
             ConsumerType::PostgresqlCdc => "postgresql_cdc",
             ConsumerType::Mqtt => "mqtt",
+            ConsumerType::MysqlCdc => "mysql_cdc",
         }
     }
 
@@ -84,6 +89,7 @@ impl ConsumerType {
             ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
             ConsumerType::PostgresqlCdc => cfg!(feature = "postgresql_cdc"),
             ConsumerType::Mqtt => cfg!(feature = "mqtt"),
+            ConsumerType::MysqlCdc => cfg!(feature = "mysql_cdc"),
         }
     }
 }
@@ -169,6 +175,9 @@ pub struct ConsumerConfig {
     /// `mqtt` settings, required when `type = "mqtt"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mqtt: Option<MqttSettings>,
+    /// `mysql_cdc` settings, required when `type = "mysql_cdc"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_cdc: Option<MysqlCdcSettings>,
     /// `kafka` settings, required when `type = "kafka"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSettings>,
@@ -207,6 +216,8 @@ struct RawConsumerConfig {
     #[serde(default)]
     mqtt: Option<MqttSettings>,
     #[serde(default)]
+    mysql_cdc: Option<MysqlCdcSettings>,
+    #[serde(default)]
     kafka: Option<KafkaSettings>,
     #[serde(default)]
     nats_jetstream: Option<NatsJetStreamSettings>,
@@ -230,6 +241,7 @@ impl TryFrom<RawConsumerConfig> for ConsumerConfig {
             postgresql_outbox: r.postgresql_outbox,
             postgresql_cdc: r.postgresql_cdc,
             mqtt: r.mqtt,
+            mysql_cdc: r.mysql_cdc,
             kafka: r.kafka,
             nats_jetstream: r.nats_jetstream,
         };
@@ -257,6 +269,7 @@ impl ConsumerConfig {
             postgresql_outbox: None,
             postgresql_cdc: None,
             mqtt: None,
+            mysql_cdc: None,
             kafka: None,
             nats_jetstream: None,
         }
@@ -324,6 +337,18 @@ impl ConsumerConfig {
                     ));
                 }
                 self.postgresql_cdc
+                    .as_ref()
+                    .ok_or_else(|| missing(key, section))?
+                    .validate(&skey)
+            }
+            ConsumerType::MysqlCdc => {
+                if self.mode != Mode::Route {
+                    return Err(ConfigError::new(
+                        format!("{key}.mode"),
+                        "must be \"route\" for mysql_cdc (the body is a change event)",
+                    ));
+                }
+                self.mysql_cdc
                     .as_ref()
                     .ok_or_else(|| missing(key, section))?
                     .validate(&skey)

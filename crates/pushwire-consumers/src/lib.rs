@@ -14,7 +14,7 @@
 //! - [`start`]: spawns the configured consumers ([`start()`], [`Consumers`]).
 //! - one module per source, each `run(name, settings, processor, shutdown)` behind a cargo
 //!   feature: [`rabbitmq`], [`redis_stream`], [`postgresql_outbox`], [`postgresql_cdc`],
-//!   [`mqtt`] (Kafka and NATS JetStream in their own modules).
+//!   [`mysql_cdc`], [`mqtt`] (Kafka and NATS JetStream in their own modules).
 
 mod api_command;
 pub mod backoff;
@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod message;
 pub mod metrics;
 pub mod mqtt;
+pub mod mysql_cdc;
 pub mod nats_jetstream;
 pub mod postgresql_cdc;
 pub mod postgresql_outbox;

@@ -161,6 +161,16 @@ fn spawn(
             }
             Err(ConsumerError::NotCompiled("postgresql_cdc"))
         }
+        ConsumerType::MysqlCdc => {
+            #[cfg(feature = "mysql_cdc")]
+            {
+                let s = config.mysql_cdc.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::mysql_cdc::run(
+                    name, s, processor, shutdown,
+                )));
+            }
+            Err(ConsumerError::NotCompiled("mysql_cdc"))
+        }
         ConsumerType::Mqtt => {
             #[cfg(feature = "mqtt")]
             {

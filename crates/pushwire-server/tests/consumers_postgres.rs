@@ -14,6 +14,7 @@ mod consumers_common;
 
 use std::time::Duration;
 
+use consumers_common::workload::{Workload, CDC_BIG_TXN, CDC_CHANGES};
 use consumers_common::*;
 use pushwire_consumers::postgresql_cdc::{ColumnFilter, PostgresCdcSettings};
 use pushwire_consumers::postgresql_outbox::PostgresOutboxSettings;
@@ -393,74 +394,6 @@ async fn cdc_cleanup(pg: &Client, id: &str, tables: &[String]) {
         .await;
 }
 
-/// A deterministic workload: transactions of INSERT / UPDATE / DELETE statements over 3
-/// tables, one row change each; the expected change list per table in commit order
-/// (`[op, id, n]`, `n` null for a delete: its old row carries the key only).
-struct Workload {
-    seed: u64,
-    next_id: i64,
-    n: i64,
-    live: [Vec<i64>; 3],
-    expected: [Vec<serde_json::Value>; 3],
-}
-
-impl Workload {
-    fn new() -> Workload {
-        Workload {
-            seed: 0x9e37_79b9_7f4a_7c15,
-            next_id: 0,
-            n: 0,
-            live: Default::default(),
-            expected: Default::default(),
-        }
-    }
-
-    fn rand(&mut self, below: u64) -> u64 {
-        self.seed = self
-            .seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.seed >> 33) % below
-    }
-
-    /// One transaction of `size` changes as a single SQL string.
-    fn transaction(&mut self, tables: &[String], size: usize) -> String {
-        let mut sql = String::from("BEGIN;");
-        for _ in 0..size {
-            let t = self.rand(3) as usize;
-            self.n += 1;
-            let n = self.n;
-            let roll = self.rand(10);
-            if self.live[t].is_empty() || roll < 5 {
-                self.next_id += 1;
-                let id = self.next_id;
-                self.live[t].push(id);
-                sql += &format!(
-                    "INSERT INTO {} (id, n, note) VALUES ({id}, {n}, 'row {id}');",
-                    tables[t]
-                );
-                self.expected[t].push(json!(["insert", id, n]));
-            } else if roll < 8 {
-                let i = self.rand(self.live[t].len() as u64) as usize;
-                let id = self.live[t][i];
-                sql += &format!("UPDATE {} SET n = {n} WHERE id = {id};", tables[t]);
-                self.expected[t].push(json!(["update", id, n]));
-            } else {
-                let i = self.rand(self.live[t].len() as u64) as usize;
-                let id = self.live[t].swap_remove(i);
-                sql += &format!("DELETE FROM {} WHERE id = {id};", tables[t]);
-                self.expected[t].push(json!(["delete", id, null]));
-            }
-        }
-        sql + "COMMIT;"
-    }
-}
-
-/// Changes in the CDC kill test: PostgreSQL CDC of 10,000 row changes.
-const CDC_CHANGES: usize = 10_000;
-/// Of which one transaction this big, during which the node is killed.
-const CDC_BIG_TXN: usize = 3_000;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_cdc_routes_every_change_once_in_commit_order_across_a_sigkill() {
     let id = unique();
@@ -479,7 +412,7 @@ async fn postgres_cdc_routes_every_change_once_in_commit_order_across_a_sigkill(
     wait_slot(&pg, &format!("cdc_{id}")).await;
 
     // The whole workload is decided up front: the subscribers need their counts.
-    let mut w = Workload::new();
+    let mut w = Workload::new(false);
     let mut txns = Vec::new();
     let mut planned = 0;
     let before_kill = CDC_CHANGES * 3 / 10;
