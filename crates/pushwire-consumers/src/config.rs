@@ -4,7 +4,7 @@
 //! [[consumers]]
 //! name = "orders"
 //! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc | mysql_cdc | mqtt
-//! mode = "route"               # api_command (default) | route
+//! mode = "route"               # api_command (default) | route | debezium
 //! route = { channel = "orders.{type}", tag_field = "type" }
 //! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
 //! ```
@@ -103,6 +103,9 @@ pub enum Mode {
     ApiCommand,
     /// The body is the publication data; the channel comes from `route.channel`.
     Route,
+    /// The body is a Debezium change envelope: converted to the CDC change event
+    /// (`{"op","schema","table","row","old","lsn","commit_time"}`), then routed as in `route`.
+    Debezium,
 }
 
 /// `consumers[].route`: used in `route` mode.
@@ -286,11 +289,11 @@ impl ConsumerConfig {
                 "must be > 0 and not above retry_backoff_max",
             ));
         }
-        if self.mode == Mode::Route {
+        if matches!(self.mode, Mode::Route | Mode::Debezium) {
             if self.route.channel.is_empty() {
                 return Err(ConfigError::new(
                     format!("{key}.route.channel"),
-                    "must be set in route mode",
+                    "must be set in route and debezium modes",
                 ));
             }
             Template::parse(&self.route.channel)

@@ -9,7 +9,8 @@
 //!   back-pressure ([`Processor::ready`]).
 //! - [`dispatch`]: [`ApiDispatch`], the server API as `api_command` mode calls it (implemented
 //!   by the server: the one parser of API commands).
-//! - [`template`]: route-mode channel templates.
+//! - [`template`]: route-mode channel templates; `debezium` mode: Debezium envelopes turned
+//!   into the CDC change event, then routed.
 //! - [`backoff`], [`metrics`], [`error`]: shared by sources.
 //! - [`start`]: spawns the configured consumers ([`start()`], [`Consumers`]).
 //! - one module per source, each `run(name, settings, processor, shutdown)` behind a cargo
@@ -19,6 +20,7 @@
 mod api_command;
 pub mod backoff;
 pub mod config;
+mod debezium;
 pub mod dispatch;
 pub mod error;
 pub mod hash;

@@ -12,7 +12,7 @@ use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::message::Message;
 use crate::metrics::ConsumerMetrics;
-use crate::{api_command, route};
+use crate::{api_command, debezium, route};
 
 /// What happened to a message; the source acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub(crate) enum Effect {
     Applied,
     /// Every publication was suppressed by its idempotency key.
     Duplicate,
+    /// Nothing to publish (a Debezium tombstone or truncate): acknowledged.
+    Skipped,
 }
 
 /// Maps a node error: `Internal` and `TooManyRequests` are transient, the rest poison.
@@ -79,7 +81,7 @@ impl Processor {
         config: &ConsumerConfig,
     ) -> Result<Processor, ConsumerError> {
         let route = match config.mode {
-            Mode::Route => Some(
+            Mode::Route | Mode::Debezium => Some(
                 route::Route::new(&config.route)
                     .map_err(|e| ConsumerError::config("route.channel", e))?,
             ),
@@ -101,7 +103,8 @@ impl Processor {
     }
 
     /// Applies `msg`: in `api_command` mode executes the command in its body (through the
-    /// server API's dispatch: what the HTTP API refuses is poison here), in `route` mode
+    /// server API's dispatch: what the HTTP API refuses is poison here), in `debezium` mode
+    /// converts the envelope to a change event and routes it, in `route` mode
     /// publishes the body to the routed channel. `Done` only once the publication is in channel
     /// history (or was already there: duplicate). Counts received / published / duplicates /
     /// failed.
@@ -109,9 +112,14 @@ impl Processor {
         let m = &self.inner.metrics;
         ConsumerMetrics::inc(&m.received);
         let node = &self.inner.node;
-        let applied = match &self.inner.route {
-            Some(r) => r.apply(node, msg).await,
-            None => api_command::apply(self.inner.api.as_ref(), msg).await,
+        let applied = match (&self.inner.route, self.inner.mode) {
+            (Some(r), Mode::Debezium) => match debezium::convert(msg) {
+                Ok(debezium::Converted::Change(event)) => r.apply(node, &event).await,
+                Ok(debezium::Converted::Skip) => Ok(Effect::Skipped),
+                Err(why) => Err(Outcome::Poison(why)),
+            },
+            (Some(r), _) => r.apply(node, msg).await,
+            (None, _) => api_command::apply(self.inner.api.as_ref(), msg).await,
         };
         match applied {
             Ok(Effect::Applied) => {
@@ -122,6 +130,7 @@ impl Processor {
                 ConsumerMetrics::inc(&m.duplicates);
                 Outcome::Done
             }
+            Ok(Effect::Skipped) => Outcome::Done,
             Err(outcome) => {
                 ConsumerMetrics::inc(&m.failed);
                 match &outcome {

@@ -538,3 +538,90 @@ async fn redis_stream_node_killed_mid_stream_delivers_every_event_exactly_once()
     drop(node);
     cleanup(&mut conn, &[stream]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_debezium_envelopes_route_like_cdc_changes() {
+    require_service(REDIS_ADDR, "Redis").await;
+    let mut conn = redis_conn().await;
+    let id = unique();
+    let stream = format!("dbz-{id}");
+    let table = format!("orders_{id}");
+    let mut c = consumer("dbz", "redis://127.0.0.1:6379", &[&stream]);
+    c.mode = Mode::Debezium;
+    c.route = RouteConfig {
+        channel: "chat:dbz-{table}-{row.id}".into(),
+        tag_field: "op".into(),
+        skip_history: false,
+    };
+    let server = TestServer::start_with(|cfg| cfg.consumers = vec![c]).await;
+    wait_group(&mut conn, &stream).await;
+    let channel = format!("chat:dbz-{table}-7");
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let source = json!({"connector": "postgresql", "db": "shop", "schema": "public", "table": table, "lsn": 42, "ts_ms": 1_700_000_000_000u64});
+    let envelopes = [
+        json!({"schema": {}, "payload": {"op": "c", "before": null, "after": {"id": 7, "status": "new"}, "source": source}}),
+        json!({"payload": {"op": "u", "before": {"id": 7, "status": "new"}, "after": {"id": 7, "status": "paid"}, "source": source}}),
+        json!({"op": "d", "before": {"id": 7, "status": "paid"}, "after": null, "source": source}),
+    ];
+    xadd(&mut conn, &stream, envelopes[0].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, b"{\"not\": \"an envelope\"}").await;
+    xadd(&mut conn, &stream, envelopes[1].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, envelopes[2].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, b"null").await; // the tombstone after a delete
+    let want = [
+        (
+            "insert",
+            json!({"id": 7, "status": "new"}),
+            serde_json::Value::Null,
+        ),
+        (
+            "update",
+            json!({"id": 7, "status": "paid"}),
+            json!({"id": 7, "status": "new"}),
+        ),
+        (
+            "delete",
+            json!({"id": 7, "status": "paid"}),
+            serde_json::Value::Null,
+        ),
+    ];
+    for (op, row, old) in want {
+        let p = ws.next_publication(&channel).await;
+        assert_eq!(
+            (
+                &p["data"]["op"],
+                &p["data"]["row"],
+                &p["data"]["old"],
+                &p["tags"]["op"]
+            ),
+            (&json!(op), &row, &old, &json!(op)),
+            "{p}"
+        );
+        assert_eq!(
+            (&p["data"]["schema"], &p["data"]["table"], &p["data"]["lsn"]),
+            (&json!("public"), &json!(table), &json!("42"))
+        );
+    }
+    assert!(
+        ws.silent_for(Duration::from_millis(500)).await,
+        "the tombstone is not routed"
+    );
+    let labels = "{consumer=\"dbz\",type=\"redis_stream\"}";
+    let scrape = Scrape::of(&server).await;
+    assert_eq!(
+        scrape.get(&format!("pushwire_consumer_dead_lettered_total{labels}")),
+        1.0
+    );
+    assert_eq!(
+        scrape.get(&format!("pushwire_consumer_published_total{labels}")),
+        3.0
+    );
+    server.stop().await;
+    let _: redis::RedisResult<()> = redis::cmd("DEL")
+        .arg(&stream)
+        .arg(format!("{stream}:dead_letter"))
+        .query_async(&mut conn)
+        .await;
+}
