@@ -21,6 +21,7 @@ use crate::kafka::KafkaSettings;
 use crate::mqtt::MqttSettings;
 use crate::mysql_cdc::MysqlCdcSettings;
 use crate::nats_jetstream::NatsJetStreamSettings;
+use crate::payload::PayloadSettings;
 use crate::postgresql_cdc::PostgresCdcSettings;
 use crate::postgresql_outbox::PostgresOutboxSettings;
 use crate::rabbitmq::RabbitMqSettings;
@@ -154,6 +155,8 @@ pub struct ConsumerConfig {
     pub mode: Mode,
     /// Route mode settings.
     pub route: RouteConfig,
+    /// Body decoding (Avro, Protobuf) before the mode applies it; default JSON as is.
+    pub payload: PayloadSettings,
     /// First retry / reconnect delay ceiling (exponential, full jitter). Default 100ms.
     #[serde(with = "humantime_serde")]
     pub retry_backoff_min: Duration,
@@ -202,6 +205,8 @@ struct RawConsumerConfig {
     mode: Mode,
     #[serde(default)]
     route: RouteConfig,
+    #[serde(default)]
+    payload: PayloadSettings,
     #[serde(default = "default_backoff_min", with = "humantime_serde")]
     retry_backoff_min: Duration,
     #[serde(default = "default_backoff_max", with = "humantime_serde")]
@@ -236,6 +241,7 @@ impl TryFrom<RawConsumerConfig> for ConsumerConfig {
             consumer_type: r.consumer_type,
             mode: r.mode,
             route: r.route,
+            payload: r.payload,
             retry_backoff_min: r.retry_backoff_min,
             retry_backoff_max: r.retry_backoff_max,
             pause_queued_bytes: r.pause_queued_bytes,
@@ -264,6 +270,7 @@ impl ConsumerConfig {
             consumer_type,
             mode: Mode::ApiCommand,
             route: RouteConfig::default(),
+            payload: PayloadSettings::default(),
             retry_backoff_min: default_backoff_min(),
             retry_backoff_max: default_backoff_max(),
             pause_queued_bytes: default_pause_queued_bytes(),
@@ -299,6 +306,7 @@ impl ConsumerConfig {
             Template::parse(&self.route.channel)
                 .map_err(|e| ConfigError::new(format!("{key}.route.channel"), e))?;
         }
+        self.payload.validate(&format!("{key}.payload"))?;
         fn missing(key: &str, section: &str) -> ConfigError {
             ConfigError::new(
                 format!("{key}.{section}"),

@@ -9,6 +9,7 @@
 //!   back-pressure ([`Processor::ready`]).
 //! - [`dispatch`]: [`ApiDispatch`], the server API as `api_command` mode calls it (implemented
 //!   by the server: the one parser of API commands).
+//! - [`payload`]: Avro / Protobuf bodies decoded to JSON first.
 //! - [`template`]: route-mode channel templates; `debezium` mode: Debezium envelopes turned
 //!   into the CDC change event, then routed.
 //! - [`backoff`], [`metrics`], [`error`]: shared by sources.
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod mysql_cdc;
 pub mod nats_jetstream;
+pub mod payload;
 pub mod postgresql_cdc;
 pub mod postgresql_outbox;
 pub mod processor;

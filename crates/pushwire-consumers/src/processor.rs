@@ -60,6 +60,8 @@ struct Inner {
     name: String,
     mode: Mode,
     route: Option<route::Route>,
+    #[cfg(any(feature = "avro", feature = "protobuf"))]
+    decoder: Option<crate::payload::Decoder>,
     metrics: Arc<ConsumerMetrics>,
     pause_queued_bytes: usize,
     backoff: (Duration, Duration),
@@ -89,6 +91,8 @@ impl Processor {
         };
         Ok(Processor {
             inner: Arc::new(Inner {
+                #[cfg(any(feature = "avro", feature = "protobuf"))]
+                decoder: crate::payload::Decoder::new(&config.payload, "payload")?,
                 node,
                 api,
                 name: config.name.clone(),
@@ -112,6 +116,22 @@ impl Processor {
         let m = &self.inner.metrics;
         ConsumerMetrics::inc(&m.received);
         let node = &self.inner.node;
+        #[cfg(any(feature = "avro", feature = "protobuf"))]
+        let decoded;
+        #[cfg(any(feature = "avro", feature = "protobuf"))]
+        let msg = match &self.inner.decoder {
+            Some(d) => match d.decode(&msg.body) {
+                Ok(json) => {
+                    decoded = Message {
+                        body: json.into(),
+                        ..msg.clone()
+                    };
+                    &decoded
+                }
+                Err(why) => return self.failed(msg, Outcome::Poison(why)),
+            },
+            None => msg,
+        };
         let applied = match (&self.inner.route, self.inner.mode) {
             (Some(r), Mode::Debezium) => match debezium::convert(msg) {
                 Ok(debezium::Converted::Change(event)) => r.apply(node, &event).await,
@@ -131,20 +151,23 @@ impl Processor {
                 Outcome::Done
             }
             Ok(Effect::Skipped) => Outcome::Done,
-            Err(outcome) => {
-                ConsumerMetrics::inc(&m.failed);
-                match &outcome {
-                    Outcome::Poison(why) => {
-                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "poison message")
-                    }
-                    Outcome::Retry(why) => {
-                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "message will be retried")
-                    }
-                    Outcome::Done => {}
-                }
-                outcome
-            }
+            Err(outcome) => self.failed(msg, outcome),
         }
+    }
+
+    /// Counts and logs a failed message.
+    fn failed(&self, msg: &Message, outcome: Outcome) -> Outcome {
+        ConsumerMetrics::inc(&self.inner.metrics.failed);
+        match &outcome {
+            Outcome::Poison(why) => {
+                tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "poison message")
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "message will be retried")
+            }
+            Outcome::Done => {}
+        }
+        outcome
     }
 
     /// Back-pressure: returns when the node can take more, i.e. the bytes queued to all its
