@@ -4,8 +4,9 @@
 //! order. A Mosquitto the test starts with a TLS listener and a password file: a wrong password
 //! is logged naming the key and retried while a right one delivers, retained values included.
 //!
-//! Needs Mosquitto on 127.0.0.1:1883 (`scripts/start-mosquitto.sh`), the `mosquitto` and
-//! `mosquitto_passwd` binaries, Redis on 127.0.0.1:6379 and the SDKs.
+//! Needs Mosquitto (`scripts/start-mosquitto.sh` installs it and runs one on 127.0.0.1:1883;
+//! these tests start their own instances for a known queue limit, TLS and passwords), the
+//! `mosquitto` and `mosquitto_passwd` binaries, Redis on 127.0.0.1:6379 and the SDKs.
 
 mod consumers_common;
 
@@ -147,12 +148,13 @@ const DEVICES: usize = 5;
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt_devices_at_qos1_lose_nothing_across_a_node_kill() {
     require_service(MQTT_ADDR, "Mosquitto").await;
+    let broker = SecureBroker::start(None).await;
     let id = unique();
     let topics = vec![format!("pw-{id}/+/temp")];
     let mut config = redis_engine_config(&id);
     config.consumers = vec![consumer(
         "devices",
-        "mqtt://127.0.0.1:1883",
+        &format!("mqtt://127.0.0.1:{}", broker.port),
         &format!("pushwire-{id}"),
         &topics,
         &format!("big:mqtt-{id}-{{topic.1}}"),
@@ -178,7 +180,7 @@ async fn mqtt_devices_at_qos1_lose_nothing_across_a_node_kill() {
     let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
     let mut devices = Vec::new();
     for d in 0..DEVICES {
-        devices.push(device(&format!("dev-{id}-{d}"), 1883, None, None).await);
+        devices.push(device(&format!("dev-{id}-{d}"), broker.port, None, None).await);
     }
     wait_routed(
         &node,
@@ -237,7 +239,9 @@ async fn mqtt_devices_at_qos1_lose_nothing_across_a_node_kill() {
     println!("MQTT: {} messages from {DEVICES} devices at 200/s across a kill; {dups} redeliveries suppressed", PER_DEVICE * DEVICES as u64);
 }
 
-/// A Mosquitto of the test's own: TLS on one port, user `dev` / `secret`; killed on drop.
+/// A Mosquitto of the test's own, killed on drop: with a certificate, TLS and user `dev` /
+/// `secret`; without, plain and anonymous with room for 100,000 queued messages per session
+/// (the Debian default, 1000, drops messages for a node that falls behind a burst).
 struct SecureBroker {
     child: std::process::Child,
     port: u16,
@@ -245,10 +249,19 @@ struct SecureBroker {
 }
 
 impl SecureBroker {
-    async fn start(cert: &TestCert) -> SecureBroker {
+    async fn start(cert: Option<&TestCert>) -> SecureBroker {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("pushwire-mosq-{}", unique()));
         std::fs::create_dir_all(&dir).expect("dir");
+        let conf = dir.join("mosquitto.conf");
+        let Some(cert) = cert else {
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
+            )
+            .expect("conf");
+            return Self::spawn(port, dir, &conf).await;
+        };
         let passwd = dir.join("passwd");
         let ok = std::process::Command::new("mosquitto_passwd")
             .args(["-b", "-c"])
@@ -257,7 +270,6 @@ impl SecureBroker {
             .status()
             .expect("mosquitto_passwd (Debian mosquitto)");
         assert!(ok.success(), "mosquitto_passwd");
-        let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
@@ -268,9 +280,13 @@ impl SecureBroker {
             ),
         )
         .expect("conf");
+        Self::spawn(port, dir, &conf).await
+    }
+
+    async fn spawn(port: u16, dir: std::path::PathBuf, conf: &std::path::Path) -> SecureBroker {
         let child = std::process::Command::new("/usr/sbin/mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -300,7 +316,7 @@ impl Drop for SecureBroker {
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt_over_tls_with_a_password_delivers_and_a_wrong_password_names_the_key() {
     let cert = TestCert::new();
-    let broker = SecureBroker::start(&cert).await;
+    let broker = SecureBroker::start(Some(&cert)).await;
     let id = unique();
     let url = format!("mqtts://localhost:{}", broker.port);
     // A retained value published before the node starts: routed with `retained = true`.

@@ -145,9 +145,10 @@ async fn postgres_outbox_rows_reach_a_python_subscriber_in_order_and_poison_is_d
     let dead: Vec<(String, String)> = dead.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!(dead[0].0, "publish");
-    assert!(dead[0].1.contains("channel"), "{dead:?}");
+    // The API's own answer: a publish without a channel is a bad request (107).
+    assert!(dead[0].1.contains("bad request (107)"), "{dead:?}");
     assert_eq!(dead[1].0, "explode");
-    assert!(dead[1].1.contains("unknown method"), "{dead:?}");
+    assert!(dead[1].1.contains("method not found (104)"), "{dead:?}");
 
     let labels = "{consumer=\"outbox\",type=\"postgresql_outbox\"}";
     let scrape = Scrape::of(&server).await;
