@@ -1,7 +1,8 @@
 //! The MQTT session loop.
 //!
 //! One task polls the `rumqttc` event loop (connects, reconnects with backoff, subscribes after
-//! every CONNACK) and hands each PUBLISH to a worker through a bounded queue; the worker
+//! every CONNACK) and hands each PUBLISH to a worker through a bounded queue (holding back what
+//! does not fit, without ever pausing the event loop); the worker
 //! applies messages in arrival order and sends the PUBACK of a QoS 1 message only after it is
 //! done (in history, a duplicate, or dead-lettered). A node that dies before that leaves the
 //! message unacknowledged in the broker's persistent session: it comes again, with the same
@@ -9,6 +10,7 @@
 //! (`mqtt:<client_id>:<topic>:<packet id>:<payload hash>`) suppresses what was already
 //! published.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,9 +67,21 @@ pub async fn run(
         QoS::AtLeastOnce
     };
     let mut backoff = processor.backoff();
+    // Messages the worker has no room for yet. The event loop never waits for the worker: it
+    // must keep running to send the worker's acknowledgements, or a burst (the backlog a
+    // restarted node receives) would fill both queues and deadlock. Bounded by what the broker
+    // sends without acknowledgements.
+    let mut pending: VecDeque<Publish> = VecDeque::new();
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
+            permit = tx.reserve(), if !pending.is_empty() => {
+                match (permit, pending.pop_front()) {
+                    (Ok(permit), Some(p)) => permit.send(p),
+                    _ => break,
+                }
+                continue;
+            }
             e = eventloop.poll() => e,
         };
         match event {
@@ -97,9 +111,14 @@ pub async fn run(
                     }
                     continue;
                 }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    sent = tx.send(p) => if sent.is_err() { break },
+                if !pending.is_empty() {
+                    pending.push_back(p);
+                    continue;
+                }
+                match tx.try_send(p) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(p)) => pending.push_back(p),
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
             Ok(_) => {}

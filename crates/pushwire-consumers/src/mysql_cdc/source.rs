@@ -98,6 +98,11 @@ async fn session(
             format!("the server's binary log is not row-based (log_bin = {log_bin}, binlog_format = {format}): set log_bin and binlog_format = ROW"),
         ));
     }
+    let checksum: Option<String> = conn
+        .query_first("SELECT @@binlog_checksum")
+        .await
+        .map_err(my("read binlog_checksum"))?;
+    let checksums = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
     let position = match read_position(&s.position_file).await? {
         Some(p) => p,
         None => {
@@ -152,12 +157,16 @@ async fn session(
             .map_err(|e| ConsumerError::Broker(format!("binlog event: {e}")))?;
         match data {
             Some(EventData::RotateEvent(r)) => {
-                // The name may be followed by the event's checksum bytes: keep the file name.
-                file = r
-                    .name()
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-                    .collect();
+                // The name runs to the end of the event, so with binlog checksums on it ends
+                // with the event's 4 checksum bytes: drop them.
+                let raw = r.name_raw();
+                let whole = raw.len() + 19 + 8 == header.event_size() as usize;
+                let name = if checksums && whole && raw.len() > 4 {
+                    &raw[..raw.len() - 4]
+                } else {
+                    raw
+                };
+                file = String::from_utf8_lossy(name).into_owned();
             }
             Some(EventData::QueryEvent(q)) => {
                 let query = q.query();
