@@ -3,6 +3,7 @@
 //! subscriber per device channel (`sensors:{topic.1}` style routing) gets every message once, in
 //! order. A Mosquitto the test starts with a TLS listener and a password file: a wrong password
 //! is logged naming the key and retried while a right one delivers, retained values included.
+//! Two consumers in one `$share/…` group split the messages, each delivered once.
 //!
 //! Needs Mosquitto (`scripts/start-mosquitto.sh` installs it and runs one on 127.0.0.1:1883;
 //! these tests start their own instances for a known queue limit, TLS and passwords), the
@@ -414,4 +415,71 @@ async fn mqtt_over_tls_with_a_password_delivers_and_a_wrong_password_names_the_k
         !node.log().contains("consumers[name=good].mqtt"),
         "the right password is not refused"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_shared_subscription_splits_messages_between_two_consumers() {
+    let broker = SecureBroker::start(None).await;
+    let id = unique();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let topics = vec![format!("$share/pushwire/pw-{id}/+/temp")];
+    let channel = format!("chat:share-{id}");
+    let a = consumer("share-a", &url, &format!("a-{id}"), &topics, &channel);
+    let b = consumer("share-b", &url, &format!("b-{id}"), &topics, &channel);
+    let mut config = config();
+    config.consumers = vec![a, b];
+    let node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
+    let dev = device(&format!("dev-{id}"), broker.port, None, None).await;
+    wait_routed(&node, &dev, &format!("pw-{id}/probe/temp"), &channel).await;
+    let (_, h) = node
+        .api("history", json!({"channel": channel, "limit": -1}))
+        .await;
+    let probes = h["result"]["publications"].as_array().map_or(0, Vec::len);
+    for n in 1..=100u64 {
+        dev.publish(
+            format!("pw-{id}/d1/temp"),
+            QoS::AtLeastOnce,
+            false,
+            json!({"n": n}).to_string(),
+        )
+        .await
+        .expect("publish");
+    }
+    let mut ns: Vec<u64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while ns.len() < 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "got {} of 100\n{}",
+            ns.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, h) = node
+            .api("history", json!({"channel": channel, "limit": -1}))
+            .await;
+        ns = h["result"]["publications"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["data"]["n"].as_u64()).collect())
+            .unwrap_or_default();
+    }
+    ns.sort_unstable();
+    assert_eq!(ns, (1..=100).collect::<Vec<_>>(), "each message once");
+    let received = |name: &str| {
+        let node = &node;
+        let name = name.to_owned();
+        async move {
+            metric_at(
+                &node.http_url(),
+                &format!("pushwire_consumer_received_total{{consumer=\"{name}\",type=\"mqtt\"}}"),
+            )
+            .await
+        }
+    };
+    let (ra, rb) = (received("share-a").await, received("share-b").await);
+    assert!(
+        ra > 0 && rb > 0,
+        "both consumers of the share group got messages: {ra} + {rb}"
+    );
+    assert!(ra + rb >= 100 + probes as u64, "{ra} + {rb}");
 }
