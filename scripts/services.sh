@@ -71,6 +71,9 @@ fi
 if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
     psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
 fi
+bash scripts/start-postgresql-logical.sh # wal_level = logical for postgresql_cdc
+bash scripts/start-mosquitto.sh # MQTT broker on 1883 for the mqtt consumer
+bash scripts/start-mariadb-binlog.sh # MariaDB 3306 with a ROW binlog for mysql_cdc
 
 if [[ "${PUSHWIRE_SKIP_KAFKA:-0}" != 1 ]]; then
     bash scripts/start-tansu.sh

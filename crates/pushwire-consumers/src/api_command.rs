@@ -1,248 +1,148 @@
 //! `api_command` mode: the body is a server API command, as Centrifugo's consumers accept:
 //! `{"method":"publish","payload":{"channel":"news","data":{...}}}`.
 //!
-//! Methods: `publish`, `broadcast`, `history_remove`, `disconnect`, `unsubscribe`,
-//! `subscribe`, `refresh`. Payload fields follow the HTTP API of the same name.
+//! Nothing here reads the payload: the method and payload go to the server API's own dispatch
+//! through [`ApiDispatch`], so a command is accepted or refused exactly as `POST
+//! /api/<method>` would. The one addition: a `publish` / `broadcast` without an
+//! `idempotency_key` gets the message id as its key, so redeliveries are suppressed.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
-use pushwire_core::node::{DisconnectTarget, PublishParams};
-use pushwire_core::Node;
-use pushwire_protocol::{Disconnect, RawJson};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::dispatch::{ApiDispatch, ApiFailure, Dispatched};
 use crate::message::Message;
-use crate::processor::{failure, Applied, Effect, Outcome};
+use crate::processor::{Applied, Effect, Outcome};
 
+/// The command envelope. `payload` absent or `null` is `{}`, as an HTTP body-less call.
 #[derive(Deserialize)]
 struct Command<'a> {
     method: String,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
 }
 
-/// The payload of `publish` (`channel`) and `broadcast` (`channels`). No `#[serde(flatten)]`
-/// anywhere here: it cannot carry `RawValue` fields.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct PublishPayload {
-    channel: String,
-    channels: Vec<String>,
-    data: Option<Box<RawValue>>,
-    b64data: String,
-    skip_history: bool,
-    tags: BTreeMap<String, String>,
-    idempotency_key: String,
-    version: u64,
-    version_epoch: String,
-    delta: bool,
-}
-
-#[derive(Deserialize)]
-struct HistoryRemove {
-    channel: String,
-}
-
-/// Which connections a user command targets, plus what each command needs.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct UserCommand {
-    user: String,
-    client: String,
-    session: String,
-    channel: String,
-    whitelist: Vec<String>,
-    disconnect: Option<DisconnectSpec>,
-    info: Option<Box<RawValue>>,
-    data: Option<Box<RawValue>>,
-    expired: bool,
-    expire_at: Option<i64>,
-}
-
-impl UserCommand {
-    fn target(&self) -> DisconnectTarget {
-        DisconnectTarget {
-            user: self.user.clone(),
-            client: Some(self.client.clone()).filter(|c| !c.is_empty()),
-            session: Some(self.session.clone()).filter(|s| !s.is_empty()),
-            whitelist: self.whitelist.clone(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct DisconnectSpec {
-    code: u32,
-    #[serde(default)]
-    reason: String,
-}
-
-fn poison(text: impl Into<String>) -> Outcome {
-    Outcome::Poison(text.into())
-}
-
-fn payload<'a, T: Deserialize<'a>>(method: &str, raw: Option<&'a RawValue>) -> Result<T, Outcome> {
-    let raw = raw.ok_or_else(|| poison(format!("{method}: payload missing")))?;
-    serde_json::from_str(raw.get()).map_err(|e| poison(format!("{method}: bad payload: {e}")))
-}
-
-fn raw(v: Option<Box<RawValue>>) -> RawJson {
-    v.map(|r| RawJson::from_bytes(r.get().as_bytes().to_vec()))
-        .unwrap_or_default()
-}
-
-/// Executes the command in `msg.body`.
-pub(crate) async fn apply(node: &Node, msg: &Message) -> Applied {
+/// Executes the command in `msg.body` through `api`.
+pub(crate) async fn apply(api: &dyn ApiDispatch, msg: &Message) -> Applied {
     let cmd: Command<'_> = serde_json::from_slice(&msg.body)
-        .map_err(|e| poison(format!("body is not an API command: {e}")))?;
-    match cmd.method.as_str() {
-        "publish" => {
-            let mut p: PublishPayload = payload("publish", cmd.payload)?;
-            let channel = std::mem::take(&mut p.channel);
-            let params = publish_params(p, msg)?;
-            publish_one(node, &channel, params).await
-        }
-        "broadcast" => {
-            let mut b: PublishPayload = payload("broadcast", cmd.payload)?;
-            let channels = std::mem::take(&mut b.channels);
-            if channels.is_empty() {
-                return Err(poison("broadcast: channels empty"));
-            }
-            let params = publish_params(b, msg)?;
-            broadcast(node, &channels, params).await
-        }
-        "history_remove" => {
-            let h: HistoryRemove = payload("history_remove", cmd.payload)?;
-            node.history_remove(&h.channel)
-                .await
-                .map_err(|c| failure(c, "history_remove"))?;
-            Ok(Effect::Applied)
-        }
-        method @ ("disconnect" | "unsubscribe" | "subscribe" | "refresh") => {
-            let u: UserCommand = payload(method, cmd.payload)?;
-            if u.user.is_empty() {
-                return Err(poison(format!("{method}: user missing")));
-            }
-            user_command(node, method, u).await
-        }
-        other => Err(poison(format!("unknown method {other:?}"))),
-    }
+        .map_err(|e| Outcome::Poison(format!("body is not an API command: {e}")))?;
+    let method = cmd.method.as_str();
+    let keyed = match method {
+        "publish" | "broadcast" if !msg.id.is_empty() => with_key(cmd.payload, &msg.id),
+        _ => None,
+    };
+    let params = keyed.as_deref().or(cmd.payload);
+    let reply = api.call(method, params).await;
+    outcome(method, reply)
 }
 
-async fn user_command(node: &Node, method: &str, u: UserCommand) -> Applied {
-    let target = u.target();
-    match method {
-        "disconnect" => {
-            let disconnect = match u.disconnect {
-                Some(s) => Disconnect {
-                    code: s.code,
-                    reason: Cow::Owned(if s.reason.is_empty() {
-                        "force disconnect".into()
-                    } else {
-                        s.reason
-                    }),
-                },
-                None => Disconnect::FORCE_DISCONNECT,
-            };
-            node.disconnect_user(&target, disconnect)
-                .await
-                .map_err(|c| failure(c, "disconnect"))?;
+/// Maps a dispatch reply: temporary codes retry, other codes are poison; a call whose every
+/// publication was suppressed is a duplicate. Per-channel broadcast errors count too: any
+/// temporary one retries the whole message (channels already done are then suppressed).
+pub(crate) fn outcome(method: &str, reply: Result<Dispatched, ApiFailure>) -> Applied {
+    let failed = |f: &ApiFailure| {
+        let text = format!("{method}: {f}");
+        if f.temporary() {
+            Outcome::Retry(text)
+        } else {
+            Outcome::Poison(text)
         }
-        "unsubscribe" => {
-            node.unsubscribe_user(&target, &u.channel)
-                .await
-                .map_err(|c| failure(c, "unsubscribe"))?;
-        }
-        "subscribe" => {
-            node.subscribe_user(
-                &target,
-                &u.channel,
-                raw(u.info),
-                raw(u.data),
-                None,
-                Default::default(),
-            )
-            .await
-            .map_err(|c| failure(c, "subscribe"))?;
-        }
-        _ => {
-            let info = u.info.map(|i| raw(Some(i)));
-            node.refresh_user(&target, u.expired, u.expire_at, info)
-                .await
-                .map_err(|c| failure(c, "refresh"))?;
-        }
+    };
+    let done = reply.map_err(|f| failed(&f))?;
+    if let Some(f) = done.errors.iter().find(|f| f.temporary()) {
+        return Err(failed(f));
+    }
+    if let Some(f) = done.errors.first() {
+        return Err(failed(f));
+    }
+    if done.publications > 0 && done.suppressed == done.publications {
+        return Ok(Effect::Duplicate);
     }
     Ok(Effect::Applied)
 }
 
-/// Publish parameters; the idempotency key is the payload's own or else the message id.
-fn publish_params(f: PublishPayload, msg: &Message) -> Result<PublishParams, Outcome> {
-    let data = if !f.b64data.is_empty() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(f.b64data.as_bytes())
-            .map_err(|e| poison(format!("b64data: {e}")))?;
-        RawJson::from_bytes(bytes)
-    } else {
-        match f.data {
-            Some(d) => RawJson::from_bytes(d.get().as_bytes().to_vec()),
-            None => return Err(poison("data missing")),
-        }
-    };
-    let key = if f.idempotency_key.is_empty() {
-        msg.id.clone()
-    } else {
-        f.idempotency_key
-    };
-    Ok(PublishParams {
-        data,
-        tags: f.tags,
-        skip_history: f.skip_history,
-        idempotency_key: Some(key).filter(|k| !k.is_empty()),
-        version: f.version,
-        version_epoch: f.version_epoch,
-        info: None,
-        delta: f.delta,
-    })
+/// `payload` with `"idempotency_key": id` when it is an object whose key is absent, `null` or
+/// empty; `None` to send it unchanged (a payload that is not an object is left for the API
+/// to refuse). Other values stay byte for byte (raw JSON).
+fn with_key(payload: Option<&RawValue>, id: &str) -> Option<Box<RawValue>> {
+    let text = payload.map_or("{}", RawValue::get).trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let mut fields: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+    let has_key = fields
+        .get("idempotency_key")
+        .is_some_and(|v| !matches!(v.get(), "null" | "\"\""));
+    if has_key {
+        return None;
+    }
+    let key = serde_json::value::to_raw_value(id).ok()?;
+    fields.insert("idempotency_key".into(), &key);
+    serde_json::value::to_raw_value(&fields).ok()
 }
 
-async fn publish_one(node: &Node, channel: &str, params: PublishParams) -> Applied {
-    if channel.is_empty() {
-        return Err(poison("publish: channel missing"));
-    }
-    match node.publish(channel, params).await {
-        Ok(o) if o.suppressed => Ok(Effect::Duplicate),
-        Ok(_) => Ok(Effect::Applied),
-        Err(c) => Err(failure(c, &format!("publish to {channel:?}"))),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Publishes to every channel (each with the same idempotency key, which is per channel). A
-/// transient failure anywhere retries the whole message (channels already done are then
-/// suppressed as duplicates); otherwise a permanent failure makes it poison.
-async fn broadcast(node: &Node, channels: &[String], params: PublishParams) -> Applied {
-    let mut retry = None;
-    let mut poisoned = None;
-    let mut any_applied = false;
-    for ch in channels {
-        match publish_one(node, ch, params.clone()).await {
-            Ok(Effect::Applied) => any_applied = true,
-            Ok(Effect::Duplicate) => {}
-            Err(Outcome::Retry(r)) => retry = retry.or(Some(r)),
-            Err(other) => poisoned = poisoned.or(Some(other)),
-        }
+    fn raw(s: &str) -> Box<RawValue> {
+        serde_json::from_str(s).expect("json")
     }
-    if let Some(r) = retry {
-        return Err(Outcome::Retry(r));
+
+    #[test]
+    fn the_message_id_becomes_the_key_only_when_none_is_given() {
+        let keyed = |p: Option<&str>| {
+            let p = p.map(raw);
+            with_key(p.as_deref(), "m1").map(|r| r.get().to_owned())
+        };
+        assert_eq!(
+            keyed(Some(r#"{"channel":"a","data":{"x":1.50}}"#)).as_deref(),
+            Some(r#"{"channel":"a","data":{"x":1.50},"idempotency_key":"m1"}"#)
+        );
+        assert_eq!(
+            keyed(Some(r#"{"idempotency_key":null}"#)).as_deref(),
+            Some(r#"{"idempotency_key":"m1"}"#)
+        );
+        assert_eq!(
+            keyed(Some(r#"{"idempotency_key":""}"#)).as_deref(),
+            Some(r#"{"idempotency_key":"m1"}"#)
+        );
+        assert_eq!(keyed(None).as_deref(), Some(r#"{"idempotency_key":"m1"}"#));
+        assert_eq!(keyed(Some(r#"{"idempotency_key":"k"}"#)), None);
+        assert_eq!(keyed(Some("[1]")), None);
     }
-    if let Some(p) = poisoned {
-        return Err(p);
+
+    #[test]
+    fn outcomes() {
+        let fail = |code| ApiFailure {
+            code,
+            message: "x".into(),
+        };
+        assert_eq!(
+            outcome("p", Err(fail(100))),
+            Err(Outcome::Retry("p: x (100)".into()))
+        );
+        assert_eq!(
+            outcome("p", Err(fail(107))),
+            Err(Outcome::Poison("p: x (107)".into()))
+        );
+        let d = |publications, suppressed, errors| Dispatched {
+            publications,
+            suppressed,
+            errors,
+        };
+        assert_eq!(outcome("p", Ok(d(1, 0, vec![]))), Ok(Effect::Applied));
+        assert_eq!(outcome("p", Ok(d(2, 2, vec![]))), Ok(Effect::Duplicate));
+        assert_eq!(outcome("p", Ok(d(2, 1, vec![]))), Ok(Effect::Applied));
+        assert_eq!(outcome("d", Ok(d(0, 0, vec![]))), Ok(Effect::Applied));
+        assert!(matches!(
+            outcome("b", Ok(d(2, 0, vec![fail(102), fail(100)]))),
+            Err(Outcome::Retry(_))
+        ));
+        assert!(matches!(
+            outcome("b", Ok(d(2, 0, vec![fail(102)]))),
+            Err(Outcome::Poison(_))
+        ));
     }
-    Ok(if any_applied {
-        Effect::Applied
-    } else {
-        Effect::Duplicate
-    })
 }

@@ -3,8 +3,8 @@
 //! ```toml
 //! [[consumers]]
 //! name = "orders"
-//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox
-//! mode = "route"               # api_command (default) | route
+//! type = "rabbitmq"            # kafka | rabbitmq | nats_jetstream | redis_stream | postgresql_outbox | postgresql_cdc | mysql_cdc | mqtt
+//! mode = "route"               # api_command (default) | route | debezium
 //! route = { channel = "orders.{type}", tag_field = "type" }
 //! rabbitmq = { url = "amqp://guest:guest@127.0.0.1:5672/%2f", queue = "orders", prefetch = 100 }
 //! ```
@@ -18,7 +18,11 @@ use pushwire_core::config::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::kafka::KafkaSettings;
+use crate::mqtt::MqttSettings;
+use crate::mysql_cdc::MysqlCdcSettings;
 use crate::nats_jetstream::NatsJetStreamSettings;
+use crate::payload::PayloadSettings;
+use crate::postgresql_cdc::PostgresCdcSettings;
 use crate::postgresql_outbox::PostgresOutboxSettings;
 use crate::rabbitmq::RabbitMqSettings;
 use crate::redis_stream::RedisStreamSettings;
@@ -38,6 +42,12 @@ pub enum ConsumerType {
     RedisStream,
     /// PostgreSQL outbox table (`postgresql_outbox` sub-section).
     PostgresqlOutbox,
+    /// PostgreSQL logical replication, `pgoutput` (`postgresql_cdc` sub-section; route mode).
+    PostgresqlCdc,
+    /// MQTT 3.1.1 subscriptions (`mqtt` sub-section).
+    Mqtt,
+    /// MySQL / MariaDB row-based binlog (`mysql_cdc` sub-section; route mode).
+    MysqlCdc,
 }
 
 impl ConsumerType {
@@ -49,6 +59,9 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => "nats_jetstream",
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+            ConsumerType::PostgresqlCdc => "postgresql_cdc",
+            ConsumerType::Mqtt => "mqtt",
+            ConsumerType::MysqlCdc => "mysql_cdc",
         }
     }
 
@@ -60,6 +73,9 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => "nats",
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
+            ConsumerType::PostgresqlCdc => "postgresql_cdc",
+            ConsumerType::Mqtt => "mqtt",
+            ConsumerType::MysqlCdc => "mysql_cdc",
         }
     }
 
@@ -72,6 +88,9 @@ impl ConsumerType {
             ConsumerType::NatsJetstream => cfg!(feature = "nats"),
             ConsumerType::RedisStream => cfg!(feature = "redis_stream"),
             ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
+            ConsumerType::PostgresqlCdc => cfg!(feature = "postgresql_cdc"),
+            ConsumerType::Mqtt => cfg!(feature = "mqtt"),
+            ConsumerType::MysqlCdc => cfg!(feature = "mysql_cdc"),
         }
     }
 }
@@ -85,6 +104,9 @@ pub enum Mode {
     ApiCommand,
     /// The body is the publication data; the channel comes from `route.channel`.
     Route,
+    /// The body is a Debezium change envelope: converted to the CDC change event
+    /// (`{"op","schema","table","row","old","lsn","commit_time"}`), then routed as in `route`.
+    Debezium,
 }
 
 /// `consumers[].route`: used in `route` mode.
@@ -92,9 +114,10 @@ pub enum Mode {
 #[serde(default, deny_unknown_fields)]
 pub struct RouteConfig {
     /// Channel template: literal text with `{subject}`, `{header.NAME}` and `{FIELD}` (a
-    /// top-level field of the JSON body) placeholders, e.g. `orders.{type}`, `user#{user_id}`.
+    /// field of the JSON body; dots walk into nested objects) placeholders, e.g.
+    /// `orders.{type}`, `user#{user_id}`, `orders:{row.id}`.
     pub channel: String,
-    /// A top-level body field whose value also becomes the publication tag of the same name
+    /// A body field (dotted path allowed) whose value also becomes the publication tag of the same name
     /// (e.g. `type`), so clients can filter with tags filters. Empty = none.
     pub tag_field: String,
     /// Skip history for routed publications (off: history is what makes delivery recoverable).
@@ -132,6 +155,8 @@ pub struct ConsumerConfig {
     pub mode: Mode,
     /// Route mode settings.
     pub route: RouteConfig,
+    /// Body decoding (Avro, Protobuf) before the mode applies it; default JSON as is.
+    pub payload: PayloadSettings,
     /// First retry / reconnect delay ceiling (exponential, full jitter). Default 100ms.
     #[serde(with = "humantime_serde")]
     pub retry_backoff_min: Duration,
@@ -150,6 +175,15 @@ pub struct ConsumerConfig {
     /// `postgresql_outbox` settings, required when `type = "postgresql_outbox"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgresql_outbox: Option<PostgresOutboxSettings>,
+    /// `postgresql_cdc` settings, required when `type = "postgresql_cdc"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgresql_cdc: Option<PostgresCdcSettings>,
+    /// `mqtt` settings, required when `type = "mqtt"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<MqttSettings>,
+    /// `mysql_cdc` settings, required when `type = "mysql_cdc"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_cdc: Option<MysqlCdcSettings>,
     /// `kafka` settings, required when `type = "kafka"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaSettings>,
@@ -171,6 +205,8 @@ struct RawConsumerConfig {
     mode: Mode,
     #[serde(default)]
     route: RouteConfig,
+    #[serde(default)]
+    payload: PayloadSettings,
     #[serde(default = "default_backoff_min", with = "humantime_serde")]
     retry_backoff_min: Duration,
     #[serde(default = "default_backoff_max", with = "humantime_serde")]
@@ -183,6 +219,12 @@ struct RawConsumerConfig {
     redis_stream: Option<RedisStreamSettings>,
     #[serde(default)]
     postgresql_outbox: Option<PostgresOutboxSettings>,
+    #[serde(default)]
+    postgresql_cdc: Option<PostgresCdcSettings>,
+    #[serde(default)]
+    mqtt: Option<MqttSettings>,
+    #[serde(default)]
+    mysql_cdc: Option<MysqlCdcSettings>,
     #[serde(default)]
     kafka: Option<KafkaSettings>,
     #[serde(default)]
@@ -199,12 +241,16 @@ impl TryFrom<RawConsumerConfig> for ConsumerConfig {
             consumer_type: r.consumer_type,
             mode: r.mode,
             route: r.route,
+            payload: r.payload,
             retry_backoff_min: r.retry_backoff_min,
             retry_backoff_max: r.retry_backoff_max,
             pause_queued_bytes: r.pause_queued_bytes,
             rabbitmq: r.rabbitmq,
             redis_stream: r.redis_stream,
             postgresql_outbox: r.postgresql_outbox,
+            postgresql_cdc: r.postgresql_cdc,
+            mqtt: r.mqtt,
+            mysql_cdc: r.mysql_cdc,
             kafka: r.kafka,
             nats_jetstream: r.nats_jetstream,
         };
@@ -224,12 +270,16 @@ impl ConsumerConfig {
             consumer_type,
             mode: Mode::ApiCommand,
             route: RouteConfig::default(),
+            payload: PayloadSettings::default(),
             retry_backoff_min: default_backoff_min(),
             retry_backoff_max: default_backoff_max(),
             pause_queued_bytes: default_pause_queued_bytes(),
             rabbitmq: None,
             redis_stream: None,
             postgresql_outbox: None,
+            postgresql_cdc: None,
+            mqtt: None,
+            mysql_cdc: None,
             kafka: None,
             nats_jetstream: None,
         }
@@ -246,16 +296,17 @@ impl ConsumerConfig {
                 "must be > 0 and not above retry_backoff_max",
             ));
         }
-        if self.mode == Mode::Route {
+        if matches!(self.mode, Mode::Route | Mode::Debezium) {
             if self.route.channel.is_empty() {
                 return Err(ConfigError::new(
                     format!("{key}.route.channel"),
-                    "must be set in route mode",
+                    "must be set in route and debezium modes",
                 ));
             }
             Template::parse(&self.route.channel)
                 .map_err(|e| ConfigError::new(format!("{key}.route.channel"), e))?;
         }
+        self.payload.validate(&format!("{key}.payload"))?;
         fn missing(key: &str, section: &str) -> ConfigError {
             ConfigError::new(
                 format!("{key}.{section}"),
@@ -286,6 +337,35 @@ impl ConsumerConfig {
                 .validate(&skey),
             ConsumerType::PostgresqlOutbox => self
                 .postgresql_outbox
+                .as_ref()
+                .ok_or_else(|| missing(key, section))?
+                .validate(&skey),
+            ConsumerType::PostgresqlCdc => {
+                if self.mode != Mode::Route {
+                    return Err(ConfigError::new(
+                        format!("{key}.mode"),
+                        "must be \"route\" for postgresql_cdc (the body is a change event)",
+                    ));
+                }
+                self.postgresql_cdc
+                    .as_ref()
+                    .ok_or_else(|| missing(key, section))?
+                    .validate(&skey)
+            }
+            ConsumerType::MysqlCdc => {
+                if self.mode != Mode::Route {
+                    return Err(ConfigError::new(
+                        format!("{key}.mode"),
+                        "must be \"route\" for mysql_cdc (the body is a change event)",
+                    ));
+                }
+                self.mysql_cdc
+                    .as_ref()
+                    .ok_or_else(|| missing(key, section))?
+                    .validate(&skey)
+            }
+            ConsumerType::Mqtt => self
+                .mqtt
                 .as_ref()
                 .ok_or_else(|| missing(key, section))?
                 .validate(&skey),

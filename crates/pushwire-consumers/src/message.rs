@@ -1,7 +1,7 @@
 //! One message taken from a source.
 
 /// One message taken from a source.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     /// Idempotency key, unique per source message and stable across redeliveries,
     /// e.g. "kafka:{topic}:{partition}:{offset}", "rabbitmq:{message_id or queue:delivery hash}".

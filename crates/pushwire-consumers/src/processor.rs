@@ -8,10 +8,11 @@ use pushwire_core::Node;
 use pushwire_protocol::ErrorCode;
 
 use crate::config::{ConsumerConfig, Mode};
+use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::message::Message;
 use crate::metrics::ConsumerMetrics;
-use crate::{api_command, route};
+use crate::{api_command, debezium, route};
 
 /// What happened to a message; the source acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub(crate) enum Effect {
     Applied,
     /// Every publication was suppressed by its idempotency key.
     Duplicate,
+    /// Nothing to publish (a Debezium tombstone or truncate): acknowledged.
+    Skipped,
 }
 
 /// Maps a node error: `Internal` and `TooManyRequests` are transient, the rest poison.
@@ -53,9 +56,12 @@ const PRESSURE_POLL: Duration = Duration::from_millis(20);
 
 struct Inner {
     node: Arc<Node>,
+    api: Arc<dyn ApiDispatch>,
     name: String,
     mode: Mode,
     route: Option<route::Route>,
+    #[cfg(any(feature = "avro", feature = "protobuf"))]
+    decoder: Option<crate::payload::Decoder>,
     metrics: Arc<ConsumerMetrics>,
     pause_queued_bytes: usize,
     backoff: (Duration, Duration),
@@ -69,10 +75,15 @@ pub struct Processor {
 }
 
 impl Processor {
-    /// A processor for `config` (its mode, route and back-pressure settings).
-    pub fn new(node: Arc<Node>, config: &ConsumerConfig) -> Result<Processor, ConsumerError> {
+    /// A processor for `config` (its mode, route and back-pressure settings). `api` runs the
+    /// commands of `api_command` mode (the server's own API dispatch).
+    pub fn new(
+        node: Arc<Node>,
+        api: Arc<dyn ApiDispatch>,
+        config: &ConsumerConfig,
+    ) -> Result<Processor, ConsumerError> {
         let route = match config.mode {
-            Mode::Route => Some(
+            Mode::Route | Mode::Debezium => Some(
                 route::Route::new(&config.route)
                     .map_err(|e| ConsumerError::config("route.channel", e))?,
             ),
@@ -80,7 +91,10 @@ impl Processor {
         };
         Ok(Processor {
             inner: Arc::new(Inner {
+                #[cfg(any(feature = "avro", feature = "protobuf"))]
+                decoder: crate::payload::Decoder::new(&config.payload, "payload")?,
                 node,
+                api,
                 name: config.name.clone(),
                 mode: config.mode,
                 route,
@@ -92,7 +106,9 @@ impl Processor {
         })
     }
 
-    /// Applies `msg`: in `api_command` mode executes the command in its body, in `route` mode
+    /// Applies `msg`: in `api_command` mode executes the command in its body (through the
+    /// server API's dispatch: what the HTTP API refuses is poison here), in `debezium` mode
+    /// converts the envelope to a change event and routes it, in `route` mode
     /// publishes the body to the routed channel. `Done` only once the publication is in channel
     /// history (or was already there: duplicate). Counts received / published / duplicates /
     /// failed.
@@ -100,9 +116,30 @@ impl Processor {
         let m = &self.inner.metrics;
         ConsumerMetrics::inc(&m.received);
         let node = &self.inner.node;
-        let applied = match &self.inner.route {
-            Some(r) => r.apply(node, msg).await,
-            None => api_command::apply(node, msg).await,
+        #[cfg(any(feature = "avro", feature = "protobuf"))]
+        let decoded;
+        #[cfg(any(feature = "avro", feature = "protobuf"))]
+        let msg = match &self.inner.decoder {
+            Some(d) => match d.decode(&msg.body) {
+                Ok(json) => {
+                    decoded = Message {
+                        body: json.into(),
+                        ..msg.clone()
+                    };
+                    &decoded
+                }
+                Err(why) => return self.failed(msg, Outcome::Poison(why)),
+            },
+            None => msg,
+        };
+        let applied = match (&self.inner.route, self.inner.mode) {
+            (Some(r), Mode::Debezium) => match debezium::convert(msg) {
+                Ok(debezium::Converted::Change(event)) => r.apply(node, &event).await,
+                Ok(debezium::Converted::Skip) => Ok(Effect::Skipped),
+                Err(why) => Err(Outcome::Poison(why)),
+            },
+            (Some(r), _) => r.apply(node, msg).await,
+            (None, _) => api_command::apply(self.inner.api.as_ref(), msg).await,
         };
         match applied {
             Ok(Effect::Applied) => {
@@ -113,20 +150,24 @@ impl Processor {
                 ConsumerMetrics::inc(&m.duplicates);
                 Outcome::Done
             }
-            Err(outcome) => {
-                ConsumerMetrics::inc(&m.failed);
-                match &outcome {
-                    Outcome::Poison(why) => {
-                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "poison message")
-                    }
-                    Outcome::Retry(why) => {
-                        tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "message will be retried")
-                    }
-                    Outcome::Done => {}
-                }
-                outcome
-            }
+            Ok(Effect::Skipped) => Outcome::Done,
+            Err(outcome) => self.failed(msg, outcome),
         }
+    }
+
+    /// Counts and logs a failed message.
+    fn failed(&self, msg: &Message, outcome: Outcome) -> Outcome {
+        ConsumerMetrics::inc(&self.inner.metrics.failed);
+        match &outcome {
+            Outcome::Poison(why) => {
+                tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "poison message")
+            }
+            Outcome::Retry(why) => {
+                tracing::warn!(consumer = %self.inner.name, id = %msg.id, reason = %why, "message will be retried")
+            }
+            Outcome::Done => {}
+        }
+        outcome
     }
 
     /// Back-pressure: returns when the node can take more, i.e. the bytes queued to all its

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::RouteConfig;
 use crate::message::Message;
 use crate::processor::{failure, Applied, Effect, Outcome};
-use crate::template::{scalar, Template};
+use crate::template::{lookup, scalar, Template};
 
 /// A compiled route.
 #[derive(Debug, Clone)]
@@ -48,7 +48,11 @@ impl Route {
             .map_err(Outcome::Poison)?;
         let mut tags = BTreeMap::new();
         if let Some(field) = &self.tag_field {
-            match body.as_ref().and_then(|b| b.get(field)).and_then(scalar) {
+            match body
+                .as_ref()
+                .and_then(|b| lookup(b, field))
+                .and_then(scalar)
+            {
                 Some(v) => {
                     tags.insert(field.clone(), v);
                 }

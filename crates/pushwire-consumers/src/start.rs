@@ -8,6 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConsumerConfig, ConsumerType};
+use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::metrics::{ConsumerMetrics, MetricsRegistry};
 use crate::processor::Processor;
@@ -65,12 +66,14 @@ impl Drop for Consumers {
     }
 }
 
-/// Starts every enabled consumer of `configs` on the current tokio runtime. A consumer whose
+/// Starts every enabled consumer of `configs` on the current tokio runtime; `api` runs the
+/// commands of `api_command` mode. A consumer whose
 /// configuration is invalid or whose type is not compiled in is logged and skipped (the
 /// configuration loader already rejects invalid ones). Consumers run until `shutdown` (or
 /// [`Consumers::stop`]).
 pub fn start(
     node: Arc<Node>,
+    api: Arc<dyn ApiDispatch>,
     configs: &[ConsumerConfig],
     shutdown: CancellationToken,
 ) -> Consumers {
@@ -84,7 +87,7 @@ pub fn start(
         let spawned = config
             .validate(&format!("consumers[{i}]"))
             .map_err(|e| ConsumerError::config(e.key, e.reason))
-            .and_then(|()| Processor::new(node.clone(), config))
+            .and_then(|()| Processor::new(node.clone(), api.clone(), config))
             .and_then(|p| spawn(config, p.clone(), shutdown.clone()).map(|t| (p, t)));
         match spawned {
             Ok((processor, task)) => {
@@ -147,6 +150,34 @@ fn spawn(
                 )));
             }
             Err(ConsumerError::NotCompiled("postgresql_outbox"))
+        }
+        ConsumerType::PostgresqlCdc => {
+            #[cfg(feature = "postgresql_cdc")]
+            {
+                let s = config.postgresql_cdc.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::postgresql_cdc::run(
+                    name, s, processor, shutdown,
+                )));
+            }
+            Err(ConsumerError::NotCompiled("postgresql_cdc"))
+        }
+        ConsumerType::MysqlCdc => {
+            #[cfg(feature = "mysql_cdc")]
+            {
+                let s = config.mysql_cdc.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::mysql_cdc::run(
+                    name, s, processor, shutdown,
+                )));
+            }
+            Err(ConsumerError::NotCompiled("mysql_cdc"))
+        }
+        ConsumerType::Mqtt => {
+            #[cfg(feature = "mqtt")]
+            {
+                let s = config.mqtt.clone().ok_or_else(missing)?;
+                return Ok(tokio::spawn(crate::mqtt::run(name, s, processor, shutdown)));
+            }
+            Err(ConsumerError::NotCompiled("mqtt"))
         }
         ConsumerType::Kafka => {
             #[cfg(feature = "kafka")]

@@ -1,5 +1,6 @@
 //! Route-mode channel templates: `orders.{type}`, `user#{user_id}`, `{subject}`,
-//! `events.{header.kind}`.
+//! `events.{header.kind}`, `orders:{row.id}` (a dotted path into nested body objects),
+//! `sensors:{topic.1}` (a level of an MQTT topic).
 
 use serde_json::{Map, Value};
 
@@ -14,7 +15,9 @@ enum Part {
     Subject,
     /// A header value.
     Header(String),
-    /// A top-level field of the JSON body.
+    /// Level `N` (0-based) of the subject split at `/` (an MQTT topic): `{topic.1}`.
+    TopicLevel(usize),
+    /// A field of the JSON body: top-level, or a dotted path into nested objects.
     Field(String),
 }
 
@@ -66,6 +69,11 @@ impl Template {
                             return Err(format!("empty header name in template {text:?}"));
                         }
                         Part::Header(h.to_owned())
+                    } else if let Some(n) = name
+                        .strip_prefix("topic.")
+                        .and_then(|n| n.parse::<usize>().ok())
+                    {
+                        Part::TopicLevel(n)
                     } else {
                         Part::Field(name.to_owned())
                     });
@@ -112,7 +120,16 @@ impl Template {
                         ))
                     }
                 },
-                Part::Field(f) => match body.and_then(|b| b.get(f)).and_then(scalar) {
+                Part::TopicLevel(n) => match msg.subject.split('/').nth(*n) {
+                    Some(v) if !v.is_empty() => out.push_str(v),
+                    _ => {
+                        return Err(format!(
+                            "template placeholder {{topic.{n}}}: topic {:?} has no level {n}",
+                            msg.subject
+                        ))
+                    }
+                },
+                Part::Field(f) => match body.and_then(|b| lookup(b, f)).and_then(scalar) {
                     Some(v) if !v.is_empty() => out.push_str(&v),
                     _ => {
                         return Err(format!(
@@ -124,6 +141,20 @@ impl Template {
         }
         Ok(out)
     }
+}
+
+/// The body field `path`: a top-level key, or (when there is none of that name) a dotted path
+/// into nested objects, e.g. `row.id`.
+pub(crate) fn lookup<'a>(body: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = body.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut v = body.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
 }
 
 /// A scalar JSON value as text: strings as they are, numbers and booleans printed.
@@ -168,6 +199,28 @@ mod tests {
         assert!(t.render(&msg(), body.as_object()).is_err());
         let t = Template::parse("{header.nope}").unwrap();
         assert!(t.render(&msg(), None).unwrap_err().contains("header.nope"));
+    }
+
+    #[test]
+    fn dotted_fields_read_nested_objects() {
+        let t = Template::parse("{table}:{row.id}.{row.meta.kind}").unwrap();
+        let body: Value =
+            serde_json::json!({"table": "orders", "row": {"id": 7, "meta": {"kind": "x"}}});
+        assert_eq!(t.render(&msg(), body.as_object()).unwrap(), "orders:7.x");
+        let body: Value = serde_json::json!({"table": "orders", "row": {"meta": {}}});
+        let e = t.render(&msg(), body.as_object()).unwrap_err();
+        assert!(e.contains("{row.id}"), "{e}");
+        let mut m = msg();
+        m.subject = "sensors/dev-3/temp".into();
+        let t = Template::parse("sensors:{topic.1}.{topic.0}").unwrap();
+        assert_eq!(t.render(&m, None).unwrap(), "sensors:dev-3.sensors");
+        assert!(!t.needs_body());
+        let t = Template::parse("x:{topic.5}").unwrap();
+        assert!(t.render(&m, None).unwrap_err().contains("{topic.5}"));
+        // A top-level key with a dot wins over the path.
+        let t = Template::parse("{a.b}").unwrap();
+        let body: Value = serde_json::json!({"a.b": "flat", "a": {"b": "nested"}});
+        assert_eq!(t.render(&msg(), body.as_object()).unwrap(), "flat");
     }
 
     #[test]

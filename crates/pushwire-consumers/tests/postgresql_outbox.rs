@@ -37,7 +37,8 @@ async fn route_mode_over_partitions_deletes_processed_rows() {
         poll_interval: Duration::from_millis(200),
         ..Default::default()
     };
-    let processor = Processor::new(node.clone(), &config).expect("processor");
+    let processor = Processor::new(node.clone(), std::sync::Arc::new(common::NoApi), &config)
+        .expect("processor");
     let stop = CancellationToken::new();
     let task = tokio::spawn(postgresql_outbox::run(
         "pg".into(),

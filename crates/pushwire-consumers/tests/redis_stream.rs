@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{history, node, unique};
 use pushwire_consumers::redis_stream::{self, RedisStreamSettings};
-use pushwire_consumers::{ConsumerConfig, ConsumerType, Processor};
+use pushwire_consumers::ConsumerType;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -21,7 +21,7 @@ async fn conn() -> redis::aio::MultiplexedConnection {
 }
 
 async fn xadd(c: &mut redis::aio::MultiplexedConnection, stream: &str, n: u64) -> String {
-    let body = json!({"method": "publish", "payload": {"channel": "ev:rs", "data": {"n": n}}});
+    let body = json!({"n": n});
     redis::cmd("XADD")
         .arg(stream)
         .arg("*")
@@ -68,15 +68,13 @@ async fn own_pending_entries_first_and_a_deleted_pending_entry_is_skipped() {
     xadd(&mut c, &stream, 3).await;
 
     let node = node();
-    let mut config = ConsumerConfig::new("rs", ConsumerType::RedisStream);
     let settings = RedisStreamSettings {
         streams: vec![stream.clone()],
         consumer_name: "n1".into(),
         block: Duration::from_millis(100),
         ..Default::default()
     };
-    config.redis_stream = Some(settings.clone());
-    let processor = Processor::new(node.clone(), &config).expect("processor");
+    let processor = common::route(&node, ConsumerType::RedisStream, "ev:rs", "");
     let metrics = processor.metrics().clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(redis_stream::run(

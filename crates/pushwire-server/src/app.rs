@@ -190,8 +190,12 @@ impl RunningServer {
         if let Some(p) = &proxies {
             node.set_proxy(p.clone());
         }
-        let consumers =
-            pushwire_consumers::start(node.clone(), &config.consumers, CancellationToken::new());
+        let consumers = pushwire_consumers::start(
+            node.clone(),
+            crate::api::consumer::ConsumerApi::shared(node.clone()),
+            &config.consumers,
+            CancellationToken::new(),
+        );
         let lifecycle_stop = CancellationToken::new();
         let lifecycle = Arc::new(crate::lifecycle::Sinks::start(
             &node,

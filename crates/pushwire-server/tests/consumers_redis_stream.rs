@@ -538,3 +538,213 @@ async fn redis_stream_node_killed_mid_stream_delivers_every_event_exactly_once()
     drop(node);
     cleanup(&mut conn, &[stream]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_debezium_envelopes_route_like_cdc_changes() {
+    require_service(REDIS_ADDR, "Redis").await;
+    let mut conn = redis_conn().await;
+    let id = unique();
+    let stream = format!("dbz-{id}");
+    let table = format!("orders_{id}");
+    let mut c = consumer("dbz", "redis://127.0.0.1:6379", &[&stream]);
+    c.mode = Mode::Debezium;
+    c.route = RouteConfig {
+        channel: "chat:dbz-{table}-{row.id}".into(),
+        tag_field: "op".into(),
+        skip_history: false,
+    };
+    let server = TestServer::start_with(|cfg| cfg.consumers = vec![c]).await;
+    wait_group(&mut conn, &stream).await;
+    let channel = format!("chat:dbz-{table}-7");
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let source = json!({"connector": "postgresql", "db": "shop", "schema": "public", "table": table, "lsn": 42, "ts_ms": 1_700_000_000_000u64});
+    let envelopes = [
+        json!({"schema": {}, "payload": {"op": "c", "before": null, "after": {"id": 7, "status": "new"}, "source": source}}),
+        json!({"payload": {"op": "u", "before": {"id": 7, "status": "new"}, "after": {"id": 7, "status": "paid"}, "source": source}}),
+        json!({"op": "d", "before": {"id": 7, "status": "paid"}, "after": null, "source": source}),
+    ];
+    xadd(&mut conn, &stream, envelopes[0].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, b"{\"not\": \"an envelope\"}").await;
+    xadd(&mut conn, &stream, envelopes[1].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, envelopes[2].to_string().as_bytes()).await;
+    xadd(&mut conn, &stream, b"null").await; // the tombstone after a delete
+    let want = [
+        (
+            "insert",
+            json!({"id": 7, "status": "new"}),
+            serde_json::Value::Null,
+        ),
+        (
+            "update",
+            json!({"id": 7, "status": "paid"}),
+            json!({"id": 7, "status": "new"}),
+        ),
+        (
+            "delete",
+            json!({"id": 7, "status": "paid"}),
+            serde_json::Value::Null,
+        ),
+    ];
+    for (op, row, old) in want {
+        let p = ws.next_publication(&channel).await;
+        assert_eq!(
+            (
+                &p["data"]["op"],
+                &p["data"]["row"],
+                &p["data"]["old"],
+                &p["tags"]["op"]
+            ),
+            (&json!(op), &row, &old, &json!(op)),
+            "{p}"
+        );
+        assert_eq!(
+            (&p["data"]["schema"], &p["data"]["table"], &p["data"]["lsn"]),
+            (&json!("public"), &json!(table), &json!("42"))
+        );
+    }
+    assert!(
+        ws.silent_for(Duration::from_millis(500)).await,
+        "the tombstone is not routed"
+    );
+    let labels = "{consumer=\"dbz\",type=\"redis_stream\"}";
+    let scrape = Scrape::of(&server).await;
+    assert_eq!(
+        scrape.get(&format!("pushwire_consumer_dead_lettered_total{labels}")),
+        1.0
+    );
+    assert_eq!(
+        scrape.get(&format!("pushwire_consumer_published_total{labels}")),
+        3.0
+    );
+    server.stop().await;
+    let _: redis::RedisResult<()> = redis::cmd("DEL")
+        .arg(&stream)
+        .arg(format!("{stream}:dead_letter"))
+        .query_async(&mut conn)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_avro_and_protobuf_bodies_arrive_as_json_and_undecodable_ones_dead_letter() {
+    use prost::Message as _;
+    use prost_types::{
+        field_descriptor_proto::Type, DescriptorProto, FieldDescriptorProto, FileDescriptorProto,
+        FileDescriptorSet,
+    };
+    use pushwire_consumers::payload::{PayloadFormat, PayloadSettings};
+    require_service(REDIS_ADDR, "Redis").await;
+    let mut conn = redis_conn().await;
+    let id = unique();
+    let dir = std::env::temp_dir().join(format!("pushwire-payload-{id}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Avro schema id 7 in the local schema directory.
+    std::fs::write(
+        dir.join("7.avsc"),
+        r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"status","type":"string"}]}"#,
+    )
+    .expect("schema");
+    // Protobuf shop.v1.Order { int64 id = 1; string status = 2; } as a descriptor set.
+    let field = |name: &str, number: i32, t: Type| FieldDescriptorProto {
+        name: Some(name.into()),
+        number: Some(number),
+        r#type: Some(t as i32),
+        json_name: Some(name.into()),
+        label: Some(1),
+        ..Default::default()
+    };
+    let set = FileDescriptorSet {
+        file: vec![FileDescriptorProto {
+            name: Some("shop.proto".into()),
+            package: Some("shop.v1".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Order".into()),
+                field: vec![
+                    field("id", 1, Type::Int64),
+                    field("status", 2, Type::String),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let desc = dir.join("shop.desc");
+    std::fs::write(&desc, set.encode_to_vec()).expect("descriptor set");
+
+    let (avro_stream, proto_stream) = (format!("avro-{id}"), format!("proto-{id}"));
+    let mut avro = consumer("avro", "redis://127.0.0.1:6379", &[&avro_stream]);
+    avro.mode = Mode::Route;
+    avro.route.channel = format!("chat:avro-{id}");
+    avro.payload = PayloadSettings {
+        format: PayloadFormat::Avro,
+        schema_dir: dir.display().to_string(),
+        ..Default::default()
+    };
+    let mut proto = consumer("proto", "redis://127.0.0.1:6379", &[&proto_stream]);
+    proto.mode = Mode::Route;
+    proto.route.channel = format!("chat:proto-{id}");
+    proto.payload = PayloadSettings {
+        format: PayloadFormat::Protobuf,
+        descriptor_set_file: desc.display().to_string(),
+        message: "shop.v1.Order".into(),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(|cfg| cfg.consumers = vec![avro, proto]).await;
+    wait_group(&mut conn, &avro_stream).await;
+    wait_group(&mut conn, &proto_stream).await;
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    for ch in [format!("chat:avro-{id}"), format!("chat:proto-{id}")] {
+        let reply = ws.command(json!({"subscribe": {"channel": ch}})).await;
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+    // Confluent wire format: magic 0, schema id 7, then the datum {id: 42 (zigzag 0x54),
+    // status: "paid" (length zigzag 0x08)}; then an unknown schema id 9.
+    let datum = [0x54, 0x08, b'p', b'a', b'i', b'd'];
+    let mut good = vec![0, 0, 0, 0, 7];
+    good.extend_from_slice(&datum);
+    let mut unknown = vec![0, 0, 0, 0, 9];
+    unknown.extend_from_slice(&datum);
+    xadd(&mut conn, &avro_stream, &unknown).await;
+    xadd(&mut conn, &avro_stream, &good).await;
+    xadd(&mut conn, &proto_stream, &[0x12, 9, b'x']).await;
+    xadd(
+        &mut conn,
+        &proto_stream,
+        &[0x08, 43, 0x12, 4, b'p', b'a', b'i', b'd'],
+    )
+    .await;
+    let p = ws.next_publication(&format!("chat:avro-{id}")).await;
+    assert_eq!(p["data"], json!({"id": 42, "status": "paid"}), "{p}");
+    let p = ws.next_publication(&format!("chat:proto-{id}")).await;
+    assert_eq!(p["data"], json!({"id": "43", "status": "paid"}), "{p}");
+    let scrape = Scrape::of(&server).await;
+    for name in ["avro", "proto"] {
+        let labels = format!("{{consumer=\"{name}\",type=\"redis_stream\"}}");
+        assert_eq!(
+            scrape.get(&format!("pushwire_consumer_dead_lettered_total{labels}")),
+            1.0,
+            "{name}"
+        );
+    }
+    // The dead-letter entry says why.
+    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{avro_stream}:dead_letter"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn)
+        .await
+        .expect("XRANGE");
+    let reason: String = dead.ids[0].get("pushwire_error").expect("reason");
+    assert!(reason.contains("unknown schema id 9"), "{reason}");
+    server.stop().await;
+    let _: redis::RedisResult<()> = redis::cmd("DEL")
+        .arg(&avro_stream)
+        .arg(&proto_stream)
+        .arg(format!("{avro_stream}:dead_letter"))
+        .arg(format!("{proto_stream}:dead_letter"))
+        .query_async(&mut conn)
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -39,7 +39,12 @@ async fn measure(server: &TestServer, channel: &str, config: ConsumerConfig, n: 
     assert!(reply.get("error").is_none(), "{reply}");
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let consumers = pushwire_consumers::start(server.node().clone(), &[config], stop.clone());
+    let consumers = pushwire_consumers::start(
+        server.node().clone(),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
+        &[config],
+        stop.clone(),
+    );
     for i in 1..=n {
         let p = tokio::time::timeout(Duration::from_secs(30), ws.next_publication(channel))
             .await

@@ -74,7 +74,12 @@ async fn redis_stream_consumer_reads_over_tls() {
         ..Default::default()
     });
     let stop = tokio_util::sync::CancellationToken::new();
-    let consumers = pushwire_consumers::start(server.node().clone(), &[consumer], stop);
+    let consumers = pushwire_consumers::start(
+        server.node().clone(),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
+        &[consumer],
+        stop,
+    );
 
     let certs = redis::TlsCertificates {
         client_tls: None,

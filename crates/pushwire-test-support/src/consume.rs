@@ -106,7 +106,12 @@ pub async fn measure_throughput(
     assert!(reply.get("error").is_none(), "{reply}");
     let stop = tokio_util::sync::CancellationToken::new();
     let started = std::time::Instant::now();
-    let consumers = pushwire_consumers::start(server.node().clone(), &[config], stop);
+    let consumers = pushwire_consumers::start(
+        server.node().clone(),
+        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
+        &[config],
+        stop,
+    );
     for i in 1..=n {
         let p = tokio::time::timeout(Duration::from_secs(60), ws.next_publication(channel))
             .await

@@ -3,11 +3,12 @@
 //! processed; `LISTEN/NOTIFY` wakes the poller; poison rows move to a dead-letter table.
 
 #[cfg(feature = "postgresql_outbox")]
-mod connect;
+pub(crate) mod connect;
 mod settings;
 #[cfg(feature = "postgresql_outbox")]
 mod source;
 
+pub(crate) use settings::identifier;
 pub use settings::PostgresOutboxSettings;
 #[cfg(feature = "postgresql_outbox")]
 pub use source::run;

@@ -65,7 +65,7 @@ impl Default for PostgresOutboxSettings {
 }
 
 /// Whether `name` is a plain SQL identifier (optionally schema-qualified) that needs no quoting.
-fn identifier(name: &str) -> bool {
+pub(crate) fn identifier(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').count() <= 2
         && name.split('.').all(|part| {

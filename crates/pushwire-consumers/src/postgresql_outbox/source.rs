@@ -287,7 +287,7 @@ fn message(
             let method = serde_json::Value::String(method.to_owned());
             format!("{{\"method\":{method},\"payload\":{payload}}}")
         }
-        Mode::Route => payload.to_owned(),
+        Mode::Route | Mode::Debezium => payload.to_owned(),
     };
     Message {
         id: format!("postgresql_outbox:{}:{id}", s.table),

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushwire_consumers::{ConsumerConfig, ConsumerType, Processor};
+use pushwire_consumers::dispatch::BoxFuture;
+use pushwire_consumers::{
+    ApiDispatch, ApiFailure, ConsumerConfig, ConsumerType, Dispatched, Mode, Processor, RouteConfig,
+};
 use pushwire_core::config::{ChannelOptions, NamespaceConfig, NodeConfig};
 use pushwire_core::Node;
 
@@ -24,13 +27,35 @@ pub fn node() -> Arc<Node> {
     Node::new_memory(config, "test", None)
 }
 
-/// A processor in `api_command` mode for `node`.
-pub fn processor(node: &Arc<Node>) -> Processor {
-    Processor::new(
-        node.clone(),
-        &ConsumerConfig::new("t", ConsumerType::Rabbitmq),
-    )
-    .expect("processor")
+/// The server API is not part of this crate (its `api_command` tests are the server's
+/// `tests/api.rs`): route-mode tests here get this, which answers 108 to any command.
+pub struct NoApi;
+
+impl ApiDispatch for NoApi {
+    fn call<'a>(
+        &'a self,
+        _method: &'a str,
+        _params: Option<&'a serde_json::value::RawValue>,
+    ) -> BoxFuture<'a, Result<Dispatched, ApiFailure>> {
+        Box::pin(async {
+            Err(ApiFailure {
+                code: 108,
+                message: "not available".into(),
+            })
+        })
+    }
+}
+
+/// A route-mode processor for `node` publishing to `channel`, tagging with `tag_field`.
+pub fn route(node: &Arc<Node>, kind: ConsumerType, channel: &str, tag_field: &str) -> Processor {
+    let mut c = ConsumerConfig::new("r", kind);
+    c.mode = Mode::Route;
+    c.route = RouteConfig {
+        channel: channel.into(),
+        tag_field: tag_field.into(),
+        skip_history: false,
+    };
+    Processor::new(node.clone(), Arc::new(NoApi), &c).expect("route processor")
 }
 
 /// Publication data (as JSON values) in the history of `channel`.

@@ -1,6 +1,8 @@
 //! The one code path from a method and its params to a result, shared by `/api/<method>`,
 //! `batch` and the legacy `/api` route.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use pushwire_core::Node;
 use serde_json::value::RawValue;
 
@@ -30,13 +32,49 @@ fn count(node: &Node, method: Method, result: ApiResult) -> ApiResult {
 
 /// Runs any method but `batch` (which answers 104 here, so batches do not nest).
 pub async fn call(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
-    count(node, method, run(node, method, params).await)
+    call_counted(node, method, params, &Tally::default()).await
 }
 
-async fn run(node: &Node, method: Method, params: Option<&RawValue>) -> ApiResult {
+/// [`call`], counting the publications it makes in `tally` (the consumers' path: it needs to
+/// know which were suppressed as duplicates).
+pub async fn call_counted(
+    node: &Node,
+    method: Method,
+    params: Option<&RawValue>,
+    tally: &Tally,
+) -> ApiResult {
+    count(node, method, run(node, method, params, tally).await)
+}
+
+/// The publications of one call: made, and suppressed by their idempotency key.
+#[derive(Debug, Default)]
+pub struct Tally {
+    publications: AtomicU32,
+    suppressed: AtomicU32,
+}
+
+impl Tally {
+    /// Counts one publication.
+    pub fn publication(&self, suppressed: bool) {
+        self.publications.fetch_add(1, Ordering::Relaxed);
+        if suppressed {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (publications, suppressed) so far.
+    pub fn get(&self) -> (u32, u32) {
+        (
+            self.publications.load(Ordering::Relaxed),
+            self.suppressed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+async fn run(node: &Node, method: Method, params: Option<&RawValue>, tally: &Tally) -> ApiResult {
     match method {
-        Method::Publish => publish::publish(node, parse(params)?).await,
-        Method::Broadcast => publish::broadcast(node, parse(params)?).await,
+        Method::Publish => publish::publish(node, parse(params)?, tally).await,
+        Method::Broadcast => publish::broadcast(node, parse(params)?, tally).await,
         Method::Unsubscribe => users::unsubscribe(node, parse(params)?).await,
         Method::Disconnect => users::disconnect(node, parse(params)?).await,
         Method::Presence => presence::presence(node, parse(params)?).await,

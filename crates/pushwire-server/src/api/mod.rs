@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`auth`]: the API key check, a layer on every API route.
 //! - [`handler`]: `POST /api/<method>` and the transport error mode; [`legacy`]: `POST /api`.
-//! - [`dispatch`]: the one code path from a [`method::Method`] and its params to a result.
+//! - [`dispatch`]: the one code path from a [`method::Method`] and its params to a result;
+//!   [`consumer`]: the same path for the consumers' `api_command` mode.
 //! - The methods: [`publish`] (and broadcast), [`batch`], [`history`], [`presence`],
 //!   [`channels`] (with `pushwire_core::glob` patterns), [`info`], [`rpc`], [`users`] (disconnect,
 //!   unsubscribe).
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod batch;
 pub mod channels;
+pub mod consumer;
 pub mod dispatch;
 pub mod error;
 pub mod handler;

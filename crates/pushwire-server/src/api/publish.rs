@@ -8,6 +8,7 @@ use pushwire_core::Node;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::dispatch::Tally;
 use super::error::ApiError;
 use super::reply::{encode, envelope, ApiResult, Envelope};
 use super::request::{nullable, payload};
@@ -77,16 +78,16 @@ struct BroadcastResult<'a> {
 }
 
 /// Publishes to one channel.
-pub async fn publish(node: &Node, req: PublishRequest) -> ApiResult {
+pub async fn publish(node: &Node, req: PublishRequest, tally: &Tally) -> ApiResult {
     if req.channel.is_empty() {
         return Err(ApiError::BadRequest);
     }
     let (channel, _, params) = req.into_parts()?;
-    publish_one(node, &channel, params).await
+    publish_one(node, &channel, params, tally).await
 }
 
 /// Publishes the same payload to every channel; one response per channel, in order.
-pub async fn broadcast(node: &Node, req: PublishRequest) -> ApiResult {
+pub async fn broadcast(node: &Node, req: PublishRequest, tally: &Tally) -> ApiResult {
     if req.channels.is_empty() {
         return Err(ApiError::BadRequest);
     }
@@ -94,7 +95,7 @@ pub async fn broadcast(node: &Node, req: PublishRequest) -> ApiResult {
     let outcomes: Vec<ApiResult> = stream::iter(channels)
         .map(|channel| {
             let params = params.clone();
-            async move { publish_one(node, &channel, params).await }
+            async move { publish_one(node, &channel, params, tally).await }
         })
         .buffered(BROADCAST_CONCURRENCY)
         .collect()
@@ -104,11 +105,17 @@ pub async fn broadcast(node: &Node, req: PublishRequest) -> ApiResult {
     })
 }
 
-async fn publish_one(node: &Node, channel: &str, params: PublishParams) -> ApiResult {
+async fn publish_one(
+    node: &Node,
+    channel: &str,
+    params: PublishParams,
+    tally: &Tally,
+) -> ApiResult {
     if channel.is_empty() {
         return Err(ApiError::BadRequest);
     }
     let outcome = node.publish(channel, params).await?;
+    tally.publication(outcome.suppressed);
     let result = match outcome.position {
         Some(p) => PublishResult {
             offset: Some(p.offset),

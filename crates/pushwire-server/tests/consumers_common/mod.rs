@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::time::Duration;
 
 use pushwire_core::config::{ChannelOptions, NamespaceConfig};

@@ -1,0 +1,485 @@
+//! The MQTT consumer end to end against Mosquitto: 5 simulated devices publish QoS 1 at 200
+//! messages/s in total while the node is SIGKILLed and restarted; one centrifuge-python
+//! subscriber per device channel (`sensors:{topic.1}` style routing) gets every message once, in
+//! order. A Mosquitto the test starts with a TLS listener and a password file: a wrong password
+//! is logged naming the key and retried while a right one delivers, retained values included.
+//! Two consumers in one `$share/…` group split the messages, each delivered once.
+//!
+//! Needs Mosquitto (`scripts/start-mosquitto.sh` installs it and runs one on 127.0.0.1:1883;
+//! these tests start their own instances for a known queue limit, TLS and passwords), the
+//! `mosquitto` and `mosquitto_passwd` binaries, Redis on 127.0.0.1:6379 and the SDKs.
+
+mod consumers_common;
+
+use std::time::Duration;
+
+use consumers_common::*;
+use pushwire_consumers::mqtt::MqttSettings;
+use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
+use pushwire_test_support::cert::TestCert;
+use pushwire_test_support::node_process::{free_port, run_python_at, NodeProcess};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use serde_json::json;
+
+const MQTT_ADDR: &str = "127.0.0.1:1883";
+
+/// An MQTT consumer in route mode.
+fn consumer(
+    name: &str,
+    url: &str,
+    client_id: &str,
+    topics: &[String],
+    channel: &str,
+) -> ConsumerConfig {
+    let mut c = ConsumerConfig::new(name, ConsumerType::Mqtt);
+    c.mode = Mode::Route;
+    c.route = RouteConfig {
+        channel: channel.into(),
+        tag_field: String::new(),
+        skip_history: false,
+    };
+    c.retry_backoff_max = Duration::from_millis(500);
+    c.mqtt = Some(MqttSettings {
+        url: url.into(),
+        client_id: client_id.into(),
+        topics: topics.to_vec(),
+        ..Default::default()
+    });
+    c
+}
+
+/// A device: an MQTT client whose event loop runs in its own task.
+async fn device(
+    id: &str,
+    port: u16,
+    tls: Option<&TestCert>,
+    credentials: Option<(&str, &str)>,
+) -> AsyncClient {
+    let host = if tls.is_some() {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
+    let mut o = MqttOptions::new(id, host, port);
+    o.set_keep_alive(Duration::from_secs(10));
+    if let Some((u, p)) = credentials {
+        o.set_credentials(u, p);
+    }
+    if let Some(cert) = tls {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in
+            <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+                cert.pem.as_bytes(),
+            )
+        {
+            roots.add(c.expect("pem")).expect("root");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            std::sync::Arc::new(config),
+        )));
+    }
+    let (client, mut eventloop) = AsyncClient::new(o, 100);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), ready_rx)
+        .await
+        .expect("device connects")
+        .expect("device event loop");
+    client
+}
+
+/// Waits until the node's subscription is in place: `device` publishes a probe to `topic`
+/// every 200 ms (messages before the SUBSCRIBE is granted are not kept for the node) until
+/// `channel` has it in history.
+async fn wait_routed(node: &NodeProcess, device: &AsyncClient, topic: &str, channel: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        device
+            .publish(
+                topic,
+                QoS::AtLeastOnce,
+                false,
+                json!({"probe": true}).to_string(),
+            )
+            .await
+            .expect("probe publish");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, h) = node
+            .api("history", json!({"channel": channel, "limit": 1}))
+            .await;
+        if h["result"]["publications"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mqtt consumer never routed {topic} to {channel}\n{}",
+            node.log()
+        );
+    }
+}
+
+/// Messages per device in the kill test.
+const PER_DEVICE: u64 = 400;
+/// Devices in the kill test.
+const DEVICES: usize = 5;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_devices_at_qos1_lose_nothing_across_a_node_kill() {
+    require_service(MQTT_ADDR, "Mosquitto").await;
+    let broker = SecureBroker::start(None).await;
+    let id = unique();
+    let topics = vec![format!("pw-{id}/+/temp")];
+    let mut config = redis_engine_config(&id);
+    config.consumers = vec![consumer(
+        "devices",
+        &format!("mqtt://127.0.0.1:{}", broker.port),
+        &format!("pushwire-{id}"),
+        &topics,
+        &format!("big:mqtt-{id}-{{topic.1}}"),
+    )];
+    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
+
+    let (ws, http) = (node.ws_url(), node.http_url());
+    let channels: Vec<String> = (0..DEVICES)
+        .map(|d| format!("big:mqtt-{id}-dev{d}"))
+        .collect();
+    let count = PER_DEVICE.to_string();
+    let args: Vec<[&str; 4]> = channels
+        .iter()
+        .map(|c| {
+            [
+                "python/consume_ordered.py",
+                c.as_str(),
+                count.as_str(),
+                "40",
+            ]
+        })
+        .collect();
+    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
+    let mut devices = Vec::new();
+    for d in 0..DEVICES {
+        devices.push(device(&format!("dev-{id}-{d}"), broker.port, None, None).await);
+    }
+    wait_routed(
+        &node,
+        &devices[0],
+        &format!("pw-{id}/probe/temp"),
+        &format!("big:mqtt-{id}-probe"),
+    )
+    .await;
+    let labels = "{consumer=\"devices\",type=\"mqtt\"}";
+    let produce = async {
+        for c in &channels {
+            wait_subscribed(c, |b| node.api("presence_stats", b)).await;
+        }
+        // 5 devices x 40 messages/s = 200 messages/s; the node dies after 3 s, is back at 5 s.
+        let tick = Duration::from_millis(25);
+        for n in 1..=PER_DEVICE {
+            let at = tokio::time::Instant::now();
+            for (d, dev) in devices.iter().enumerate() {
+                dev.publish(
+                    format!("pw-{id}/dev{d}/temp"),
+                    QoS::AtLeastOnce,
+                    false,
+                    json!({"n": n}).to_string(),
+                )
+                .await
+                .expect("device publish");
+            }
+            if n == 120 {
+                node.kill().await;
+            }
+            if n == 200 {
+                node.restart().await;
+            }
+            tokio::time::sleep_until(at + tick).await;
+        }
+    };
+    let (results, ()) = tokio::join!(runs, produce);
+    for (d, run) in results.into_iter().enumerate() {
+        let result = run.result();
+        assert_eq!(
+            ns(&result),
+            (1..=PER_DEVICE).collect::<Vec<_>>(),
+            "device {d}: every message once, in order\n{}",
+            node.log()
+        );
+        assert!(
+            result["resubscribes"].as_u64().unwrap_or(0) >= 1,
+            "device {d}: {result}"
+        );
+    }
+    let dups = metric_at(
+        &node.http_url(),
+        &format!("pushwire_consumer_duplicates_total{labels}"),
+    )
+    .await;
+    println!("MQTT: {} messages from {DEVICES} devices at 200/s across a kill; {dups} redeliveries suppressed", PER_DEVICE * DEVICES as u64);
+}
+
+/// A Mosquitto of the test's own, killed on drop: with a certificate, TLS and user `dev` /
+/// `secret`; without, plain and anonymous with room for 100,000 queued messages per session
+/// (the Debian default, 1000, drops messages for a node that falls behind a burst).
+struct SecureBroker {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl SecureBroker {
+    async fn start(cert: Option<&TestCert>) -> SecureBroker {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pushwire-mosq-{}", unique()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let conf = dir.join("mosquitto.conf");
+        let Some(cert) = cert else {
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
+            )
+            .expect("conf");
+            return Self::spawn(port, dir, &conf).await;
+        };
+        let passwd = dir.join("passwd");
+        let ok = std::process::Command::new("mosquitto_passwd")
+            .args(["-b", "-c"])
+            .arg(&passwd)
+            .args(["dev", "secret"])
+            .status()
+            .expect("mosquitto_passwd (Debian mosquitto)");
+        assert!(ok.success(), "mosquitto_passwd");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\ncertfile {}\nkeyfile {}\npersistence false\n",
+                passwd.display(),
+                cert.cert_file().display(),
+                cert.key_file().display()
+            ),
+        )
+        .expect("conf");
+        Self::spawn(port, dir, &conf).await
+    }
+
+    async fn spawn(port: u16, dir: std::path::PathBuf, conf: &std::path::Path) -> SecureBroker {
+        let child = std::process::Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let addr = format!("127.0.0.1:{port}");
+        wait_until(
+            "the test's mosquitto listens",
+            Duration::from_secs(10),
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+            },
+        )
+        .await;
+        SecureBroker { child, port, dir }
+    }
+}
+
+impl Drop for SecureBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_over_tls_with_a_password_delivers_and_a_wrong_password_names_the_key() {
+    let cert = TestCert::new();
+    let broker = SecureBroker::start(Some(&cert)).await;
+    let id = unique();
+    let url = format!("mqtts://localhost:{}", broker.port);
+    // A retained value published before the node starts: routed with `retained = true`.
+    let dev = device(
+        &format!("dev-{id}"),
+        broker.port,
+        Some(&cert),
+        Some(("dev", "secret")),
+    )
+    .await;
+    dev.publish(
+        format!("pw-{id}/d1/state"),
+        QoS::AtLeastOnce,
+        true,
+        json!({"n": 1}).to_string(),
+    )
+    .await
+    .expect("retained publish");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let topics = vec![format!("pw-{id}/+/state")];
+    let mut good = consumer(
+        "good",
+        &url,
+        &format!("good-{id}"),
+        &topics,
+        &format!("chat:mqtt-{{topic.1}}-{id}"),
+    );
+    let mut bad = consumer("bad", &url, &format!("bad-{id}"), &topics, "chat:never");
+    let ca = cert.cert_file().display().to_string();
+    if let Some(s) = good.mqtt.as_mut() {
+        s.username = "dev".into();
+        s.password = "secret".into();
+        s.tls_ca_pem_file = ca.clone();
+        s.retained = true;
+    }
+    if let Some(s) = bad.mqtt.as_mut() {
+        s.username = "dev".into();
+        s.password = "wrong".into();
+        s.tls_ca_pem_file = ca;
+    }
+    let mut config = config();
+    config.consumers = vec![good, bad];
+    let node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
+    let channel = format!("chat:mqtt-d1-{id}");
+    wait_until(
+        "the wrong password named in the log",
+        Duration::from_secs(15),
+        || {
+            let log = node.log();
+            async move { log.contains("consumers[name=bad].mqtt.username") }
+        },
+    )
+    .await;
+    wait_routed(
+        &node,
+        &dev,
+        &format!("pw-{id}/probe/state"),
+        &format!("chat:mqtt-probe-{id}"),
+    )
+    .await;
+    for n in 2..=4 {
+        dev.publish(
+            format!("pw-{id}/d1/state"),
+            QoS::AtLeastOnce,
+            false,
+            json!({"n": n}).to_string(),
+        )
+        .await
+        .expect("publish");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut got: Vec<u64> = Vec::new();
+    while got.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "got {got:?}\n{}",
+            node.log()
+        );
+        let (_, h) = node
+            .api("history", json!({"channel": channel, "limit": -1}))
+            .await;
+        got = h["result"]["publications"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["data"]["n"].as_u64()).collect())
+            .unwrap_or_default();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        got,
+        vec![1, 2, 3, 4],
+        "the retained value first, then the live ones"
+    );
+    assert!(
+        !node.log().contains("consumers[name=good].mqtt"),
+        "the right password is not refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mqtt_shared_subscription_splits_messages_between_two_consumers() {
+    let broker = SecureBroker::start(None).await;
+    let id = unique();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let topics = vec![format!("$share/pushwire/pw-{id}/+/temp")];
+    let channel = format!("chat:share-{id}");
+    let a = consumer("share-a", &url, &format!("a-{id}"), &topics, &channel);
+    let b = consumer("share-b", &url, &format!("b-{id}"), &topics, &channel);
+    let mut config = config();
+    config.consumers = vec![a, b];
+    let node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
+    let dev = device(&format!("dev-{id}"), broker.port, None, None).await;
+    wait_routed(&node, &dev, &format!("pw-{id}/probe/temp"), &channel).await;
+    let (_, h) = node
+        .api("history", json!({"channel": channel, "limit": -1}))
+        .await;
+    let probes = h["result"]["publications"].as_array().map_or(0, Vec::len);
+    for n in 1..=100u64 {
+        dev.publish(
+            format!("pw-{id}/d1/temp"),
+            QoS::AtLeastOnce,
+            false,
+            json!({"n": n}).to_string(),
+        )
+        .await
+        .expect("publish");
+    }
+    let mut ns: Vec<u64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while ns.len() < 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "got {} of 100\n{}",
+            ns.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, h) = node
+            .api("history", json!({"channel": channel, "limit": -1}))
+            .await;
+        ns = h["result"]["publications"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p["data"]["n"].as_u64()).collect())
+            .unwrap_or_default();
+    }
+    ns.sort_unstable();
+    assert_eq!(ns, (1..=100).collect::<Vec<_>>(), "each message once");
+    let received = |name: &str| {
+        let node = &node;
+        let name = name.to_owned();
+        async move {
+            metric_at(
+                &node.http_url(),
+                &format!("pushwire_consumer_received_total{{consumer=\"{name}\",type=\"mqtt\"}}"),
+            )
+            .await
+        }
+    };
+    let (ra, rb) = (received("share-a").await, received("share-b").await);
+    assert!(
+        ra > 0 && rb > 0,
+        "both consumers of the share group got messages: {ra} + {rb}"
+    );
+    assert!(ra + rb >= 100 + probes as u64, "{ra} + {rb}");
+}
