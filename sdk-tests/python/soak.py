@@ -11,8 +11,9 @@ Load (all bounded):
   each carrying a per-channel sequence number, plus 1/s into `soak:all`;
 - HISTORY_RATE history reads/s (20) through `POST /api/history`.
 
-Before the run every channel's history (size 100) is filled through `/api/broadcast`, so the
-history buffers are at their steady size from the start and RSS growth means something.
+Before the run every channel's history (size 100) is filled through `/api/batch` (one
+publication per command), so the history buffers are at their steady size from the start and
+RSS growth means something.
 Churn stops CHURN_STOP seconds (10) before the end. Every 10 s the server's VmRSS, open files
 and a few gauges from /metrics are written to the CSV (pushwire exports no queued-bytes gauge,
 so there is no such column).
@@ -550,11 +551,24 @@ async def main() -> int:
     try:
         # Fill every channel's history to its size (100) so its memory is steady from the start.
         log(f"filling the history of {n} channels")
+        # One publication per command (a broadcast would share one payload between channels).
         chans = [f"soak:c{i}" for i in range(n)] + ["soak:all"]
-        for k in range(100):
-            await api.call("broadcast", {"channels": chans[:1000], "data": {"fill": k, "pad": PAD}})
-            if len(chans) > 1000:
-                await api.call("broadcast", {"channels": chans[1000:], "data": {"fill": k, "pad": PAD}})
+        fill = [{"publish": {"channel": c, "data": {"fill": k, "pad": PAD}}}
+                for k in range(100) for c in chans]
+        batches = [fill[i:i + 500] for i in range(0, len(fill), 500)]
+        fill_sem = asyncio.Semaphore(4)
+
+        async def fill_batch(commands: list) -> None:
+            async with fill_sem:
+                async with api.session.post(
+                    f"{api.url}/api/batch", data=json.dumps({"commands": commands}),
+                    headers=api.headers, timeout=aiohttp.ClientTimeout(total=60),
+                ) as r:
+                    reply = await r.json(content_type=None)
+                if r.status != 200 or any("error" in x for x in reply.get("replies", [{}])):
+                    raise RuntimeError(f"history fill: HTTP {r.status} {str(reply)[:200]}")
+
+        await asyncio.gather(*(fill_batch(b) for b in batches))
 
         log(f"connecting {n} stable subscribers")
         stables = [Stable(i, a.ws_url) for i in range(n)]
