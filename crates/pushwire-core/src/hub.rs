@@ -450,9 +450,7 @@ impl Hub {
                 g.entry(*key).or_default().push(bytes);
             } else if let Some(policy) = sub.shedding {
                 let tag = ShedTag {
-                    channel: shed_name
-                        .get_or_insert_with(|| Arc::from(channel))
-                        .clone(),
+                    channel: shed_name.get_or_insert_with(|| Arc::from(channel)).clone(),
                     policy,
                 };
                 delivery.count(sub.outbox.push_shedding(bytes, stamp, &tag));
