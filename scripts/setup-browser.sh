@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the browser and transport suites need (crates/pushwire-server/tests/browser.rs,
-# tests/sdk_transports.rs):
+# Installs what the browser and transport suites need (crates/pushwire-server/tests/sdk/browser.rs,
+# tests/sdk/transports.rs):
 #   - Chromium at /usr/bin/chromium (Debian's package, via apt-get) when it is missing;
 #   - sdk-tests/browser/node_modules: playwright-core (drives the system Chromium, downloads no
 #     browser), centrifuge-js, ws, eventsource (npm ci from the lock).

@@ -8,7 +8,7 @@ extends sessions, answers RPC calls and receives one-way `send` messages.
     python proxy_backend.py 3000        # then point pushwire's proxies at http://127.0.0.1:3000
 
 pushwire's test suite runs this file against the real centrifuge-js client
-(crates/pushwire-server/tests/proxies.rs), so it stays correct.
+(crates/pushwire-server/tests/proxies/proxies.rs), so it stays correct.
 """
 
 import asyncio

@@ -7,7 +7,7 @@
 
 The stubs are generated from proto/proxy.proto at start-up (into a temporary directory), so this
 file runs as is. pushwire's test suite runs it against the real centrifuge-js client
-(crates/pushwire-server/tests/proxies.rs), so it stays correct.
+(crates/pushwire-server/tests/proxies/proxies.rs), so it stays correct.
 """
 
 import asyncio

@@ -10,178 +10,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use pushwire_protocol::{HistoryResult, PresenceResult, PresenceStatsResult, Protocol, Reply};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use pushwire_protocol::{HistoryResult, PresenceResult, PresenceStatsResult, Protocol};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
-use crate::codec::{self, Body, Since};
+use crate::codec;
 use crate::config::ClientConfig;
 use crate::driver::Driver;
-use crate::error::{ClientError, ServerError};
+use crate::error::ClientError;
 use crate::event::EventStream;
-use crate::state::{State, SubState};
-use crate::subscription::{Subscription, SubscriptionOptions};
-
-/// What the application wants the connection to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    Connected,
-    Disconnected,
-    Closed,
-}
-
-/// The wanted state, with a generation so that `connect()` after a terminal disconnect is seen
-/// as a change.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Intent {
-    pub want: Want,
-    pub generation: u64,
-}
-
-/// The current state and the terminal error that caused `Disconnected`, if any.
-#[derive(Debug, Clone)]
-pub(crate) struct Status {
-    pub state: State,
-    pub error: Option<ClientError>,
-}
-
-/// Operations for the connection task.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Subscribe {
-        channel: String,
-        opts: SubscriptionOptions,
-    },
-    Unsubscribe {
-        channel: String,
-    },
-    Call {
-        body: Body,
-        reply: oneshot::Sender<Result<Reply, ClientError>>,
-    },
-}
-
-/// History query options.
-#[derive(Debug, Clone, Default)]
-pub struct HistoryOptions {
-    /// 0 = position only, -1 = everything (capped by the server), N = at most N.
-    pub limit: i32,
-    /// Publications strictly after this `(offset, epoch)` (before it with `reverse`).
-    pub since: Option<(u64, String)>,
-    /// Newest first.
-    pub reverse: bool,
-}
-
-/// State shared by the handles.
-pub(crate) struct Shared {
-    ops: mpsc::Sender<Op>,
-    intent: watch::Sender<Intent>,
-    status: Arc<watch::Sender<Status>>,
-    pub(crate) sub_states: Arc<Mutex<HashMap<String, SubState>>>,
-    sub_opts: Mutex<HashMap<String, SubscriptionOptions>>,
-    protocol: Protocol,
-    timeout: Duration,
-    task: Mutex<Option<JoinHandle<()>>>,
-    cancel: CancellationToken,
-    _stop: DropGuard,
-}
-
-impl Shared {
-    pub(crate) async fn op(&self, op: Op) -> Result<(), ClientError> {
-        let op = match op {
-            Op::Subscribe { channel, .. } => {
-                let opts = self
-                    .sub_opts
-                    .lock()
-                    .get(&channel)
-                    .cloned()
-                    .unwrap_or_default();
-                Op::Subscribe { channel, opts }
-            }
-            other => other,
-        };
-        self.ops.send(op).await.map_err(|_| ClientError::Closed)
-    }
-
-    async fn call(&self, body: Body) -> Result<Reply, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        self.ops
-            .send(Op::Call { body, reply: tx })
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        let reply = match tokio::time::timeout(self.timeout, rx).await {
-            Err(_) => return Err(ClientError::Timeout),
-            Ok(Err(_)) => return Err(ClientError::Closed),
-            Ok(Ok(r)) => r?,
-        };
-        match reply.error {
-            Some(e) => Err(ClientError::Server(ServerError::from(e))),
-            None => Ok(reply),
-        }
-    }
-
-    pub(crate) async fn publish(&self, channel: &str, data: Bytes) -> Result<(), ClientError> {
-        let data = codec::check_data(self.protocol, &data)?;
-        let reply = self
-            .call(Body::Publish {
-                channel: channel.to_owned(),
-                data,
-            })
-            .await?;
-        reply.publish.map(|_| ()).ok_or_else(|| missing("publish"))
-    }
-
-    pub(crate) async fn history(
-        &self,
-        channel: &str,
-        opts: HistoryOptions,
-    ) -> Result<HistoryResult, ClientError> {
-        let reply = self
-            .call(Body::History {
-                channel: channel.to_owned(),
-                limit: opts.limit,
-                since: opts.since.map(|(offset, epoch)| Since { offset, epoch }),
-                reverse: opts.reverse,
-            })
-            .await?;
-        reply.history.ok_or_else(|| missing("history"))
-    }
-
-    pub(crate) async fn presence(&self, channel: &str) -> Result<PresenceResult, ClientError> {
-        let reply = self
-            .call(Body::Presence {
-                channel: channel.to_owned(),
-            })
-            .await?;
-        reply.presence.ok_or_else(|| missing("presence"))
-    }
-
-    pub(crate) async fn presence_stats(
-        &self,
-        channel: &str,
-    ) -> Result<PresenceStatsResult, ClientError> {
-        let reply = self
-            .call(Body::PresenceStats {
-                channel: channel.to_owned(),
-            })
-            .await?;
-        reply
-            .presence_stats
-            .ok_or_else(|| missing("presence_stats"))
-    }
-
-    fn set_want(&self, want: Want) {
-        self.intent.send_modify(|i| {
-            i.want = want;
-            i.generation += 1;
-        });
-    }
-}
-
-fn missing(what: &str) -> ClientError {
-    ClientError::Protocol(format!("reply without a {what} result"))
-}
+use crate::ops::{HistoryOptions, Intent, Status, SubscriptionOptions, Want};
+use crate::shared::Shared;
+use crate::state::State;
+use crate::subscription::Subscription;
 
 /// A pushwire (Centrifugo protocol v2) client.
 ///

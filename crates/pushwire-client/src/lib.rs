@@ -29,7 +29,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`config`] (settings), `client` (the handle and calls), [`state`], [`event`],
+//! Layout: [`config`] (settings), `client` (the handle), `shared` (what the handles share and
+//! the calls), `ops` (types the handles and the task share), [`state`], [`event`],
 //! [`backoff`], [`subscription`], [`error`], `codec` (commands and replies on the wire),
 //! `transport` (WebSocket, HTTP-streaming, SSE, `/emulation`), `driver` (the connection task).
 
@@ -40,16 +41,19 @@ pub mod config;
 mod driver;
 pub mod error;
 pub mod event;
+mod ops;
+mod shared;
 pub mod state;
 pub mod subscription;
 mod tls;
 mod transport;
 
 pub use backoff::Backoff;
-pub use client::{Client, HistoryOptions};
+pub use client::Client;
 pub use config::{ClientConfig, Endpoint, Protocol};
 pub use error::{codes, BoxError, ClientError, ServerError};
 pub use event::{Event, EventStream};
+pub use ops::HistoryOptions;
 pub use pushwire_protocol::{
     ClientInfo, HistoryResult, PresenceResult, PresenceStatsResult, Publication, RawJson,
 };

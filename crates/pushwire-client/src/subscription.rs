@@ -10,27 +10,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pushwire_protocol::{HistoryResult, PresenceResult, PresenceStatsResult};
 
-use crate::client::{HistoryOptions, Shared};
+pub use crate::ops::SubscriptionOptions;
+
 use crate::codec::SubscribeReq;
 use crate::error::ClientError;
+use crate::ops::HistoryOptions;
+use crate::shared::Shared;
 use crate::state::SubState;
-
-/// Subscribe options. All off by default; namespaces may force recovery and positioning.
-#[derive(Debug, Clone, Default)]
-pub struct SubscriptionOptions {
-    /// Subscription token (private channels).
-    pub token: Option<String>,
-    /// Custom subscribe data (raw JSON with the JSON protocol).
-    pub data: Option<Bytes>,
-    /// Ask for positioning.
-    pub positioned: bool,
-    /// Ask for recovery.
-    pub recoverable: bool,
-    /// Ask for join/leave pushes.
-    pub join_leave: bool,
-    /// Recover from this position on the first subscribe: `(offset, epoch)`.
-    pub since: Option<(u64, String)>,
-}
 
 /// A handle on one channel's subscription. Create it with
 /// [`crate::Client::new_subscription`]; events for it arrive on the client's event stream.
@@ -84,7 +70,7 @@ impl Subscription {
     /// Returns once the request is queued; the outcome arrives as events.
     pub async fn subscribe(&self) -> Result<(), ClientError> {
         self.shared
-            .op(crate::client::Op::Subscribe {
+            .op(crate::ops::Op::Subscribe {
                 channel: self.channel.clone(),
                 opts: SubscriptionOptions::default(),
             })
@@ -94,7 +80,7 @@ impl Subscription {
     /// Unsubscribes (the position is kept, so a later `subscribe` recovers).
     pub async fn unsubscribe(&self) -> Result<(), ClientError> {
         self.shared
-            .op(crate::client::Op::Unsubscribe {
+            .op(crate::ops::Op::Unsubscribe {
                 channel: self.channel.clone(),
             })
             .await

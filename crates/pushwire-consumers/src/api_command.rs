@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use crate::dispatch::{ApiDispatch, ApiFailure, Dispatched};
 use crate::message::Message;
-use crate::processor::{Applied, Effect, Outcome};
+use crate::outcome::{Applied, Effect, Outcome};
 
 /// The command envelope. `payload` absent or `null` is `{}`, as an HTTP body-less call.
 #[derive(Deserialize)]

@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod mysql_cdc;
 pub mod nats_jetstream;
+pub mod outcome;
 pub mod payload;
 pub mod postgresql_cdc;
 pub mod postgresql_outbox;

@@ -5,49 +5,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pushwire_core::Node;
-use pushwire_protocol::ErrorCode;
 
 use crate::config::{ConsumerConfig, Mode};
 use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::message::Message;
 use crate::metrics::ConsumerMetrics;
+pub use crate::outcome::Outcome;
+use crate::outcome::Effect;
 use crate::{api_command, debezium, route};
-
-/// What happened to a message; the source acts on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// In channel history (or suppressed as a duplicate): acknowledge.
-    Done,
-    /// Can never succeed (bad JSON, unknown namespace, ...): dead-letter, then acknowledge.
-    Poison(String),
-    /// Transient failure (engine down, node overloaded): do not acknowledge; retry after backoff.
-    Retry(String),
-}
-
-/// What applying one message did, before it becomes an [`Outcome`].
-pub(crate) type Applied = Result<Effect, Outcome>;
-
-/// A successful application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Effect {
-    /// Published / executed.
-    Applied,
-    /// Every publication was suppressed by its idempotency key.
-    Duplicate,
-    /// Nothing to publish (a Debezium tombstone or truncate): acknowledged.
-    Skipped,
-}
-
-/// Maps a node error: `Internal` and `TooManyRequests` are transient, the rest poison.
-pub(crate) fn failure(code: ErrorCode, context: &str) -> Outcome {
-    let text = format!("{context}: {} ({})", code.message(), code.code());
-    if code.temporary() {
-        Outcome::Retry(text)
-    } else {
-        Outcome::Poison(text)
-    }
-}
 
 /// How often the node's queued bytes are summed at most.
 const PRESSURE_SAMPLE: Duration = Duration::from_millis(10);

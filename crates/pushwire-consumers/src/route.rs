@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::config::RouteConfig;
 use crate::message::Message;
-use crate::processor::{failure, Applied, Effect, Outcome};
+use crate::outcome::{failure, Applied, Effect, Outcome};
 use crate::template::{lookup, scalar, Template};
 
 /// A compiled route.

@@ -44,7 +44,7 @@ pub struct Subscriber {
     pub filter: Option<Arc<FilterNode>>,
     /// Deliver join/leave pushes.
     pub push_join_leave: bool,
-    /// The connection's transport as a metrics label index ([`crate::metrics::transport_index`]).
+    /// The connection's transport as a metrics label index ([`pushwire_protocol::TransportKind::index`]).
     pub transport: u8,
     /// How this subscription is shed when its connection falls behind (`None`: the
     /// connection closes with 3008), from the namespace's `slow_subscriber_policy`.

@@ -46,5 +46,6 @@ pub mod proxy;
 pub mod registry;
 pub mod sessions;
 
-pub use client::{Client, TransportInfo};
+pub use client::{Client, Polled, TransportInfo};
 pub use node::Node;
+pub use pushwire_protocol::TransportKind;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use pushwire_core::config::{ChannelOptions, NamespaceConfig, NodeConfig};
 use pushwire_core::engine::{Engine, MemoryBroker};
 use pushwire_core::node::PublishParams;
-use pushwire_core::{Client, Node, TransportInfo};
+use pushwire_core::{Client, Node, TransportInfo, TransportKind};
 use pushwire_protocol::{Protocol, RawJson};
 use serde_json::json;
 
@@ -52,10 +52,8 @@ async fn short_lived_channels_are_reclaimed() {
     let client = Client::new(
         node.clone(),
         TransportInfo {
-            name: "test",
+            kind: TransportKind::WebSocket,
             protocol: Protocol::Json,
-            unidirectional: false,
-            emulated: false,
         },
     );
     client

@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use pushwire_core::config::{ChannelOptions, NamespaceConfig, NodeConfig};
 use pushwire_core::node::PublishParams;
-use pushwire_core::{Client, Node, TransportInfo};
+use pushwire_core::{Client, Node, TransportInfo, TransportKind};
 use pushwire_protocol::{Protocol, RawJson};
 use serde_json::{json, Value};
 
@@ -71,10 +71,8 @@ struct Conn {
 
 fn transport() -> TransportInfo {
     TransportInfo {
-        name: "model",
+        kind: TransportKind::WebSocket,
         protocol: Protocol::Json,
-        unidirectional: false,
-        emulated: false,
     }
 }
 

@@ -69,15 +69,6 @@ impl ErrorCode {
     pub fn temporary(self) -> bool {
         matches!(self, ErrorCode::Internal | ErrorCode::TooManyRequests)
     }
-
-    /// The wire form of this error.
-    pub fn to_error(self) -> crate::reply::Error {
-        crate::reply::Error {
-            code: self.code(),
-            message: self.message().into(),
-            temporary: self.temporary(),
-        }
-    }
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -264,7 +264,10 @@ mod tests {
 
     #[test]
     fn other_results() {
-        let r = pb_reply(&Reply::error(7, ErrorCode::PermissionDenied.to_error()));
+        let r = pb_reply(&Reply::error(
+            7,
+            crate::reply::Error::from(ErrorCode::PermissionDenied),
+        ));
         assert_eq!(
             r.error,
             Some(pb::Error {
@@ -402,7 +405,7 @@ mod tests {
         // Model → protobuf bytes → model gives the same JSON as the original.
         let replies = [
             Reply::default(),
-            Reply::error(9, ErrorCode::TooManyRequests.to_error()),
+            Reply::error(9, crate::reply::Error::from(ErrorCode::TooManyRequests)),
             Reply::push(Push {
                 channel: "c".into(),
                 publication: Some(publication(r#"{"n":1}"#, 1)),

@@ -14,6 +14,7 @@
 //!   joining encoded replies into frames.
 //! - [`pb`]: protobuf wire types generated at build time from `proto/client.proto`.
 //! - [`control`]: protobuf messages between nodes (`proto/control.proto`), versioned.
+//! - [`transport`]: the transport kinds and their protocol names.
 //! - `convert` (private): `From` impls between the model and [`pb`].
 
 pub mod codes;
@@ -26,6 +27,7 @@ pub mod frame;
 pub mod pb;
 pub mod raw;
 pub mod reply;
+pub mod transport;
 
 pub use codes::{Disconnect, ErrorCode, Unsubscribe};
 pub use command::*;
@@ -37,3 +39,4 @@ pub use frame::{
 pub use prost;
 pub use raw::RawJson;
 pub use reply::*;
+pub use transport::TransportKind;

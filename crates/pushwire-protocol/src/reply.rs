@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::codes::{Disconnect, Unsubscribe};
+use crate::codes::{Disconnect, ErrorCode, Unsubscribe};
 use crate::raw::RawJson;
 
 fn is_zero_u32(v: &u32) -> bool {
@@ -107,6 +107,18 @@ pub struct Error {
     /// Whether retrying makes sense.
     #[serde(skip_serializing_if = "is_false")]
     pub temporary: bool,
+}
+
+impl From<ErrorCode> for Error {
+    /// The wire form of a protocol error code: its number, message and whether it is
+    /// temporary.
+    fn from(code: ErrorCode) -> Self {
+        Error {
+            code: code.code(),
+            message: code.message().into(),
+            temporary: code.temporary(),
+        }
+    }
 }
 
 /// A result with no fields, written as `{}`.

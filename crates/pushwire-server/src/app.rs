@@ -16,31 +16,9 @@ use crate::config::ServerConfig;
 use crate::limits::admission::{self, Admission};
 use crate::limits::connect_rate::{self, ConnectRate};
 use crate::listener::ListenSettings;
+use crate::state::AppState;
 use crate::transport::origin::OriginPolicy;
 use crate::{api, observe, transport};
-
-/// State shared by every handler.
-#[derive(Clone)]
-pub struct AppState {
-    /// The node.
-    pub node: Arc<Node>,
-    /// Configuration, read-only after start.
-    pub config: Arc<ServerConfig>,
-    /// Origin policy of the connection endpoints.
-    pub origins: Arc<OriginPolicy>,
-    /// Tracks connection tasks so shutdown can wait for them.
-    pub tracker: TaskTracker,
-    /// Concurrent long-polls per client.
-    pub polls: Arc<transport::long_poll::PollLimiter>,
-    /// Metrics of the running consumers, for `/metrics`.
-    pub consumers: pushwire_consumers::MetricsRegistry,
-    /// Lifecycle event sinks (none when `lifecycle.enabled` is off).
-    pub lifecycle: Arc<crate::lifecycle::Sinks>,
-    /// The proxies to the application backend, when configured (for `/metrics`).
-    pub proxies: Option<Arc<crate::proxy::Proxies>>,
-    /// Node-wide admission of new connections (memory budget, node connect rate).
-    pub admission: Arc<Admission>,
-}
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {

@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`config`]: the layered, validated configuration.
 //! - [`engine`]: builds the node on the configured engine (memory, embedded or Redis).
-//! - [`app`]: shared state, the router, start and graceful shutdown.
+//! - [`state`]: the state every handler shares; [`app`]: the router, start and graceful
+//!   shutdown.
 //! - [`listener`]: the TCP listener: HTTP/1.1 and HTTP/2, TLS ([`tls`]), connection limits
 //!   and timeouts; [`limits`]: per-IP connect rate.
 //! - [`transport`]: WebSocket (and the other transports), origin checks.
@@ -14,18 +15,15 @@
 //! - [`proxy`]: connect, refresh, subscribe, publish, sub_refresh, rpc and send proxies to
 //!   the application backend over HTTP.
 //! - [`observe`]: health and metrics; [`admin`]: the admin web page.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line and its client subcommands (`gentoken`, `sub`, `pub`).
 
 pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod cli;
-pub mod cmd_pub;
-pub mod cmd_sub;
 pub mod config;
 pub mod engine;
-pub mod gentoken;
 pub mod grpc_api;
 pub mod lifecycle;
 pub mod limits;
@@ -33,8 +31,10 @@ pub mod listener;
 pub mod nats_broker;
 pub mod observe;
 pub mod proxy;
+pub mod state;
 pub mod tls;
 pub mod transport;
 
-pub use app::{AppState, RunningServer};
+pub use app::RunningServer;
 pub use config::ServerConfig;
+pub use state::AppState;

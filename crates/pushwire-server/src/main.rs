@@ -38,9 +38,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             0 => Ok(()),
             partial => std::process::exit(partial),
         },
-        Command::Gentoken(args) => pushwire_server::gentoken::run(&args),
-        Command::Sub(args) => runtime()?.block_on(pushwire_server::cmd_sub::run(args)),
-        Command::Pub(args) => runtime()?.block_on(pushwire_server::cmd_pub::run(args)),
+        Command::Gentoken(args) => cli::gentoken::run(&args),
+        Command::Sub(args) => runtime()?.block_on(cli::subscribe::run(args)),
+        Command::Pub(args) => runtime()?.block_on(cli::publish::run(args)),
         Command::Version => {
             println!("pushwire {}", pushwire_core::node::VERSION);
             Ok(())

@@ -18,11 +18,11 @@ use pushwire_protocol::Reply;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Intent, Op, Status, Want};
 use crate::codec::Body;
 use crate::config::{ClientConfig, Validated};
 use crate::error::{codes, disconnect_code_reconnects, ClientError};
 use crate::event::Event;
+use crate::ops::{Intent, Op, Status, Want};
 use crate::state::{State, SubState};
 use crate::subscription::SubEntry;
 

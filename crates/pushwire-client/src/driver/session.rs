@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::connect::{frame, Opened};
 use super::{CallReply, Driver, End, ServerSub};
-use crate::client::{Op, Want};
 use crate::codec::{self, Body};
 use crate::error::{codes, ClientError, ServerError};
 use crate::event::Event;
+use crate::ops::{Op, Want};
 use crate::state::{State, SubState};
 use crate::transport::{Incoming, Transport};
 

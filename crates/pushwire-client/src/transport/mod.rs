@@ -34,12 +34,17 @@ pub enum TransportKind {
 }
 
 impl TransportKind {
-    /// `websocket`, `http_stream` or `sse`.
+    /// `websocket`, `http_stream` or `sse`: the server's name for the same transport.
     pub fn name(self) -> &'static str {
+        self.wire().name()
+    }
+
+    /// The protocol's transport kind this one is (so names cannot drift from the server's).
+    pub fn wire(self) -> pushwire_protocol::TransportKind {
         match self {
-            TransportKind::Websocket => "websocket",
-            TransportKind::HttpStream => "http_stream",
-            TransportKind::Sse => "sse",
+            TransportKind::Websocket => pushwire_protocol::TransportKind::WebSocket,
+            TransportKind::HttpStream => pushwire_protocol::TransportKind::HttpStream,
+            TransportKind::Sse => pushwire_protocol::TransportKind::Sse,
         }
     }
 
@@ -53,7 +58,7 @@ impl TransportKind {
 
     /// Whether later commands go through `/emulation`.
     pub(crate) fn emulated(self) -> bool {
-        !matches!(self, TransportKind::Websocket)
+        self.wire().is_emulated()
     }
 }
 

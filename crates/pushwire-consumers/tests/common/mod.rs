@@ -28,7 +28,7 @@ pub fn node() -> Arc<Node> {
 }
 
 /// The server API is not part of this crate (its `api_command` tests are the server's
-/// `tests/api.rs`): route-mode tests here get this, which answers 108 to any command.
+/// `tests/api/api.rs`): route-mode tests here get this, which answers 108 to any command.
 pub struct NoApi;
 
 impl ApiDispatch for NoApi {

@@ -101,7 +101,7 @@ impl Client {
         }
         self.node.registry().add(this, &creds.user, 0);
         Metrics::add(&self.node.metrics().connections_active, 1);
-        tracing::debug!(client = %self.id, user = %creds.user, transport = self.transport.name, "connected");
+        tracing::debug!(client = %self.id, user = %creds.user, transport = self.transport.name(), "connected");
         {
             let mut st = self.state.lock();
             st.status = Status::Connected;
@@ -146,7 +146,7 @@ impl Client {
             ping: self.ping_secs(),
             pong: self.pong_flag(),
             session: self.session().to_owned(),
-            node: if self.transport.emulated {
+            node: if self.transport.emulated() {
                 self.node.id().to_owned()
             } else {
                 String::new()
@@ -161,7 +161,7 @@ impl Client {
                 .map(|p| (p.channel.to_string(), p.result.clone()))
                 .collect(),
         };
-        let reply = if self.transport.unidirectional {
+        let reply = if self.transport.unidirectional() {
             Reply::push(pushwire_protocol::Push {
                 connect: Some(result),
                 ..Default::default()

@@ -8,15 +8,19 @@
 //!
 //! Files: `connect.rs` (connect, refresh), `subscribe.rs` (subscribe, recovery, unsubscribe),
 //! `commands.rs` (publish, history, presence), `timers.rs` (ping/pong, stale, expiry),
-//! `proxied.rs` (rpc, send, and refreshes decided by the application backend).
+//! `proxied.rs` (rpc, send, and refreshes decided by the application backend), `delivery.rs`
+//! (what a transport's writer books per drain, publications for one subscription).
 
 mod commands;
 mod connect;
+mod delivery;
 mod proxied;
 mod rate;
 mod submap;
 mod subscribe;
 mod timers;
+
+pub use delivery::Polled;
 
 use std::sync::Arc;
 
@@ -24,7 +28,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use pushwire_protocol::{
     encode_push, encode_reply, ClientInfo, Command, Disconnect, ErrorCode, Protocol, Push, RawJson,
-    Reply, Request,
+    Reply, Request, TransportKind,
 };
 use tokio::time::Instant;
 
@@ -33,18 +37,31 @@ use crate::lifecycle::Record;
 use crate::metrics::{self, Metrics};
 use crate::node::Node;
 
-/// How a transport carries the protocol.
+/// How a transport carries the protocol: which transport, in which wire format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportInfo {
-    /// Transport name (`websocket`, `http_stream`, `sse`, `uni_sse`, ...).
-    pub name: &'static str,
+    /// The transport (its name, and whether it is unidirectional or emulated).
+    pub kind: TransportKind,
     /// Wire format.
     pub protocol: Protocol,
+}
+
+impl TransportInfo {
+    /// The transport's protocol name (`websocket`, `sse`, …).
+    pub fn name(self) -> &'static str {
+        self.kind.name()
+    }
+
     /// Server-to-client only: pushes are sent bare, pings need no pong.
-    pub unidirectional: bool,
+    pub fn unidirectional(self) -> bool {
+        self.kind.is_unidirectional()
+    }
+
     /// Bidirectional emulation (HTTP-streaming, SSE + `/emulation`): the connect result
     /// carries `session` and `node`.
-    pub emulated: bool,
+    pub fn emulated(self) -> bool {
+        self.kind.is_emulated()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +139,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("id", &self.id)
-            .field("transport", &self.transport.name)
+            .field("transport", &self.transport.name())
             .finish_non_exhaustive()
     }
 }
@@ -138,9 +155,9 @@ impl Drop for Client {
             .unwrap_or(Disconnect::CONNECTION_CLOSED);
         self.node
             .metrics()
-            .connection_closed(self.transport.name, d.code);
+            .connection_closed(self.transport.kind, d.code);
         let user = &self.state.get_mut().user;
-        tracing::debug!(client = %self.id, user = %user, transport = self.transport.name, code = d.code, reason = %d.reason, "disconnected");
+        tracing::debug!(client = %self.id, user = %user, transport = self.transport.name(), code = d.code, reason = %d.reason, "disconnected");
     }
 }
 
@@ -198,11 +215,11 @@ impl Client {
         let now = Instant::now();
         let timers = timers::Timers::new(now + cfg.stale_close_delay);
         let rate = rate::Bucket::full(cfg.command_burst);
-        node.metrics().connection_opened(transport.name);
+        node.metrics().connection_opened(transport.kind);
         Arc::new(Client {
             key: node.next_client_key(),
             id: Arc::from(uuid::Uuid::new_v4().to_string()),
-            session: (transport.emulated || transport.unidirectional)
+            session: (transport.emulated() || transport.unidirectional())
                 .then(|| Arc::from(uuid::Uuid::new_v4().to_string())),
             node,
             transport,
@@ -291,7 +308,7 @@ impl Client {
     pub fn encoding(&self) -> crate::encoding::Encoding {
         crate::encoding::Encoding {
             protocol: self.transport.protocol,
-            bare_push: self.transport.unidirectional,
+            bare_push: self.transport.unidirectional(),
         }
     }
 
@@ -299,7 +316,7 @@ impl Client {
     /// closes the connection with 3506. Unidirectional connections get pushes bare, pings as
     /// empty pushes, and no command replies.
     pub(crate) fn send_reply(&self, reply: &Reply) -> bool {
-        let encoded = if self.transport.unidirectional {
+        let encoded = if self.transport.unidirectional() {
             match &reply.push {
                 Some(push) => encode_push(self.transport.protocol, push),
                 None if reply.is_ping() => encode_push(self.transport.protocol, &Push::default()),
@@ -314,7 +331,10 @@ impl Client {
             Ok(bytes)
                 if reply.id != 0 && bytes.len() > self.node.config().client.reply_max_size =>
             {
-                let limited = Reply::error(reply.id, ErrorCode::LimitExceeded.to_error());
+                let limited = Reply::error(
+                    reply.id,
+                    pushwire_protocol::Error::from(ErrorCode::LimitExceeded),
+                );
                 match encode_reply(self.transport.protocol, &limited) {
                     Ok(bytes) => self.queue(bytes),
                     Err(_) => false,
@@ -383,7 +403,10 @@ impl Client {
         if !is_connect && !matches!(request, Request::Pong) && !self.take_token() {
             outcome.fail(ErrorCode::TooManyRequests.code());
             if id != 0 {
-                self.send_reply(&Reply::error(id, ErrorCode::TooManyRequests.to_error()));
+                self.send_reply(&Reply::error(
+                    id,
+                    pushwire_protocol::Error::from(ErrorCode::TooManyRequests),
+                ));
             }
             return Ok(false);
         }
@@ -422,7 +445,7 @@ impl Client {
             }
             Err(CommandError::Reply(code)) => {
                 outcome.fail(code.code());
-                self.fail_command(id, code.to_error(), is_connect)
+                self.fail_command(id, pushwire_protocol::Error::from(code), is_connect)
             }
             Err(CommandError::Custom(error)) => {
                 outcome.fail(error.code);

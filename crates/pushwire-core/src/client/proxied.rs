@@ -46,7 +46,7 @@ impl Client {
     pub(super) fn call_context<'a>(&'a self, caller: &'a Caller) -> CallContext<'a> {
         CallContext {
             client: &self.id,
-            transport: self.transport.name,
+            transport: self.transport.name(),
             protocol: match self.transport.protocol {
                 Protocol::Json => "json",
                 Protocol::Protobuf => "protobuf",

@@ -254,7 +254,7 @@ impl Client {
                 encoding: self.encoding(),
                 filter: req.tf.clone().map(Arc::new),
                 push_join_leave,
-                transport: crate::metrics::transport_index(self.transport.name),
+                transport: self.transport.kind.index() as u8,
                 shedding: match ns.slow_subscriber_policy {
                     SlowSubscriberPolicy::Disconnect => None,
                     SlowSubscriberPolicy::Resubscribe => Some(Shedding::Resubscribe),

@@ -179,7 +179,7 @@ impl Client {
     }
 
     fn expects_pong(&self) -> bool {
-        !self.transport.unidirectional && !self.node.config().client.pong_timeout.is_zero()
+        !self.transport.unidirectional() && !self.node.config().client.pong_timeout.is_zero()
     }
 
     /// Ping interval in whole seconds for the connect result (0 = pings off).

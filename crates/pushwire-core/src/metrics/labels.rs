@@ -1,27 +1,18 @@
 //! The fixed label values of the node's metrics: transports and client command methods.
 //! Labels never carry channel names or user ids, so the number of series stays bounded.
 
-use pushwire_protocol::Request;
+use pushwire_protocol::{Request, TransportKind};
 
-/// Transport label values; connections of a transport not listed count as `other`.
-pub const TRANSPORTS: [&str; 8] = [
-    "websocket",
-    "uni_websocket",
-    "http_stream",
-    "sse",
-    "uni_http_stream",
-    "uni_sse",
-    "long_poll",
-    "other",
-];
-
-/// Index of `name` in [`TRANSPORTS`] (`other` for an unknown name).
-pub fn transport_index(name: &str) -> u8 {
-    TRANSPORTS
-        .iter()
-        .position(|t| *t == name)
-        .unwrap_or(TRANSPORTS.len() - 1) as u8
-}
+/// Transport label values, indexed by [`TransportKind::index`].
+pub const TRANSPORTS: [&str; TransportKind::ALL.len()] = {
+    let mut names = [""; TransportKind::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TransportKind::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 /// Client command `method` label values.
 pub const COMMANDS: [&str; 14] = [
@@ -74,12 +65,9 @@ mod tests {
 
     #[test]
     fn transports_and_commands() {
-        assert_eq!(transport_index("websocket"), 0);
-        assert_eq!(transport_index("uni_sse"), 5);
-        assert_eq!(
-            TRANSPORTS[transport_index("carrier pigeon") as usize],
-            "other"
-        );
+        assert_eq!(TRANSPORTS[TransportKind::WebSocket.index()], "websocket");
+        assert_eq!(TRANSPORTS[TransportKind::UniSse.index()], "uni_sse");
+        assert_eq!(TRANSPORTS[TransportKind::LongPoll.index()], "long_poll");
         assert_eq!(COMMANDS[command_index(&Request::Pong)], "pong");
         assert_eq!(COMMANDS[command_index(&Request::Unknown)], "unknown");
     }

@@ -17,13 +17,14 @@ pub mod labels;
 
 pub use codes::CodeCounts;
 pub use histogram::{Histogram, HistogramSnapshot};
-pub use labels::{command_index, transport_index, API_METHODS, API_REFUSALS, COMMANDS, TRANSPORTS};
+pub use labels::{command_index, API_METHODS, API_REFUSALS, COMMANDS, TRANSPORTS};
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use pushwire_protocol::TransportKind;
 
 /// Upper bounds of the delivery latency histogram, in nanoseconds (50 µs … 10 s).
 pub const LATENCY_BOUNDS_NS: &[u64] = &[
@@ -200,20 +201,14 @@ impl Metrics {
     }
 
     /// A connection of `transport` opened.
-    pub fn connection_opened(&self, transport: &str) {
+    pub fn connection_opened(&self, transport: TransportKind) {
         Self::add(&self.connections_accepted, 1);
-        Self::add(
-            &self.transports[transport_index(transport) as usize].opened,
-            1,
-        );
+        Self::add(&self.transports[transport.index()].opened, 1);
     }
 
     /// A connection of `transport` closed with `code` (3000 when nobody gave a reason).
-    pub fn connection_closed(&self, transport: &str, code: u32) {
-        Self::add(
-            &self.transports[transport_index(transport) as usize].closed,
-            1,
-        );
+    pub fn connection_closed(&self, transport: TransportKind, code: u32) {
+        Self::add(&self.transports[transport.index()].closed, 1);
         self.disconnects.add(code, 1);
     }
 
@@ -242,12 +237,12 @@ impl Metrics {
         Self::add(&self.api_refused[reason.min(API_REFUSALS.len() - 1)], 1);
     }
 
-    /// A writer of transport index `transport` wrote `d`.
-    pub fn delivered(&self, transport: u8, d: Delivered) {
+    /// A writer of `transport` wrote `d`.
+    pub fn delivered(&self, transport: TransportKind, d: Delivered) {
         if d.messages == 0 {
             return;
         }
-        let t = &self.transports[(transport as usize).min(TRANSPORTS.len() - 1)];
+        let t = &self.transports[transport.index()];
         Self::add(&t.messages_delivered, d.messages);
         Self::add(&t.bytes_delivered, d.bytes);
         self.drained_bytes.observe(d.bytes);
@@ -342,8 +337,8 @@ mod tests {
         let m = Metrics::default();
         let stamp = stamp_now();
         let msgs = [Bytes::from_static(b"abc"), Bytes::from_static(b"de")];
-        m.delivered(0, Delivered::of(&msgs, stamp));
-        m.delivered(0, Delivered::of(&msgs[..1], 0));
+        m.delivered(TransportKind::WebSocket, Delivered::of(&msgs, stamp));
+        m.delivered(TransportKind::WebSocket, Delivered::of(&msgs[..1], 0));
         assert_eq!(Metrics::get(&m.transports[0].messages_delivered), 3);
         assert_eq!(Metrics::get(&m.transports[0].bytes_delivered), 8);
         assert_eq!(m.delivery_latency.count(), 1, "only stamped writes");
@@ -354,10 +349,10 @@ mod tests {
     #[test]
     fn connections_by_transport() {
         let m = Metrics::default();
-        m.connection_opened("sse");
-        m.connection_opened("sse");
-        m.connection_closed("sse", 3008);
-        assert_eq!(m.open_connections(transport_index("sse") as usize), 1);
+        m.connection_opened(TransportKind::Sse);
+        m.connection_opened(TransportKind::Sse);
+        m.connection_closed(TransportKind::Sse, 3008);
+        assert_eq!(m.open_connections(TransportKind::Sse.index()), 1);
         assert_eq!(m.disconnects.get(3008), 1);
         assert_eq!(Metrics::get(&m.connections_accepted), 2);
     }

@@ -28,7 +28,7 @@ use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use limiter::LoginLimiter;
 use session::Sessions;
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::request::Refused;
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Middleware: passes the request on only with a valid key (401 otherwise), and counts the
 /// requests refused before a method ran (`pushwire_api_refused_total`): a wrong key here, the

@@ -42,7 +42,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use method::Method;
 
 /// Routes of the server API: `POST /api/<method>` for every [`Method`] and `POST /api`.

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `GET /health`: 200 while the node serves, 503 once it shuts down. The body is `{}`, or
 /// `{"degraded":[…]}` naming what works only partly (the engine, e.g. a Redis PUB/SUB

@@ -22,7 +22,7 @@ use pushwire_core::node::EmulationOutcome;
 use serde::Deserialize;
 
 use super::{cors, http_stream::wants_protobuf};
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 struct JsonEmulation {

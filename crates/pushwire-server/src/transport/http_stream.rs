@@ -6,13 +6,13 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use pushwire_core::{Client, TransportInfo};
+use pushwire_core::TransportKind;
 use pushwire_protocol::Protocol;
 
-use super::{cors, stream};
-use crate::app::AppState;
+use super::{admit, cors, stream};
+use crate::state::AppState;
 
 /// Whether the request asks for protobuf (`Content-Type: application/octet-stream`).
 pub fn wants_protobuf(h: &HeaderMap) -> bool {
@@ -23,27 +23,18 @@ pub fn wants_protobuf(h: &HeaderMap) -> bool {
 
 /// `POST /connection/http_stream`.
 pub async fn handler(State(state): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = cors::check(&state.origins, &h) {
+    if let Err(r) = admit::origin(&state, &h) {
         return r;
-    }
-    if state.node.shutdown_token().is_cancelled() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let protocol = if wants_protobuf(&h) {
         Protocol::Protobuf
     } else {
         Protocol::Json
     };
-    let client = Client::with_headers(
-        state.node.clone(),
-        TransportInfo {
-            name: "http_stream",
-            protocol,
-            unidirectional: false,
-            emulated: true,
-        },
-        super::forward::pairs(&super::forward::kept(&state.node, &h)),
-    );
+    let client = match admit::client(&state, &h, TransportKind::HttpStream, protocol) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
     if let Err(d) = client.handle_frame(&body).await {
         client.disconnect(d);
     }

@@ -28,15 +28,15 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use parking_lot::Mutex;
-use pushwire_core::{Client, TransportInfo};
+use pushwire_core::{Client, TransportKind};
 use pushwire_protocol::{
-    ConnectRequest, Disconnect, ErrorCode, Protocol, Publication, Push, SubscribeRequest,
+    ConnectRequest, Disconnect, ErrorCode, Protocol, Publication, SubscribeRequest,
 };
 use serde::{Deserialize, Serialize};
 
-use super::cors;
-use crate::app::AppState;
+use super::{admit, cors};
 use crate::limits::client_ip::ClientIp;
+use crate::state::AppState;
 
 /// A poll request (query or JSON body).
 #[derive(Debug, Default, Deserialize)]
@@ -159,7 +159,7 @@ async fn handle(
     body: axum::body::Bytes,
     immediate: bool,
 ) -> Response {
-    if let Err(r) = cors::check(&state.origins, &h) {
+    if let Err(r) = admit::origin(&state, &h) {
         return r;
     }
     let mut req = query;
@@ -214,19 +214,8 @@ async fn run(
     if req.channel.is_empty() {
         return Err(ErrorCode::BadRequest);
     }
-    if state.node.shutdown_token().is_cancelled() {
-        return Err(ErrorCode::Internal);
-    }
-    let client = Client::with_headers(
-        state.node.clone(),
-        TransportInfo {
-            name: "long_poll",
-            protocol: Protocol::Json,
-            unidirectional: true,
-            emulated: false,
-        },
-        super::forward::pairs(&super::forward::kept(&state.node, headers)),
-    );
+    let client = admit::client(state, headers, TransportKind::LongPoll, Protocol::Json)
+        .map_err(|_| ErrorCode::Internal)?;
     let result = serve(&client, req, timeout, state).await;
     client.disconnect(Disconnect::CONNECTION_CLOSED);
     client.cleanup().await;
@@ -284,21 +273,9 @@ async fn serve(
     let shutdown = state.node.shutdown_token().clone();
     loop {
         tokio::select! {
-            drained = client.outbox().drain() => {
-                if !drained.shed.is_empty() {
-                    Box::pin(client.release_shed(&drained.shed)).await;
-                }
-                let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
-                let transport = pushwire_core::metrics::transport_index("long_poll");
-                state.node.metrics().delivered(transport, sent);
-                for m in &drained.messages {
-                    if let Ok(push) = serde_json::from_slice::<Push>(m) {
-                        if let Some(p) = push.publication.filter(|_| push.channel == req.channel) {
-                            resp.publications.push(p);
-                        }
-                    }
-                }
-                if drained.disconnect.is_some() || !resp.publications.is_empty() {
+            polled = client.next_publications(&req.channel) => {
+                resp.publications.extend(polled.publications);
+                if polled.closed || !resp.publications.is_empty() {
                     break;
                 }
             }

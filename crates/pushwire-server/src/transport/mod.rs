@@ -6,12 +6,14 @@
 //! - [`uni`]: unidirectional HTTP-streaming and SSE.
 //! - [`long_poll`]: long-polling and polling by offset.
 //! - [`stream`]: the streaming response body shared by the HTTP transports.
+//! - [`admit`]: the preamble of every transport (origin 403, shutting down 503, the client).
 //! - [`origin`], [`cors`], [`headers`], [`positions`]: shared pieces.
 
 // Handlers return `Result<_, Response>` to answer early: at most once per request, so the
 // size of the error variant does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod admit;
 pub mod cors;
 pub mod emulation;
 pub mod forward;

@@ -6,12 +6,12 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pushwire_core::{Client, TransportInfo};
+use pushwire_core::TransportKind;
 use pushwire_protocol::Protocol;
 use serde::Deserialize;
 
-use super::{cors, stream};
-use crate::app::AppState;
+use super::{admit, cors, stream};
+use crate::state::AppState;
 
 /// Query of the SSE endpoints.
 #[derive(Debug, Default, Deserialize)]
@@ -71,7 +71,7 @@ pub fn accept(
     body: &Bytes,
     required: bool,
 ) -> Result<Bytes, Response> {
-    cors::check(&state.origins, h)?;
+    admit::origin(state, h)?;
     query.check_json()?;
     connect_payload(method, query, body, required)
 }
@@ -88,19 +88,10 @@ pub async fn handler(
         Ok(p) => p,
         Err(r) => return r,
     };
-    if state.node.shutdown_token().is_cancelled() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    let client = Client::with_headers(
-        state.node.clone(),
-        TransportInfo {
-            name: "sse",
-            protocol: Protocol::Json,
-            unidirectional: false,
-            emulated: true,
-        },
-        super::forward::pairs(&super::forward::kept(&state.node, &h)),
-    );
+    let client = match admit::client(&state, &h, TransportKind::Sse, Protocol::Json) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
     if let Err(d) = client.handle_frame(&payload).await {
         client.disconnect(d);
     }

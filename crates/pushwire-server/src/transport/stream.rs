@@ -15,7 +15,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::positions::Positions;
 use super::{cors, headers};
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -121,7 +121,7 @@ pub fn response(
     state: &AppState,
     request: &HeaderMap,
 ) -> Response {
-    let emulated = client.transport().emulated;
+    let emulated = client.transport().emulated();
     if emulated {
         client.node().sessions().insert(client.clone());
     }
@@ -173,8 +173,7 @@ async fn next_chunk(st: &mut State) -> Option<Bytes> {
         tokio::select! {
             drained = client.outbox().drain() => {
                 let sent = pushwire_core::metrics::Delivered::of(&drained.messages, drained.stamp);
-                let transport = pushwire_core::metrics::transport_index(client.transport().name);
-                client.node().metrics().delivered(transport, sent);
+                client.delivered(sent);
                 if !drained.shed.is_empty() {
                     Box::pin(client.release_shed(&drained.shed)).await;
                 }

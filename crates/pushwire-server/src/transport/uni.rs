@@ -14,17 +14,17 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pushwire_core::{Client, TransportInfo};
+use pushwire_core::{Client, TransportKind};
 use pushwire_protocol::{ConnectRequest, Protocol};
 
 use super::positions::Positions;
 use super::sse::{accept, SseQuery};
-use super::{cors, stream};
-use crate::app::AppState;
+use super::{admit, cors, stream};
+use crate::state::AppState;
 
 async fn start(
     state: &AppState,
-    name: &'static str,
+    kind: TransportKind,
     payload: &[u8],
     last_event_id: Option<&str>,
     headers: &HeaderMap,
@@ -40,19 +40,8 @@ async fn start(
             entry.epoch = epoch;
         }
     }
-    if state.node.shutdown_token().is_cancelled() {
-        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
-    }
-    let client = Client::with_headers(
-        state.node.clone(),
-        TransportInfo {
-            name,
-            protocol: Protocol::Json,
-            unidirectional: true,
-            emulated: false,
-        },
-        super::forward::pairs(&super::forward::kept(&state.node, headers)),
-    );
+    let client =
+        admit::client(state, headers, kind, Protocol::Json).map_err(IntoResponse::into_response)?;
     if let Err(d) = client.connect_unidirectional(req).await {
         client.disconnect(d);
     }
@@ -61,7 +50,7 @@ async fn start(
 
 /// `POST /connection/uni_http_stream`.
 pub async fn http_stream(State(state): State<AppState>, h: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = cors::check(&state.origins, &h) {
+    if let Err(r) = admit::origin(&state, &h) {
         return r;
     }
     let payload = if body.is_empty() {
@@ -69,7 +58,7 @@ pub async fn http_stream(State(state): State<AppState>, h: HeaderMap, body: Byte
     } else {
         body
     };
-    let client = match start(&state, "uni_http_stream", &payload, None, &h).await {
+    let client = match start(&state, TransportKind::UniHttpStream, &payload, None, &h).await {
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };
@@ -89,7 +78,7 @@ pub async fn sse(
         Err(r) => return r,
     };
     let last = h.get("last-event-id").and_then(|v| v.to_str().ok());
-    let client = match start(&state, "uni_sse", &payload, last, &h).await {
+    let client = match start(&state, TransportKind::UniSse, &payload, last, &h).await {
         Ok(c) => c,
         Err(r) => return cors::decorate(&h, r),
     };

@@ -12,17 +12,18 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, SinkExt};
 use pushwire_core::outbox::Drained;
-use pushwire_core::{Client, TransportInfo};
+use pushwire_core::{Client, TransportKind};
 use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
 use serde::Deserialize;
 
-use crate::app::AppState;
+use super::admit;
 use crate::config::ServerConfig;
+use crate::state::AppState;
 
 const SUBPROTOCOLS: [&str; 2] = ["centrifuge-json", "centrifuge-protobuf"];
 
@@ -71,11 +72,11 @@ fn upgrade(
     ws: WebSocketUpgrade,
     mode: Mode,
 ) -> Response {
-    if !state.origins.allows_request(&headers) {
-        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    if let Err(r) = admit::origin(&state, &headers) {
+        return r;
     }
-    if state.node.shutdown_token().is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    if let Err(r) = admit::accepting(&state) {
+        return r.into_response();
     }
     let ws = ws.protocols(SUBPROTOCOLS);
     let by_query = [query.format.as_deref(), query.cf_protocol.as_deref()]
@@ -105,20 +106,11 @@ fn upgrade(
         .max_message_size(cfg.message_size_limit)
         .max_frame_size(cfg.message_size_limit)
         .on_upgrade(move |socket| {
-            let client = Client::with_headers(
-                state.node.clone(),
-                TransportInfo {
-                    name: if mode == Mode::Uni {
-                        "uni_websocket"
-                    } else {
-                        "websocket"
-                    },
-                    protocol,
-                    unidirectional: mode == Mode::Uni,
-                    emulated: false,
-                },
-                super::forward::pairs(&kept),
-            );
+            let kind = match mode {
+                Mode::Bidi => TransportKind::WebSocket,
+                Mode::Uni => TransportKind::UniWebSocket,
+            };
+            let client = admit::build(&state, kind, protocol, &kept);
             // A task of our own, so the upgrade machinery (and its task) is freed once the
             // handshake is done instead of living as long as the connection. It gets only
             // what it needs: everything it captures stays in every idle connection.
@@ -191,7 +183,6 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConf
     let mut shutdown = Some(Box::pin(
         client.node().shutdown_token().clone().cancelled_owned(),
     ));
-    let transport = pushwire_core::metrics::transport_index(client.transport().name);
     loop {
         // Deadlines and the connected state only change when a frame was handled or a timer
         // fired; deliveries (the hot path) skip both checks.
@@ -204,7 +195,7 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConf
                     if let Err(o) = Box::pin(write(socket, client, &mut queued, config, true)).await {
                         return o;
                     }
-                    client.node().metrics().delivered(transport, sent);
+                    client.delivered(sent);
                 }
                 if !shed.is_empty() {
                     Box::pin(client.release_shed(&shed)).await;
@@ -265,7 +256,7 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConf
 /// One incoming message: commands for bidirectional clients; for unidirectional ones the
 /// first message is the ConnectRequest and the rest is ignored.
 async fn incoming(client: &Arc<Client>, data: &[u8]) -> Result<(), Disconnect> {
-    if !client.transport().unidirectional {
+    if !client.transport().unidirectional() {
         return client.handle_frame(data).await;
     }
     if !client.is_connected() {
@@ -301,7 +292,7 @@ async fn write(
     };
     // Bidirectional: everything queued in one frame. Unidirectional: one push per frame (its
     // clients parse each frame as one JSON object), flushed once.
-    let first = if client.transport().unidirectional || queued.len() == 1 {
+    let first = if client.transport().unidirectional() || queued.len() == 1 {
         let mut frames = Vec::with_capacity(queued.len());
         for frame in queued.drain(..) {
             frames.push(message(frame)?);
@@ -365,7 +356,7 @@ async fn finish(
         Outcome::Close(d) => {
             // Whatever was queued before the disconnect (an error reply, say) goes first.
             let mut rest = pending;
-            if client.transport().unidirectional && d != Disconnect::CONNECTION_CLOSED {
+            if client.transport().unidirectional() && d != Disconnect::CONNECTION_CLOSED {
                 let push = pushwire_protocol::Push {
                     disconnect: Some(d.clone()),
                     ..Default::default()

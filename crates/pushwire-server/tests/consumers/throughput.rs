@@ -2,10 +2,10 @@
 //! source first, a WebSocket subscriber joins the channel, then the consumer starts; the figure
 //! is events per second from the consumer's start until the subscriber holds the last event.
 //! Memory engine. Ignored by default; run in release mode:
-//! `cargo nextest run --release -p pushwire-server --test consumers_throughput --run-ignored only --no-capture`.
+//! `cargo nextest run --release -p pushwire-server --test consumers -E 'test(/^throughput::/)' --run-ignored only --no-capture`.
 //! `PUSHWIRE_CONSUMER_BENCH_N` sets `N` (default 20000).
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::{Duration, Instant};
 

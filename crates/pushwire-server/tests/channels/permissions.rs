@@ -2,8 +2,7 @@
 //! channels and subscription tokens, user-limited `#` channels, subscribe/publish/history/
 //! presence flags for clients, subscribers and anonymous users, `channel_regex`.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

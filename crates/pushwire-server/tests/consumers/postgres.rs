@@ -10,7 +10,7 @@
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres, database test), Redis on
 //! 127.0.0.1:6379 and the SDKs (`scripts/setup-sdks.sh`).
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! Needs MariaDB on 127.0.0.1:3306 (root without password, database `test`), Redis on
 //! 127.0.0.1:6379 and the SDKs.
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 

@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-#[path = "transports_common.rs"]
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,8 +1,6 @@
 //! Server HTTP API end to end: auth, status codes, every method, batch, broadcast, the legacy
 //! route and the transport error mode, over real HTTP (and WebSocket for delivery).
 
-mod api_consumer;
-
 use std::time::Duration;
 
 use pushwire_test_support::sdk::run_python_with;

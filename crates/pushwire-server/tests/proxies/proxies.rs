@@ -6,7 +6,7 @@
 //! the proxy's `max_in_flight`, and every way a backend can fail (100, breaker, metrics); the
 //! same SDK scenario through gRPC proxies (`proxy_backend/grpc.rs`, tonic).
 
-mod proxy_backend;
+use crate::proxy_backend;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -329,7 +329,7 @@ async fn kafka_node_killed_mid_stream_delivers_every_event_exactly_once() {
 
 /// Queue → subscriber throughput (memory engine): `PUSHWIRE_CONSUMER_BENCH_N` records are
 /// produced first, then the consumer starts. Release mode:
-/// `cargo nextest run --release -p pushwire-server --test consumers_kafka --run-ignored only --no-capture`.
+/// `cargo nextest run --release -p pushwire-server --test consumers -E 'test(/^kafka::/)' --run-ignored only --no-capture`.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run in release mode"]
 async fn throughput_kafka() {

@@ -7,7 +7,7 @@
 //!
 //! Needs Redis on 127.0.0.1:6379 and the SDKs (`scripts/setup-sdks.sh`).
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! `publication_data_format`, tags filters (event types) live and in recovery, and bad channel
 //! names, each time checking that what was stored before is unchanged.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

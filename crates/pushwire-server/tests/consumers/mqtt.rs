@@ -9,7 +9,7 @@
 //! these tests start their own instances for a known queue limit, TLS and passwords), the
 //! `mosquitto` and `mosquitto_passwd` binaries, Redis on 127.0.0.1:6379 and the SDKs.
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! `since`, `reverse`, errors), history size and TTL bounds, and the API publish options that
 //! shape history: `idempotency_key`, `version`, `skip_history`.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! Needs NATS with JetStream on 127.0.0.1:4222, Redis on 127.0.0.1:6379 and the SDKs
 //! (`scripts/setup-sdks.sh`).
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 
@@ -306,7 +306,7 @@ async fn nats_node_killed_mid_stream_delivers_every_event_exactly_once() {
 
 /// Queue → subscriber throughput (memory engine): `PUSHWIRE_CONSUMER_BENCH_N` events are
 /// stored in the stream first, then the consumer starts. Release mode:
-/// `cargo nextest run --release -p pushwire-server --test consumers_nats --run-ignored only --no-capture`.
+/// `cargo nextest run --release -p pushwire-server --test consumers -E 'test(/^nats::/)' --run-ignored only --no-capture`.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run in release mode"]
 async fn throughput_nats_jetstream() {

@@ -2,8 +2,7 @@
 //! presence and presence_stats from clients and the API, removal on disconnect, join/leave
 //! pushes with and without `force_push_join_leave`, API `channels` and `info`.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

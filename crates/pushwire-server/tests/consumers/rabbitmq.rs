@@ -9,7 +9,7 @@
 //! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest), Redis on 127.0.0.1:6379 and the SDKs
 //! (`scripts/setup-sdks.sh`).
 
-mod consumers_common;
+use crate::consumers_common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //!
 //! Needs the real Redis at 127.0.0.1:6379: a missing Redis fails these tests.
 
-#[path = "channels_common.rs"]
+#[path = "../channels/common.rs"]
 mod common;
 
 use std::time::Duration;

@@ -1,4 +1,9 @@
-//! The command line: `serve`, `checkconfig`, `genconfig`, `bench`, `version`.
+//! The command line: `serve`, `checkconfig`, `genconfig`, `bench`, `version`, and the client
+//! subcommands in their own files: [`gentoken`], [`subscribe`] (`sub`), [`publish`] (`pub`).
+
+pub mod gentoken;
+pub mod publish;
+pub mod subscribe;
 
 use std::path::PathBuf;
 
@@ -34,11 +39,11 @@ pub enum Command {
     /// Load test a running node: subscribers over WebSocket, publications over the API.
     Bench(pushwire_bench::BenchArgs),
     /// Print a development token signed with the configured HMAC secret.
-    Gentoken(crate::gentoken::GentokenArgs),
+    Gentoken(gentoken::GentokenArgs),
     /// Subscribe to a channel and print each publication as one JSON line.
-    Sub(crate::cmd_sub::SubArgs),
+    Sub(subscribe::SubArgs),
     /// Publish into a channel through the server API (`-` publishes each stdin line).
-    Pub(crate::cmd_pub::PubArgs),
+    Pub(publish::PubArgs),
     /// Print the version.
     Version,
 }

@@ -2,8 +2,7 @@
 //! reject-unrecovered flag, the recovery limit, cache mode, `auto_cache_recover`, and live
 //! publications merged into a recovery without gap or duplicate.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,0 +1,15 @@
+//! Queue and change-stream consumers against the real brokers and databases.
+//!
+//! One test binary per area (each links the whole server once); every file below is one
+//! topic. Run one area with `cargo nextest run -p pushwire-server --test consumers`.
+
+mod consumers_common;
+
+mod kafka;
+mod mqtt;
+mod mysql;
+mod nats;
+mod postgres;
+mod rabbitmq;
+mod redis_stream;
+mod throughput;
