@@ -1,9 +1,8 @@
 //! Turns a source message into node operations and says what the source must do with it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::Mutex;
 use pushwire_core::Node;
 
 use crate::config::{ConsumerConfig, Mode};
@@ -11,12 +10,10 @@ use crate::dispatch::ApiDispatch;
 use crate::error::ConsumerError;
 use crate::message::Message;
 use crate::metrics::ConsumerMetrics;
-pub use crate::outcome::Outcome;
 use crate::outcome::Effect;
+pub use crate::outcome::Outcome;
 use crate::{api_command, debezium, route};
 
-/// How often the node's queued bytes are summed at most.
-const PRESSURE_SAMPLE: Duration = Duration::from_millis(10);
 /// How long `ready` sleeps between checks while the node is overloaded.
 const PRESSURE_POLL: Duration = Duration::from_millis(20);
 
@@ -31,7 +28,6 @@ struct Inner {
     metrics: Arc<ConsumerMetrics>,
     pause_queued_bytes: usize,
     backoff: (Duration, Duration),
-    sample: Mutex<Option<(Instant, usize)>>,
 }
 
 /// Applies messages of one consumer to the node. Cheap to clone; one per consumer.
@@ -67,7 +63,6 @@ impl Processor {
                 metrics: Arc::new(ConsumerMetrics::default()),
                 pause_queued_bytes: config.pause_queued_bytes,
                 backoff: (config.retry_backoff_min, config.retry_backoff_max),
-                sample: Mutex::new(None),
             }),
         })
     }
@@ -165,24 +160,10 @@ impl Processor {
         }
     }
 
-    /// Bytes queued to every connection of the node, sampled at most every 10 ms.
+    /// Bytes queued to every connection of the node: the gauge the outboxes keep
+    /// ([`pushwire_core::outbox::Outboxes::queued_bytes`]), so reading it costs one load.
     pub fn queued_bytes(&self) -> usize {
-        let mut s = self.inner.sample.lock();
-        if let Some((at, v)) = *s {
-            if at.elapsed() < PRESSURE_SAMPLE {
-                return v;
-            }
-        }
-        let v = self
-            .inner
-            .node
-            .registry()
-            .all()
-            .iter()
-            .map(|c| c.outbox().queued_bytes())
-            .sum();
-        *s = Some((Instant::now(), v));
-        v
+        self.inner.node.outboxes().queued_bytes()
     }
 
     /// This consumer's counters.

@@ -12,6 +12,7 @@
 //! (`latest`). The connection and its other subscriptions keep flowing.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -27,9 +28,45 @@ pub struct Outbox {
     notify: Notify,
     /// Wakes every task waiting for the close (see [`Outbox::wait_closed`]).
     closed_notify: Notify,
+    /// The bound, the write delay and the node-wide gauge, shared by the node's outboxes.
+    shared: Arc<Outboxes>,
+}
+
+/// What every outbox of a node shares: the bound (`client.queue_max_size`), the write delay
+/// (`client.write_delay`), and the gauge of bytes queued across all of them, kept exactly by
+/// the outboxes as they queue, drain, shed and drop (read by consumer back-pressure and
+/// `/metrics` without walking the connections).
+#[derive(Debug)]
+pub struct Outboxes {
     max_bytes: usize,
-    /// `client.write_delay`: how long queued messages wait for more before a drain takes them.
     write_delay: std::time::Duration,
+    queued: AtomicUsize,
+}
+
+impl Outboxes {
+    /// Outboxes that hold at most `max_bytes` each and delay writes by `write_delay`.
+    pub fn new(max_bytes: usize, write_delay: std::time::Duration) -> Arc<Outboxes> {
+        Arc::new(Outboxes {
+            max_bytes,
+            write_delay,
+            queued: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes queued across every outbox made with these settings (replies outside the bound
+    /// not included).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Moves the gauge from `before` to `after` bytes for one outbox.
+    fn settle(&self, before: usize, after: usize) {
+        if after > before {
+            self.queued.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            self.queued.fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -110,22 +147,22 @@ pub struct Drained {
 }
 
 impl Outbox {
-    /// An empty outbox that holds at most `max_bytes` of queued messages.
+    /// An empty outbox that holds at most `max_bytes` of queued messages, on its own (not
+    /// counted in any node's gauge).
     pub fn new(max_bytes: usize) -> Self {
+        Self::of(Outboxes::new(max_bytes, std::time::Duration::ZERO))
+    }
+
+    /// An empty outbox with the node's shared settings and gauge. With a write delay, queued
+    /// messages wait up to it before [`Outbox::drain`] takes them, to gather more into one
+    /// write (`client.write_delay`); a close is never delayed.
+    pub fn of(shared: Arc<Outboxes>) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             closed_notify: Notify::new(),
-            max_bytes,
-            write_delay: std::time::Duration::ZERO,
+            shared,
         }
-    }
-
-    /// Holds queued messages up to `delay` before [`Outbox::drain`] takes them, to gather
-    /// more into one write (`client.write_delay`). A close is never delayed.
-    pub fn with_write_delay(mut self, delay: std::time::Duration) -> Self {
-        self.write_delay = delay;
-        self
     }
 
     /// Queues publications fanned out at `stamp` atomically (all or none), in order.
@@ -153,14 +190,14 @@ impl Outbox {
         if st.closed.is_some() {
             return Pushed::Closed;
         }
-        if st.uncounted == 0 && st.bytes <= self.max_bytes {
+        if st.uncounted == 0 && st.bytes <= self.shared.max_bytes {
             // Not counted against the bound: publications keep their full room while it waits.
             st.uncounted = message.len().max(1);
             st.queue.push_back(message);
             if let Some(slow) = st.slow.as_mut() {
                 slow.tags.push_back(None);
             }
-            if !self.write_delay.is_zero() && st.since.is_none() {
+            if !self.shared.write_delay.is_zero() && st.since.is_none() {
                 st.since = Some(tokio::time::Instant::now());
             }
             drop(st);
@@ -203,6 +240,7 @@ impl Outbox {
         if st.closed.is_some() {
             return Pushed::Closed;
         }
+        let start = st.bytes;
         if let (Some(t), Some(slow)) = (tag, st.slow.as_ref()) {
             if slow.shed.iter().any(|(c, _)| *c == t.channel) {
                 return Pushed::Shed;
@@ -222,14 +260,15 @@ impl Outbox {
             st.queue.push_back(m);
         }
         let added = st.queue.len() - before;
-        if added > 0 && st.bytes + total > self.max_bytes {
+        if added > 0 && st.bytes + total > self.shared.max_bytes {
             // Rare: take the new messages back and make room by shedding, or close.
             let incoming: Vec<Bytes> = st.queue.drain(before..).collect();
-            match shed_until_fits(&mut st, total, tag, self.max_bytes) {
+            match shed_until_fits(&mut st, total, tag, self.shared.max_bytes) {
                 Room::Fits => {
                     st.queue.extend(incoming);
                 }
                 Room::IncomingShed => {
+                    self.shared.settle(start, st.bytes);
                     drop(st);
                     self.notify.notify_one();
                     return Pushed::Shed;
@@ -242,6 +281,7 @@ impl Outbox {
                     if let Some(slow) = st.slow.as_mut() {
                         slow.tags.clear();
                     }
+                    self.shared.settle(start, 0);
                     drop(st);
                     self.notify.notify_one();
                     self.closed_notify.notify_waiters();
@@ -250,13 +290,14 @@ impl Outbox {
             }
         }
         st.bytes += total;
+        self.shared.settle(start, st.bytes);
         if let Some(slow) = st.slow.as_mut() {
             slow.tags.extend(std::iter::repeat_n(tag.cloned(), added));
         }
         if st.stamp == 0 {
             st.stamp = stamp;
         }
-        if !self.write_delay.is_zero() && st.since.is_none() {
+        if !self.shared.write_delay.is_zero() && st.since.is_none() {
             st.since = Some(tokio::time::Instant::now());
         }
         drop(st);
@@ -311,6 +352,7 @@ impl Outbox {
     /// Takes everything queued without waiting.
     pub fn try_drain(&self) -> Drained {
         let mut st = self.state.lock();
+        self.shared.settle(st.bytes, 0);
         st.bytes = 0;
         st.uncounted = 0;
         let mut shed = Vec::new();
@@ -336,7 +378,7 @@ impl Outbox {
     /// Cancel-safe: dropping the future loses nothing. The future is small (the outbox
     /// reference and the notification): an idle WebSocket connection holds one all the time.
     pub async fn drain(&self) -> Drained {
-        if !self.write_delay.is_zero() {
+        if !self.shared.write_delay.is_zero() {
             // Boxed: every idle connection holds a drain future; the delayed one (a timer and
             // a close wait) must not make it bigger for connections without a delay.
             return Box::pin(self.drain_delayed()).await;
@@ -379,7 +421,7 @@ impl Outbox {
                 None => notified.await,
                 Some(at) => {
                     tokio::select! {
-                        _ = tokio::time::sleep_until(at + self.write_delay) => {
+                        _ = tokio::time::sleep_until(at + self.shared.write_delay) => {
                             return self.try_drain();
                         }
                         // A close cuts the delay short; a push just waits on.
@@ -393,6 +435,13 @@ impl Outbox {
     /// Bytes currently queued.
     pub fn queued_bytes(&self) -> usize {
         self.state.lock().bytes
+    }
+}
+
+impl Drop for Outbox {
+    /// What was never drained leaves the node's gauge with the outbox.
+    fn drop(&mut self) {
+        self.shared.settle(self.state.get_mut().bytes, 0);
     }
 }
 
@@ -499,6 +548,32 @@ fn mark_shed(st: &mut State, channel: &Arc<str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_gauge_follows_queue_drain_overflow_and_drop() {
+        let shared = Outboxes::new(10, Duration::ZERO);
+        let a = Outbox::of(shared.clone());
+        let b = Outbox::of(shared.clone());
+        a.push(Bytes::from_static(b"abcd"));
+        b.push(Bytes::from_static(b"efg"));
+        assert_eq!(shared.queued_bytes(), 7);
+        assert_eq!(a.try_drain().messages.len(), 1);
+        assert_eq!(shared.queued_bytes(), 3);
+        // Overflow closes b and forgets what it held.
+        assert_eq!(
+            b.push(Bytes::from_static(b"0123456789")),
+            Pushed::Overflowed
+        );
+        assert_eq!(shared.queued_bytes(), 0);
+        a.push(Bytes::from_static(b"xy"));
+        assert_eq!(shared.queued_bytes(), 2);
+        drop(a);
+        assert_eq!(
+            shared.queued_bytes(),
+            0,
+            "a dropped outbox leaves the gauge"
+        );
+    }
     use std::time::Duration;
 
     #[tokio::test]
@@ -528,7 +603,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn write_delay_gathers_messages() {
-        let o = std::sync::Arc::new(Outbox::new(100).with_write_delay(Duration::from_millis(20)));
+        let o = std::sync::Arc::new(Outbox::of(Outboxes::new(100, Duration::from_millis(20))));
         let o2 = o.clone();
         let h = tokio::spawn(async move { o2.drain().await });
         o.push(Bytes::from_static(b"a"));

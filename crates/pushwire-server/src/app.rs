@@ -270,6 +270,14 @@ impl RunningServer {
         let drained = tokio::time::timeout(left, self.state.tracker.wait())
             .await
             .is_ok();
+        // What the clients left behind (subscription releases, proxy refreshes) finishes
+        // within what is left of the timeout.
+        self.node.tasks().close();
+        let left = timeout.saturating_sub(started.elapsed());
+        let drained = drained
+            && tokio::time::timeout(left, self.node.tasks().wait())
+                .await
+                .is_ok();
         // HTTP requests in flight (API calls, streams) get the remaining time.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.serve).await;
         for api in [self.serve_api, self.serve_grpc_api].into_iter().flatten() {

@@ -209,9 +209,7 @@ impl Client {
                 .collect()
         };
         let cfg = &node.config().client;
-        let outbox = Arc::new(
-            crate::outbox::Outbox::new(cfg.queue_max_size).with_write_delay(cfg.write_delay),
-        );
+        let outbox = Arc::new(crate::outbox::Outbox::of(node.outboxes().clone()));
         let now = Instant::now();
         let timers = timers::Timers::new(now + cfg.stale_close_delay);
         let rate = rate::Bucket::full(cfg.command_burst);

@@ -212,7 +212,8 @@ impl Client {
     pub(super) fn proxy_sub_refresh(self: &Arc<Self>, channels: Vec<Arc<str>>) {
         for channel in channels {
             let this = self.clone();
-            tokio::spawn(async move { this.sub_refresh_one(channel).await });
+            self.node
+                .spawn(async move { this.sub_refresh_one(channel).await });
         }
     }
 

@@ -170,7 +170,7 @@ impl Client {
             drop(st);
         }
         if refresh {
-            tokio::spawn(self.clone().proxy_refresh());
+            self.node.spawn(self.clone().proxy_refresh());
         }
         if !sub_refresh.is_empty() {
             self.proxy_sub_refresh(sub_refresh);
@@ -235,7 +235,7 @@ impl Client {
             }));
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        self.node.spawn(async move {
             for (channel, sub) in removed {
                 this.release_subscription(&channel, &sub).await;
             }

@@ -46,6 +46,8 @@ pub struct Node {
     forwarded_headers: Box<[String]>,
     emulated_headers: Box<[String]>,
     registry: Registry,
+    /// Settings and the queued-bytes gauge every client's outbox shares.
+    outboxes: Arc<crate::outbox::Outboxes>,
     sessions: Sessions,
     lifecycle: Lifecycle,
     metrics: Arc<Metrics>,
@@ -54,6 +56,9 @@ pub struct Node {
     started: Instant,
     next_key: AtomicU64,
     shutdown: CancellationToken,
+    /// Background work the node's clients start (subscription release after expiry, proxy
+    /// refreshes): owned here, so shutdown can wait for it instead of leaving it detached.
+    tasks: tokio_util::task::TaskTracker,
     announce_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
@@ -157,6 +162,8 @@ impl Node {
                 }),
             }),
         );
+        let outboxes =
+            crate::outbox::Outboxes::new(config.client.queue_max_size, config.client.write_delay);
         Arc::new(Node {
             namespaces: Namespaces::new(&config.channel),
             forwarded_headers: config.forwarded_headers().into(),
@@ -169,6 +176,7 @@ impl Node {
             cluster,
             verifier,
             registry: Registry::default(),
+            outboxes,
             sessions: Sessions::default(),
             lifecycle,
             metrics,
@@ -177,6 +185,7 @@ impl Node {
             started: Instant::now(),
             next_key: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
             announce_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
     }
@@ -296,6 +305,27 @@ impl Node {
     /// Cancelled when the node shuts down.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// Runs `task` as background work owned by the node (see [`Node::tasks`]), not as a
+    /// detached task.
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task)
+    }
+
+    /// What the outboxes of this node's clients share, including the node-wide gauge of
+    /// queued bytes ([`crate::outbox::Outboxes::queued_bytes`]).
+    pub fn outboxes(&self) -> &Arc<crate::outbox::Outboxes> {
+        &self.outboxes
+    }
+
+    /// The node's background work ([`Node::spawn`]); shutdown closes it and waits for it
+    /// within its timeout.
+    pub fn tasks(&self) -> &tokio_util::task::TaskTracker {
+        &self.tasks
     }
 
     /// Starts shutdown: every client is told 3001 (shutdown, reconnect) and new connects are

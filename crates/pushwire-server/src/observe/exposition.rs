@@ -84,6 +84,11 @@ fn node_metrics(e: &mut Exposition, node: &Node) {
     );
     e.gauge("pushwire_users", "Distinct connected users.", users);
     e.gauge(
+        "pushwire_queued_bytes",
+        "Bytes queued to all connections and not written yet (the outboxes' gauge).",
+        node.outboxes().queued_bytes() as u64,
+    );
+    e.gauge(
         "pushwire_channels",
         "Channels with subscribers on this node.",
         gauges.num_channels(),

@@ -95,7 +95,8 @@ impl Drop for Guard {
 /// shutdown, API disconnect, peer gone), even while a full socket keeps the body from being
 /// polled.
 fn release_on_close(client: Arc<Client>, emulated: bool) {
-    tokio::spawn(async move {
+    let node = client.node().clone();
+    node.spawn(async move {
         client.outbox().wait_closed().await;
         if emulated {
             client.node().sessions().remove(client.session());
