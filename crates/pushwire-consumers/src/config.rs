@@ -70,7 +70,7 @@ impl ConsumerType {
         match self {
             ConsumerType::Kafka => "kafka",
             ConsumerType::Rabbitmq => "rabbitmq",
-            ConsumerType::NatsJetstream => "nats",
+            ConsumerType::NatsJetstream => "nats_jetstream",
             ConsumerType::RedisStream => "redis_stream",
             ConsumerType::PostgresqlOutbox => "postgresql_outbox",
             ConsumerType::PostgresqlCdc => "postgresql_cdc",
@@ -85,7 +85,7 @@ impl ConsumerType {
         match self {
             ConsumerType::Kafka => cfg!(feature = "kafka"),
             ConsumerType::Rabbitmq => cfg!(feature = "rabbitmq"),
-            ConsumerType::NatsJetstream => cfg!(feature = "nats"),
+            ConsumerType::NatsJetstream => cfg!(feature = "nats_jetstream"),
             ConsumerType::RedisStream => cfg!(feature = "redis_stream"),
             ConsumerType::PostgresqlOutbox => cfg!(feature = "postgresql_outbox"),
             ConsumerType::PostgresqlCdc => cfg!(feature = "postgresql_cdc"),

@@ -190,7 +190,7 @@ fn spawn(
             Err(ConsumerError::NotCompiled("kafka"))
         }
         ConsumerType::NatsJetstream => {
-            #[cfg(feature = "nats")]
+            #[cfg(feature = "nats_jetstream")]
             {
                 let s = config.nats_jetstream.clone().ok_or_else(missing)?;
                 return Ok(tokio::spawn(crate::nats_jetstream::run(

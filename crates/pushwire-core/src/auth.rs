@@ -21,7 +21,7 @@ pub enum TokenError {
 }
 
 /// Per-subscription overrides of namespace options, from the `override` claim of a subscription
-/// token or of a connection token's `subs` entry (reference §6.2). `None` keeps the namespace
+/// token or of a connection token's `subs` entry (docs/protocol.md: connection token claims). `None` keeps the namespace
 /// value. Only the server (a signed token) can set them, so they bypass the client permission
 /// checks, as the namespace options themselves do.
 ///

@@ -8,26 +8,26 @@
 //! `dead_letter` (poison copies) and `source` ([`run`]); `producer` ([`JetStreamPublisher`],
 //! for the lifecycle sink).
 
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 mod convert;
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 mod dead_letter;
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 mod producer;
 mod settings;
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 mod setup;
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 mod source;
 
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 pub use producer::JetStreamPublisher;
 pub use settings::{NatsDeliverPolicy, NatsJetStreamSettings};
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 pub use source::run;
 
 /// A retry / reconnect backoff with the consumer's `retry_backoff_min` / `retry_backoff_max`.
-#[cfg(feature = "nats")]
+#[cfg(feature = "nats_jetstream")]
 fn backoff(processor: &crate::Processor) -> crate::Backoff {
     processor.backoff()
 }

@@ -4,10 +4,10 @@ use pushwire_protocol::control as pb;
 use pushwire_protocol::StreamPosition;
 
 use crate::auth::ChannelOverride;
-use crate::node::{DisconnectTarget, NodeInfo};
+use crate::node::{ConnectionSelector, NodeInfo};
 
-impl From<&DisconnectTarget> for pb::Target {
-    fn from(t: &DisconnectTarget) -> Self {
+impl From<&ConnectionSelector> for pb::Target {
+    fn from(t: &ConnectionSelector) -> Self {
         pb::Target {
             user: t.user.clone(),
             client: t.client.clone().unwrap_or_default(),
@@ -17,9 +17,9 @@ impl From<&DisconnectTarget> for pb::Target {
     }
 }
 
-impl From<pb::Target> for DisconnectTarget {
+impl From<pb::Target> for ConnectionSelector {
     fn from(t: pb::Target) -> Self {
-        DisconnectTarget {
+        ConnectionSelector {
             user: t.user,
             client: Some(t.client).filter(|c| !c.is_empty()),
             session: Some(t.session).filter(|s| !s.is_empty()),
@@ -104,13 +104,13 @@ mod tests {
 
     #[test]
     fn targets_and_overrides_round_trip() {
-        let t = DisconnectTarget {
+        let t = ConnectionSelector {
             user: "42".into(),
             client: Some("c".into()),
             session: None,
             whitelist: vec!["w".into()],
         };
-        let back = DisconnectTarget::from(pb::Target::from(&t));
+        let back = ConnectionSelector::from(pb::Target::from(&t));
         assert_eq!(back.user, "42");
         assert_eq!(back.client.as_deref(), Some("c"));
         assert_eq!(back.session, None);

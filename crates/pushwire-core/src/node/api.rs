@@ -36,7 +36,7 @@ pub struct PublishParams {
 
 /// Which connections of a user an API call targets.
 #[derive(Debug, Clone, Default)]
-pub struct DisconnectTarget {
+pub struct ConnectionSelector {
     /// User id.
     pub user: String,
     /// Only this client id, if set.
@@ -100,7 +100,7 @@ pub(crate) fn validate_data(options: &ChannelOptions, data: &RawJson) -> Result<
     }
 }
 
-impl DisconnectTarget {
+impl ConnectionSelector {
     /// Whether `client` is targeted by the `client` and `session` filters (the user is
     /// matched by the registry lookup).
     pub fn matches(&self, client: &crate::client::Client) -> bool {
@@ -281,7 +281,7 @@ impl Node {
     }
 
     /// The live connections a user operation targets.
-    fn targeted(&self, target: &DisconnectTarget) -> Vec<std::sync::Arc<crate::client::Client>> {
+    fn targeted(&self, target: &ConnectionSelector) -> Vec<std::sync::Arc<crate::client::Client>> {
         let mut clients = self.registry.user_clients(&target.user);
         clients.retain(|c| target.matches(c));
         clients
@@ -290,7 +290,7 @@ impl Node {
     /// Disconnects this node's targeted connections with `disconnect`. Returns how many.
     pub(crate) fn disconnect_local(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         disconnect: Disconnect,
     ) -> usize {
         let mut n = 0;
@@ -308,7 +308,7 @@ impl Node {
     /// Subscribe push; `since` recovers from that position. Returns how many.
     pub(crate) async fn subscribe_local(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         channel: &str,
         info: RawJson,
         data: RawJson,
@@ -345,7 +345,7 @@ impl Node {
     /// Refreshes this node's targeted connections. Returns how many.
     pub(crate) fn refresh_local(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         expired: bool,
         expire_at: Option<i64>,
         info: Option<RawJson>,
@@ -362,7 +362,7 @@ impl Node {
     /// empty) with an Unsubscribe push (2000). Returns how many.
     pub(crate) async fn unsubscribe_local(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         channel: &str,
     ) -> Result<usize, ErrorCode> {
         if !channel.is_empty() {

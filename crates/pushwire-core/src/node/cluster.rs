@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{DisconnectTarget, Node, NodeInfo};
+use super::{ConnectionSelector, Node, NodeInfo};
 use crate::auth::ChannelOverride;
 use crate::cluster::{self, ClusterMetrics};
 use crate::glob::Glob;
@@ -154,7 +154,7 @@ impl Node {
     }
 
     async fn apply_user_op(&self, op: pb::UserOp) {
-        let target = DisconnectTarget::from(op.target.unwrap_or_default());
+        let target = ConnectionSelector::from(op.target.unwrap_or_default());
         match op.op {
             Some(user_op::Op::Disconnect(d)) => {
                 let disconnect = Disconnect {
@@ -379,7 +379,7 @@ impl Node {
     /// take it; the caller then applies nothing.
     async fn broadcast_user_op(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         op: user_op::Op,
     ) -> Result<(), ErrorCode> {
         let op = pb::UserOp {
@@ -394,7 +394,7 @@ impl Node {
     /// 100 when the engine could not carry it (then nothing was applied).
     pub async fn disconnect_user(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         disconnect: Disconnect,
     ) -> Result<usize, ErrorCode> {
         let op = user_op::Op::Disconnect(pb::Disconnect {
@@ -410,7 +410,7 @@ impl Node {
     /// engine could not carry it.
     pub async fn unsubscribe_user(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         channel: &str,
     ) -> Result<usize, ErrorCode> {
         if !channel.is_empty() {
@@ -428,7 +428,7 @@ impl Node {
     /// node's; 100 when the engine could not carry it.
     pub async fn subscribe_user(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         channel: &str,
         info: RawJson,
         data: RawJson,
@@ -455,7 +455,7 @@ impl Node {
     /// this node's; 100 when the engine could not carry it.
     pub async fn refresh_user(
         &self,
-        target: &DisconnectTarget,
+        target: &ConnectionSelector,
         expired: bool,
         expire_at: Option<i64>,
         info: Option<RawJson>,

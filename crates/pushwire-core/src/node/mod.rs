@@ -4,7 +4,7 @@
 pub(crate) mod api;
 mod cluster;
 
-pub use api::{DisconnectTarget, NodeInfo, PublishParams};
+pub use api::{ConnectionSelector, NodeInfo, PublishParams};
 pub use cluster::{ChannelsSurvey, EmulationOutcome};
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
 //! Errors of the server API and how they travel: a stable code and message in the body, or an
 //! HTTP status in transport error mode.
 //!
-//! Codes (reference §4.4): 100 internal, 102 unknown channel, 104 method not found, 107 bad
+//! Codes (docs/protocol.md: API error codes): 100 internal, 102 unknown channel, 104 method not found, 107 bad
 //! request, 108 not available, 112 unrecoverable position, 113 conflict. Other codes the node
 //! returns (100-112, see [`ErrorCode`]) pass through unchanged.
 
@@ -61,7 +61,7 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status in transport error mode (reference §7.1).
+    /// The HTTP status in transport error mode (docs/protocol.md: API auth and error mode).
     pub fn http_status(self) -> StatusCode {
         status_for_code(self.code())
     }

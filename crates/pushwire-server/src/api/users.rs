@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use pushwire_core::node::DisconnectTarget;
+use pushwire_core::node::ConnectionSelector;
 use pushwire_core::Node;
 use pushwire_protocol::{Disconnect, EmptyResult};
 use serde::Deserialize;
@@ -81,11 +81,11 @@ pub(super) fn target(
     client: String,
     session: &str,
     whitelist: Vec<String>,
-) -> Result<DisconnectTarget, ApiError> {
+) -> Result<ConnectionSelector, ApiError> {
     if user.is_empty() {
         return Err(ApiError::BadRequest);
     }
-    Ok(DisconnectTarget {
+    Ok(ConnectionSelector {
         user,
         client: Some(client).filter(|c| !c.is_empty()),
         session: Some(session.to_owned()).filter(|s| !s.is_empty()),

@@ -1,4 +1,4 @@
-//! The claims of connection and subscription tokens (reference §6.2, §6.3) and how they become
+//! The claims of connection and subscription tokens (docs/protocol.md: connection token claims, subscription token claims) and how they become
 //! the core's credentials.
 
 use std::collections::BTreeMap;

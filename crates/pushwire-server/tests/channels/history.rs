@@ -1,4 +1,4 @@
-//! History end to end (reference §3.3, §3.8, §7.2): the client `history` command (limits,
+//! History end to end (docs/protocol.md: recovery, history, API methods): the client `history` command (limits,
 //! `since`, `reverse`, errors), history size and TTL bounds, and the API publish options that
 //! shape history: `idempotency_key`, `version`, `skip_history`.
 

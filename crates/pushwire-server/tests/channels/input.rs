@@ -1,4 +1,4 @@
-//! What channels accept, end to end (reference §2.6 FilterNode, §3.2, §3.7, §8.1, §8.3):
+//! What channels accept, end to end (docs/protocol.md: filters, subscribe, client publish, channel names, channel options):
 //! `publication_data_format`, tags filters (event types) live and in recovery, and bad channel
 //! names, each time checking that what was stored before is unchanged.
 

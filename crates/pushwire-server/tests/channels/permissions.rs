@@ -1,4 +1,4 @@
-//! Channel permissions end to end over WebSocket (reference §3.2, §8.1, §8.4): private `$`
+//! Channel permissions end to end over WebSocket (docs/protocol.md: subscribe, channel names, permissions): private `$`
 //! channels and subscription tokens, user-limited `#` channels, subscribe/publish/history/
 //! presence flags for clients, subscribers and anonymous users, `channel_regex`.
 

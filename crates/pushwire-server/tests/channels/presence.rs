@@ -1,4 +1,4 @@
-//! Presence, join/leave and the channel-level server API end to end (reference §3.9, §7.2):
+//! Presence, join/leave and the channel-level server API end to end (docs/protocol.md: presence, API methods):
 //! presence and presence_stats from clients and the API, removal on disconnect, join/leave
 //! pushes with and without `force_push_join_leave`, API `channels` and `info`.
 

@@ -1,4 +1,4 @@
-//! Recovery end to end (reference §3.2 step 8, §3.3): stream recovery, epoch mismatch, the
+//! Recovery end to end (docs/protocol.md: subscribe step 8, recovery): stream recovery, epoch mismatch, the
 //! reject-unrecovered flag, the recovery limit, cache mode, `auto_cache_recover`, and live
 //! publications merged into a recovery without gap or duplicate.
 
