@@ -12,11 +12,7 @@ use crate::node_process::NodeProcess;
 
 /// A name no other run uses (process id and clock), lower-case hex.
 pub fn unique_name() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+    pushwire_testkit::unique("")
 }
 
 /// Polls `presence_stats` through `api` (e.g. `|b| server.api("presence_stats", b)`) until

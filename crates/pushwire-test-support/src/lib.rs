@@ -3,7 +3,8 @@
 //!
 //! - [`TestServer`]: a real server on `127.0.0.1:0` with a test configuration.
 //! - [`WsClient`]: a raw protocol client over real WebSocket (JSON).
-//! - [`token`]: HS256 tokens signed with [`SECRET`].
+//! - [`token`]: HS256 tokens signed with [`SECRET`]; [`eventually`], [`poll_until`] and
+//!   [`unique`] come from the light layer, `pushwire-testkit` (no server dependency).
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
 //! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
 //! - [`haproxy::HaProxy`]: a real HAProxy balancing every request over a set of nodes.
@@ -23,14 +24,11 @@ mod ws;
 pub use server::{add_delta_namespace, test_config, TestServer, API_KEY, SECRET};
 pub use ws::WsClient;
 
+pub use pushwire_testkit::{eventually, poll_until, unique};
+
 /// Signs `claims` with HS256 and [`SECRET`].
 pub fn token(claims: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("encode token")
+    pushwire_testkit::hs256_token(SECRET, &claims)
 }
 
 /// Current Unix time in seconds.

@@ -89,16 +89,10 @@ pub async fn run_python_with(script: &str, server: &TestServer, env: &[(&str, &s
     run_in_env(&python, &dir, &[script], server, env).await
 }
 
-/// Polls `cond` every 20 ms until it holds; panics naming `what` after 5 s.
+/// Checks the synchronous `cond` until it holds; panics naming `what` after 5 s
+/// ([`pushwire_testkit::eventually`] for a plain condition).
 pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    pushwire_testkit::eventually(what, Duration::from_secs(5), || std::future::ready(cond())).await;
 }
 
 /// Panics, naming the setup script to run, when `path` (an installed SDK, browser or venv) is

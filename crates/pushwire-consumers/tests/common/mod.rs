@@ -71,11 +71,7 @@ pub async fn history(node: &Node, channel: &str) -> Vec<serde_json::Value> {
 
 /// A name no other run uses.
 pub fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+    pushwire_testkit::unique("")
 }
 
 /// Logs to the test output (RUST_LOG, default info).

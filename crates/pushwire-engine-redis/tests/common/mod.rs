@@ -259,23 +259,9 @@ impl Recorder {
     }
 }
 
-/// Polls `f` every 50 ms for up to `within`; true as soon as it holds.
-pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Polls until a condition holds or time is up (the one implementation, from the testkit).
+#[allow(unused_imports)] // Not every test file that includes `common` waits for something.
+pub use pushwire_testkit::poll_until as eventually;
 
 /// Ids of the PUB/SUB connections subscribed to exactly `subs` channels.
 pub async fn pubsub_clients(subs: usize) -> Vec<String> {

@@ -167,20 +167,5 @@ pub async fn ordered_command(
     }
 }
 
-/// Polls `f` every 20 ms until it returns true or `within` has passed; returns the last answer.
-pub async fn eventually<F, Fut>(within: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if f().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// Polls until a condition holds or time is up (the one implementation, from the testkit).
+pub use pushwire_test_support::poll_until as eventually;

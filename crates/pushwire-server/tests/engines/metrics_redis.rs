@@ -38,12 +38,7 @@ async fn redis() -> redis::aio::MultiplexedConnection {
 }
 
 fn unique_prefix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("pwtest.{nanos:x}{:x}", std::process::id())
+    pushwire_test_support::unique("pwtest.")
 }
 
 /// The test config on Redis under `prefix`, with fast PUB/SUB reconnects and a `metered:`

@@ -30,16 +30,7 @@ async fn redis() -> redis::aio::MultiplexedConnection {
 }
 
 fn unique_prefix() -> String {
-    format!("pwtest.{}", uuid_like())
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{nanos:x}{:x}", std::process::id())
+    pushwire_test_support::unique("pwtest.")
 }
 
 fn on_redis(c: &mut ServerConfig, prefix: &str) {
@@ -503,7 +494,7 @@ const SENTINELS: [&str; 3] = ["127.0.0.1:26391", "127.0.0.1:26392", "127.0.0.1:2
 /// Serialises the tests that fail the shared Sentinel set over (across test binaries): a
 /// key on the main Redis, taken with `SET NX PX`.
 async fn sentinel_lock() -> String {
-    let token = uuid_like();
+    let token = pushwire_test_support::unique("");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let got: Option<String> = redis::cmd("SET")

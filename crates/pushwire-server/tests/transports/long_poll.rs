@@ -441,14 +441,4 @@ async fn http_stream_slow_reader_is_removed_while_not_reading() {
     server.stop().await;
 }
 
-/// Polls `cond` every 20 ms until it holds; panics naming `what` after 5 s.
-async fn eventually_async(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use pushwire_test_support::sdk::eventually as eventually_async;

@@ -21,11 +21,7 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A name no other run uses (lower-case hex).
 pub fn unique() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}{:x}", std::process::id(), nanos & 0xff_ffff_ffff)
+    pushwire_test_support::unique("")
 }
 
 /// Panics with a clear message when nothing listens on `addr` (a missing service fails).
@@ -111,21 +107,8 @@ pub fn ns(result: &Value) -> Vec<u64> {
         .collect()
 }
 
-/// Polls `cond` every 50 ms until it holds; panics naming `what` after `timeout`.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Waits until a condition holds; panics naming it after the timeout (from the testkit).
+pub use pushwire_test_support::eventually as wait_until;
 
 /// A TCP port that forwards to `target` only while open: before [`LateBroker::open`] and after
 /// [`LateBroker::close`] nothing listens on it (connections are refused) and every forwarded
