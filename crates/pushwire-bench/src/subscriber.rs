@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use pushwire_deflate::{negotiate, DeflateStream, Limits};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
-use pushwire_deflate::{negotiate, DeflateStream, Limits};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -256,7 +256,9 @@ async fn open_socket(shared: &Shared) -> Result<Ws> {
         );
     }
     let uri = request.uri();
-    let host = uri.host().ok_or_else(|| anyhow!("no host in {}", shared.url))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("no host in {}", shared.url))?;
     let port = uri.port_u16().unwrap_or(80);
     let tcp = TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port)).await?;
     tcp.set_nodelay(true)?;

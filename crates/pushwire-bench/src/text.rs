@@ -42,7 +42,11 @@ impl BenchReport {
             let _ = writeln!(out, "               first connect error: {e}");
         }
         if c.deflated > 0 {
-            let _ = writeln!(out, "               {} negotiated permessage-deflate", c.deflated);
+            let _ = writeln!(
+                out,
+                "               {} negotiated permessage-deflate",
+                c.deflated
+            );
         }
         latency_line(&mut out, "connect", &c.latency);
         if let Some(r) = &self.reconnect {

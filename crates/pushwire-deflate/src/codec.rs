@@ -31,7 +31,11 @@ pub fn deflate(data: &[u8], level: u32) -> Vec<u8> {
                 c.reset();
                 c
             }
-            _ => &mut slot.insert((level, Compress::new(Compression::new(level), false))).1,
+            _ => {
+                &mut slot
+                    .insert((level, Compress::new(Compression::new(level), false)))
+                    .1
+            }
         };
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let start = c.total_in();
@@ -149,6 +153,9 @@ mod tests {
     fn garbage_is_corrupt() {
         assert_eq!(inflate(&[0xff; 32], 1 << 20), Err(DeflateError::Corrupt));
         // Stored block whose length check fails.
-        assert_eq!(inflate(&[0x00, 0x05, 0x00, 0x00, 0x00], 1 << 20), Err(DeflateError::Corrupt));
+        assert_eq!(
+            inflate(&[0x00, 0x05, 0x00, 0x00, 0x00], 1 << 20),
+            Err(DeflateError::Corrupt)
+        );
     }
 }

@@ -3,10 +3,12 @@
 /// What the server answers to an acceptable offer: no context takeover in either direction,
 /// so each message is compressed on its own and no compression context outlives a message.
 /// A server may add both parameters even when the offer did not (RFC 7692 7.1.1.1/7.1.1.2).
-pub const RESPONSE: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+pub const RESPONSE: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 /// What a pushwire client (the bench, tests) offers: the same parameters as [`RESPONSE`].
-pub const OFFER: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+pub const OFFER: &str =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 /// Whether any offer in the request's `Sec-WebSocket-Extensions` values is one the server
 /// can accept. An offer is accepted when its parameters are all known, none repeats, and it
@@ -77,10 +79,14 @@ mod tests {
     fn browser_and_python_offers_are_accepted() {
         // Chromium's offer, and websockets' (Python) default.
         assert!(accepts(["permessage-deflate; client_max_window_bits"]));
-        assert!(accepts(["permessage-deflate; client_max_window_bits=15; server_max_window_bits=15"]));
+        assert!(accepts([
+            "permessage-deflate; client_max_window_bits=15; server_max_window_bits=15"
+        ]));
         assert!(accepts([OFFER]));
         assert!(accepts(["x-webkit-deflate-frame", "permessage-deflate"]));
-        assert!(accepts(["permessage-deflate; server_max_window_bits=10, permessage-deflate"]));
+        assert!(accepts([
+            "permessage-deflate; server_max_window_bits=10, permessage-deflate"
+        ]));
     }
 
     #[test]
@@ -89,7 +95,9 @@ mod tests {
         assert!(!accepts(["permessage-deflate; server_max_window_bits"]));
         assert!(!accepts(["permessage-deflate; client_max_window_bits=7"]));
         assert!(!accepts(["permessage-deflate; unknown_param"]));
-        assert!(!accepts(["permessage-deflate; client_no_context_takeover; client_no_context_takeover"]));
+        assert!(!accepts([
+            "permessage-deflate; client_no_context_takeover; client_no_context_takeover"
+        ]));
         assert!(!accepts(["x-webkit-deflate-frame"]));
         assert!(!accepts(std::iter::empty()));
     }

@@ -49,10 +49,19 @@ async fn chromium_negotiates_permessage_deflate_and_exchanges_documents() {
             "scripts/setup-browser.sh",
         );
     }
-    require(Path::new("/usr/bin/chromium"), "Chromium", "scripts/setup-browser.sh");
-    let result = run_in(Path::new("node"), &dir, &["browser.mjs", "deflate"], &server)
-        .await
-        .result();
+    require(
+        Path::new("/usr/bin/chromium"),
+        "Chromium",
+        "scripts/setup-browser.sh",
+    );
+    let result = run_in(
+        Path::new("node"),
+        &dir,
+        &["browser.mjs", "deflate"],
+        &server,
+    )
+    .await
+    .result();
     assert_eq!(result["extensions"], json!(ANSWER), "{result}");
     assert_eq!(result["received"], json!(11), "{result}");
     assert!(

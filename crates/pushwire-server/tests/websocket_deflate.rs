@@ -220,7 +220,11 @@ async fn a_client_that_did_not_offer_gets_plain_frames() {
     assert!(!rsv1);
     assert_eq!(lines[0]["push"]["pub"]["data"], document(1));
     // An offer the server cannot honour (a smaller server window) is declined too.
-    let declined = Raw::open(&server, Some("permessage-deflate; server_max_window_bits=10")).await;
+    let declined = Raw::open(
+        &server,
+        Some("permessage-deflate; server_max_window_bits=10"),
+    )
+    .await;
     assert_eq!(declined.extensions, None);
     assert_eq!(compressed(&server), 0);
     server.stop().await;
@@ -313,7 +317,9 @@ async fn a_corrupt_compressed_frame_closes_1007_and_no_one_else_is_affected() {
     // RSV1 on a continuation frame breaks RFC 7692: 1002.
     let mut misframed = Raw::open(&server, Some(OFFER_PYTHON)).await;
     misframed.join("docs", true).await;
-    misframed.send_frame(false, true, 1, &codec::deflate(b"{}", 1)).await;
+    misframed
+        .send_frame(false, true, 1, &codec::deflate(b"{}", 1))
+        .await;
     misframed.send_frame(true, true, 0, b"").await;
     assert_eq!(misframed.close_code().await, 1002);
     server.publish("docs", document(7)).await;

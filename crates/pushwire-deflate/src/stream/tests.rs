@@ -35,7 +35,11 @@ fn parse(mut b: &[u8]) -> Vec<(bool, bool, u8, Vec<u8>)> {
         } else {
             [0; 4]
         };
-        let payload = b[hl..hl + len].iter().enumerate().map(|(i, x)| x ^ key[i % 4]).collect();
+        let payload = b[hl..hl + len]
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x ^ key[i % 4])
+            .collect();
         out.push((h[0] & 0x80 != 0, h[0] & 0x40 != 0, h[0] & 0x0f, payload));
         b = &b[hl + len..];
     }

@@ -98,8 +98,7 @@ fn upgrade(
     let by_query = [query.format.as_deref(), query.cf_protocol.as_deref()]
         .into_iter()
         .any(|v| v == Some("protobuf"));
-    let protocol = if mode == Mode::Bidi
-        && (by_query || up.protocol == Some("centrifuge-protobuf"))
+    let protocol = if mode == Mode::Bidi && (by_query || up.protocol == Some("centrifuge-protobuf"))
     {
         Protocol::Protobuf
     } else {

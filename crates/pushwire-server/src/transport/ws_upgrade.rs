@@ -37,7 +37,11 @@ impl Upgrade {
         deflate: bool,
     ) -> Result<Upgrade, Response> {
         if method != Method::GET {
-            return Err((StatusCode::METHOD_NOT_ALLOWED, "WebSocket upgrade needs GET").into_response());
+            return Err((
+                StatusCode::METHOD_NOT_ALLOWED,
+                "WebSocket upgrade needs GET",
+            )
+                .into_response());
         }
         let has_token = |name: HeaderName, token: &str| {
             headers.get_all(name).iter().any(|v| {
@@ -51,9 +55,9 @@ impl Upgrade {
         if !has_token(UPGRADE, "websocket") {
             return Err(bad("`Upgrade` header did not include 'websocket'"));
         }
-        if !headers
+        if headers
             .get(SEC_WEBSOCKET_VERSION)
-            .is_some_and(|v| v.as_bytes() == b"13")
+            .is_none_or(|v| v.as_bytes() != b"13")
         {
             return Err(bad("`Sec-WebSocket-Version` header did not include '13'"));
         }
@@ -61,7 +65,10 @@ impl Upgrade {
             return Err(bad("`Sec-WebSocket-Key` header missing"));
         };
         let Some(on_upgrade) = on_upgrade else {
-            return Err((StatusCode::UPGRADE_REQUIRED, "WebSocket connection not upgradable")
+            return Err((
+                StatusCode::UPGRADE_REQUIRED,
+                "WebSocket connection not upgradable",
+            )
                 .into_response());
         };
         let offered: Vec<&str> = headers
