@@ -7,6 +7,10 @@
 # BENCH_PIN (1: server on core 0, bench on core 1), JSON (1: JSON report), HTML (path of an
 # HTML report), CARGO_TARGET_DIR ($HOME/.cache/pushwire-target). Extra arguments go to
 # `pushwire bench`.
+#
+# With permessage-deflate: `PUSHWIRE_WEBSOCKET__COMPRESSION=true bash scripts/bench-memory.sh
+# --deflate` (the server accepts the extension, every bench connection offers it; the report
+# counts the connections that negotiated it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Wire benchmarks of issue 15 on the release binary, one server:
 #  1. bytes per delivery of a ~2 KB JSON document changing a few fields, `pushwire bench
-#     fanout --document` without and with `--delta fossil` (CONNECTIONS × RATE/s × DURATION s),
+#     fanout --document` plain, with `--delta fossil`, with `--deflate` (permessage-deflate
+#     negotiated; bytes counted inflated) and with both (CONNECTIONS × RATE/s × DURATION s),
 #     with the server's CPU time per delivery;
 #  2. scripts/wire-bytes.py on the same server: plain, plain+deflate, fossil, fossil+deflate for
-#     the same 200 publications (deflate computed from the captured frames, see the script).
+#     the same 200 publications, each on its own connection, bytes measured as they were on
+#     the wire (see the script). The server runs with websocket.compression = true.
 # PUSHWIRE_CLIENT__WRITE_DELAY=5ms (or any server setting) passes through to the server.
 #
 # Env: CONNECTIONS (100), RATE (20), DURATION (10), PAYLOAD_BYTES (2048), BENCH_PIN (1),
@@ -28,6 +30,9 @@ name = "delta"
 allow_subscribe_for_client = true
 allow_subscribe_for_anonymous = true
 allowed_delta_types = ["fossil"]
+
+[websocket]
+compression = true
 TOML
 # shellcheck source=scripts/bench-server.sh
 source scripts/bench-server.sh
@@ -36,16 +41,19 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
 }
 
-for mode in plain fossil; do
+for mode in plain fossil deflate fossil+deflate; do
     args=()
-    if [[ "$mode" == fossil ]]; then
-        args=(--delta fossil)
+    if [[ "$mode" == fossil* ]]; then
+        args+=(--delta fossil)
+    fi
+    if [[ "$mode" == *deflate ]]; then
+        args+=(--deflate)
     fi
     before="$(cpu_ticks)"
     report="$("${BENCH_PIN_CMD[@]}" "$BIN" bench fanout \
         --url "http://127.0.0.1:$PORT" --api-key bench \
         --connections "$CONNECTIONS" --rate "$RATE" --duration "$DURATION" \
-        --channel "delta:bench-$mode" --document --payload-bytes "$PAYLOAD_BYTES" \
+        --channel "delta:bench-${mode/+/-}" --document --payload-bytes "$PAYLOAD_BYTES" \
         "${args[@]}" "${EXTRA[@]}" "$@")"
     after="$(cpu_ticks)"
     echo "$report" | python3 -c '

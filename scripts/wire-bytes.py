@@ -3,15 +3,17 @@
 
 Usage: wire-bytes.py HTTP_URL API_KEY CHANNEL N [PAYLOAD_BYTES]
 
-Two raw WebSocket subscribers (no compression negotiated) subscribe to CHANNEL on the server
-at HTTP_URL, one plain and one with `delta: "fossil"` (the namespace must allow it). The
-script publishes N documents of about PAYLOAD_BYTES (2048) through the server API with
-`delta: true`, paced 20 ms apart so that every publication travels in its own frame, and
-counts the bytes of the messages each subscriber received. It also runs each subscriber's
-messages through raw DEFLATE the way permessage-deflate does it (RFC 7692: one compressor per
-connection with context takeover, each message flushed with Z_SYNC_FLUSH and its trailing
-00 00 ff ff dropped, level 1 like Centrifugo's default `websocket.compression_level`), so the
-deflate columns are computed from the exact frames, not measured on a compressed connection.
+Four raw WebSocket subscribers subscribe to CHANNEL on the server at HTTP_URL: plain,
+permessage-deflate, `delta: "fossil"`, and fossil with permessage-deflate (the namespace must
+allow fossil; the server must have `websocket.compression` on, else the deflate subscribers
+fail). The script publishes N documents of about PAYLOAD_BYTES (2048) through the server API
+with `delta: true`, paced 20 ms apart so that every publication travels in its own frame, and
+counts the payload bytes of the frames each subscriber received as they were on the wire
+(compressed, for the deflate subscribers: counted inside the websockets extension before it
+inflates). For comparison it also computes what permessage-deflate WITH context takeover
+would have sent for the plain and fossil frames (one compressor per connection, Z_SYNC_FLUSH,
+trailing 00 00 ff ff dropped, level 1): pushwire negotiates no context takeover (every message
+compressed on its own, no compressor kept per connection), as Centrifugo does.
 Prints one JSON object.
 """
 
@@ -22,6 +24,7 @@ import time
 import urllib.request
 import zlib
 
+from websockets.frames import Opcode
 from websockets.sync.client import connect
 
 
@@ -54,8 +57,27 @@ def deflated(messages, level=1):
     return total
 
 
-def subscriber(ws_url, channel, delta, n, out, ready):
-    with connect(ws_url, compression=None, max_size=None) as ws:
+def count_wire(ws, sizes):
+    """Records the on-wire payload size of every data frame, before the extension inflates it;
+    returns whether permessage-deflate was negotiated."""
+    for ext in ws.protocol.extensions:
+        original = ext.decode
+
+        def decode(frame, *, max_size=None, _original=original):
+            if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                sizes.append(len(frame.data))
+            return _original(frame, max_size=max_size)
+
+        ext.decode = decode
+    return bool(ws.protocol.extensions)
+
+
+def subscriber(ws_url, channel, delta, deflate, n, out, ready):
+    with connect(ws_url, compression="deflate" if deflate else None, max_size=None) as ws:
+        sizes = []
+        negotiated = count_wire(ws, sizes)
+        if negotiated != deflate:
+            raise SystemExit(f"permessage-deflate negotiated: {negotiated}, wanted {deflate}")
         sub = {"channel": channel}
         if delta:
             sub["delta"] = "fossil"
@@ -71,11 +93,13 @@ def subscriber(ws_url, channel, delta, n, out, ready):
             frame = ws.recv()
             if isinstance(frame, str):
                 frame = frame.encode()
+            # Frames are not fragmented: one message, one size (all but the last were read).
+            wire = sizes[-1] if deflate else len(frame)
             lines = [l for l in frame.split(b"\n") if l.strip() and l != b"{}"]
             if not lines:
                 ws.send("{}")
                 continue
-            out.append(frame)
+            out.append((frame, wire))
             pubs += sum(1 for l in lines if b'"pub"' in l)
 
 
@@ -83,10 +107,13 @@ def main():
     http_url, api_key, channel, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     payload_bytes = int(sys.argv[5]) if len(sys.argv) > 5 else 2048
     ws_url = http_url.replace("http://", "ws://") + "/connection/websocket"
-    frames = {"plain": [], "fossil": []}
+    frames = {"plain": [], "plain+deflate": [], "fossil": [], "fossil+deflate": []}
     ready = threading.Semaphore(0)
     threads = [
-        threading.Thread(target=subscriber, args=(ws_url, channel, d == "fossil", n, frames[d], ready))
+        threading.Thread(
+            target=subscriber,
+            args=(ws_url, channel, d.startswith("fossil"), d.endswith("+deflate"), n, frames[d], ready),
+        )
         for d in frames
     ]
     for t in threads:
@@ -109,9 +136,11 @@ def main():
         t.join(timeout=30)
     result = {"publications": n, "payload_bytes_avg": raw_payload / n}
     for name, fs in frames.items():
-        result[name] = sum(len(f) for f in fs)
-        result[f"{name}+deflate"] = deflated(fs)
+        result[name] = sum(wire for _, wire in fs)
         result[f"{name}_frames"] = len(fs)
+        result[f"{name}_inflated"] = sum(len(f) for f, _ in fs)
+        if not name.endswith("+deflate"):
+            result[f"{name}+deflate_takeover_computed"] = deflated([f for f, _ in fs])
     print(json.dumps(result))
 
 

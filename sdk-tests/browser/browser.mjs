@@ -14,6 +14,10 @@
 //   every publication across a server-side disconnect and a restart of its loop;
 // - sdk-delta: centrifuge-js over WebSocket with `delta: 'fossil'` (scenario.mjs
 //   `deltaScenario`): 200 publications reconstructed exactly, across a recovery;
+// - deflate: with websocket.compression on, a raw WebSocket in the page (which offers
+//   permessage-deflate, as Chromium always does) reports the negotiated extension and receives
+//   ~2 KB documents published through the API and one it publishes itself (Chromium compresses
+//   what it sends); a centrifuge-js client on the same channel receives them all too;
 // - cookie-connect-proxy: the page sets a session cookie and centrifuge-js connects without a
 //   token; the browser sends the cookie with the WebSocket upgrade and pushwire's connect proxy
 //   forwards it to the backend (crates/pushwire-server/tests/proxies.rs), which names the user.
@@ -185,6 +189,72 @@ async function deltaCase(page) {
   return { case: which, ...result, userAgent: await page.evaluate(() => navigator.userAgent) };
 }
 
+function deflateDocument(seq) {
+  const rows = [];
+  for (let i = 0; i < 20; i++) {
+    rows.push({ id: i, name: `instrument ${i} – Zürich €`, venue: 'primary exchange, continuous', price: 1000 + i + seq });
+  }
+  return { seq, rows };
+}
+
+async function deflateCase(page) {
+  const user = unique('user-');
+  const channel = unique('chat:');
+  await page.evaluate(async (a) => {
+    const state = { extensions: null, raw: [], sdk: [], replies: [] };
+    window.dfl = state;
+    const ws = new WebSocket(a.wsUrl, 'centrifuge-json');
+    state.ws = ws;
+    ws.onmessage = (e) => {
+      for (const line of e.data.split('\n')) {
+        if (!line) continue;
+        const m = JSON.parse(line);
+        if (Object.keys(m).length === 0) {
+          ws.send('{}');
+        } else if (m.push && m.push.pub) {
+          state.raw.push(m.push.pub.data);
+        } else if (m.id) {
+          state.replies.push(m);
+        }
+      }
+    };
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new Error('websocket error'));
+    });
+    state.extensions = ws.extensions;
+    ws.send(`${JSON.stringify({ id: 1, connect: { token: a.token } })}\n${JSON.stringify({ id: 2, subscribe: { channel: a.channel } })}`);
+    const client = new globalThis.Centrifuge(a.wsUrl, { token: a.token });
+    const sub = client.newSubscription(a.channel);
+    sub.on('publication', (ctx) => state.sdk.push(ctx.data));
+    const subscribed = new Promise((resolve) => sub.on('subscribed', resolve));
+    sub.subscribe();
+    client.connect();
+    await subscribed;
+  }, { wsUrl: env.wsUrl, token: tokenFor(user), channel });
+  await waitIn(page, 'the raw client is connected and subscribed', () => window.dfl.replies.length >= 2);
+  const docs = [];
+  for (let seq = 1; seq <= 10; seq++) {
+    docs.push(deflateDocument(seq));
+    await api('publish', { channel, data: deflateDocument(seq) });
+  }
+  docs.push(deflateDocument(11));
+  await page.evaluate((a) => {
+    window.dfl.ws.send(JSON.stringify({ id: 3, publish: { channel: a.channel, data: a.doc } }));
+  }, { channel, doc: deflateDocument(11) });
+  await waitIn(page, '11 publications on both clients', () => window.dfl.raw.length >= 11 && window.dfl.sdk.length >= 11);
+  const state = await page.evaluate(() => {
+    const s = window.dfl;
+    return { extensions: s.extensions, raw: s.raw, sdk: s.sdk, replies: s.replies };
+  });
+  checkEqual(state.replies.filter((r) => r.error), [], 'no error replies');
+  if (JSON.stringify(state.raw) !== JSON.stringify(docs) || JSON.stringify(state.sdk) !== JSON.stringify(docs)) {
+    throw new Error(`publications differ: raw ${JSON.stringify(state.raw).length} B, sdk ${JSON.stringify(state.sdk).length} B`);
+  }
+  log('ok: 11 documents exact on both clients');
+  return { case: which, extensions: state.extensions, received: state.raw.length, userAgent: await page.evaluate(() => navigator.userAgent) };
+}
+
 async function uniSseCase(page) {
   const user = unique('user-');
   const channel = unique('chat:');
@@ -305,6 +375,8 @@ main(`browser ${which}`, async () => {
     run = sdkCase;
   } else if (which === 'sdk-delta') {
     run = deltaCase;
+  } else if (which === 'deflate') {
+    run = deflateCase;
   } else if (which === 'eventsource-uni-sse') {
     run = uniSseCase;
   } else if (which === 'long-poll-fetch') {

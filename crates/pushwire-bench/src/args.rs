@@ -100,6 +100,11 @@ pub struct BenchArgs {
     /// applies each delta to rebuild the publication.
     #[arg(long, value_parser = ["fossil"])]
     pub delta: Option<String>,
+    /// Offer permessage-deflate (RFC 7692) in every WebSocket handshake; compressed messages
+    /// from the server are inflated (the server must have `websocket.compression` on to
+    /// accept). Byte counts are of the inflated messages.
+    #[arg(long)]
+    pub deflate: bool,
     /// Connections opened per second, 0 for unpaced [default: 2000; `connect`: 0].
     #[arg(long)]
     pub connect_rate: Option<u32>,

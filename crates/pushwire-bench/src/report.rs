@@ -96,6 +96,8 @@ pub struct Connections {
     pub errors: u64,
     /// The first connect error, for diagnosis.
     pub first_error: Option<String>,
+    /// Handshakes in which the server accepted permessage-deflate (`--deflate`).
+    pub deflated: u64,
     /// Established connections that ended before the bench closed them.
     pub dropped: u64,
     /// Seconds from the first attempt to the last outcome.

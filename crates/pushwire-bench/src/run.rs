@@ -1,7 +1,7 @@
 //! One bench run: check the target, open the connections, run the scenario's phase, close and
 //! report.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         handshakes: Semaphore::new(MAX_HANDSHAKES),
         reconnect: AtomicBool::new(false),
         delta: args.delta.clone(),
+        deflate: args.deflate,
+        deflated: AtomicU64::new(0),
     });
     let n = args.connections as usize;
     let rate = args.effective_connect_rate();
@@ -97,6 +99,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         n as u64,
         false,
     );
+    let counts = shared.clone();
     let (mut pool, opened) = Pool::open(shared, n, rate, &progress).await;
     let established = opened.established.len() as u64;
     let c = &mut report.connections;
@@ -104,6 +107,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     c.established = established;
     c.errors = opened.errors;
     c.first_error = opened.first_error.clone();
+    c.deflated = counts.deflated.load(Ordering::Relaxed);
     c.secs = opened.secs;
     c.per_sec = ratio(established as f64, opened.secs);
     progress.println(&format!(

@@ -2,25 +2,29 @@
 //! every publication until told to stop; in a reconnect storm, come back after a server-side
 //! close.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use pushwire_deflate::{negotiate, DeflateStream, Limits};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_EXTENSIONS;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::seq::SeqWindow;
 use crate::stats::{latency_us, unix_nanos, Shard, Stats};
 use crate::wire::{self, Incoming, CONNECT_ID, PONG, SUBSCRIBE_ID};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<DeflateStream<TcpStream>>;
 
 /// Longest a connection may take from TCP connect to its subscribe reply.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +48,10 @@ pub(crate) struct Shared {
     pub(crate) reconnect: AtomicBool,
     /// Delta compression asked for in subscribe (`fossil`).
     pub(crate) delta: Option<String>,
+    /// Offer permessage-deflate in the handshake.
+    pub(crate) deflate: bool,
+    /// Handshakes in which the server accepted permessage-deflate.
+    pub(crate) deflated: AtomicU64,
 }
 
 /// What a subscriber task reports to the run.
@@ -147,7 +155,7 @@ pub(crate) async fn run(
 async fn open(shared: &Shared, hello: &str) -> Result<(Ws, u64), String> {
     let _permit = shared.handshakes.acquire().await;
     let started = Instant::now();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&shared.url, hello)).await {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(shared, hello)).await {
         Ok(Ok(ws)) => {
             let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             Ok((ws, us))
@@ -195,9 +203,8 @@ async fn receive(
 }
 
 /// Opens the WebSocket, sends connect + subscribe and waits for both replies.
-async fn handshake(url: &str, hello: &str) -> Result<Ws> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await?;
+async fn handshake(shared: &Shared, hello: &str) -> Result<Ws> {
+    let mut ws = open_socket(shared).await?;
     ws.send(Message::text(hello)).await?;
     let (mut connected, mut subscribed) = (false, false);
     while !(connected && subscribed) {
@@ -234,6 +241,42 @@ async fn handshake(url: &str, hello: &str) -> Result<Ws> {
         if pong {
             ws.send(Message::text(PONG)).await?;
         }
+    }
+    Ok(ws)
+}
+
+/// Opens the WebSocket (plain TCP, `ws://` only), offering permessage-deflate when asked;
+/// turns the inflating layer on when the server accepted.
+async fn open_socket(shared: &Shared) -> Result<Ws> {
+    let mut request = shared.url.as_str().into_client_request()?;
+    if shared.deflate {
+        request.headers_mut().insert(
+            SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(negotiate::OFFER),
+        );
+    }
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("no host in {}", shared.url))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let tcp = TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port)).await?;
+    tcp.set_nodelay(true)?;
+    let (mut ws, response) = tokio_tungstenite::client_async_with_config(
+        request,
+        DeflateStream::plain(tcp),
+        Some(ws_config()),
+    )
+    .await?;
+    let values = response.headers().get_all(SEC_WEBSOCKET_EXTENSIONS);
+    if negotiate::accepted(values.iter().filter_map(|v| v.to_str().ok())) {
+        // The bench trusts its server: bounds only against runaway memory.
+        let limits = Limits {
+            wire: 64 << 20,
+            inflated: 256 << 20,
+        };
+        ws.get_mut().enable(false, limits);
+        shared.deflated.fetch_add(1, Ordering::Relaxed);
     }
     Ok(ws)
 }

@@ -41,6 +41,13 @@ impl BenchReport {
         if let Some(e) = &c.first_error {
             let _ = writeln!(out, "               first connect error: {e}");
         }
+        if c.deflated > 0 {
+            let _ = writeln!(
+                out,
+                "               {} negotiated permessage-deflate",
+                c.deflated
+            );
+        }
         latency_line(&mut out, "connect", &c.latency);
         if let Some(r) = &self.reconnect {
             let _ = writeln!(

@@ -96,6 +96,8 @@ pub struct Metrics {
     pub recoveries: AtomicU64,
     /// Recoveries that failed (`recovered:false` or 112).
     pub recoveries_failed: AtomicU64,
+    /// WebSocket connections that negotiated permessage-deflate.
+    pub websocket_compressed: AtomicU64,
     /// Per transport, indexed like [`TRANSPORTS`].
     pub transports: [TransportMetrics; TRANSPORTS.len()],
     /// Client commands by method (indexed like [`COMMANDS`]) and result code: 0 for success,
@@ -129,6 +131,7 @@ impl Default for Metrics {
             bad_requests: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
             recoveries_failed: AtomicU64::new(0),
+            websocket_compressed: AtomicU64::new(0),
             transports: Default::default(),
             command_results: Default::default(),
             api_requests: Default::default(),

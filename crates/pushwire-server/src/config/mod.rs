@@ -276,6 +276,29 @@ pub struct WebsocketConfig {
     /// meanwhile, else 3009).
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// permessage-deflate (RFC 7692): offered to clients that ask for it (off by default).
+    /// Negotiated without context takeover in either direction, so no compression context
+    /// stays in an idle connection.
+    pub compression: bool,
+    /// Compression level, 0 (stored) to 9 (smallest); 1 is the fastest that compresses.
+    pub compression_level: u32,
+    /// Messages to the client shorter than this many bytes are sent uncompressed.
+    pub compression_min_size: usize,
+    /// Largest client message once inflated, in bytes; past it the connection closes with
+    /// 1009 (inflating stops there). 0: ten times `message_size_limit` (Centrifugo's rule).
+    /// `message_size_limit` still bounds the compressed bytes on the wire.
+    pub decompressed_message_size_limit: usize,
+}
+
+impl WebsocketConfig {
+    /// The bound on an inflated client message (`decompressed_message_size_limit`, or ten
+    /// times `message_size_limit` when it is 0).
+    pub fn decompressed_limit(&self) -> usize {
+        match self.decompressed_message_size_limit {
+            0 => self.message_size_limit.saturating_mul(10),
+            n => n,
+        }
+    }
 }
 
 impl Default for WebsocketConfig {
@@ -285,6 +308,10 @@ impl Default for WebsocketConfig {
             read_buffer_size: 512,
             write_buffer_size: 4096,
             write_timeout: Duration::from_secs(1),
+            compression: false,
+            compression_level: 1,
+            compression_min_size: 0,
+            decompressed_message_size_limit: 0,
         }
     }
 }
@@ -423,6 +450,20 @@ impl ServerConfig {
             return Err(ConfigError::new(
                 "websocket.message_size_limit",
                 "must be at least 1024 bytes",
+            ));
+        }
+        if self.websocket.compression_level > 9 {
+            return Err(ConfigError::new(
+                "websocket.compression_level",
+                "must be 0 (stored) to 9 (smallest)",
+            ));
+        }
+        if self.websocket.decompressed_message_size_limit != 0
+            && self.websocket.decompressed_message_size_limit < self.websocket.message_size_limit
+        {
+            return Err(ConfigError::new(
+                "websocket.decompressed_message_size_limit",
+                "must be 0 (ten times message_size_limit) or at least websocket.message_size_limit",
             ));
         }
         if self.websocket.read_buffer_size < 512 {

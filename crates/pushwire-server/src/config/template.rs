@@ -77,6 +77,10 @@ allow_subscribe_for_client = true
 [websocket]
 message_size_limit = 65536
 write_timeout = "1s"
+# compression = true               # permessage-deflate for clients that offer it (docs/transports.md)
+# compression_level = 1
+# compression_min_size = 0
+# decompressed_message_size_limit = 0   # 0: ten times message_size_limit (bomb limit, close 1009)
 
 [log]
 level = "info"

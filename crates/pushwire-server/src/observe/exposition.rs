@@ -224,6 +224,11 @@ fn node_metrics(e: &mut Exposition, node: &Node) {
         get(&m.slow_disconnects),
     );
     e.counter(
+        "pushwire_websocket_compressed_connections_total",
+        "WebSocket connections that negotiated permessage-deflate (websocket.compression).",
+        get(&m.websocket_compressed),
+    );
+    e.counter(
         "pushwire_subscriptions_shed_total",
         "Subscriptions unsubscribed with 2500 instead of closing their slow connection \
          (slow_subscriber_policy = resubscribe).",

@@ -1,7 +1,8 @@
 //! Transports: framing and HTTP only. Each one creates a [`pushwire_core::Client`], feeds it
 //! frames, and writes what its outbox yields; none of them knows about channels.
 //!
-//! - [`websocket`]: bidirectional and unidirectional WebSocket.
+//! - [`websocket`]: bidirectional and unidirectional WebSocket; [`ws_upgrade`]: its HTTP
+//!   handshake (subprotocol, permessage-deflate).
 //! - [`http_stream`], [`sse`], [`emulation`]: bidirectional emulation over HTTP.
 //! - [`uni`]: unidirectional HTTP-streaming and SSE.
 //! - [`long_poll`]: long-polling and polling by offset.
@@ -26,3 +27,4 @@ pub mod sse;
 pub mod stream;
 pub mod uni;
 pub mod websocket;
+pub mod ws_upgrade;

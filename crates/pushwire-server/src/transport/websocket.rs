@@ -7,25 +7,40 @@
 //! code and reason; the unidirectional form sends a bare disconnect push first. A
 //! unidirectional client sends its ConnectRequest as the first message (or in the
 //! `cf_connect` query) and nothing after that counts.
+//!
+//! permessage-deflate (`websocket.compression`): negotiated in [`super::ws_upgrade`] when the
+//! client offers it; outgoing messages of at least `websocket.compression_min_size` bytes are
+//! deflated here (and sent plain when that would not make them smaller); the client's
+//! compressed messages are inflated beneath tungstenite by [`DeflateStream`], bounded by
+//! `websocket.decompressed_message_size_limit` (1009 past it, 1007 for corrupt data).
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::OptionFuture;
-use futures_util::{FutureExt, SinkExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper_util::rt::TokioIo;
 use pushwire_core::outbox::Drained;
 use pushwire_core::{Client, TransportKind};
+use pushwire_deflate::{codec, DeflateError, DeflateStream, Limits};
 use pushwire_protocol::{frame::join_into, Disconnect, Protocol};
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 use super::admit;
+use super::ws_upgrade::Upgrade;
 use crate::config::ServerConfig;
 use crate::state::AppState;
 
 const SUBPROTOCOLS: [&str; 2] = ["centrifuge-json", "centrifuge-protobuf"];
+
+/// A server WebSocket over hyper's upgraded connection, with the permessage-deflate layer.
+type WebSocket = WebSocketStream<DeflateStream<TokioIo<Upgraded>>>;
 
 /// Query parameters of the WebSocket endpoint.
 #[derive(Debug, Default, Deserialize)]
@@ -46,53 +61,63 @@ enum Mode {
 }
 
 /// `GET /connection/websocket`: origin check, protocol selection, buffer sizes.
-pub async fn handler(
-    state: State<AppState>,
-    query: Query<WsQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    upgrade(state, query, headers, ws, Mode::Bidi)
+pub async fn handler(state: State<AppState>, query: Query<WsQuery>, req: Request) -> Response {
+    upgrade(state, query, req, Mode::Bidi)
 }
 
 /// `GET /connection/uni_websocket` (JSON only).
-pub async fn uni_handler(
-    state: State<AppState>,
-    query: Query<WsQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    upgrade(state, query, headers, ws, Mode::Uni)
+pub async fn uni_handler(state: State<AppState>, query: Query<WsQuery>, req: Request) -> Response {
+    upgrade(state, query, req, Mode::Uni)
 }
 
 fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<WsQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut req: Request,
     mode: Mode,
 ) -> Response {
-    if let Err(r) = admit::origin(&state, &headers) {
+    let on_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+    let headers = req.headers();
+    let cfg = &state.config.websocket;
+    let up = match Upgrade::check(
+        req.method(),
+        headers,
+        on_upgrade,
+        &SUBPROTOCOLS,
+        cfg.compression,
+    ) {
+        Ok(up) => up,
+        Err(response) => return response,
+    };
+    if let Err(r) = admit::origin(&state, headers) {
         return r;
     }
     if let Err(r) = admit::accepting(&state) {
         return r.into_response();
     }
-    let ws = ws.protocols(SUBPROTOCOLS);
     let by_query = [query.format.as_deref(), query.cf_protocol.as_deref()]
         .into_iter()
         .any(|v| v == Some("protobuf"));
-    let protocol = if mode == Mode::Bidi
-        && (by_query
-            || ws.selected_protocol().and_then(|p| p.to_str().ok()) == Some("centrifuge-protobuf"))
+    let protocol = if mode == Mode::Bidi && (by_query || up.protocol == Some("centrifuge-protobuf"))
     {
         Protocol::Protobuf
     } else {
         Protocol::Json
     };
-    let kept = super::forward::kept(&state.node, &headers);
-    let cfg = &state.config.websocket;
-    ws.read_buffer_size(cfg.read_buffer_size)
+    let kept = super::forward::kept(&state.node, headers);
+    let limits = Limits {
+        wire: cfg.message_size_limit,
+        inflated: cfg.decompressed_limit(),
+    };
+    // tungstenite sees inflated messages: with compression its bound is the inflated one,
+    // and the layer beneath it holds every message's wire bytes to message_size_limit.
+    let max_message = if up.deflate {
+        limits.inflated.max(limits.wire)
+    } else {
+        limits.wire
+    };
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer_size)
         .write_buffer_size(cfg.write_buffer_size)
         // One write takes everything queued at once: up to the queue bound plus one reply
         // (`client.reply_max_size`). A cap, not an allocation.
@@ -103,26 +128,48 @@ fn upgrade(
                     + cfg.message_size_limit,
             ),
         )
-        .max_message_size(cfg.message_size_limit)
-        .max_frame_size(cfg.message_size_limit)
-        .on_upgrade(move |socket| {
-            let kind = match mode {
-                Mode::Bidi => TransportKind::WebSocket,
-                Mode::Uni => TransportKind::UniWebSocket,
-            };
-            let client = admit::build(&state, kind, protocol, &kept);
-            // A task of our own, so the upgrade machinery (and its task) is freed once the
-            // handshake is done instead of living as long as the connection. It gets only
-            // what it needs: everything it captures stays in every idle connection.
-            let fut = serve(
-                socket,
-                client,
-                state.config.clone(),
-                query.cf_connect.map(Box::new),
-            );
-            state.tracker.spawn(fut);
-            std::future::ready(())
-        })
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    let response = up.response();
+    let Upgrade {
+        on_upgrade,
+        deflate,
+        ..
+    } = up;
+    // The handshake in a task of its own, and the connection in another, so the upgrade
+    // machinery (and its task) is freed once the handshake is done instead of living as long
+    // as the connection.
+    let tracker = state.tracker.clone();
+    tracker.spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let io = TokioIo::new(upgraded);
+        let stream = if deflate {
+            DeflateStream::negotiated(io, true, limits)
+        } else {
+            DeflateStream::plain(io)
+        };
+        let socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(ws_config)).await;
+        if deflate {
+            pushwire_core::metrics::Metrics::add(&state.node.metrics().websocket_compressed, 1);
+        }
+        let kind = match mode {
+            Mode::Bidi => TransportKind::WebSocket,
+            Mode::Uni => TransportKind::UniWebSocket,
+        };
+        let client = admit::build(&state, kind, protocol, &kept);
+        // The connection task gets only what it needs: everything it captures stays in every
+        // idle connection.
+        let fut = serve(
+            socket,
+            client,
+            state.config.clone(),
+            query.cf_connect.map(Box::new),
+        );
+        state.tracker.spawn(fut);
+    });
+    response
 }
 
 /// The connection task. A plain fn returning an `async move` block: the block uses its
@@ -150,9 +197,9 @@ fn serve(
         // The close reason, for the disconnect metrics and log (first reason wins).
         match &outcome {
             Outcome::Close(d) => client.disconnect(d.clone()),
-            Outcome::TooBig => client.disconnect(Disconnect {
-                code: 1009,
-                reason: "message size limit exceeded".into(),
+            Outcome::Refused(code, reason) => client.disconnect(Disconnect {
+                code: u32::from(*code),
+                reason: (*reason).into(),
             }),
             Outcome::Gone => {}
         }
@@ -167,8 +214,23 @@ enum Outcome {
     Gone,
     /// The server closes with this disconnect.
     Close(Disconnect),
-    /// The peer sent an oversized message.
-    TooBig,
+    /// The peer sent a message the server refuses: too big (1009), compressed data that does
+    /// not inflate (1007), frames breaking permessage-deflate's rules (1002).
+    Refused(u16, &'static str),
+}
+
+/// How a read error ends the connection.
+fn read_failure(e: &WsError) -> Outcome {
+    match e {
+        WsError::Capacity(_) => {
+            Outcome::Refused(CloseCode::Size.into(), "message size limit exceeded")
+        }
+        WsError::Io(io) => match DeflateError::of(io) {
+            Some(d) => Outcome::Refused(d.close_code(), d.reason()),
+            None => Outcome::Gone,
+        },
+        _ => Outcome::Gone,
+    }
 }
 
 /// The read/write/timer loop. Everything it holds while waiting sits in every idle
@@ -204,15 +266,9 @@ async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConf
                     return Outcome::Close(d);
                 }
             }
-            msg = socket.recv() => match msg {
+            msg = socket.next() => match msg {
                 None => return Outcome::Gone,
-                Some(Err(e)) => {
-                    let text = e.to_string();
-                    if text.contains("Space limit") || text.contains("too long") || text.contains("too big") {
-                        return Outcome::TooBig;
-                    }
-                    return Outcome::Gone;
-                }
+                Some(Err(e)) => return read_failure(&e),
                 // Boxed: command handling is a deep future that only exists while a frame is
                 // handled; inline it would sit in every idle connection's task.
                 Some(Ok(Message::Text(t))) => {
@@ -284,11 +340,27 @@ async fn write(
     watch_close: bool,
 ) -> Result<(), Outcome> {
     let protocol = client.transport().protocol;
-    let message = |frame: bytes::Bytes| match protocol {
-        Protocol::Json => Utf8Bytes::try_from(frame)
-            .map(Message::Text)
-            .map_err(|_| Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL)),
-        Protocol::Protobuf => Ok(Message::Binary(frame)),
+    let ws = &config.websocket;
+    let deflate = socket.get_ref().is_negotiated();
+    let message = |frame: bytes::Bytes| {
+        let text = protocol == Protocol::Json;
+        if deflate && frame.len() >= ws.compression_min_size {
+            if text && std::str::from_utf8(&frame).is_err() {
+                return Err(Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL));
+            }
+            let packed = codec::deflate(&frame, ws.compression_level);
+            // Sent plain when compressing does not pay (RSV1 is per message).
+            if packed.len() < frame.len() {
+                return Ok(Message::Frame(codec::compressed_frame(packed, text)));
+            }
+        }
+        if text {
+            Utf8Bytes::try_from(frame)
+                .map(Message::Text)
+                .map_err(|_| Outcome::Close(Disconnect::INAPPROPRIATE_PROTOCOL))
+        } else {
+            Ok(Message::Binary(frame))
+        }
     };
     // Bidirectional: everything queued in one frame. Unidirectional: one push per frame (its
     // clients parse each frame as one JSON object), flushed once.
@@ -349,9 +421,9 @@ async fn finish(
 ) {
     let close = match outcome {
         Outcome::Gone => return,
-        Outcome::TooBig => CloseFrame {
-            code: 1009,
-            reason: "message size limit exceeded".into(),
+        Outcome::Refused(code, reason) => CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
         },
         Outcome::Close(d) => {
             // Whatever was queued before the disconnect (an error reply, say) goes first.
@@ -378,7 +450,7 @@ async fn finish(
             }
             tracing::debug!(client = %client.id(), code = d.code, reason = %d.reason, "disconnect");
             CloseFrame {
-                code: d.code as u16,
+                code: CloseCode::from(d.code as u16),
                 reason: d.reason.as_ref().into(),
             }
         }
@@ -387,7 +459,7 @@ async fn finish(
     let _ = tokio::time::timeout(timeout, socket.send(Message::Close(Some(close)))).await;
     // Give the peer a moment to answer the close handshake, then drop.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        while let Some(Ok(m)) = socket.recv().await {
+        while let Some(Ok(m)) = socket.next().await {
             if matches!(m, Message::Close(_)) {
                 break;
             }

@@ -4,6 +4,7 @@
 //! topic. Run one area with `cargo nextest run -p pushwire-server --test sdk`.
 
 mod browser;
+mod deflate;
 mod js;
 mod python;
 mod refresh;

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod deflate;
 mod emulation;
 mod long_poll;
 mod uni;
