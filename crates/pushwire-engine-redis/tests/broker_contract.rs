@@ -1,6 +1,7 @@
 //! One broker contract, run against every broker: the memory broker (one node), the embedded
 //! broker (one node, a store in a fresh temporary directory), the Redis broker (real Redis
-//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392) and
+//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392), the
+//! Redis broker on a real Redis Cluster (7001-7006, sharded PUB/SUB) and
 //! the NATS broker (real NATS at 127.0.0.1:4222) with its history in Redis. Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
@@ -64,6 +65,11 @@ impl Subject {
     /// The Redis broker sharded over three Redis (client-side consistent hashing).
     async fn redis_sharded() -> Subject {
         Subject::redis_with(sharded_config()).await
+    }
+
+    /// The Redis broker on the Redis Cluster of 7001-7006 (hash-tagged keys, sharded PUB/SUB).
+    async fn redis_cluster() -> Subject {
+        Subject::redis_with(cluster_config()).await
     }
 
     /// The NATS broker (real NATS at 127.0.0.1:4222) keeping history in the Redis engine's
@@ -141,6 +147,7 @@ async fn each(case: impl AsyncFn(&Subject)) {
         Subject::embedded().await,
         Subject::redis().await,
         Subject::redis_sharded().await,
+        Subject::redis_cluster().await,
         Subject::nats_on_redis().await,
     ] {
         case(&subject).await;

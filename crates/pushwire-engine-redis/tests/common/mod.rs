@@ -30,6 +30,45 @@ pub fn sharded_config() -> RedisConfig {
     }
 }
 
+/// The Redis Cluster of scripts/start-redis-topologies.sh: three masters and three replicas.
+pub const CLUSTER: [&str; 6] = [
+    "127.0.0.1:7001",
+    "127.0.0.1:7002",
+    "127.0.0.1:7003",
+    "127.0.0.1:7004",
+    "127.0.0.1:7005",
+    "127.0.0.1:7006",
+];
+
+/// A config on the Redis Cluster ([`CLUSTER`], the first three as seeds) with a unique prefix.
+pub fn cluster_config() -> RedisConfig {
+    RedisConfig {
+        cluster_address: CLUSTER[..3].iter().map(|s| (*s).to_owned()).collect(),
+        ..config()
+    }
+}
+
+/// Connections to every node of the cluster that answers (masters and replicas).
+pub async fn cluster_nodes() -> Vec<redis::aio::MultiplexedConnection> {
+    let mut all = Vec::new();
+    for node in CLUSTER {
+        let client = redis::Client::open(format!("redis://{node}")).unwrap();
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            all.push(c);
+        }
+    }
+    assert!(
+        !all.is_empty(),
+        "these tests need the Redis Cluster on 7001-7006 (scripts/start-redis-topologies.sh)"
+    );
+    all
+}
+
 /// A plain connection to the Redis at `url` (missing = failure).
 pub async fn redis_at(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
@@ -78,14 +117,22 @@ pub async fn broker(config: &RedisConfig) -> (Arc<RedisBroker>, Arc<Recorder>, R
 /// `set_handler`): a control message published before that would not reach the node.
 pub async fn wait_control_subscribed(config: &RedisConfig, node_id: &str) {
     let name = format!("{}.node.{node_id}", config.prefix);
-    let conn = &mut redis().await;
+    let mut conns = if config.cluster_address.is_empty() {
+        vec![redis().await]
+    } else {
+        cluster_nodes().await
+    };
     for _ in 0..200 {
-        let (_, n): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&name)
-            .query_async(conn)
-            .await
-            .unwrap();
+        let mut n = 0;
+        for conn in &mut conns {
+            let (_, k): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&name)
+                .query_async(conn)
+                .await
+                .unwrap();
+            n += k;
+        }
         if n > 0 {
             return;
         }
@@ -109,8 +156,22 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .unwrap_or_else(|e| panic!("these tests need a real Redis at {REDIS}: {e}"))
 }
 
-/// Deletes every key under the config's prefix, on every shard.
+/// Deletes every key under the config's prefix, on every shard (every cluster master).
 pub async fn cleanup(config: &RedisConfig) {
+    if !config.cluster_address.is_empty() {
+        for mut conn in cluster_nodes().await {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}.*", config.prefix))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            for k in keys {
+                // Replicas refuse (MOVED): their master deletes it.
+                let _: Result<i64, _> = redis::cmd("DEL").arg(&k).query_async(&mut conn).await;
+            }
+        }
+        return;
+    }
     for url in config.address.urls() {
         let conn = &mut redis_at(url).await;
         let keys: Vec<String> = redis::cmd("KEYS")
