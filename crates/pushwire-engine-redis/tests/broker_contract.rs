@@ -21,6 +21,8 @@ struct Subject {
     _keep: Option<pushwire_engine_redis::RedisEngine>,
     cfg: Option<pushwire_engine_redis::RedisConfig>,
     dir: Option<std::path::PathBuf>,
+    /// Held while the subject runs on the Redis Cluster (no master is killed meanwhile).
+    _cluster: Option<ClusterGuard>,
 }
 
 impl Subject {
@@ -37,6 +39,7 @@ impl Subject {
             _keep: None,
             cfg: None,
             dir: None,
+            _cluster: None,
         }
     }
 
@@ -55,6 +58,7 @@ impl Subject {
             _keep: None,
             cfg: None,
             dir: Some(dir),
+            _cluster: None,
         }
     }
 
@@ -69,7 +73,11 @@ impl Subject {
 
     /// The Redis broker on the Redis Cluster of 7001-7006 (hash-tagged keys, sharded PUB/SUB).
     async fn redis_cluster() -> Subject {
-        Subject::redis_with(cluster_config()).await
+        let guard = cluster_reader().await;
+        Subject {
+            _cluster: Some(guard),
+            ..Subject::redis_with(cluster_config()).await
+        }
     }
 
     /// The NATS broker (real NATS at 127.0.0.1:4222) keeping history in the Redis engine's
@@ -115,6 +123,7 @@ impl Subject {
             _keep: Some(engine),
             cfg: Some(cfg),
             dir: None,
+            _cluster: None,
         }
     }
 
@@ -126,6 +135,7 @@ impl Subject {
             _keep: Some(engine),
             cfg: Some(cfg),
             dir: None,
+            _cluster: None,
         }
     }
 

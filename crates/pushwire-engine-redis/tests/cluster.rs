@@ -57,6 +57,7 @@ async fn at(node: &str) -> redis::aio::MultiplexedConnection {
 /// and a second engine receives every publication of every channel.
 #[tokio::test]
 async fn cluster_channels_spread_over_all_three_masters_and_reach_every_node() {
+    let _cluster = cluster_reader().await;
     let cfg = cluster_config();
     let keys = Keys::cluster(&cfg.prefix, partition_tags(cfg.sharded_pub_sub_partitions));
     let (a, _rec_a, engine_a) = broker(&cfg).await;
@@ -185,29 +186,6 @@ async fn an_unreachable_cluster_fails_the_start_within_bounds() {
     assert!(started.elapsed() < Duration::from_secs(15), "bounded");
 }
 
-/// Serialises the tests that kill a cluster master (across test binaries): a key on the
-/// main Redis, taken with `SET NX PX`.
-pub async fn cluster_failover_lock() -> String {
-    let token = uuid::Uuid::new_v4().to_string();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let got: Option<String> = redis::cmd("SET")
-            .arg("pushwire-test-cluster-failover-lock")
-            .arg(&token)
-            .arg("NX")
-            .arg("PX")
-            .arg(120_000)
-            .query_async(&mut redis().await)
-            .await
-            .unwrap();
-        if got.is_some() {
-            return token;
-        }
-        assert!(Instant::now() < deadline, "cluster failover lock");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Restarts whatever cluster process is down (it rejoins as a replica) and waits until the
 /// cluster serves every slot again.
 fn restore_cluster() {
@@ -248,7 +226,7 @@ async fn cluster_state_ok(node: &str) -> bool {
 /// replication (written on the killed master, not yet on its replica): counted and printed.
 #[tokio::test]
 async fn killing_a_master_promotes_its_replica_and_service_resumes() {
-    let lock = cluster_failover_lock().await;
+    let cluster = cluster_writer().await;
     restore_cluster();
     let cfg = RedisConfig {
         reconnect_min_delay: Duration::from_millis(50),
@@ -416,10 +394,5 @@ async fn killing_a_master_promotes_its_replica_and_service_resumes() {
         .await
     );
     cleanup(&cfg).await;
-    let _: i64 = redis::cmd("DEL")
-        .arg("pushwire-test-cluster-failover-lock")
-        .query_async(&mut redis().await)
-        .await
-        .unwrap();
-    drop(lock);
+    drop(cluster);
 }

@@ -29,6 +29,71 @@ const ALL: [&str; 6] = [
     "127.0.0.1:7006",
 ];
 
+/// Counts this test among the users of the cluster (pushwire-engine-redis's tests/cluster.rs
+/// kills a master only when none is left, and its lock keeps new ones out meanwhile). The
+/// count is given back on drop.
+struct ClusterReader;
+
+const KILL_LOCK: &str = "pushwire-test-cluster-failover-lock";
+const READERS: &str = "pushwire-test-cluster-readers";
+
+async fn cluster_reader() -> ClusterReader {
+    let mut conn = redis::Client::open("redis://127.0.0.1:6379")
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("these tests need the main Redis at 127.0.0.1:6379");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let locked: bool = redis::cmd("EXISTS")
+            .arg(KILL_LOCK)
+            .query_async(&mut conn)
+            .await
+            .expect("EXISTS");
+        if !locked {
+            let _: i64 = redis::cmd("INCR")
+                .arg(READERS)
+                .query_async(&mut conn)
+                .await
+                .expect("INCR");
+            let _: i64 = redis::cmd("PEXPIRE")
+                .arg(READERS)
+                .arg(300_000)
+                .query_async(&mut conn)
+                .await
+                .expect("PEXPIRE");
+            let locked: bool = redis::cmd("EXISTS")
+                .arg(KILL_LOCK)
+                .query_async(&mut conn)
+                .await
+                .expect("EXISTS");
+            if !locked {
+                return ClusterReader;
+            }
+            let _: i64 = redis::cmd("DECR")
+                .arg(READERS)
+                .query_async(&mut conn)
+                .await
+                .expect("DECR");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster reader lock"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Drop for ClusterReader {
+    fn drop(&mut self) {
+        if let Ok(mut conn) =
+            redis::Client::open("redis://127.0.0.1:6379").and_then(|c| c.get_connection())
+        {
+            let _: redis::RedisResult<i64> = redis::cmd("DECR").arg(READERS).query(&mut conn);
+        }
+    }
+}
+
 fn unique_prefix() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
@@ -127,6 +192,7 @@ fn ns_of(publications: &Value) -> Vec<u64> {
 /// it missed from the channel's master.
 #[tokio::test]
 async fn two_nodes_on_a_redis_cluster_deliver_survey_and_recover_across_a_node_restart() {
+    let _cluster = cluster_reader().await;
     let prefix = unique_prefix();
     let keys = Keys::cluster(&prefix, partition_tags(16));
     let a = node(&prefix).await;
