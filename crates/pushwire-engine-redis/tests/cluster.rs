@@ -186,6 +186,44 @@ async fn an_unreachable_cluster_fails_the_start_within_bounds() {
     assert!(started.elapsed() < Duration::from_secs(15), "bounded");
 }
 
+/// Waits until every replica of the cluster is in sync with its master (a replica that just
+/// rejoined would not be promoted).
+async fn replicas_in_sync() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut synced = 0;
+        for node in CLUSTER {
+            let Ok(client) = redis::Client::open(format!("redis://{node}")) else {
+                continue;
+            };
+            let Ok(Ok(mut c)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+            else {
+                continue;
+            };
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut c)
+                .await
+                .unwrap_or_default();
+            if info.contains("role:slave")
+                && info.contains("master_link_status:up")
+                && info.contains("master_sync_in_progress:0")
+            {
+                synced += 1;
+            }
+        }
+        if synced >= 3 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{synced} of 3 replicas in sync");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Restarts whatever cluster process is down (it rejoins as a replica) and waits until the
 /// cluster serves every slot again.
 fn restore_cluster() {
@@ -220,7 +258,7 @@ async fn cluster_state_ok(node: &str) -> bool {
 
 /// A master with a replica is killed (SIGKILL) while node A publishes 20/s into channels on
 /// every master and node B is subscribed: node B is told to resync (its connection to that
-/// master dropped), the replica is promoted, publishing works again, and after B
+/// master dropped) and reports itself degraded, the replica is promoted, publishing works again, and after B
 /// resubscribes it receives new publications in every channel. Publications the API
 /// acknowledged but the history lacks afterwards were lost by Redis' asynchronous
 /// replication (written on the killed master, not yet on its replica): counted and printed.
@@ -228,6 +266,7 @@ async fn cluster_state_ok(node: &str) -> bool {
 async fn killing_a_master_promotes_its_replica_and_service_resumes() {
     let cluster = cluster_writer().await;
     restore_cluster();
+    replicas_in_sync().await;
     let cfg = RedisConfig {
         reconnect_min_delay: Duration::from_millis(50),
         reconnect_max_delay: Duration::from_millis(500),
@@ -272,6 +311,16 @@ async fn killing_a_master_promotes_its_replica_and_service_resumes() {
     let mut killed_at = None;
     let mut resumed_after = None;
     let mut n = 0u64;
+    // Node B's health, sampled every 20 ms meanwhile (publishes block during the failover).
+    let watched = engine_b.broker();
+    let watcher = tokio::spawn(async move {
+        loop {
+            if let Some(why) = watched.degraded() {
+                return why;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
     while started.elapsed() < Duration::from_secs(25) {
         n += 1;
         if killed_at.is_none() && started.elapsed() > Duration::from_secs(1) {
@@ -306,6 +355,15 @@ async fn killing_a_master_promotes_its_replica_and_service_resumes() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resumed_after = resumed_after.expect("publishing resumed after the failover");
+    let saw_degraded = tokio::time::timeout(Duration::from_secs(1), watcher)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    assert_eq!(
+        saw_degraded.as_deref(),
+        Some("redis pub/sub disconnected (reconnecting)"),
+        "node b's health was degraded while the master was gone"
+    );
     // The replica took over: the victim's slot has another master now.
     let owners_after = slot_owners().await;
     let new_master = owner(&owners_after, key_slot(&keys.stream(&victim_channel)));
