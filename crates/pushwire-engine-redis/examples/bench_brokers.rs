@@ -1,11 +1,12 @@
 //! Publications per second through the brokers between nodes, same payload and load for each:
-//! one Redis, three Redis shards (6379, 6391, 6392), NATS alone, NATS with history in Redis.
+//! one Redis, three Redis shards (6379, 6391, 6392), the Redis Cluster of 7001-7006 (three
+//! masters, sharded PUB/SUB), NATS alone, NATS with history in Redis.
 //! Two engines in this process: a publishing node (`CONCURRENCY` tasks publishing in a loop
 //! over `CHANNELS` channels) and a subscribing node (subscribed to all of them, counting
 //! deliveries). Each mode runs `SECONDS` seconds.
 //!
 //! `cargo run --release -p pushwire-engine-redis --example bench_brokers [SECONDS]`
-//! (needs scripts/services.sh: Redis 6379, 6391, 6392 and NATS 4222).
+//! (needs scripts/services.sh: Redis 6379, 6391, 6392, the cluster on 7001-7006 and NATS 4222).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -89,6 +90,18 @@ async fn node(mode: &str, prefix: &str) -> (Arc<dyn Broker>, Option<RedisEngine>
         ..Default::default()
     };
     match mode {
+        "redis-cluster" => {
+            let config = RedisConfig {
+                cluster_address: vec![
+                    "127.0.0.1:7001".to_owned(),
+                    "127.0.0.1:7002".to_owned(),
+                    "127.0.0.1:7003".to_owned(),
+                ],
+                ..redis_config(prefix, false)
+            };
+            let e = RedisEngine::connect(&config).await.expect("redis cluster");
+            (e.broker(), Some(e))
+        }
         "redis" | "redis-3-shards" => {
             let e = RedisEngine::connect(&redis_config(prefix, mode != "redis"))
                 .await
@@ -190,6 +203,12 @@ async fn run(mode: &str, history: bool, seconds: u64) {
         "redis://127.0.0.1:6379",
         "redis://127.0.0.1:6391",
         "redis://127.0.0.1:6392",
+        "redis://127.0.0.1:7001",
+        "redis://127.0.0.1:7002",
+        "redis://127.0.0.1:7003",
+        "redis://127.0.0.1:7004",
+        "redis://127.0.0.1:7005",
+        "redis://127.0.0.1:7006",
     ] {
         let Ok(mut c) = redis::Client::open(url)
             .expect("url")
@@ -203,6 +222,13 @@ async fn run(mode: &str, history: bool, seconds: u64) {
             .query_async(&mut c)
             .await
             .unwrap_or_default();
+        if url.contains(":700") {
+            // Cluster keys live in different slots: one DEL each (replicas refuse).
+            for k in keys {
+                let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(k).query_async(&mut c).await;
+            }
+            continue;
+        }
         for chunk in keys.chunks(500) {
             let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(chunk).query_async(&mut c).await;
         }
@@ -220,9 +246,11 @@ async fn main() {
     for (mode, history) in [
         ("redis", false),
         ("redis-3-shards", false),
+        ("redis-cluster", false),
         ("nats", false),
         ("redis", true),
         ("redis-3-shards", true),
+        ("redis-cluster", true),
         ("nats+redis-history", true),
     ] {
         run(mode, history, seconds).await;

@@ -8,6 +8,8 @@
 -- ARGV[4] meta TTL, ms (0 = no expiry)   ARGV[5] epoch to use if the stream is new
 -- ARGV[6] PUB/SUB channel ("" = store only) ARGV[7] idempotency window, ms (0 = no key)
 -- ARGV[8] version, decimal ("0" = none)  ARGV[9] version epoch
+-- ARGV[10] the publish command: "publish", or "spublish" on a Redis Cluster (the shard
+--          channel carries the same hash tag as the keys)
 -- Returns {suppressed (0|1), offset ("" = no history), epoch}.
 local stream, meta, idem = KEYS[1], KEYS[2], KEYS[3]
 local payload = ARGV[1]
@@ -23,7 +25,7 @@ end
 
 if size == 0 then
   if ARGV[6] ~= '' then
-    redis.call('publish', ARGV[6], 'p0 ' .. payload)
+    redis.call(ARGV[10], ARGV[6], 'p0 ' .. payload)
   end
   if idem_ttl > 0 then
     redis.call('hset', idem, 'e', '', 's', '')
@@ -60,7 +62,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('pexpire', meta, ARGV[4])
 end
 if ARGV[6] ~= '' then
-  redis.call('publish', ARGV[6], 'p' .. top .. ' ' .. payload)
+  redis.call(ARGV[10], ARGV[6], 'p' .. top .. ' ' .. payload)
 end
 if idem_ttl > 0 then
   redis.call('hset', idem, 'e', epoch, 's', top)

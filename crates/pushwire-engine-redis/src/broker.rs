@@ -104,6 +104,15 @@ impl RedisBroker {
         }
     }
 
+    /// `SPUBLISH` on a Redis Cluster (sharded PUB/SUB), `PUBLISH` otherwise.
+    fn publish_command(&self) -> &'static str {
+        if self.keys.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
     /// Stores `publication` exactly as [`Broker::publish`] does (idempotency key, version,
     /// offset, trim, TTLs) but PUBLISHes nothing: for a broker that fans out over something
     /// else (the NATS broker) and keeps history here.
@@ -132,11 +141,10 @@ impl RedisBroker {
             if !fanout {
                 return Ok(PublishOutcome::default());
             }
-            let _: i64 = conn
-                .publish(
-                    self.keys.pubsub(channel),
-                    codec::publication_message(&payload),
-                )
+            let _: i64 = redis::cmd(self.publish_command())
+                .arg(self.keys.pubsub(channel))
+                .arg(codec::publication_message(&payload))
+                .query_async(&mut conn)
                 .await
                 .map_err(backend)?;
             return Ok(PublishOutcome::default());
@@ -164,6 +172,7 @@ impl RedisBroker {
             .arg(window)
             .arg(options.version)
             .arg(&options.version_epoch)
+            .arg(self.publish_command())
             .invoke_async(&mut conn)
             .await
             .map_err(backend)?;
@@ -278,15 +287,10 @@ impl Broker for RedisBroker {
         info: ClientInfo,
         join: bool,
     ) -> Result<(), EngineError> {
-        let _: i64 = self
-            .shards
-            .of(channel)
-            .conn
-            .clone()
-            .publish(
-                self.keys.pubsub(channel),
-                codec::join_leave_message(&info, join),
-            )
+        let _: i64 = redis::cmd(self.publish_command())
+            .arg(self.keys.pubsub(channel))
+            .arg(codec::join_leave_message(&info, join))
+            .query_async(&mut self.shards.of(channel).conn.clone())
             .await
             .map_err(backend)?;
         Ok(())

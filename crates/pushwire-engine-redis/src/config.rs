@@ -20,6 +20,16 @@ pub struct RedisConfig {
     /// master of [`RedisConfig::sentinel_master_name`] and follows it across failovers;
     /// `address` then only lends its user, password and db to the master connection.
     pub sentinel_address: Vec<String>,
+    /// Redis Cluster seed nodes (`host:port` or `redis://host:port` each). When set, the
+    /// engine runs on that Redis Cluster: every channel's keys share the hash tag of its
+    /// partition and publications travel over sharded PUB/SUB (`SPUBLISH`/`SSUBSCRIBE`,
+    /// Redis ≥ 7). `address` then only lends its user, password and TLS scheme.
+    pub cluster_address: Vec<String>,
+    /// Redis Cluster: how many partitions channels are grouped into (each has its own hash
+    /// tag, so its own slot, and each node subscribes to a partition's channels over one
+    /// connection to the master serving that slot). More partitions spread channels over
+    /// more slots (and masters); every node opens one PUB/SUB connection per partition.
+    pub sharded_pub_sub_partitions: usize,
     /// The name the sentinels monitor the master under (required with `sentinel_address`).
     pub sentinel_master_name: String,
     /// User for the sentinels (ACL); empty: none.
@@ -58,6 +68,8 @@ impl Default for RedisConfig {
         RedisConfig {
             address: "redis://127.0.0.1:6379".into(),
             sentinel_address: Vec::new(),
+            cluster_address: Vec::new(),
+            sharded_pub_sub_partitions: 16,
             sentinel_master_name: String::new(),
             sentinel_user: String::new(),
             sentinel_password: String::new(),
@@ -137,6 +149,46 @@ impl RedisConfig {
             return Err(ConfigError::new(
                 key("sentinel_address"),
                 "required with sentinel_master_name",
+            ));
+        }
+        if !self.cluster_address.is_empty() {
+            for (i, entry) in self.cluster_address.iter().enumerate() {
+                if crate::cluster::seed_url(entry, self.address.urls()[0].as_str()).is_none() {
+                    return Err(ConfigError::new(
+                        key("cluster_address"),
+                        format!("entry {i}: {entry:?} is not host:port or a redis:// URL"),
+                    ));
+                }
+            }
+            if !self.sentinel_address.is_empty() {
+                return Err(ConfigError::new(
+                    key("cluster_address"),
+                    "can not be combined with sentinel_address",
+                ));
+            }
+            if self.address.len() > 1 {
+                return Err(ConfigError::new(
+                    key("address"),
+                    "a list (sharding) can not be combined with cluster_address",
+                ));
+            }
+            if !self.tls_ca_pem_file.is_empty() {
+                return Err(ConfigError::new(
+                    key("tls_ca_pem_file"),
+                    "not supported with cluster_address",
+                ));
+            }
+            if self.prefix.contains(['{', '}']) {
+                return Err(ConfigError::new(
+                    key("prefix"),
+                    "must not contain { or } with cluster_address (hash tags)",
+                ));
+            }
+        }
+        if !(1..=1024).contains(&self.sharded_pub_sub_partitions) {
+            return Err(ConfigError::new(
+                key("sharded_pub_sub_partitions"),
+                "must be between 1 and 1024",
             ));
         }
         if self.prefix.is_empty() || self.prefix.chars().any(char::is_whitespace) {
@@ -254,6 +306,44 @@ mod tests {
                     ..sentinel.clone()
                 },
                 "engine.redis.sentinel_address",
+            ),
+        ] {
+            assert_eq!(bad.validate("engine.redis").unwrap_err().key, key);
+        }
+        let cluster = RedisConfig {
+            cluster_address: vec!["127.0.0.1:7001".into(), "redis://127.0.0.1:7002".into()],
+            ..Default::default()
+        };
+        cluster.validate("engine.redis").unwrap();
+        for (bad, key) in [
+            (
+                RedisConfig {
+                    cluster_address: vec!["http://x".into()],
+                    ..cluster.clone()
+                },
+                "engine.redis.cluster_address",
+            ),
+            (
+                RedisConfig {
+                    sentinel_address: vec!["127.0.0.1:26391".into()],
+                    sentinel_master_name: "m".into(),
+                    ..cluster.clone()
+                },
+                "engine.redis.cluster_address",
+            ),
+            (
+                RedisConfig {
+                    prefix: "{pw}".into(),
+                    ..cluster.clone()
+                },
+                "engine.redis.prefix",
+            ),
+            (
+                RedisConfig {
+                    sharded_pub_sub_partitions: 0,
+                    ..cluster.clone()
+                },
+                "engine.redis.sharded_pub_sub_partitions",
             ),
         ] {
             assert_eq!(bad.validate("engine.redis").unwrap_err().key, key);

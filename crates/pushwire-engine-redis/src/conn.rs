@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, RedisError, RedisFuture, Value};
 
 use crate::sentinel::{MasterResolver, SentinelConn};
@@ -16,6 +17,9 @@ pub(crate) enum RedisConn {
     Direct(ConnectionManager),
     /// The master of `engine.redis.sentinel_master_name`.
     Sentinel(SentinelConn),
+    /// A Redis Cluster (`engine.redis.cluster_address`): each command goes to the master of
+    /// its key's slot.
+    Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for RedisConn {
@@ -23,6 +27,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Direct(c) => c.req_packed_command(cmd),
             RedisConn::Sentinel(c) => c.req_packed_command(cmd),
+            RedisConn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -35,6 +40,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Direct(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -42,6 +48,7 @@ impl ConnectionLike for RedisConn {
         match self {
             RedisConn::Direct(c) => c.get_db(),
             RedisConn::Sentinel(c) => c.get_db(),
+            RedisConn::Cluster(c) => c.get_db(),
         }
     }
 }

@@ -47,11 +47,20 @@ impl std::fmt::Debug for RedisEngine {
 }
 
 impl RedisEngine {
-    /// Connects both connections of every shard and checks each Redis answers (`PING`).
+    /// Connects both connections of every shard and checks each Redis answers (`PING`); on a
+    /// Redis Cluster, the command and PUB/SUB cluster connections, checked by a `PING` to
+    /// the master of every partition's slot.
     /// Fails with a message naming the address when a Redis is unreachable, so a node never starts without its
     /// engine. `config` must have been validated.
     pub async fn connect(config: &RedisConfig) -> Result<RedisEngine, StartError> {
-        let keys = Keys::new(&config.prefix);
+        let keys = if config.cluster_address.is_empty() {
+            Keys::new(&config.prefix)
+        } else {
+            Keys::cluster(
+                &config.prefix,
+                crate::slots::partition_tags(config.sharded_pub_sub_partitions),
+            )
+        };
         let metrics = Arc::new(RedisMetrics::default());
         let cancel = CancellationToken::new();
         let handler = Arc::new(OnceLock::new());
@@ -59,7 +68,23 @@ impl RedisEngine {
         let mut shards = Vec::with_capacity(config.address.len());
         let mut tasks = Vec::new();
         let mut sources = Vec::new();
-        if config.sentinel_address.is_empty() {
+        if !config.cluster_address.is_empty() {
+            let (conn, pubsub, task) = crate::cluster::connect(
+                config,
+                keys.clone(),
+                crate::cluster::Hooks {
+                    handler: handler.clone(),
+                    metrics: metrics.clone(),
+                },
+                broker_cancel.clone(),
+            )
+            .await?;
+            tasks.push(task);
+            shards.push(Shard {
+                conn: RedisConn::Cluster(conn),
+                pubsub,
+            });
+        } else if config.sentinel_address.is_empty() {
             for address in config.address.urls() {
                 sources.push(connect_one(address, config).await?);
             }

@@ -37,6 +37,24 @@ pub enum StartError {
         /// What failed.
         source: redis::RedisError,
     },
+    /// The Redis Cluster of `engine.redis.cluster_address` could not be used: no seed
+    /// answered, a seed is a plain Redis without cluster support, or some partition's slot
+    /// has no master.
+    #[error("engine.redis.cluster_address ({seeds}): not a usable Redis Cluster: {source}")]
+    Cluster {
+        /// The configured seeds, comma-separated.
+        seeds: String,
+        /// What failed.
+        source: redis::RedisError,
+    },
+    /// The Redis Cluster did not answer in time.
+    #[error("engine.redis.cluster_address ({seeds}): no answer within {timeout:?}")]
+    ClusterTimeout {
+        /// The configured seeds, comma-separated.
+        seeds: String,
+        /// The time waited.
+        timeout: Duration,
+    },
     /// Redis refused or failed the connection or the first command.
     #[error("cannot reach Redis at engine.redis.address {address}: {source}")]
     Connect {

@@ -14,6 +14,17 @@
 //! | `<prefix>.occn.<uid>` | set | channels the node holds subscribers of |
 //! | `<prefix>.occnodes` | hash | node uid → last lifecycle heartbeat (Unix ms) |
 //! | `<prefix>.conns.<user>` | sorted set | the user's connection ids scored by expiry (Unix ms), for `client.user_connection_limit` |
+//!
+//! On a Redis Cluster ([`Keys::cluster`]) every per-channel name carries the hash tag of the
+//! channel's partition right after its kind: `<prefix>.stream.{<tag>}.<channel>`,
+//! `<prefix>.meta.{<tag>}.<channel>`, `<prefix>.idem.{<tag>}.<len>.<channel>.<key>`,
+//! `<prefix>.presence.data.{<tag>}.<channel>`, `<prefix>.presence.expire.{<tag>}.<channel>`
+//! and the shard channel `<prefix>.pub.{<tag>}.<channel>`, so the publish script's keys and
+//! its `SPUBLISH` share one slot. The partition is [`crate::shard::consistent_index`] of the
+//! channel over `engine.redis.sharded_pub_sub_partitions`; the tags are chosen by
+//! [`crate::slots::partition_tags`] so the partitions spread evenly over the slot range. The
+//! occupancy keys all share the tag `{<prefix>.occupancy}` (the sweep script touches them
+//! together): `<prefix>.{<prefix>.occupancy}.occ.<channel>` and so on.
 
 /// Builds key names for one prefix.
 #[derive(Debug, Clone)]
@@ -22,6 +33,10 @@ pub struct Keys {
     pub_prefix: String,
     control: String,
     node_prefix: String,
+    /// Redis Cluster: the hash tag of each partition (`{` and `}` included); empty otherwise.
+    tags: std::sync::Arc<[String]>,
+    /// What occupancy keys start with: the prefix, or on a cluster the prefix and a fixed tag.
+    occupancy_base: String,
 }
 
 impl Keys {
@@ -32,7 +47,62 @@ impl Keys {
             pub_prefix: format!("{prefix}.pub."),
             control: format!("{prefix}.control"),
             node_prefix: format!("{prefix}.node."),
+            tags: std::sync::Arc::from(Vec::new()),
+            occupancy_base: prefix.to_owned(),
         }
+    }
+
+    /// Keys under `prefix` on a Redis Cluster with one hash tag per sharded PUB/SUB partition
+    /// (`tags` from [`crate::slots::partition_tags`], not empty).
+    pub fn cluster(prefix: &str, tags: Vec<String>) -> Keys {
+        assert!(!tags.is_empty(), "at least one partition");
+        Keys {
+            tags: tags
+                .into_iter()
+                .map(|t| format!("{{{t}}}"))
+                .collect::<Vec<_>>()
+                .into(),
+            occupancy_base: format!("{prefix}.{{{prefix}.occupancy}}"),
+            ..Keys::new(prefix)
+        }
+    }
+
+    /// Whether the keys are laid out for a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.tags.is_empty()
+    }
+
+    /// How many sharded PUB/SUB partitions there are (0 outside a cluster).
+    pub fn partitions(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// The partition of `channel` (0 outside a cluster).
+    pub fn partition(&self, channel: &str) -> usize {
+        match self.tags.len() {
+            0 | 1 => 0,
+            n => crate::shard::consistent_index(channel, n),
+        }
+    }
+
+    /// The hash tag of partition `index` with its braces (cluster only).
+    pub fn partition_tag(&self, index: usize) -> &str {
+        &self.tags[index]
+    }
+
+    /// `<prefix>.<kind>.<channel>`, or `<prefix>.<kind>.{<tag>}.<channel>` on a cluster.
+    fn channel_key(&self, kind: &str, channel: &str) -> String {
+        if self.tags.is_empty() {
+            format!("{}.{kind}.{channel}", self.prefix)
+        } else {
+            let tag = &self.tags[self.partition(channel)];
+            format!("{}.{kind}.{tag}.{channel}", self.prefix)
+        }
+    }
+
+    /// What the occupancy keys start with (the sweep script derives them from it).
+    pub fn occupancy_base(&self) -> &str {
+        &self.occupancy_base
     }
 
     /// The prefix.
@@ -42,33 +112,38 @@ impl Keys {
 
     /// The channel's publication stream.
     pub fn stream(&self, channel: &str) -> String {
-        format!("{}.stream.{channel}", self.prefix)
+        self.channel_key("stream", channel)
     }
 
     /// The channel's meta hash (epoch, top offset, version).
     pub fn meta(&self, channel: &str) -> String {
-        format!("{}.meta.{channel}", self.prefix)
+        self.channel_key("meta", channel)
     }
 
     /// The record of idempotency `key` in `channel`. The channel's length keeps
     /// (`a.b`, `c`) and (`a`, `b.c`) apart.
     pub fn idempotency(&self, channel: &str, key: &str) -> String {
-        format!("{}.idem.{}.{channel}.{key}", self.prefix, channel.len())
+        let mut name = self.channel_key("idem", channel);
+        let at = name.len() - channel.len();
+        name.insert_str(at, &format!("{}.", channel.len()));
+        name.push('.');
+        name.push_str(key);
+        name
     }
 
     /// The channel's presence entries.
     pub fn presence_data(&self, channel: &str) -> String {
-        format!("{}.presence.data.{channel}", self.prefix)
+        self.channel_key("presence.data", channel)
     }
 
     /// The channel's presence expiry index.
     pub fn presence_expire(&self, channel: &str) -> String {
-        format!("{}.presence.expire.{channel}", self.prefix)
+        self.channel_key("presence.expire", channel)
     }
 
     /// The PUB/SUB channel that carries `channel`'s publications, joins and leaves.
     pub fn pubsub(&self, channel: &str) -> String {
-        format!("{}{channel}", self.pub_prefix)
+        self.channel_key("pub", channel)
     }
 
     /// The PUB/SUB channel of control messages to every node.
@@ -88,17 +163,17 @@ impl Keys {
 
     /// The nodes with subscribers in `channel`.
     pub fn occupancy(&self, channel: &str) -> String {
-        format!("{}.occ.{channel}", self.prefix)
+        format!("{}.occ.{channel}", self.occupancy_base)
     }
 
     /// The channels node `uid` holds subscribers of.
     pub fn node_channels(&self, uid: &str) -> String {
-        format!("{}.occn.{uid}", self.prefix)
+        format!("{}.occn.{uid}", self.occupancy_base)
     }
 
     /// Node uid → last lifecycle heartbeat.
     pub fn node_heartbeats(&self) -> String {
-        format!("{}.occnodes", self.prefix)
+        format!("{}.occnodes", self.occupancy_base)
     }
 
     /// The connection ids of `user` (per-user connection limit).
@@ -108,7 +183,13 @@ impl Keys {
 
     /// The channel a PUB/SUB channel name carries, if it is one of ours.
     pub fn channel_of<'a>(&self, pubsub: &'a str) -> Option<&'a str> {
-        pubsub.strip_prefix(&self.pub_prefix)
+        let rest = pubsub.strip_prefix(&self.pub_prefix)?;
+        if self.tags.is_empty() {
+            return Some(rest);
+        }
+        // `{<tag>}.<channel>`: tags hold no `}`.
+        let end = rest.strip_prefix('{')?.find("}.")?;
+        Some(&rest[end + 3..])
     }
 }
 
@@ -127,5 +208,29 @@ mod tests {
         assert!(k.is_control(k.control()) && k.is_control(&k.node("n1")));
         assert!(!k.is_control(&k.pubsub("pw.control")));
         assert_eq!(k.channel_of(k.control()), None);
+        assert_eq!(k.occupancy("c"), "pw.occ.c");
+    }
+
+    #[test]
+    fn cluster_layout_puts_a_channel_on_one_slot() {
+        let k = Keys::cluster("pw", crate::slots::partition_tags(16));
+        for ch in ["chat:1", "a.b", "{x}", "}", "news{1}"] {
+            let slot = crate::slots::key_slot(&k.stream(ch));
+            for name in [
+                k.meta(ch),
+                k.idempotency(ch, "key"),
+                k.presence_data(ch),
+                k.presence_expire(ch),
+                k.pubsub(ch),
+            ] {
+                assert_eq!(crate::slots::key_slot(&name), slot, "{name}");
+            }
+            assert_eq!(k.channel_of(&k.pubsub(ch)), Some(ch));
+        }
+        assert_ne!(k.idempotency("a.b", "c"), k.idempotency("a", "b.c"));
+        let occ = crate::slots::key_slot(&k.node_heartbeats());
+        assert_eq!(crate::slots::key_slot(&k.occupancy("x")), occ);
+        assert_eq!(crate::slots::key_slot(&k.node_channels("n")), occ);
+        assert!(k.is_control(k.control()) && !k.is_control(&k.pubsub("c")));
     }
 }

@@ -10,6 +10,8 @@
 //! - `conn`, `sentinel` (private): how a shard's Redis is reached, at a fixed address or as
 //!   the master Redis Sentinel names (followed across failovers).
 //! - [`shard`]: which Redis of the list holds a channel (consistent hashing, as Centrifugo).
+//! - `cluster` (private): Redis Cluster mode, its command connection and sharded PUB/SUB;
+//!   [`slots`]: hash slots and the partitions' hash tags.
 //! - [`engine`]: [`RedisEngine::connect`], which fails clearly when Redis is unreachable.
 //! - [`broker`]: [`RedisBroker`] (publish, history, subscribe, control messages between
 //!   nodes).
@@ -26,6 +28,7 @@
 pub mod address;
 mod backoff;
 pub mod broker;
+mod cluster;
 pub mod codec;
 pub mod config;
 mod conn;
@@ -42,6 +45,7 @@ mod scripts;
 mod sentinel;
 mod sentinel_watch;
 pub mod shard;
+pub mod slots;
 
 pub use address::RedisAddress;
 pub use broker::RedisBroker;

@@ -70,7 +70,7 @@ impl ChannelOccupancy for RedisOccupancy {
         scripts::SWEEP
             .key(self.keys.node_heartbeats())
             .arg(ttl_ms)
-            .arg(self.keys.prefix())
+            .arg(self.keys.occupancy_base())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(backend)

@@ -45,18 +45,17 @@ const BATCH: usize = 512;
 /// How often an idle connection is checked with `PING`.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
 
-enum Command {
+/// A subscription change for a PUB/SUB controller (this one or the cluster's).
+pub(crate) enum Command {
+    /// One more subscriber interest in a channel; answered once Redis confirmed.
     Subscribe {
         channel: String,
         done: oneshot::Sender<Result<(), EngineError>>,
     },
-    Unsubscribe {
-        channel: String,
-    },
+    /// One less.
+    Unsubscribe { channel: String },
     /// Subscribe to a raw PUB/SUB name for the connection's whole life (control channels).
-    Pin {
-        name: String,
-    },
+    Pin { name: String },
 }
 
 /// Timeouts and delays of the PUB/SUB connection.
@@ -79,6 +78,11 @@ fn stopped() -> EngineError {
 }
 
 impl PubSubHandle {
+    /// A handle on a controller that reads `tx`'s receiver.
+    pub(crate) fn from_sender(tx: mpsc::Sender<Command>) -> PubSubHandle {
+        PubSubHandle { tx }
+    }
+
     /// Counts one more subscriber node-side interest in `channel`; returns once Redis
     /// confirmed the subscription (immediately if it already was).
     pub async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {

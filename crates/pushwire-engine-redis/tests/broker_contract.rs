@@ -1,6 +1,7 @@
 //! One broker contract, run against every broker: the memory broker (one node), the embedded
 //! broker (one node, a store in a fresh temporary directory), the Redis broker (real Redis
-//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392) and
+//! at 127.0.0.1:6379), the Redis broker sharded over three real Redis (6379, 6391, 6392), the
+//! Redis broker on a real Redis Cluster (7001-7006, sharded PUB/SUB) and
 //! the NATS broker (real NATS at 127.0.0.1:4222) with its history in Redis. Each case takes a fresh broker with a recording
 //! handler; what it asserts is what `pushwire_core::engine::Broker` promises.
 
@@ -20,6 +21,8 @@ struct Subject {
     _keep: Option<pushwire_engine_redis::RedisEngine>,
     cfg: Option<pushwire_engine_redis::RedisConfig>,
     dir: Option<std::path::PathBuf>,
+    /// Held while the subject runs on the Redis Cluster (no master is killed meanwhile).
+    _cluster: Option<ClusterGuard>,
 }
 
 impl Subject {
@@ -36,6 +39,7 @@ impl Subject {
             _keep: None,
             cfg: None,
             dir: None,
+            _cluster: None,
         }
     }
 
@@ -54,6 +58,7 @@ impl Subject {
             _keep: None,
             cfg: None,
             dir: Some(dir),
+            _cluster: None,
         }
     }
 
@@ -64,6 +69,15 @@ impl Subject {
     /// The Redis broker sharded over three Redis (client-side consistent hashing).
     async fn redis_sharded() -> Subject {
         Subject::redis_with(sharded_config()).await
+    }
+
+    /// The Redis broker on the Redis Cluster of 7001-7006 (hash-tagged keys, sharded PUB/SUB).
+    async fn redis_cluster() -> Subject {
+        let guard = cluster_reader().await;
+        Subject {
+            _cluster: Some(guard),
+            ..Subject::redis_with(cluster_config()).await
+        }
     }
 
     /// The NATS broker (real NATS at 127.0.0.1:4222) keeping history in the Redis engine's
@@ -109,6 +123,7 @@ impl Subject {
             _keep: Some(engine),
             cfg: Some(cfg),
             dir: None,
+            _cluster: None,
         }
     }
 
@@ -120,6 +135,7 @@ impl Subject {
             _keep: Some(engine),
             cfg: Some(cfg),
             dir: None,
+            _cluster: None,
         }
     }
 
@@ -141,6 +157,7 @@ async fn each(case: impl AsyncFn(&Subject)) {
         Subject::embedded().await,
         Subject::redis().await,
         Subject::redis_sharded().await,
+        Subject::redis_cluster().await,
         Subject::nats_on_redis().await,
     ] {
         case(&subject).await;

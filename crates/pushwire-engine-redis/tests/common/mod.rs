@@ -30,6 +30,153 @@ pub fn sharded_config() -> RedisConfig {
     }
 }
 
+/// The Redis Cluster of scripts/start-redis-topologies.sh: three masters and three replicas.
+pub const CLUSTER: [&str; 6] = [
+    "127.0.0.1:7001",
+    "127.0.0.1:7002",
+    "127.0.0.1:7003",
+    "127.0.0.1:7004",
+    "127.0.0.1:7005",
+    "127.0.0.1:7006",
+];
+
+/// A config on the Redis Cluster ([`CLUSTER`], the first three as seeds) with a unique prefix.
+pub fn cluster_config() -> RedisConfig {
+    RedisConfig {
+        cluster_address: CLUSTER[..3].iter().map(|s| (*s).to_owned()).collect(),
+        ..config()
+    }
+}
+
+/// Connections to every node of the cluster that answers (masters and replicas).
+pub async fn cluster_nodes() -> Vec<redis::aio::MultiplexedConnection> {
+    let mut all = Vec::new();
+    for node in CLUSTER {
+        let client = redis::Client::open(format!("redis://{node}")).unwrap();
+        if let Ok(Ok(c)) = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            all.push(c);
+        }
+    }
+    assert!(
+        !all.is_empty(),
+        "these tests need the Redis Cluster on 7001-7006 (scripts/start-redis-topologies.sh)"
+    );
+    all
+}
+
+/// Key on the main Redis held by a test that kills a cluster master (the writer).
+pub const CLUSTER_KILL_LOCK: &str = "pushwire-test-cluster-failover-lock";
+/// Key on the main Redis counting tests that use the cluster and must not see a master
+/// killed under them (the readers).
+pub const CLUSTER_READERS: &str = "pushwire-test-cluster-readers";
+
+/// Keeps the cluster for one test, across test binaries: readers share it, the writer (a
+/// test that kills a master) has it alone. Released on drop.
+pub struct ClusterGuard {
+    writer: bool,
+}
+
+fn sync_redis() -> redis::Connection {
+    redis::Client::open(REDIS)
+        .unwrap()
+        .get_connection()
+        .unwrap_or_else(|e| panic!("these tests need a real Redis at {REDIS}: {e}"))
+}
+
+/// Waits until no test is killing a master, then counts this test as a reader.
+pub async fn cluster_reader() -> ClusterGuard {
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let mut conn = redis().await;
+    loop {
+        let locked: bool = redis::cmd("EXISTS")
+            .arg(CLUSTER_KILL_LOCK)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !locked {
+            let _: i64 = redis::cmd("INCR")
+                .arg(CLUSTER_READERS)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let _: i64 = redis::cmd("PEXPIRE")
+                .arg(CLUSTER_READERS)
+                .arg(300_000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let locked: bool = redis::cmd("EXISTS")
+                .arg(CLUSTER_KILL_LOCK)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if !locked {
+                return ClusterGuard { writer: false };
+            }
+            let _: i64 = redis::cmd("DECR")
+                .arg(CLUSTER_READERS)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "cluster reader lock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Takes the cluster alone (to kill a master): waits for the lock, then for the readers to
+/// finish (at most 120 s: a crashed reader's count expires).
+pub async fn cluster_writer() -> ClusterGuard {
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    let mut conn = redis().await;
+    loop {
+        let got: Option<String> = redis::cmd("SET")
+            .arg(CLUSTER_KILL_LOCK)
+            .arg(uuid::Uuid::new_v4().to_string())
+            .arg("NX")
+            .arg("PX")
+            .arg(180_000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if got.is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cluster writer lock");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let readers_deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let readers: Option<i64> = redis::cmd("GET")
+            .arg(CLUSTER_READERS)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if readers.unwrap_or(0) <= 0 || std::time::Instant::now() > readers_deadline {
+            return ClusterGuard { writer: true };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        let mut conn = sync_redis();
+        if self.writer {
+            let _: redis::RedisResult<i64> =
+                redis::cmd("DEL").arg(CLUSTER_KILL_LOCK).query(&mut conn);
+        } else {
+            let _: redis::RedisResult<i64> =
+                redis::cmd("DECR").arg(CLUSTER_READERS).query(&mut conn);
+        }
+    }
+}
+
 /// A plain connection to the Redis at `url` (missing = failure).
 pub async fn redis_at(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
@@ -78,14 +225,22 @@ pub async fn broker(config: &RedisConfig) -> (Arc<RedisBroker>, Arc<Recorder>, R
 /// `set_handler`): a control message published before that would not reach the node.
 pub async fn wait_control_subscribed(config: &RedisConfig, node_id: &str) {
     let name = format!("{}.node.{node_id}", config.prefix);
-    let conn = &mut redis().await;
+    let mut conns = if config.cluster_address.is_empty() {
+        vec![redis().await]
+    } else {
+        cluster_nodes().await
+    };
     for _ in 0..200 {
-        let (_, n): (String, i64) = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(&name)
-            .query_async(conn)
-            .await
-            .unwrap();
+        let mut n = 0;
+        for conn in &mut conns {
+            let (_, k): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(&name)
+                .query_async(conn)
+                .await
+                .unwrap();
+            n += k;
+        }
         if n > 0 {
             return;
         }
@@ -109,8 +264,22 @@ pub async fn redis() -> redis::aio::MultiplexedConnection {
         .unwrap_or_else(|e| panic!("these tests need a real Redis at {REDIS}: {e}"))
 }
 
-/// Deletes every key under the config's prefix, on every shard.
+/// Deletes every key under the config's prefix, on every shard (every cluster master).
 pub async fn cleanup(config: &RedisConfig) {
+    if !config.cluster_address.is_empty() {
+        for mut conn in cluster_nodes().await {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}.*", config.prefix))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            for k in keys {
+                // Replicas refuse (MOVED): their master deletes it.
+                let _: Result<i64, _> = redis::cmd("DEL").arg(&k).query_async(&mut conn).await;
+            }
+        }
+        return;
+    }
     for url in config.address.urls() {
         let conn = &mut redis_at(url).await;
         let keys: Vec<String> = redis::cmd("KEYS")
