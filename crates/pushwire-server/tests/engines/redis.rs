@@ -5,8 +5,7 @@
 //!
 //! Needs the real Redis at 127.0.0.1:6379: a missing Redis fails these tests.
 
-#[path = "../channels/common.rs"]
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

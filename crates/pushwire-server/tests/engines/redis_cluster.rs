@@ -5,8 +5,7 @@
 //! across a node restart, and a plain Redis as `cluster_address` stops the start naming the
 //! key. A missing cluster fails these tests.
 
-#[path = "channels_common.rs"]
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -95,12 +94,7 @@ impl Drop for ClusterReader {
 }
 
 fn unique_prefix() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("pwtest.{nanos:x}{:x}", std::process::id())
+    pushwire_test_support::unique("pwtest.")
 }
 
 fn on_cluster(c: &mut ServerConfig, prefix: &str) {
