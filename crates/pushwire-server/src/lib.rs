@@ -9,7 +9,8 @@
 //! - [`listener`]: the TCP listener: HTTP/1.1 and HTTP/2, TLS ([`tls`]), connection limits
 //!   and timeouts; [`limits`]: per-IP connect rate.
 //! - [`transport`]: WebSocket (and the other transports), origin checks.
-//! - [`api`]: the Centrifugo-shaped server API; [`grpc_api`]: the same API over gRPC.
+//! - [`api`]: the Centrifugo-shaped server API; [`grpc_api`]: the same API over gRPC;
+//!   [`http_status`]: the one table of error code → HTTP status.
 //! - [`auth`]: JWT verification.
 //! - [`lifecycle`]: lifecycle event sinks (webhook, Redis stream) with spools and retries.
 //! - [`proxy`]: connect, refresh, subscribe, publish, sub_refresh, rpc and send proxies to
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod grpc_api;
+pub mod http_status;
 pub mod lifecycle;
 pub mod limits;
 pub mod listener;

@@ -63,7 +63,7 @@ impl ApiError {
 
     /// The HTTP status in transport error mode (docs/protocol.md: API auth and error mode).
     pub fn http_status(self) -> StatusCode {
-        status_for_code(self.code())
+        crate::http_status::http_status(self.code(), crate::http_status::Surface::ApiTransportMode)
     }
 }
 
@@ -87,16 +87,6 @@ pub struct ErrorBody {
     pub message: &'static str,
 }
 
-/// Transport error mode: error code → HTTP status.
-pub fn status_for_code(code: u32) -> StatusCode {
-    match code {
-        102 | 104 => StatusCode::NOT_FOUND,
-        107 | 108 => StatusCode::BAD_REQUEST,
-        112 => StatusCode::RANGE_NOT_SATISFIABLE,
-        113 => StatusCode::CONFLICT,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -116,23 +106,5 @@ mod tests {
             serde_json::to_string(&ApiError::NotAvailable.body()).ok(),
             Some(r#"{"code":108,"message":"not available"}"#.to_owned())
         );
-    }
-
-    #[test]
-    fn transport_statuses() {
-        let table = [
-            (100, 500),
-            (101, 500),
-            (102, 404),
-            (104, 404),
-            (107, 400),
-            (108, 400),
-            (112, 416),
-            (113, 409),
-            (111, 500),
-        ];
-        for (code, status) in table {
-            assert_eq!(status_for_code(code).as_u16(), status, "code {code}");
-        }
     }
 }

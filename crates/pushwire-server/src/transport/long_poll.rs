@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{admit, cors};
 use crate::limits::client_ip::ClientIp;
+use crate::http_status::{http_status, Surface};
 use crate::state::AppState;
 
 /// A poll request (query or JSON body).
@@ -115,16 +116,6 @@ fn error(status: StatusCode, code: ErrorCode) -> Response {
         .into_response()
 }
 
-fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::UnknownChannel => StatusCode::NOT_FOUND,
-        ErrorCode::PermissionDenied => StatusCode::FORBIDDEN,
-        ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
-        ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_REQUEST,
-    }
-}
 
 /// `GET|POST /connection/long_poll`.
 pub async fn long_poll(
@@ -200,7 +191,7 @@ async fn handle(
     };
     let response = match run(&state, req, timeout, &h).await {
         Ok(r) => Json(r).into_response(),
-        Err(code) => error(status_of(code), code),
+        Err(code) => error(http_status(code.code(), Surface::LongPoll), code),
     };
     cors::decorate(&h, response)
 }

@@ -1,4 +1,4 @@
-//! Running the node: logs, metrics, observability, lifecycle and shutdown, lifecycle events, listen backlog, subscription expiry.
+//! Running the node: logs, metrics, lifecycle, lifecycle events, listen backlog, expiry.
 //!
 //! One test binary per area (each links the whole server once); every file below is one
 //! topic. Run one area with `cargo nextest run -p pushwire-server --test operations`.
