@@ -3,6 +3,8 @@
 
 use pushwire_protocol::RawJson;
 
+use crate::cause::ErrorCause;
+
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TokenError {
@@ -12,13 +14,55 @@ pub enum TokenError {
     /// Bad signature, algorithm, claims or format: connect closes with 3500, subscribe
     /// answers 103.
     #[error("invalid token: {0}")]
-    Invalid(String),
+    Invalid(InvalidToken),
     /// The keys could not be obtained (JWKS endpoint down or slow): connect and subscribe
     /// answer 100 (internal, the SDK retries); refresh and sub_refresh answer 100 too and the
     /// connection stays.
     #[error("token keys unavailable: {0}")]
     Unavailable(String),
 }
+
+impl TokenError {
+    /// An invalid token, for the reason `why`.
+    pub fn invalid(why: impl Into<String>) -> TokenError {
+        TokenError::Invalid(InvalidToken {
+            why: why.into(),
+            cause: None,
+        })
+    }
+
+    /// An invalid token, for the reason `why`, found by the library error `cause` (JWT
+    /// decoding, claims parsing).
+    pub fn invalid_caused(
+        why: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> TokenError {
+        TokenError::Invalid(InvalidToken {
+            why: why.into(),
+            cause: Some(std::sync::Arc::new(cause)),
+        })
+    }
+}
+
+/// Why a token is invalid, and the library error that found it, if any.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{why}{}", crate::cause::suffix(.cause))]
+pub struct InvalidToken {
+    /// The reason, in the verifier's words.
+    pub why: String,
+    /// The JWT or JSON library's error behind it.
+    #[source]
+    pub cause: Option<ErrorCause>,
+}
+
+impl PartialEq for InvalidToken {
+    /// Equal when they read the same (causes compare by message).
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for InvalidToken {}
 
 /// Per-subscription overrides of namespace options, from the `override` claim of a subscription
 /// token or of a connection token's `subs` entry (docs/protocol.md: connection token claims). `None` keeps the namespace

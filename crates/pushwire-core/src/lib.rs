@@ -28,6 +28,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod cause;
 pub mod client;
 pub mod cluster;
 pub mod config;

@@ -169,7 +169,7 @@ impl EmbeddedBroker {
             store::read_history(&txn, &channel, &query, store::now_ms())
         })
         .await
-        .map_err(|e| EngineError::Backend(format!("embedded store read: {e}")))?
+        .map_err(|e| EngineError::backend(format!("embedded store read: {e}")))?
     }
 }
 

@@ -94,6 +94,6 @@ impl StoreError {
 
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> EngineError {
-        EngineError::Backend(e.to_string())
+        EngineError::caused("embedded store", e)
     }
 }

@@ -121,7 +121,7 @@ impl Writer {
         }
         if self.broken.is_some() && !self.recover() {
             let reason = self.broken.clone().unwrap_or_default();
-            let e = EngineError::Backend(format!("embedded store: {reason}"));
+            let e = EngineError::backend(format!("embedded store: {reason}"));
             for reply in writes.into_iter().filter_map(Request::into_reply) {
                 self.answer(reply, Err(e.clone()));
             }

@@ -37,9 +37,10 @@ async fn above_max_size_publishes_fail_reads_work_and_freed_space_is_used_again(
         }
     }
     let (n, e) = refused.expect("the cap stops publishing");
-    let EngineError::Backend(msg) = &e else {
+    let EngineError::Backend { .. } = &e else {
         panic!("a backend error: {e:?}")
     };
+    let msg = e.to_string();
     assert!(msg.contains("max_size"), "{msg}");
     assert!(n > 20, "about 1 MiB was accepted first (stopped at {n})");
     let metrics = broker.metrics_handle();

@@ -102,7 +102,7 @@ impl std::fmt::Debug for NatsBroker {
 }
 
 fn backend(what: impl std::fmt::Display) -> EngineError {
-    EngineError::Backend(format!("nats: {what}"))
+    EngineError::backend(format!("nats: {what}"))
 }
 
 fn inc(counter: &AtomicU64) {

@@ -425,7 +425,7 @@ impl Controller {
                     {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(backend(e)),
-                        Err(_) => Err(EngineError::Backend("redis: SSUBSCRIBE timed out".into())),
+                        Err(_) => Err(EngineError::backend("redis: SSUBSCRIBE timed out")),
                     };
                 if result.is_ok() {
                     let mut state = self.shared.state.lock();

@@ -75,10 +75,10 @@ pub enum StartError {
 
 /// A Redis failure during operation, as the node sees it.
 pub(crate) fn backend(e: redis::RedisError) -> EngineError {
-    EngineError::Backend(format!("redis: {e}"))
+    EngineError::caused("redis", e)
 }
 
 /// A malformed answer or stored value.
 pub(crate) fn malformed(what: impl std::fmt::Display) -> EngineError {
-    EngineError::Backend(format!("redis: malformed {what}"))
+    EngineError::backend(format!("redis: malformed {what}"))
 }

@@ -74,7 +74,7 @@ pub(crate) struct PubSubHandle {
 }
 
 fn stopped() -> EngineError {
-    EngineError::Backend("redis: engine stopped".into())
+    EngineError::backend("redis: engine stopped")
 }
 
 impl PubSubHandle {
@@ -102,7 +102,7 @@ impl PubSubHandle {
     pub fn pin(&self, name: String) -> Result<(), EngineError> {
         self.tx
             .try_send(Command::Pin { name })
-            .map_err(|_| EngineError::Backend("redis: pub/sub queue full or stopped".into()))
+            .map_err(|_| EngineError::backend("redis: pub/sub queue full or stopped"))
     }
 
     /// Counts one less; the Redis subscription ends when the count reaches zero.
@@ -311,13 +311,13 @@ impl Controller {
             result = match tokio::time::timeout(timeout, sink.subscribe(&subscribe)).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(crate::error::backend(e)),
-                Err(_) => Err(EngineError::Backend("redis: SUBSCRIBE timed out".into())),
+                Err(_) => Err(EngineError::backend("redis: SUBSCRIBE timed out")),
             };
         }
         if result.is_ok() && !unsubscribe.is_empty() {
             let r = tokio::time::timeout(timeout, sink.unsubscribe(&unsubscribe)).await;
             if !matches!(r, Ok(Ok(()))) {
-                result = Err(EngineError::Backend("redis: UNSUBSCRIBE failed".into()));
+                result = Err(EngineError::backend("redis: UNSUBSCRIBE failed"));
             }
         }
         let ok = result.is_ok();
@@ -402,9 +402,7 @@ impl Controller {
                 return;
             }
             Command::Subscribe { channel, done } => {
-                let _ = done.send(Err(EngineError::Backend(
-                    "redis: pub/sub connection down".into(),
-                )));
+                let _ = done.send(Err(EngineError::backend("redis: pub/sub connection down")));
                 (channel, 1)
             }
             Command::Unsubscribe { channel } => (channel, -1),

@@ -33,7 +33,7 @@ impl Client {
                     Err(ErrorCode::Internal.into())
                 }
                 Err(TokenError::Invalid(why)) => {
-                    tracing::debug!(client = %self.id, why, "invalid connection token");
+                    tracing::debug!(client = %self.id, why = %why, "invalid connection token");
                     Err(Disconnect::INVALID_TOKEN.into())
                 }
             };

@@ -1,20 +1,66 @@
 //! The broker contract.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::cause::ErrorCause;
 
 use async_trait::async_trait;
 use pushwire_protocol::{ClientInfo, Publication, StreamPosition};
 
 /// A backend failure, or a position that does not exist in the stream.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone)]
 pub enum EngineError {
     /// `since.epoch` differs from the stream's epoch.
     #[error("epoch mismatch")]
     EpochMismatch,
-    /// The backend failed.
-    #[error("backend error: {0}")]
-    Backend(String),
+    /// The backend failed: what the engine was doing, and the backend's own error when there
+    /// is one (kept as the [`std::error::Error::source`], and shown after `what`).
+    #[error("backend error: {what}{}", crate::cause::suffix(.cause))]
+    Backend {
+        /// What failed, in the engine's words (`redis: SUBSCRIBE timed out`).
+        what: String,
+        /// The backend's error, when the failure came from one.
+        #[source]
+        cause: Option<ErrorCause>,
+    },
 }
+
+impl EngineError {
+    /// A backend failure described by `what` alone.
+    pub fn backend(what: impl Into<String>) -> EngineError {
+        EngineError::Backend {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// A backend failure while doing `what`, caused by the backend's error `cause`.
+    pub fn caused(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> EngineError {
+        EngineError::Backend {
+            what: what.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
+}
+
+impl PartialEq for EngineError {
+    /// Same variant and, for backend failures, the same text (causes compare by message).
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (EngineError::EpochMismatch, EngineError::EpochMismatch) => true,
+            (EngineError::Backend { .. }, EngineError::Backend { .. }) => {
+                self.to_string() == other.to_string()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for EngineError {}
 
 /// How a publication is stored.
 #[derive(Debug, Clone, Default)]

@@ -71,8 +71,8 @@ pub struct NodeInfo {
 pub(crate) fn engine_error(e: EngineError) -> ErrorCode {
     match e {
         EngineError::EpochMismatch => ErrorCode::UnrecoverablePosition,
-        EngineError::Backend(msg) => {
-            tracing::warn!(error = %msg, "engine error");
+        e @ EngineError::Backend { .. } => {
+            tracing::warn!(error = %e, "engine error");
             ErrorCode::Internal
         }
     }

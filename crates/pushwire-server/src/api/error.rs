@@ -87,7 +87,6 @@ pub struct ErrorBody {
     pub message: &'static str,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

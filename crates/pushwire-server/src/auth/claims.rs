@@ -75,7 +75,7 @@ pub(crate) struct SubscribeClaims {
 }
 
 fn invalid(why: impl Into<String>) -> TokenError {
-    TokenError::Invalid(why.into())
+    TokenError::invalid(why.into())
 }
 
 /// `expire_at` wins over `exp`; `expire_at: 0` never expires.

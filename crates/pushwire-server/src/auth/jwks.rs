@@ -106,7 +106,7 @@ impl Jwks {
     fn missing(&self, kid: &str) -> TokenError {
         match &self.state.lock().last_error {
             Some(e) => TokenError::Unavailable(format!("JWKS {}: {e}", self.url)),
-            None => TokenError::Invalid(format!("no JWKS key with kid {kid:?}")),
+            None => TokenError::invalid(format!("no JWKS key with kid {kid:?}")),
         }
     }
 

@@ -43,7 +43,7 @@ impl JwtVerifier {
 }
 
 fn no_keys(kind: &str) -> TokenError {
-    TokenError::Invalid(format!("no keys configured for {kind} tokens"))
+    TokenError::invalid(format!("no keys configured for {kind} tokens"))
 }
 
 #[async_trait::async_trait]

@@ -93,19 +93,20 @@ impl KeySet {
 
     /// Verifies `token` and returns its claims.
     pub(crate) async fn decode<C: DeserializeOwned>(&self, token: &str) -> Result<C, TokenError> {
-        let header = decode_header(token).map_err(|e| invalid(e.kind()))?;
+        let header = decode_header(token)
+            .map_err(|e| TokenError::invalid_caused(format!("{:?}", e.kind()), e))?;
         let alg = header.alg;
         if !self.accepted.contains(&alg) {
-            return Err(TokenError::Invalid(format!(
+            return Err(TokenError::invalid(format!(
                 "algorithm {alg:?} not accepted"
             )));
         }
-        let fam = family(alg).ok_or_else(|| TokenError::Invalid(format!("{alg:?}")))?;
+        let fam = family(alg).ok_or_else(|| TokenError::invalid(format!("{alg:?}")))?;
         let from_jwks = match (&self.jwks, &header.kid) {
             (Some(jwks), Some(kid)) if fam != Family::Hmac => {
                 let k = jwks.key(kid).await?;
                 if !k.accepts(alg) {
-                    return Err(TokenError::Invalid(format!(
+                    return Err(TokenError::invalid(format!(
                         "JWKS key {kid:?} does not sign {alg:?}"
                     )));
                 }
@@ -121,7 +122,7 @@ impl KeySet {
             (None, Family::Ed) => None,
         }
         .ok_or_else(|| {
-            TokenError::Invalid(format!("no key for {alg:?} (a kid is needed for JWKS)"))
+            TokenError::invalid(format!("no key for {alg:?} (a kid is needed for JWKS)"))
         })?;
         let validation = self.validation(alg);
         let mut result = decode::<serde_json::Value>(token, key, &validation);
@@ -133,10 +134,10 @@ impl KeySet {
         }
         let claims: serde_json::Value = result.map(|d| d.claims).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => TokenError::Expired,
-            other => invalid(other),
+            other => TokenError::invalid_caused(format!("{other:?}"), e.clone()),
         })?;
         super::numeric_date::check(&claims, unix_now())?;
-        serde_json::from_value(claims).map_err(|e| TokenError::Invalid(format!("claims: {e}")))
+        serde_json::from_value(claims).map_err(|e| TokenError::invalid_caused("claims", e))
     }
 
     fn validation(&self, alg: Algorithm) -> Validation {
@@ -161,8 +162,4 @@ impl KeySet {
         v.set_required_spec_claims(&required);
         v
     }
-}
-
-fn invalid(kind: &ErrorKind) -> TokenError {
-    TokenError::Invalid(format!("{kind:?}"))
 }

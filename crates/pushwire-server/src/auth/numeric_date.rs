@@ -34,15 +34,15 @@ pub(crate) fn check(claims: &Value, now: i64) -> Result<(), TokenError> {
     if let Some(nbf) = claims.get("nbf").filter(|v| !v.is_null()) {
         match seconds(nbf) {
             Some(t) if t <= now => {}
-            Some(_) => return Err(TokenError::Invalid("token not valid yet (nbf)".into())),
-            None => return Err(TokenError::Invalid("nbf is not a NumericDate".into())),
+            Some(_) => return Err(TokenError::invalid("token not valid yet (nbf)")),
+            None => return Err(TokenError::invalid("nbf is not a NumericDate")),
         }
     }
     if let Some(exp) = claims.get("exp").filter(|v| !v.is_null()) {
         match seconds(exp) {
             Some(t) if t > now => {}
             Some(_) => return Err(TokenError::Expired),
-            None => return Err(TokenError::Invalid("exp is not a NumericDate".into())),
+            None => return Err(TokenError::invalid("exp is not a NumericDate")),
         }
     }
     Ok(())

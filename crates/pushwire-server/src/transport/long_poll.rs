@@ -35,8 +35,8 @@ use pushwire_protocol::{
 use serde::{Deserialize, Serialize};
 
 use super::{admit, cors};
-use crate::limits::client_ip::ClientIp;
 use crate::http_status::{http_status, Surface};
+use crate::limits::client_ip::ClientIp;
 use crate::state::AppState;
 
 /// A poll request (query or JSON body).
@@ -115,7 +115,6 @@ fn error(status: StatusCode, code: ErrorCode) -> Response {
     )
         .into_response()
 }
-
 
 /// `GET|POST /connection/long_poll`.
 pub async fn long_poll(
