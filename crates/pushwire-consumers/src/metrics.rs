@@ -21,6 +21,9 @@ pub struct ConsumerMetrics {
     pub lag: AtomicI64,
     /// Times the consumer paused fetching because the node was overloaded.
     pub paused: AtomicU64,
+    /// Why the consumer works only partly (e.g. its schema registry is unreachable, so
+    /// messages wait); `None` when healthy. Shown in `/health`.
+    degraded: parking_lot::Mutex<Option<String>>,
 }
 
 impl Default for ConsumerMetrics {
@@ -33,6 +36,7 @@ impl Default for ConsumerMetrics {
             dead_lettered: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
             paused: AtomicU64::new(0),
+            degraded: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -46,6 +50,23 @@ impl ConsumerMetrics {
     /// Reads `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Marks the consumer degraded with `why`, or healthy again with `None`.
+    pub fn set_degraded(&self, why: Option<String>) {
+        let mut d = self.degraded.lock();
+        if *d != why {
+            match &why {
+                Some(w) => tracing::warn!(reason = %w, "consumer degraded"),
+                None => tracing::info!("consumer no longer degraded"),
+            }
+            *d = why;
+        }
+    }
+
+    /// Why the consumer is degraded, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().clone()
     }
 
     /// Sets the lag gauge (-1 = unknown).
@@ -71,6 +92,14 @@ impl MetricsRegistry {
     /// (name, type, metrics) of every consumer.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &'static str, &Arc<ConsumerMetrics>)> {
         self.entries.iter().map(|(n, t, m)| (n.as_str(), *t, m))
+    }
+
+    /// `consumer <name>: <why>` for every degraded consumer (for `/health`).
+    pub fn degraded(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|(n, _, m)| m.degraded().map(|why| format!("consumer {n}: {why}")))
+            .collect()
     }
 
     /// Appends the Prometheus text exposition of every consumer to `out`:
