@@ -24,6 +24,8 @@ pub struct ConsumerMetrics {
     /// Why the consumer works only partly (e.g. its schema registry is unreachable, so
     /// messages wait); `None` when healthy. Shown in `/health`.
     degraded: parking_lot::Mutex<Option<String>>,
+    /// Whether `degraded` is set (read without the lock on every message).
+    is_degraded: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ConsumerMetrics {
@@ -37,6 +39,7 @@ impl Default for ConsumerMetrics {
             lag: AtomicI64::new(-1),
             paused: AtomicU64::new(0),
             degraded: parking_lot::Mutex::new(None),
+            is_degraded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -54,7 +57,11 @@ impl ConsumerMetrics {
 
     /// Marks the consumer degraded with `why`, or healthy again with `None`.
     pub fn set_degraded(&self, why: Option<String>) {
+        if why.is_none() && !self.is_degraded.load(Ordering::Relaxed) {
+            return;
+        }
         let mut d = self.degraded.lock();
+        self.is_degraded.store(why.is_some(), Ordering::Relaxed);
         if *d != why {
             match &why {
                 Some(w) => tracing::warn!(reason = %w, "consumer degraded"),
@@ -203,5 +210,19 @@ mod tests {
         let mut out = String::new();
         MetricsRegistry::default().render_prometheus(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn degraded_consumers_are_listed_until_healthy() {
+        let m = Arc::new(ConsumerMetrics::default());
+        let r = MetricsRegistry::new(vec![("orders".into(), "kafka", m.clone())]);
+        assert!(r.degraded().is_empty());
+        m.set_degraded(Some("schema registry http://r: down".into()));
+        assert_eq!(
+            r.degraded(),
+            vec!["consumer orders: schema registry http://r: down".to_owned()]
+        );
+        m.set_degraded(None);
+        assert!(r.degraded().is_empty());
     }
 }

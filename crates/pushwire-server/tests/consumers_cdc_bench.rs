@@ -88,20 +88,24 @@ trait Producer: Send {
     fn write(&mut self, ids: std::ops::Range<u64>) -> impl std::future::Future<Output = ()> + Send;
 }
 
-/// Reads `n` publications from `ws` on `channel`; `ts` of each from `data` with `ts_of`.
+/// Reads `n` publications of rows other than the probe row 0 from `ws` on `channel`; `(id,
+/// ts)` of each from `data` with `row_of`. Latencies sorted, and when the last arrived.
 async fn receive(
     ws: &mut WsClient,
     channel: &str,
     n: u64,
-    ts_of: fn(&Value) -> u64,
+    row_of: fn(&Value) -> (u64, u64),
 ) -> (Vec<u64>, Instant) {
     let mut latencies = Vec::with_capacity(n as usize);
-    for i in 0..n {
+    while (latencies.len() as u64) < n {
         let p = tokio::time::timeout(Duration::from_secs(60), ws.next_publication(channel))
             .await
-            .unwrap_or_else(|_| panic!("stalled after {i} of {n}"));
+            .unwrap_or_else(|_| panic!("stalled after {} of {n}", latencies.len()));
         let at = now_us();
-        latencies.push(at.saturating_sub(ts_of(&p["data"])));
+        let (id, ts) = row_of(&p["data"]);
+        if id != 0 {
+            latencies.push(at.saturating_sub(ts));
+        }
     }
     latencies.sort_unstable();
     (latencies, Instant::now())
@@ -113,8 +117,7 @@ async fn bench<P: Producer + 'static>(
     config: ConsumerConfig,
     channel: &str,
     mut producer: P,
-    ts_of: fn(&Value) -> u64,
-    warm_up: Duration,
+    row_of: fn(&Value) -> (u64, u64),
 ) -> (Phase, Phase) {
     let server = TestServer::start().await;
     let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
@@ -127,10 +130,22 @@ async fn bench<P: Producer + 'static>(
         &[config],
         stop.clone(),
     );
-    tokio::time::sleep(warm_up).await;
-    // One change first: the consumer is connected and streaming.
-    producer.write(0..1).await;
-    receive(&mut ws, channel, 1, ts_of).await;
+    // The probe row 0 (written again until it arrives): the consumer is connected, its slot /
+    // position / subscription in place, and streaming. Later probe copies are skipped.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        producer.write(0..1).await;
+        if tokio::time::timeout(Duration::from_millis(500), ws.next_publication(channel))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{label}: the consumer never delivered"
+        );
+    }
 
     let n = env("PUSHWIRE_CDC_BENCH_N", 20_000);
     let started = Instant::now();
@@ -144,7 +159,7 @@ async fn bench<P: Producer + 'static>(
         }
         let _ = tx.send(producer);
     });
-    let (latencies, done) = receive(&mut ws, channel, n, ts_of).await;
+    let (latencies, done) = receive(&mut ws, channel, n, row_of).await;
     writer.await.expect("writer");
     let throughput = Phase {
         changes: n,
@@ -168,7 +183,7 @@ async fn bench<P: Producer + 'static>(
             tokio::time::sleep_until(next).await;
         }
     });
-    let (latencies, done) = receive(&mut ws, channel, total, ts_of).await;
+    let (latencies, done) = receive(&mut ws, channel, total, row_of).await;
     writer.await.expect("writer");
     let steady = Phase {
         changes: total,
@@ -200,13 +215,21 @@ impl Producer for Pg {
         let values: Vec<String> = ids.map(|i| format!("({i}, {ts})")).collect();
         self.client
             .batch_execute(&format!(
-                "BEGIN; INSERT INTO {} (id, ts) VALUES {}; COMMIT",
+                "BEGIN; INSERT INTO {} (id, ts) VALUES {} ON CONFLICT (id) DO UPDATE SET ts = excluded.ts; COMMIT",
                 self.table,
                 values.join(",")
             ))
             .await
             .expect("insert");
     }
+}
+
+/// `(row.id, row.ts)` of a change event.
+fn row(d: &Value) -> (u64, u64) {
+    (
+        d["row"]["id"].as_u64().expect("row.id"),
+        d["row"]["ts"].as_u64().expect("row.ts"),
+    )
 }
 
 async fn postgresql(poll_interval: Duration) -> (Phase, Phase) {
@@ -249,8 +272,7 @@ async fn postgresql(poll_interval: Duration) -> (Phase, Phase) {
             client,
             table: table.clone(),
         },
-        |d| d["row"]["ts"].as_u64().expect("row.ts"),
-        Duration::from_secs(2),
+        row,
     )
     .await;
     let _ = cleanup
@@ -272,7 +294,7 @@ impl Producer for My {
         let values: Vec<String> = ids.map(|i| format!("({i}, {ts})")).collect();
         self.conn
             .query_drop(format!(
-                "BEGIN; INSERT INTO {} (id, ts) VALUES {}; COMMIT",
+                "BEGIN; INSERT INTO {} (id, ts) VALUES {} ON DUPLICATE KEY UPDATE ts = VALUES(ts); COMMIT",
                 self.table,
                 values.join(",")
             ))
@@ -313,8 +335,7 @@ async fn mariadb() -> (Phase, Phase) {
             conn,
             table: table.clone(),
         },
-        |d| d["row"]["ts"].as_u64().expect("row.ts"),
-        Duration::from_secs(1),
+        row,
     )
     .await;
     let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(MY_URL).expect("url"))
@@ -371,14 +392,9 @@ async fn mqtt(version: ProtocolVersion) -> (Phase, Phase) {
         ProtocolVersion::V311 => "mqtt 3.1.1 (QoS 1)",
         ProtocolVersion::V5 => "mqtt 5 (QoS 1)",
     };
-    bench(
-        label,
-        c,
-        "cdcbench",
-        Mqtt { client, topic },
-        |d| d["ts"].as_u64().expect("ts"),
-        Duration::from_secs(1),
-    )
+    bench(label, c, "cdcbench", Mqtt { client, topic }, |d| {
+        (d["id"].as_u64().expect("id"), d["ts"].as_u64().expect("ts"))
+    })
     .await
 }
 

@@ -86,7 +86,7 @@ pub async fn run(
                 let (client, eventloop) = AsyncClient::new(o, CLIENT_QUEUE);
                 (
                     Client::V311(client.clone()),
-                    Session::V311(client, eventloop),
+                    Session::V311(client, Box::new(eventloop)),
                 )
             }
             Err(e) => {
@@ -121,7 +121,7 @@ pub async fn run(
                 &processor,
                 &shutdown,
                 client,
-                eventloop,
+                *eventloop,
                 &mut forward,
                 &key,
             )
@@ -149,7 +149,7 @@ pub async fn run(
 }
 
 enum Session {
-    V311(AsyncClient, rumqttc::EventLoop),
+    V311(AsyncClient, Box<rumqttc::EventLoop>),
     V5(rumqttc::v5::AsyncClient, Box<rumqttc::v5::EventLoop>),
 }
 
