@@ -129,7 +129,8 @@ impl Decoder {
                         let text = match source {
                             SchemaSource::Dir(dir) => {
                                 let path = dir.join(format!("{id}.avsc"));
-                                tokio::fs::read_to_string(&path).await.map_err(|_| {
+                                // A small file, read once per schema id.
+                                std::fs::read_to_string(&path).map_err(|_| {
                                     poison(format!(
                                         "avro: unknown schema id {id} (no {})",
                                         path.display()
