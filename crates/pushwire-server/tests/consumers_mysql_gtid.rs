@@ -187,21 +187,31 @@ async fn mysql_cdc_gtid_position_resumes_exactly_across_a_sigkill() {
         dups > 0,
         "the re-read part of the big transaction was suppressed by its GTID key"
     );
-    // The restarted node resumed from GTIDs and caught up: its position is the server's.
+    // The restarted node resumed from GTIDs and caught up: the kept position includes the
+    // GTID of this test's last transaction (other suites may write to the server meanwhile, so
+    // the position may be further on, never behind).
+    let last: String = db
+        .query_first("SELECT @@last_gtid")
+        .await
+        .expect("last_gtid")
+        .unwrap_or_default();
+    let (domain, seq) = gtid_parts(&last);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let server: String = db
-            .query_first("SELECT @@gtid_binlog_pos")
-            .await
-            .expect("gtid_binlog_pos")
-            .unwrap_or_default();
         let file = std::fs::read_to_string(&position_file).expect("position");
-        if file.trim() == format!("gtid {server}") {
+        let kept = file
+            .trim()
+            .strip_prefix("gtid ")
+            .unwrap_or_default()
+            .split(',')
+            .map(gtid_parts)
+            .find(|(d, _)| *d == domain);
+        if kept.is_some_and(|(_, s)| s >= seq) {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "position file never reached the server's gtid_binlog_pos: {file:?} vs {server:?}"
+            "position file never reached this test's last transaction {last}: {file:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -216,6 +226,27 @@ async fn mysql_cdc_gtid_position_resumes_exactly_across_a_sigkill() {
         let _ = db.query_drop(format!("DROP TABLE {t}")).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// (domain, sequence number) of a `domain-server-seq` GTID.
+fn gtid_parts(gtid: &str) -> (u64, u64) {
+    let parts: Vec<u64> = gtid
+        .trim()
+        .split('-')
+        .map(|p| p.parse().expect("GTID number"))
+        .collect();
+    assert_eq!(parts.len(), 3, "GTID {gtid:?}");
+    (parts[0], parts[2])
+}
+
+/// The binlog position after everything committed so far (`SHOW MASTER STATUS`).
+async fn master_position(db: &mut mysql_async::Conn) -> (String, u64) {
+    let row: mysql_async::Row = db
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("SHOW MASTER STATUS")
+        .expect("binlog on");
+    (row.get(0).expect("file"), row.get(1).expect("position"))
 }
 
 /// The `n`s in `channel`'s history.
@@ -267,11 +298,19 @@ async fn mysql_cdc_file_position_converts_to_gtid_and_resumes_there() {
         async move { history_ns(node, &channel).await.len() == 3 }
     })
     .await;
-    // Kept past row 3's transaction, still as file and offset.
+    // Kept past row 3's transaction, still as file and offset (so the node is not stopped
+    // between publishing row 3 and keeping the position past it).
+    let (file, offset) = master_position(&mut db).await;
     wait_until("position past row 3", Duration::from_secs(10), || {
         let now = std::fs::read_to_string(&position_file).unwrap_or_default();
-        let moved = !now.starts_with("gtid") && now != first;
-        async move { moved }
+        let past = now
+            .trim()
+            .rsplit_once(' ')
+            .filter(|(f, _)| !f.starts_with("gtid"))
+            .is_some_and(|(f, o)| {
+                f > file.as_str() || (f == file && o.parse::<u64>().is_ok_and(|o| o >= offset))
+            });
+        async move { past }
     })
     .await;
     drop(node);
