@@ -21,7 +21,7 @@ PUSHWIRE_SKIP_KAFKA=1 bash scripts/services.sh
 
 log=$(mktemp /tmp/pushwire-bench-cdc.XXXXXX)
 cargo test --release --locked -p pushwire-server --test consumers_cdc_bench -- \
-    --ignored --nocapture --test-threads 1 2>&1 | tee "$log" | grep -E '^CDC (BENCH|TABLE)|test result|panicked'
+    --ignored --nocapture --test-threads 1 2>&1 | tee "$log" | grep -oE 'CDC (BENCH|TABLE).*|test result.*|panicked.*'
 grep -q 'test result: ok. 1 passed' "$log" || {
     echo "bench-cdc: the benchmark failed; full output in $log" >&2
     exit 1
