@@ -44,7 +44,7 @@ pub enum ConsumerType {
     PostgresqlOutbox,
     /// PostgreSQL logical replication, `pgoutput` (`postgresql_cdc` sub-section; route mode).
     PostgresqlCdc,
-    /// MQTT 3.1.1 subscriptions (`mqtt` sub-section).
+    /// MQTT 3.1.1 / 5 subscriptions (`mqtt` sub-section).
     Mqtt,
     /// MySQL / MariaDB row-based binlog (`mysql_cdc` sub-section; route mode).
     MysqlCdc,

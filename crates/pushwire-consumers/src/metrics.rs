@@ -21,6 +21,11 @@ pub struct ConsumerMetrics {
     pub lag: AtomicI64,
     /// Times the consumer paused fetching because the node was overloaded.
     pub paused: AtomicU64,
+    /// Why the consumer works only partly (e.g. its schema registry is unreachable, so
+    /// messages wait); `None` when healthy. Shown in `/health`.
+    degraded: parking_lot::Mutex<Option<String>>,
+    /// Whether `degraded` is set (read without the lock on every message).
+    is_degraded: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ConsumerMetrics {
@@ -33,6 +38,8 @@ impl Default for ConsumerMetrics {
             dead_lettered: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
             paused: AtomicU64::new(0),
+            degraded: parking_lot::Mutex::new(None),
+            is_degraded: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -46,6 +53,27 @@ impl ConsumerMetrics {
     /// Reads `counter`.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Marks the consumer degraded with `why`, or healthy again with `None`.
+    pub fn set_degraded(&self, why: Option<String>) {
+        if why.is_none() && !self.is_degraded.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut d = self.degraded.lock();
+        self.is_degraded.store(why.is_some(), Ordering::Relaxed);
+        if *d != why {
+            match &why {
+                Some(w) => tracing::warn!(reason = %w, "consumer degraded"),
+                None => tracing::info!("consumer no longer degraded"),
+            }
+            *d = why;
+        }
+    }
+
+    /// Why the consumer is degraded, if it is.
+    pub fn degraded(&self) -> Option<String> {
+        self.degraded.lock().clone()
     }
 
     /// Sets the lag gauge (-1 = unknown).
@@ -71,6 +99,14 @@ impl MetricsRegistry {
     /// (name, type, metrics) of every consumer.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &'static str, &Arc<ConsumerMetrics>)> {
         self.entries.iter().map(|(n, t, m)| (n.as_str(), *t, m))
+    }
+
+    /// `consumer <name>: <why>` for every degraded consumer (for `/health`).
+    pub fn degraded(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter_map(|(n, _, m)| m.degraded().map(|why| format!("consumer {n}: {why}")))
+            .collect()
     }
 
     /// Appends the Prometheus text exposition of every consumer to `out`:
@@ -174,5 +210,19 @@ mod tests {
         let mut out = String::new();
         MetricsRegistry::default().render_prometheus(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn degraded_consumers_are_listed_until_healthy() {
+        let m = Arc::new(ConsumerMetrics::default());
+        let r = MetricsRegistry::new(vec![("orders".into(), "kafka", m.clone())]);
+        assert!(r.degraded().is_empty());
+        m.set_degraded(Some("schema registry http://r: down".into()));
+        assert_eq!(
+            r.degraded(),
+            vec!["consumer orders: schema registry http://r: down".to_owned()]
+        );
+        m.set_degraded(None);
+        assert!(r.degraded().is_empty());
     }
 }

@@ -81,15 +81,28 @@ impl Processor {
         let decoded;
         #[cfg(any(feature = "avro", feature = "protobuf"))]
         let msg = match &self.inner.decoder {
-            Some(d) => match d.decode(&msg.body) {
+            Some(d) => match d.decode(&msg.body).await {
                 Ok(json) => {
+                    if d.uses_registry() {
+                        m.set_degraded(None);
+                    }
                     decoded = Message {
                         body: json.into(),
                         ..msg.clone()
                     };
                     &decoded
                 }
-                Err(why) => return self.failed(msg, Outcome::Poison(why)),
+                Err(crate::payload::DecodeError::Poison(why)) => {
+                    if d.uses_registry() {
+                        // The registry answered (e.g. unknown id): it is up.
+                        m.set_degraded(None);
+                    }
+                    return self.failed(msg, Outcome::Poison(why));
+                }
+                Err(crate::payload::DecodeError::Unavailable(why)) => {
+                    m.set_degraded(Some(why.clone()));
+                    return self.failed(msg, Outcome::Retry(why));
+                }
             },
             None => msg,
         };

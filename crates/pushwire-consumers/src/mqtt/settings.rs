@@ -7,6 +7,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::required;
 
+/// The MQTT protocol version of the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ProtocolVersion {
+    /// MQTT 3.1.1 (protocol level 4). Default.
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    /// MQTT 5.0.
+    #[serde(rename = "5")]
+    V5,
+}
+
 /// `consumers[].mqtt`: one MQTT client session.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -15,6 +27,8 @@ pub struct MqttSettings {
     /// default port 8883; the broker's certificate is verified against the system's roots plus
     /// `tls_ca_pem_file` and must name the host). Default `mqtt://127.0.0.1:1883`.
     pub url: String,
+    /// Protocol version: `"3.1.1"` (default) or `"5"`.
+    pub protocol_version: ProtocolVersion,
     /// Client id, stable across restarts: the broker keeps the session (subscriptions and
     /// unacknowledged QoS 1 messages) under it. Required; unique per node (several nodes share
     /// work through a `$share/…` filter, each with its own id).
@@ -43,6 +57,12 @@ pub struct MqttSettings {
     pub max_inflight: u16,
     /// Largest incoming packet in bytes. Default 1 MiB.
     pub max_packet_size: usize,
+    /// MQTT 5: how long the broker keeps the session (subscriptions, unacknowledged and queued
+    /// messages) after the node disconnects (the CONNECT's session expiry interval). Unset
+    /// (default): never expires, like a 3.1.1 persistent session. Ignored with
+    /// `clean_session = true` (the session then ends with the connection) and for 3.1.1.
+    #[serde(with = "humantime_serde::option")]
+    pub session_expiry: Option<Duration>,
 }
 
 impl Default for MqttSettings {
@@ -60,6 +80,8 @@ impl Default for MqttSettings {
             keep_alive: Duration::from_secs(30),
             max_inflight: 100,
             max_packet_size: 1 << 20,
+            protocol_version: ProtocolVersion::V311,
+            session_expiry: None,
         }
     }
 }
@@ -111,10 +133,25 @@ impl MqttSettings {
                 "must be > 0",
             ));
         }
-        if self.max_packet_size < 1024 {
+        if self
+            .session_expiry
+            .is_some_and(|d| d.as_secs() >= u64::from(u32::MAX))
+        {
+            return Err(ConfigError::new(
+                format!("{key}.session_expiry"),
+                "must be below 136 years (MQTT: 32-bit seconds); leave it unset for never",
+            ));
+        }
+        if self.protocol_version == ProtocolVersion::V311 && self.session_expiry.is_some() {
+            return Err(ConfigError::new(
+                format!("{key}.session_expiry"),
+                "MQTT 5 only (protocol_version = \"5\")",
+            ));
+        }
+        if self.max_packet_size < 1024 || self.max_packet_size > (256 << 20) {
             return Err(ConfigError::new(
                 format!("{key}.max_packet_size"),
-                "must be at least 1024",
+                "must be between 1024 and 268435456 (256 MiB, the MQTT limit)",
             ));
         }
         Ok(())
@@ -213,6 +250,33 @@ mod tests {
         assert_eq!(bad(|s| s.topics.push("$share//a".into())), "k.topics[2]");
         assert_eq!(bad(|s| s.qos = 2), "k.qos");
         assert_eq!(bad(|s| s.password = "p".into()), "k.username");
+        assert_eq!(
+            bad(|s| s.session_expiry = Some(Duration::from_secs(60))),
+            "k.session_expiry",
+            "3.1.1 has no session expiry"
+        );
+        let mut v5 = ok();
+        v5.protocol_version = ProtocolVersion::V5;
+        v5.session_expiry = Some(Duration::from_secs(3600));
+        assert!(v5.validate("k").is_ok());
+    }
+
+    #[test]
+    fn protocol_version_reads_from_toml_strings() {
+        #[derive(Deserialize)]
+        struct W {
+            mqtt: MqttSettings,
+        }
+        let w: W = serde_json::from_value(serde_json::json!({"mqtt": {
+            "client_id": "n1", "topics": ["a/#"], "protocol_version": "5", "session_expiry": "1h"
+        }}))
+        .expect("v5 settings");
+        assert_eq!(w.mqtt.protocol_version, ProtocolVersion::V5);
+        assert_eq!(w.mqtt.session_expiry, Some(Duration::from_secs(3600)));
+        let w: Result<W, _> = serde_json::from_value(serde_json::json!({"mqtt": {
+            "client_id": "n1", "topics": ["a/#"], "protocol_version": "4"
+        }}));
+        assert!(w.is_err(), "only \"3.1.1\" and \"5\"");
     }
 
     #[test]

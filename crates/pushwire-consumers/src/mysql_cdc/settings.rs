@@ -8,6 +8,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::required;
 use crate::postgresql_cdc::ColumnFilter;
 
+/// How the binlog position is kept (`consumers[].mysql_cdc.position`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionMode {
+    /// MariaDB: GTIDs; MySQL: file and offset. Default.
+    #[default]
+    Auto,
+    /// MariaDB GTIDs (`domain-server-seq` per replication domain, as in `gtid_slave_pos`):
+    /// resumes at the same transaction after a restart or on another server of the same
+    /// replication topology.
+    Gtid,
+    /// Binlog file name and offset: valid on this one server only.
+    File,
+}
+
 /// `consumers[].mysql_cdc`: the row-based binary log of a MySQL or MariaDB server, read as a
 /// replica. Needs `log_bin`, `binlog_format = ROW`, `binlog_row_image = FULL` and
 /// `binlog_row_metadata = FULL` (column names), and a user with `REPLICATION SLAVE` and
@@ -19,10 +34,14 @@ pub struct MysqlCdcSettings {
     pub url: String,
     /// Replica server id, unique among the server's replicas. Default 65001.
     pub server_id: u32,
-    /// File keeping the binlog position (`<file> <offset>`) past the last transaction whose
-    /// changes are all in history; written atomically (temporary file + rename). Without the
-    /// file the consumer starts at the server's current position. Required.
+    /// File keeping the binlog position past the last transaction whose changes are all in
+    /// history: `gtid <domain-server-seq,…>` (GTID mode) or `<file> <offset>`; written
+    /// atomically (temporary file + rename). Without the file the consumer starts at the
+    /// server's current position. Required.
     pub position_file: String,
+    /// `auto` (default: GTIDs on MariaDB, file and offset on MySQL), `gtid` (MariaDB GTIDs;
+    /// refused by a MySQL server) or `file`.
+    pub position: PositionMode,
     /// Tables (`db.table`) routed; empty = every table.
     pub tables: Vec<String>,
     /// Column filters per table (`db.table`): `allow`, `deny`.
@@ -35,6 +54,7 @@ impl Default for MysqlCdcSettings {
             url: "mysql://root@127.0.0.1:3306".into(),
             server_id: 65001,
             position_file: String::new(),
+            position: PositionMode::Auto,
             tables: Vec::new(),
             columns: BTreeMap::new(),
         }

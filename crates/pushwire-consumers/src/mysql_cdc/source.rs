@@ -1,11 +1,13 @@
 //! The binlog read loop.
 //!
 //! Registers as a replica and streams the binlog from the kept position. Row events between a
-//! transaction's BEGIN and its XID (or COMMIT) become change events, published one at a time
-//! with the idempotency key `mycdc:<file>:<offset of the transaction's BEGIN>:<n-th change>`;
-//! after the XID, once every change is in history, the position past it is written to
-//! `position_file`. A node killed before that starts again at the transaction's BEGIN, and the
-//! keys suppress what was already published.
+//! transaction's start (MariaDB GTID event, or BEGIN) and its XID (or COMMIT) become change
+//! events, published one at a time with the idempotency key `mycdc:gtid:<domain-server-seq>:<n-th
+//! change>` (GTID mode) or `mycdc:<file>:<offset of the transaction's BEGIN>:<n-th change>`
+//! (file mode); after the XID, once every change is in history, the position past it (the GTID
+//! state with this transaction, or the file offset) is written to `position_file`. A node
+//! killed before that starts again at the transaction's start, and the keys suppress what was
+//! already published.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,8 +19,9 @@ use mysql_async::{BinlogStreamRequest, Conn, Opts};
 use serde_json::{json, Map, Value as Json};
 use tokio_util::sync::CancellationToken;
 
+use super::gtid::{Gtid, GtidState, MARIADB_GTID_EVENT};
 use super::value::json;
-use super::MysqlCdcSettings;
+use super::{MysqlCdcSettings, PositionMode};
 use crate::backoff::Backoff;
 use crate::error::ConsumerError;
 use crate::message::Message;
@@ -59,16 +62,23 @@ fn my(what: &'static str) -> impl Fn(mysql_async::Error) -> ConsumerError {
     move |e| ConsumerError::Broker(format!("{what}: {e}"))
 }
 
-/// A binlog position.
+/// A kept binlog position.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Position {
-    file: String,
-    offset: u64,
+enum Position {
+    /// File name and offset (one server only).
+    File { file: String, offset: u64 },
+    /// MariaDB GTID state: the last transaction done per replication domain.
+    Gtid(GtidState),
 }
 
-/// The transaction being read.
+/// The transaction (event group) being read.
 struct Txn {
+    /// Offset of its first event (file-mode key).
     begin: u64,
+    /// Its GTID (GTID mode).
+    gtid: Option<Gtid>,
+    /// A standalone statement (DDL): the group ends after its query event.
+    standalone: bool,
     changes: u32,
 }
 
@@ -103,34 +113,49 @@ async fn session(
         .await
         .map_err(my("read binlog_checksum"))?;
     let checksums = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
-    let position = match read_position(&s.position_file).await? {
-        Some(p) => p,
-        None => {
-            let row: Option<mysql_async::Row> =
-                conn.query_first("SHOW MASTER STATUS").await.map_err(|e| {
-                    ConsumerError::config(
-                        key("url"),
-                        format!("SHOW MASTER STATUS (needs REPLICATION CLIENT): {e}"),
-                    )
-                })?;
-            let row = row.ok_or_else(|| {
-                ConsumerError::config(
-                    key("url"),
-                    "SHOW MASTER STATUS is empty: the binary log is off",
-                )
-            })?;
-            let file: String = row.get(0).unwrap_or_default();
-            let offset: u64 = row.get(1).unwrap_or(4);
-            let p = Position { file, offset };
-            write_position(&s.position_file, &p)
-                .await
-                .map_err(|e| ConsumerError::config(key("position_file"), e))?;
-            p
+    let version: String = conn
+        .query_first("SELECT @@version")
+        .await
+        .map_err(my("read version"))?
+        .unwrap_or_default();
+    let mariadb = version.contains("MariaDB");
+    let gtid_mode = match (s.position, mariadb) {
+        (PositionMode::Gtid, false) => {
+            return Err(ConsumerError::config(
+                key("position"),
+                format!("GTID positions are MariaDB GTIDs; this server is MySQL {version}: use position = \"file\" (or \"auto\")"),
+            ))
         }
+        (PositionMode::Gtid, true) | (PositionMode::Auto, true) => true,
+        _ => false,
     };
-    let request = BinlogStreamRequest::new(s.server_id)
-        .with_filename(position.file.as_bytes())
-        .with_pos(position.offset);
+    let mut position = start_position(&mut conn, s, gtid_mode, &key).await?;
+    let request = match &position {
+        Position::Gtid(state) => {
+            // A GTID-aware replica (capability 4: GTID events instead of fake BEGINs) that
+            // resumes right after the transactions of `state`; file and offset are ignored.
+            for q in [
+                "SET @mariadb_slave_capability = 4".to_owned(),
+                format!("SET @slave_connect_state = '{state}'"),
+                "SET @slave_gtid_strict_mode = 0".to_owned(),
+                "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
+            ] {
+                conn.query_drop(q)
+                    .await
+                    .map_err(my("start GTID replication"))?;
+            }
+            BinlogStreamRequest::new(s.server_id)
+                .with_filename(&b""[..])
+                .with_pos(4u64)
+        }
+        Position::File { file, offset } => BinlogStreamRequest::new(s.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(*offset),
+    };
+    let start = match &position {
+        Position::Gtid(state) => format!("gtid {state}"),
+        Position::File { file, offset } => format!("{file} {offset}"),
+    };
     let mut stream = conn.get_binlog_stream(request).await.map_err(|e| {
         ConsumerError::config(
             key("url"),
@@ -138,8 +163,11 @@ async fn session(
         )
     })?;
     backoff.reset();
-    tracing::info!(consumer = %name, file = %position.file, offset = position.offset, "mysql cdc consumer connected");
-    let mut file = position.file.clone();
+    tracing::info!(consumer = %name, position = %start, "mysql cdc consumer connected");
+    let mut file = match &position {
+        Position::File { file, .. } => file.clone(),
+        Position::Gtid(_) => String::new(),
+    };
     let mut txn: Option<Txn> = None;
     loop {
         let event = tokio::select! {
@@ -152,6 +180,17 @@ async fn session(
         let event = event.map_err(my("binlog stream"))?;
         let header = event.header();
         let end = u64::from(header.log_pos());
+        if header.event_type_raw() == MARIADB_GTID_EVENT {
+            let (gtid, standalone) = Gtid::from_event(event.data(), header.server_id())
+                .ok_or_else(|| ConsumerError::Broker("short GTID event".into()))?;
+            txn = Some(Txn {
+                begin: end.saturating_sub(u64::from(header.event_size())),
+                gtid: Some(gtid),
+                standalone,
+                changes: 0,
+            });
+            continue;
+        }
         let data = event
             .read_data()
             .map_err(|e| ConsumerError::Broker(format!("binlog event: {e}")))?;
@@ -171,18 +210,24 @@ async fn session(
             Some(EventData::QueryEvent(q)) => {
                 let query = q.query();
                 if query.eq_ignore_ascii_case("BEGIN") {
-                    txn = Some(Txn {
-                        begin: end.saturating_sub(u64::from(header.event_size())),
-                        changes: 0,
-                    });
-                } else if query.eq_ignore_ascii_case("COMMIT") {
-                    txn = None;
-                    commit(s, &key, &file, end).await?;
+                    if txn.is_none() {
+                        txn = Some(Txn {
+                            begin: end.saturating_sub(u64::from(header.event_size())),
+                            gtid: None,
+                            standalone: false,
+                            changes: 0,
+                        });
+                    }
+                } else if query.eq_ignore_ascii_case("COMMIT")
+                    || txn.as_ref().is_some_and(|t| t.standalone)
+                {
+                    let done = txn.take();
+                    commit(s, &key, &mut position, done.as_ref(), &file, end).await?;
                 }
             }
             Some(EventData::XidEvent(_)) => {
-                txn = None;
-                commit(s, &key, &file, end).await?;
+                let done = txn.take();
+                commit(s, &key, &mut position, done.as_ref(), &file, end).await?;
             }
             Some(EventData::RowsEvent(rows)) => {
                 let Some(tme) = stream.get_tme(rows.table_id()) else {
@@ -198,6 +243,8 @@ async fn session(
                 }
                 let t = txn.get_or_insert(Txn {
                     begin: end.saturating_sub(u64::from(header.event_size())),
+                    gtid: None,
+                    standalone: false,
                     changes: 0,
                 });
                 let filter = s.columns.get(&db_table);
@@ -225,7 +272,10 @@ async fn session(
                         "commit_time": commit_time,
                     });
                     let msg = Message {
-                        id: format!("mycdc:{file}:{}:{}", t.begin, t.changes),
+                        id: match &t.gtid {
+                            Some(g) => format!("mycdc:gtid:{g}:{}", t.changes),
+                            None => format!("mycdc:{file}:{}:{}", t.begin, t.changes),
+                        },
                         subject: db_table.clone(),
                         headers: vec![
                             ("op".into(), op.into()),
@@ -244,20 +294,98 @@ async fn session(
     }
 }
 
-/// Keeps the position past a committed transaction (all its changes are done).
+/// Keeps the position past a committed transaction `done` (all its changes are done): the
+/// GTID state with its GTID, or the file offset `end`.
 async fn commit(
     s: &MysqlCdcSettings,
     key: &(dyn Fn(&str) -> String + Sync),
+    position: &mut Position,
+    done: Option<&Txn>,
     file: &str,
     end: u64,
 ) -> Result<(), ConsumerError> {
-    let p = Position {
-        file: file.to_owned(),
-        offset: end,
-    };
-    write_position(&s.position_file, &p)
+    match position {
+        Position::Gtid(state) => match done.and_then(|t| t.gtid) {
+            Some(g) => state.apply(g),
+            None => return Ok(()),
+        },
+        Position::File { file: f, offset } => {
+            file.clone_into(f);
+            *offset = end;
+        }
+    }
+    write_position(&s.position_file, position)
         .await
         .map_err(|e| ConsumerError::config(key("position_file"), e))
+}
+
+/// Where to start: the kept position, converted to the mode (a `<file> <offset>` file becomes
+/// the GTID state at that offset, `BINLOG_GTID_POS`), or the server's current position (then
+/// kept).
+async fn start_position(
+    conn: &mut Conn,
+    s: &MysqlCdcSettings,
+    gtid_mode: bool,
+    key: &(dyn Fn(&str) -> String + Sync),
+) -> Result<Position, ConsumerError> {
+    let kept = read_position(&s.position_file).await?;
+    let position = match (kept, gtid_mode) {
+        (Some(Position::Gtid(state)), true) => return Ok(Position::Gtid(state)),
+        (Some(p @ Position::File { .. }), false) => return Ok(p),
+        (Some(Position::Gtid(state)), false) => {
+            return Err(ConsumerError::config(
+                key("position_file"),
+                format!("{} holds a GTID position (gtid {state}); this server or position = \"file\" needs `<file> <offset>`", s.position_file),
+            ))
+        }
+        (Some(Position::File { file, offset }), true) => {
+            let list: Option<Option<String>> = conn
+                .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file.clone(), offset))
+                .await
+                .map_err(my("BINLOG_GTID_POS"))?;
+            let list = list.flatten().ok_or_else(|| {
+                ConsumerError::config(
+                    key("position_file"),
+                    format!("{} holds {file} {offset}, which the server cannot map to a GTID position (BINLOG_GTID_POS is NULL: file purged, or not at an event group boundary)", s.position_file),
+                )
+            })?;
+            let state = GtidState::parse(&list).map_err(ConsumerError::Broker)?;
+            tracing::info!(position_file = %s.position_file, %file, offset, gtid = %state, "mysql cdc position converted to GTIDs");
+            Position::Gtid(state)
+        }
+        (None, true) => {
+            let list: Option<String> = conn
+                .query_first("SELECT @@gtid_binlog_pos")
+                .await
+                .map_err(my("read gtid_binlog_pos"))?;
+            Position::Gtid(
+                GtidState::parse(&list.unwrap_or_default()).map_err(ConsumerError::Broker)?,
+            )
+        }
+        (None, false) => {
+            let row: Option<mysql_async::Row> =
+                conn.query_first("SHOW MASTER STATUS").await.map_err(|e| {
+                    ConsumerError::config(
+                        key("url"),
+                        format!("SHOW MASTER STATUS (needs REPLICATION CLIENT): {e}"),
+                    )
+                })?;
+            let row = row.ok_or_else(|| {
+                ConsumerError::config(
+                    key("url"),
+                    "SHOW MASTER STATUS is empty: the binary log is off",
+                )
+            })?;
+            Position::File {
+                file: row.get(0).unwrap_or_default(),
+                offset: row.get(1).unwrap_or(4),
+            }
+        }
+    };
+    write_position(&s.position_file, &position)
+        .await
+        .map_err(|e| ConsumerError::config(key("position_file"), e))?;
+    Ok(position)
 }
 
 /// The row's columns by name (names come from `binlog_row_metadata = FULL`; without them
@@ -283,27 +411,42 @@ fn object(row: &BinlogRow, filter: Option<&ColumnFilter>) -> Json {
 
 async fn read_position(path: &str) -> Result<Option<Position>, ConsumerError> {
     match tokio::fs::read_to_string(path).await {
-        Ok(text) => {
-            let (file, offset) = text
-                .trim()
-                .rsplit_once(' ')
-                .ok_or_else(|| ConsumerError::Broker(format!("{path}: not `<file> <offset>`")))?;
-            let offset = offset
-                .parse()
-                .map_err(|_| ConsumerError::Broker(format!("{path}: bad offset")))?;
-            Ok(Some(Position {
-                file: file.to_owned(),
-                offset,
-            }))
-        }
+        Ok(text) => parse_position(&text)
+            .map(Some)
+            .map_err(|e| ConsumerError::Broker(format!("{path}: {e}"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ConsumerError::Broker(format!("{path}: {e}"))),
     }
 }
 
+/// `gtid <domain-server-seq,…>` or `<file> <offset>`.
+fn parse_position(text: &str) -> Result<Position, String> {
+    let text = text.trim();
+    if let Some(list) = text.strip_prefix("gtid") {
+        if list.is_empty() || list.starts_with(' ') {
+            return GtidState::parse(list.trim()).map(Position::Gtid);
+        }
+    }
+    let (file, offset) = text
+        .rsplit_once(' ')
+        .ok_or("not `<file> <offset>` nor `gtid <list>`")?;
+    let offset = offset.parse().map_err(|_| "bad offset")?;
+    Ok(Position::File {
+        file: file.to_owned(),
+        offset,
+    })
+}
+
+fn format_position(p: &Position) -> String {
+    match p {
+        Position::File { file, offset } => format!("{file} {offset}\n"),
+        Position::Gtid(state) => format!("gtid {state}\n"),
+    }
+}
+
 async fn write_position(path: &str, p: &Position) -> Result<(), String> {
     let tmp = format!("{path}.tmp");
-    tokio::fs::write(&tmp, format!("{} {}\n", p.file, p.offset))
+    tokio::fs::write(&tmp, format_position(p))
         .await
         .map_err(|e| format!("{tmp}: {e}"))?;
     tokio::fs::rename(&tmp, path)
@@ -330,5 +473,33 @@ async fn apply(processor: &Processor, msg: &Message, shutdown: &CancellationToke
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_files_round_trip_in_both_modes() {
+        for text in [
+            "gtid 0-1-100,1-2-7\n",
+            "gtid \n",
+            "mariadb-bin.000003 1234\n",
+        ] {
+            let p = parse_position(text).expect(text);
+            assert_eq!(format_position(&p), text);
+        }
+        assert_eq!(
+            parse_position("gtid 0-1-5").expect("gtid"),
+            Position::Gtid(GtidState::parse("0-1-5").expect("list"))
+        );
+        assert!(parse_position("mariadb-bin.000003").is_err());
+        assert!(parse_position("gtid 0-1").is_err());
+        // A binlog file whose name starts with "gtid" is still a file position.
+        assert!(matches!(
+            parse_position("gtidlog.000001 4").expect("file"),
+            Position::File { .. }
+        ));
     }
 }

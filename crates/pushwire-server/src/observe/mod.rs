@@ -23,7 +23,8 @@ use crate::state::AppState;
 /// `GET /health`: 200 while the node serves, 503 once it shuts down. The body is `{}`, or
 /// `{"degraded":[…]}` naming what works only partly (the engine, e.g. a Redis PUB/SUB
 /// connection that is reconnecting; a lifecycle sink whose last delivery failed;
-/// `memory_budget` while new connections are refused for memory): the node
+/// `memory_budget` while new connections are refused for memory; `consumer <name>: …` while a
+/// consumer waits on something, e.g. an unreachable schema registry): the node
 /// still serves its clients, so the status stays 200 and a load balancer keeps it.
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     if state.node.shutdown_token().is_cancelled() {
@@ -40,6 +41,7 @@ pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     if state.admission.over_budget() {
         degraded.push("memory_budget".to_owned());
     }
+    degraded.extend(state.consumers.degraded());
     if degraded.is_empty() {
         (StatusCode::OK, "{}".to_owned())
     } else {

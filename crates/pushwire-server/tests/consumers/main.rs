@@ -5,9 +5,13 @@
 
 mod consumers_common;
 
+mod cdc_bench;
 mod kafka;
+mod kafka_avro;
+mod mqtt5;
 mod mqtt;
 mod mysql;
+mod mysql_gtid;
 mod nats;
 mod postgres;
 mod rabbitmq;
