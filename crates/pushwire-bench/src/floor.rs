@@ -41,7 +41,8 @@ const RING_ENTRIES: u32 = 4096;
 const SINK_BUF: usize = 2048;
 
 /// Runs the floor scenario and reports it.
-pub(crate) async fn run(args: BenchArgs, params: Params) -> Result<BenchReport, BenchError> {
+pub(crate) async fn run(args: BenchArgs, mut params: Params) -> Result<BenchReport, BenchError> {
+    params.url = "an in-process loopback sink (no server)".into();
     limits::check_open_files(2 * u64::from(args.connections))?;
     let machine = Machine {
         cpus: machine::cpus(),
