@@ -32,8 +32,14 @@ pub enum Scenario {
     /// Connection storm (N connects, unpaced by default), then a reconnect storm: the server
     /// disconnects the bench user through the API and every connection comes back.
     Connect,
-    /// N idle subscribers on one channel, held for `--duration`; server memory per connection.
+    /// N idle subscribers, on one channel or (`--personal`) each on its own, held for
+    /// `--duration`; server memory per connection.
     Idle,
+    /// No server: the kernel's floor for a fan-out round. N loopback TCP connections to an
+    /// in-process sink; every round writes one frame of the fan-out's size to each of them in
+    /// turn (`--rate` rounds/s for `--duration`), with plain `write` calls and, interleaved,
+    /// as one batched io_uring submission.
+    Floor,
 }
 
 impl Scenario {
@@ -44,6 +50,7 @@ impl Scenario {
             Scenario::Channels => "channels",
             Scenario::Connect => "connect",
             Scenario::Idle => "idle",
+            Scenario::Floor => "floor",
         }
     }
 }
@@ -114,6 +121,19 @@ pub struct BenchArgs {
     /// `connect`: skip the reconnect storm.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// `idle`: each connection subscribes to its own channel (`CHANNEL-0`, `CHANNEL-1`, …), as
+    /// users' personal channels, instead of all sharing `--channel`.
+    #[arg(long)]
+    pub personal: bool,
+    /// `floor`: pin the writing thread to this CPU (as the server is pinned).
+    #[arg(long)]
+    pub writer_cpu: Option<usize>,
+    /// `floor`: pin the sink thread to this CPU (as the bench is pinned).
+    #[arg(long)]
+    pub sink_cpu: Option<usize>,
+    /// `floor`: only the plain `write` rounds, no io_uring rounds.
+    #[arg(long)]
+    pub no_batched: bool,
     /// Server process id: its VmRSS is read before connecting and after all are subscribed.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -137,7 +157,9 @@ impl BenchArgs {
                 "--duration must be 1..={MAX_DURATION_SECS} seconds"
             ));
         }
-        if self.publishes() && (self.rate == 0 || self.rate > MAX_RATE) {
+        if (self.publishes() || self.scenario == Scenario::Floor)
+            && (self.rate == 0 || self.rate > MAX_RATE)
+        {
             return bad(format!("--rate must be 1..={MAX_RATE}"));
         }
         if self.payload_bytes > MAX_PAYLOAD_BYTES {
@@ -190,6 +212,7 @@ impl BenchArgs {
     pub(crate) fn channel_of(&self, index: usize) -> String {
         match self.scenario {
             Scenario::Channels => format!("{}-{index}", self.channel),
+            Scenario::Idle if self.personal => format!("{}-{index}", self.channel),
             _ => self.channel.clone(),
         }
     }
@@ -237,6 +260,12 @@ mod tests {
         assert_eq!(a.effective_connect_rate(), 50);
         let a = parse(&["idle", "--rate", "0", "--html", "r.html"]);
         assert_eq!(a.channel_of(7), "bench");
+        assert_eq!(parse(&["idle", "--personal"]).channel_of(7), "bench-7");
+        let a2 = parse(&["floor", "--writer-cpu", "0", "--sink-cpu", "1"]);
+        assert_eq!((a2.writer_cpu, a2.sink_cpu), (Some(0), Some(1)));
+        assert!(!a2.publishes());
+        a2.validate().unwrap();
+        assert!(parse(&["floor", "--rate", "0"]).validate().is_err());
         assert_eq!(a.html.as_deref(), Some(std::path::Path::new("r.html")));
         a.validate().unwrap();
     }

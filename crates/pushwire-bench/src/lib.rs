@@ -3,7 +3,8 @@
 //! Scenarios ([`Scenario`]): `fanout` (N subscribers on one channel, R publications/s),
 //! `channels` (N subscribers on N channels, each published to), `connect` (connection storm,
 //! then a reconnect storm triggered by the server API) and `idle` (server memory per idle
-//! subscribed connection). Publications carry their send time; each delivery's latency goes
+//! subscribed connection, `--personal` for a channel each) and `floor` (no server: the
+//! kernel's cost of a fan-out round of loopback writes, plain and io_uring). Publications carry their send time; each delivery's latency goes
 //! into sharded HDR histograms merged at the end. The report ([`BenchReport`]) prints as text
 //! or JSON and renders as a self-contained HTML page; its `exit_code` is non-zero when
 //! anything was refused, lost or failed.
@@ -16,6 +17,7 @@
 //!   of the JSON protocol; `pace`: fixed-rate scheduling.
 //! - `seq`, `stats`: duplicate detection and sharded statistics; `timeline`: per-second
 //!   samples; `progress`: the progress bar.
+//! - `floor`: the `floor` scenario, self-contained (its own sink and writer threads).
 //! - `memory`, `limits`, `machine`: `/proc` readers.
 //! - [`report`][]: [`BenchReport`] (JSON schema); `text`, `html`, `svg`: its renderings.
 //! - [`error`][]: [`BenchError`] and the exit codes.
@@ -23,6 +25,7 @@
 mod api;
 pub mod args;
 pub mod error;
+mod floor;
 mod html;
 mod limits;
 mod machine;

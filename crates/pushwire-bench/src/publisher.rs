@@ -291,17 +291,26 @@ fn parse_reply(bytes: &[u8], channels: u64) -> RequestOutcome {
 /// `payload_bytes` (or left minimal when that is smaller). `head` is the start of the JSON
 /// object up to the target: `{"channel":"c"` or `{"channels":[…]`.
 fn request_body(head: &str, ts: u64, seq: u64, payload_bytes: usize) -> String {
+    let data = padded_data(ts, seq, payload_bytes);
+    let mut body = String::with_capacity(16 + head.len() + data.len());
+    body.push_str(head);
+    body.push_str(r#","data":"#);
+    body.push_str(&data);
+    body.push('}');
+    body
+}
+
+/// The publication's `data` object `{"ts":…,"seq":…,"pad":"xx…"}`, padded to `payload_bytes`
+/// (or left minimal when that is smaller).
+pub(crate) fn padded_data(ts: u64, seq: u64, payload_bytes: usize) -> String {
     let data_head = format!(r#"{{"ts":{ts},"seq":{seq},"pad":""#);
     const TAIL: &str = r#""}"#;
     let pad = payload_bytes.saturating_sub(data_head.len() + TAIL.len());
-    let mut body = String::with_capacity(16 + head.len() + data_head.len() + pad + 4);
-    body.push_str(head);
-    body.push_str(r#","data":"#);
-    body.push_str(&data_head);
-    body.extend(std::iter::repeat_n('x', pad));
-    body.push_str(TAIL);
-    body.push('}');
-    body
+    let mut data = String::with_capacity(data_head.len() + pad + TAIL.len());
+    data.push_str(&data_head);
+    data.extend(std::iter::repeat_n('x', pad));
+    data.push_str(TAIL);
+    data
 }
 
 /// Request body `HEAD,"data":{"ts":…,"seq":…,"rows":[…]}}`: a dashboard of rows that fills

@@ -51,6 +51,8 @@ pub struct BenchReport {
     pub reconnect: Option<Reconnect>,
     /// Server memory (`--server-pid`).
     pub memory: Option<Memory>,
+    /// The kernel's floor for a fan-out round (`floor`).
+    pub floor: Option<Floor>,
     /// One sample per second of the run.
     pub timeline: Vec<Sample>,
 }
@@ -183,6 +185,48 @@ pub struct Memory {
     pub rss_delta: i64,
     /// `rss_delta / established`.
     pub bytes_per_connection: Option<i64>,
+}
+
+/// The `floor` scenario: rounds of one small write to each of N loopback connections.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Floor {
+    /// Bytes of each write: a WebSocket frame carrying the fan-out's push (`--payload-bytes`
+    /// of data) as the server encodes it in JSON.
+    pub frame_bytes: usize,
+    /// Where the reading end runs.
+    pub sink: String,
+    /// CPU the writing thread was pinned to (`--writer-cpu`).
+    pub writer_cpu: Option<usize>,
+    /// CPU the sink thread was pinned to (`--sink-cpu`).
+    pub sink_cpu: Option<usize>,
+    /// Bytes the sink should have read (warm-up round included).
+    pub bytes_expected: u64,
+    /// Bytes the sink read.
+    pub bytes_received: u64,
+    /// One `write` system call per connection, in turn.
+    pub sequential: FloorRounds,
+    /// The same writes as one batch of io_uring `send` entries per round (`None`:
+    /// `--no-batched`, or io_uring unavailable, see `batched_error`).
+    pub batched: Option<FloorRounds>,
+    /// Why the batched rounds did not run.
+    pub batched_error: Option<String>,
+}
+
+/// Rounds of one method of the `floor` scenario.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FloorRounds {
+    /// `write` or `io_uring`.
+    pub method: String,
+    /// Rounds measured.
+    pub rounds: u64,
+    /// Writes that failed or were short.
+    pub errors: u64,
+    /// Time of one round (first write started to last write returned), microseconds.
+    pub round: Latency,
+    /// Median round divided by the connections: microseconds per write.
+    pub us_per_write_p50: f64,
+    /// 99th-percentile round divided by the connections.
+    pub us_per_write_p99: f64,
 }
 
 /// A latency distribution, microseconds.
@@ -319,6 +363,7 @@ impl BenchReport {
             latency: None,
             reconnect: None,
             memory: None,
+            floor: None,
             timeline: Vec::new(),
         }
     }
@@ -353,6 +398,19 @@ impl BenchReport {
             }
             if d.duplicates > 0 {
                 p.push(format!("{} duplicate deliveries", d.duplicates));
+            }
+        }
+        if let Some(f) = &self.floor {
+            if f.bytes_received != f.bytes_expected {
+                p.push(format!(
+                    "the sink read {} of {} bytes",
+                    f.bytes_received, f.bytes_expected
+                ));
+            }
+            for r in std::iter::once(&f.sequential).chain(f.batched.as_ref()) {
+                if r.errors > 0 {
+                    p.push(format!("{} {} writes failed", r.errors, r.method));
+                }
             }
         }
         if let Some(r) = &self.reconnect {

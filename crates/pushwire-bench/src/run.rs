@@ -48,6 +48,10 @@ const RECONNECT_CODE: u32 = 3000;
 /// Progress goes to stderr; the report is returned, not printed.
 pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     let target = args.validate()?;
+    if args.scenario == Scenario::Floor {
+        let params = params_of(&args);
+        return crate::floor::run(args, params).await;
+    }
     limits::check_open_files(u64::from(args.connections))?;
     let token = token::connection_token(&args)?;
     target.probe().await?;
@@ -154,6 +158,8 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
                 );
                 tokio::time::sleep(Duration::from_secs(args.duration)).await;
             }
+            // Dispatched to `floor::run` before any connection.
+            Scenario::Floor => {}
             Scenario::Connect if args.no_reconnect => {}
             Scenario::Connect => {
                 report.reconnect =
@@ -188,10 +194,17 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
 }
 
 fn params(args: &BenchArgs) -> Params {
+    params_of(args)
+}
+
+/// The report's `params` of `args`.
+pub(crate) fn params_of(args: &BenchArgs) -> Params {
     let (channels, rate) = match args.scenario {
         Scenario::Fanout => (1, args.rate),
         Scenario::Channels => (u64::from(args.connections), args.rate),
+        Scenario::Idle if args.personal => (u64::from(args.connections), 0),
         Scenario::Connect | Scenario::Idle => (0, 0),
+        Scenario::Floor => (0, args.rate),
     };
     Params {
         url: args.url.clone(),

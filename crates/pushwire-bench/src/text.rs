@@ -108,6 +108,31 @@ impl BenchReport {
                     .map_or_else(|| "-".to_string(), |b| b.to_string()),
             );
         }
+        if let Some(f) = &self.floor {
+            let pin =
+                |c: Option<usize>| c.map_or_else(|| "unpinned".to_string(), |c| format!("CPU {c}"));
+            let _ = writeln!(
+                out,
+                "  floor        {}-byte frames; writer {}, sink {} ({}); sink read {} of {} bytes",
+                f.frame_bytes,
+                pin(f.writer_cpu),
+                pin(f.sink_cpu),
+                f.sink,
+                f.bytes_received,
+                f.bytes_expected
+            );
+            for r in std::iter::once(&f.sequential).chain(f.batched.as_ref()) {
+                let _ = writeln!(
+                    out,
+                    "  {:<12} {} rounds, {} errors; {:.2} µs/write at the median round, {:.2} at p99",
+                    r.method, r.rounds, r.errors, r.us_per_write_p50, r.us_per_write_p99
+                );
+                latency_line(&mut out, "  round", &r.round);
+            }
+            if let Some(e) = &f.batched_error {
+                let _ = writeln!(out, "               batched rounds: {e}");
+            }
+        }
         if self.complete {
             let _ = writeln!(out, "  result       complete");
         } else {

@@ -80,9 +80,23 @@ impl Prev {
     }
 }
 
+/// One channel's state on this node. An idle channel with one subscriber (a user's personal
+/// channel) is the subscriber inline and a counter: 64 bytes, one allocation with its lock and
+/// `Arc` header (80-byte class), plus the name and its slot in the shard. Everything only some
+/// channels need lives in [`Extra`], allocated when first needed and freed when it is empty
+/// again (see docs/architecture.md, "Memory budget").
 #[derive(Debug, Default)]
 struct Channel {
-    subscribers: HashMap<ClientKey, Subscriber>,
+    subscribers: Subscribers,
+    /// Publications this hub delivered on the channel (numbers them for [`Held::Seq`]).
+    seq: u64,
+    /// Recovery, delta and batching state, `None` while the channel needs none.
+    extra: Option<Box<Extra>>,
+}
+
+/// The parts of a channel's state that an idle channel does not need.
+#[derive(Debug, Default)]
+struct Extra {
     /// Live publications held back while a subscriber recovers: (offset, encoded, number
     /// of the publication on this hub).
     recovering: HashMap<ClientKey, Vec<(u64, Bytes, u64)>>,
@@ -91,8 +105,6 @@ struct Channel {
     /// at or below the offset were already sent and are skipped. An entry goes with the first
     /// publication above it.
     delivered: HashMap<ClientKey, u64>,
-    /// Publications this hub delivered on the channel (numbers them for [`Held::Seq`]).
-    seq: u64,
     /// Subscribers with [`Subscriber::delta`].
     delta_subs: usize,
     /// The previous payload, while `delta_subs > 0`.
@@ -103,6 +115,126 @@ struct Channel {
     batch: Vec<Publication>,
     /// Of the held batch only the newest goes out.
     batch_latest: bool,
+}
+
+impl Extra {
+    /// Nothing left that a publication or a later call would need.
+    fn is_empty(&self) -> bool {
+        self.recovering.is_empty()
+            && self.delivered.is_empty()
+            && self.delta_subs == 0
+            && self.prev.is_none()
+            && self.held.is_empty()
+            && self.batch.is_empty()
+    }
+}
+
+impl Channel {
+    /// The extra state, allocated on first use.
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// Frees the extra state once nothing in it is needed any more.
+    fn tidy(&mut self) {
+        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
+            self.extra = None;
+        }
+    }
+}
+
+/// A channel's subscribers on this node: one inline (personal channels, the common case),
+/// or a map.
+#[derive(Debug, Default)]
+enum Subscribers {
+    #[default]
+    Empty,
+    One(ClientKey, Subscriber),
+    // Boxed: inline the map (48 bytes) would make every channel's state bigger.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<ClientKey, Subscriber>>),
+}
+
+impl Subscribers {
+    /// Inserts or replaces; returns the replaced subscriber.
+    fn insert(&mut self, key: ClientKey, sub: Subscriber) -> Option<Subscriber> {
+        match self {
+            Subscribers::Empty => {
+                *self = Subscribers::One(key, sub);
+                None
+            }
+            Subscribers::One(k, s) if *k == key => Some(std::mem::replace(s, sub)),
+            Subscribers::One(..) => {
+                let Subscribers::One(k, s) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                let mut map = HashMap::with_capacity(2);
+                map.insert(k, s);
+                map.insert(key, sub);
+                *self = Subscribers::Many(Box::new(map));
+                None
+            }
+            Subscribers::Many(m) => m.insert(key, sub),
+        }
+    }
+
+    /// Removes `key`. A map left with one subscriber goes back inline.
+    fn remove(&mut self, key: &ClientKey) -> Option<Subscriber> {
+        match self {
+            Subscribers::Empty => None,
+            Subscribers::One(k, _) if k == key => {
+                let Subscribers::One(_, s) = std::mem::take(self) else {
+                    unreachable!()
+                };
+                Some(s)
+            }
+            Subscribers::One(..) => None,
+            Subscribers::Many(m) => {
+                let removed = m.remove(key);
+                if m.len() <= 1 {
+                    let last = m.drain().next();
+                    *self = match last {
+                        Some((k, s)) => Subscribers::One(k, s),
+                        None => Subscribers::Empty,
+                    };
+                }
+                removed
+            }
+        }
+    }
+
+    fn get(&self, key: &ClientKey) -> Option<&Subscriber> {
+        match self {
+            Subscribers::One(k, s) if k == key => Some(s),
+            Subscribers::Many(m) => m.get(key),
+            _ => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Subscribers::Empty => 0,
+            Subscribers::One(..) => 1,
+            Subscribers::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Subscribers::Empty)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&ClientKey, &Subscriber)> {
+        let (one, many) = match self {
+            Subscribers::Empty => (None, None),
+            Subscribers::One(k, s) => (Some((k, s)), None),
+            Subscribers::Many(m) => (None, Some(m.iter())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Subscriber> {
+        self.iter().map(|(_, s)| s)
+    }
 }
 
 type Shard = RwLock<HashMap<Arc<str>, Arc<Mutex<Channel>>>>;
@@ -177,31 +309,52 @@ impl Hub {
         self.shard(channel).read().get(channel).cloned()
     }
 
+    /// The channel's name as this hub stores it, when the channel has subscribers here, else
+    /// a new one: a subscription keeps this `Arc` so that the name is allocated once per
+    /// channel, not once per subscription.
+    pub fn name(&self, channel: &str) -> Arc<str> {
+        match self.shard(channel).read().get_key_value(channel) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(channel),
+        }
+    }
+
     /// Adds a subscriber. With `recovering`, live publications are buffered until
     /// [`Hub::finish_recovery`]. Returns true if this is the channel's first subscriber.
+    ///
+    /// `channel` becomes the channel's key when the channel is new: pass the `Arc<str>` the
+    /// caller keeps (from [`Hub::name`]) so that the name is stored once.
     pub fn subscribe(
         &self,
-        channel: &str,
+        channel: impl AsRef<str> + Into<Arc<str>>,
         key: ClientKey,
         sub: Subscriber,
         recovering: bool,
     ) -> bool {
-        let mut shard = self.shard(channel).write();
-        let first = !shard.contains_key(channel);
-        let ch = shard.entry(Arc::from(channel)).or_default().clone();
+        let mut shard = self.shard(channel.as_ref()).write();
+        let (ch, first) = match shard.get(channel.as_ref()) {
+            Some(ch) => (ch.clone(), false),
+            None => {
+                let ch = Arc::new(Mutex::new(Channel::default()));
+                shard.insert(channel.into(), ch.clone());
+                (ch, true)
+            }
+        };
         let mut ch = ch.lock();
         drop(shard);
         let transport = sub.transport;
         let delta = sub.delta;
         if ch.subscribers.insert(key, sub).is_none() {
             self.gauges.subscription(transport, 1);
-            ch.delta_subs += usize::from(delta);
+            if delta {
+                ch.extra().delta_subs += 1;
+            }
         }
         if first {
             self.gauges.channel(1);
         }
         if recovering {
-            ch.recovering.insert(key, Vec::new());
+            ch.extra().recovering.insert(key, Vec::new());
         }
         first
     }
@@ -220,12 +373,16 @@ impl Hub {
         let Some(ch) = self.channel(channel) else {
             return true;
         };
-        let mut ch = ch.lock();
-        let ch = &mut *ch;
-        let Some(mut buffered) = ch.recovering.remove(&key) else {
+        let mut guard = ch.lock();
+        let ch = &mut *guard;
+        let Some(extra) = ch.extra.as_deref_mut() else {
+            return true;
+        };
+        let Some(mut buffered) = extra.recovering.remove(&key) else {
             return true;
         };
         let Some(sub) = ch.subscribers.get(&key) else {
+            ch.tidy();
             return true;
         };
         buffered.sort_by_key(|(offset, _, _)| *offset);
@@ -243,12 +400,13 @@ impl Hub {
             }
         }
         if sub.delta {
-            ch.held.insert(key, held);
+            extra.held.insert(key, held);
         }
         let queued = sub.outbox.push_all(out).queued();
         if last > 0 {
-            ch.delivered.insert(key, last);
+            extra.delivered.insert(key, last);
         }
+        ch.tidy();
         queued
     }
 
@@ -276,16 +434,22 @@ impl Hub {
             return true;
         };
         let mut ch = ch.lock();
-        if let Some(s) = ch.subscribers.remove(&key) {
+        let removed = ch.subscribers.remove(&key);
+        if let Some(s) = &removed {
             self.gauges.subscription(s.transport, -1);
-            ch.delta_subs -= usize::from(s.delta);
-            if ch.delta_subs == 0 {
-                ch.prev = None;
-            }
         }
-        ch.recovering.remove(&key);
-        ch.delivered.remove(&key);
-        ch.held.remove(&key);
+        if let Some(extra) = ch.extra.as_deref_mut() {
+            if removed.is_some_and(|s| s.delta) {
+                extra.delta_subs -= 1;
+                if extra.delta_subs == 0 {
+                    extra.prev = None;
+                }
+            }
+            extra.recovering.remove(&key);
+            extra.delivered.remove(&key);
+            extra.held.remove(&key);
+            ch.tidy();
+        }
         if ch.subscribers.is_empty() {
             shard.remove(channel);
             self.gauges.channel(-1);
@@ -322,12 +486,14 @@ impl Hub {
         };
         let mut guard = ch.lock();
         let c = &mut *guard;
-        c.batch.push(publication.clone());
-        c.batch_latest = policy.flush_latest;
-        if policy.max_size > 0 && c.batch.len() >= policy.max_size {
+        let extra = c.extra();
+        extra.batch.push(publication.clone());
+        extra.batch_latest = policy.flush_latest;
+        let held = extra.batch.len();
+        if policy.max_size > 0 && held >= policy.max_size {
             return Self::flush_locked(channel, c);
         }
-        if c.batch.len() == 1 {
+        if held == 1 {
             let at = tokio::time::Instant::now() + policy.max_delay;
             if !self.flusher.schedule(self, account, Arc::from(channel), at) {
                 return Self::flush_locked(channel, c);
@@ -346,11 +512,15 @@ impl Hub {
 
     /// Delivers the held batch: each subscriber's share in one outbox push.
     fn flush_locked(channel: &str, ch: &mut Channel) -> Delivery {
-        let mut batch = std::mem::take(&mut ch.batch);
-        if ch.batch_latest && batch.len() > 1 {
+        let Some(extra) = ch.extra.as_deref_mut() else {
+            return Delivery::default();
+        };
+        let mut batch = std::mem::take(&mut extra.batch);
+        if extra.batch_latest && batch.len() > 1 {
             batch.drain(..batch.len() - 1);
         }
         if batch.is_empty() {
+            ch.tidy();
             return Delivery::default();
         }
         let stamp = crate::metrics::stamp_now();
@@ -379,6 +549,7 @@ impl Hub {
                 }
             }
         }
+        ch.tidy();
         delivery
     }
 
@@ -402,36 +573,55 @@ impl Hub {
             ..Default::default()
         };
         let mut encoded = EncodeOnce::new(&push);
-        ch.seq += 1;
-        let seq = ch.seq;
-        let mut deltas =
-            DeltaOnce::new(channel, publication, ch.prev.as_ref().map(|p| &p.data[..]));
+        let Channel {
+            subscribers,
+            seq,
+            extra,
+        } = ch;
+        *seq += 1;
+        let seq = *seq;
+        let mut extra = extra.as_deref_mut();
+        // Disjoint borrows of the extra state's parts (all empty without it).
+        let (mut recovering_subs, mut delivered, mut held, prev) = match extra.as_deref_mut() {
+            Some(Extra {
+                recovering,
+                delivered,
+                held,
+                prev,
+                ..
+            }) => (Some(recovering), Some(delivered), Some(held), prev.as_ref()),
+            None => (None, None, None, None),
+        };
+        let mut deltas = DeltaOnce::new(channel, publication, prev.map(|p| &p.data[..]));
         let mut delivery = Delivery::default();
         // The channel's name for shed tags, made once if a shedding subscriber needs it.
         let mut shed_name: Option<Arc<str>> = None;
-        for (key, sub) in &ch.subscribers {
+        for (key, sub) in subscribers.iter() {
             if let Some(f) = &sub.filter {
                 if !filter::matches(f, &publication.tags) {
                     continue;
                 }
             }
-            let recovering = ch.recovering.contains_key(key);
-            if !recovering
-                && !ch.delivered.is_empty()
-                && Self::already_delivered(&mut ch.delivered, *key, publication.offset)
-            {
-                continue;
+            let recovering = recovering_subs
+                .as_ref()
+                .is_some_and(|r| r.contains_key(key));
+            if let Some(d) = delivered.as_deref_mut() {
+                if !recovering
+                    && !d.is_empty()
+                    && Self::already_delivered(d, *key, publication.offset)
+                {
+                    continue;
+                }
             }
             let bytes = if sub.delta {
                 // A recovering subscriber's base is settled by finish_recovery: full payload.
                 let holds = !recovering
-                    && ch
-                        .prev
-                        .as_ref()
-                        .is_some_and(|p| p.held_by(ch.held.get(key)));
+                    && prev.is_some_and(|p| p.held_by(held.as_ref().and_then(|h| h.get(key))));
                 let bytes = deltas.get(sub.encoding, holds);
                 if bytes.is_some() && !recovering {
-                    ch.held.insert(*key, Held::Seq(seq));
+                    if let Some(h) = held.as_deref_mut() {
+                        h.insert(*key, Held::Seq(seq));
+                    }
                 }
                 bytes
             } else {
@@ -443,7 +633,7 @@ impl Hub {
                 delivery.dropped += 1;
                 continue;
             };
-            if let Some(buf) = ch.recovering.get_mut(key) {
+            if let Some(buf) = recovering_subs.as_deref_mut().and_then(|r| r.get_mut(key)) {
                 buf.push((publication.offset, bytes, seq));
                 delivery.queued += 1;
             } else if let Some(g) = groups.as_deref_mut() {
@@ -459,13 +649,16 @@ impl Hub {
             }
         }
         drop(deltas);
-        if ch.delta_subs > 0 {
-            ch.prev = Some(Prev {
-                seq,
-                offset: publication.offset,
-                data: publication.data.0.clone(),
-            });
+        if let Some(e) = extra {
+            if e.delta_subs > 0 {
+                e.prev = Some(Prev {
+                    seq,
+                    offset: publication.offset,
+                    data: publication.data.0.clone(),
+                });
+            }
         }
+        ch.tidy();
         delivery
     }
 
@@ -832,6 +1025,51 @@ mod tests {
         let got = a.try_drain().messages;
         assert_eq!(got.len(), 1, "only the newest");
         assert!(String::from_utf8_lossy(&got[0]).contains("\"offset\":9"));
+    }
+
+    /// An idle channel keeps only its subscribers and counter: the recovery buffer of the
+    /// subscribe is freed when recovery ends, one subscriber is held inline, and the name is
+    /// the caller's allocation.
+    #[test]
+    fn an_idle_channel_holds_no_extra_state() {
+        assert!(
+            std::mem::size_of::<Channel>() <= 64,
+            "Channel is {} bytes: keep rarely used state in Extra",
+            std::mem::size_of::<Channel>()
+        );
+        let hub = Hub::new();
+        let a = Arc::new(Outbox::new(1 << 20));
+        let b = Arc::new(Outbox::new(1 << 20));
+        let name: Arc<str> = hub.name("personal:1");
+        hub.subscribe(name.clone(), 1, sub(&a), true);
+        assert!(Arc::ptr_eq(&name, &hub.name("personal:1")), "stored once");
+        let state = |hub: &Hub| {
+            let ch = hub.channel("personal:1").unwrap();
+            let ch = ch.lock();
+            (
+                matches!(ch.subscribers, Subscribers::One(..)),
+                ch.extra.is_some(),
+            )
+        };
+        assert_eq!(state(&hub), (true, true), "recovering");
+        hub.publish("personal:1", &publication(0));
+        assert!(hub.finish_recovery("personal:1", 1, 0, 0));
+        assert_eq!(state(&hub), (true, false), "recovered: nothing extra");
+        assert_eq!(a.try_drain().messages.len(), 1, "the buffered publication");
+        hub.subscribe("personal:1", 2, delta_sub(&b), false);
+        assert_eq!(
+            state(&hub),
+            (false, true),
+            "two subscribers, one with delta"
+        );
+        hub.publish("personal:1", &doc(1));
+        assert_eq!(hub.publish("personal:1", &doc(2)).queued, 2);
+        assert!(!hub.unsubscribe("personal:1", 2));
+        assert_eq!(state(&hub), (true, false), "back inline, delta state gone");
+        assert_eq!(hub.publish("personal:1", &publication(3)).queued, 1);
+        assert_eq!(hub.counts(), (1, 1));
+        assert!(hub.unsubscribe("personal:1", 1));
+        assert_eq!(hub.counts(), (0, 0));
     }
 
     #[test]

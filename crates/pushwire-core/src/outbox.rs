@@ -366,8 +366,10 @@ impl Outbox {
             }
         }
         st.since = None;
+        // The queue's allocation goes with the messages: an idle outbox holds none.
+        let queue = std::mem::take(&mut st.queue);
         Drained {
-            messages: st.queue.drain(..).collect(),
+            messages: Vec::from(queue),
             disconnect: st.closed.clone(),
             stamp: std::mem::take(&mut st.stamp),
             shed,

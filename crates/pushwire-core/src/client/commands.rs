@@ -41,7 +41,7 @@ impl Client {
         if !ok {
             return Err(ErrorCode::PermissionDenied.into());
         }
-        let info = self.client_info(sub.map(|s| s.chan_info).unwrap_or_default());
+        let info = self.client_info(sub.map(|s| s.chan_info()).unwrap_or_default());
         let mut params = PublishParams {
             data: req.data,
             info: Some(info),

@@ -75,7 +75,7 @@ impl Client {
         {
             let mut st = self.state.lock();
             st.user = creds.user.clone();
-            st.conn_info = creds.info.clone();
+            st.set_conn_info(creds.info.clone());
             if !creds.meta.is_empty() {
                 st.extra().meta = creds.meta.clone();
             }
@@ -262,7 +262,7 @@ impl Client {
         let mut st = self.state.lock();
         st.expire_at = expire_at.filter(|e| *e > 0);
         if let Some(info) = info {
-            st.conn_info = info;
+            st.set_conn_info(info);
         }
         self.arm_expiry(&mut st);
         let ttl = st.expire_at.map(|e| (e - unix_now()).max(0) as u32);
@@ -296,7 +296,7 @@ impl Client {
         }
         st.expire_at = creds.expire_at;
         if !creds.info.is_empty() {
-            st.conn_info = creds.info;
+            st.set_conn_info(creds.info);
         }
         self.arm_expiry(&mut st);
         let ttl = st.expire_at.map(|e| (e - now).max(0) as u32);

@@ -85,21 +85,33 @@ pub(crate) struct SubState {
     pub presence: bool,
     /// Join/leave messages are published for this subscription.
     pub join_leave: bool,
-    /// Channel info from the subscription token.
-    pub chan_info: RawJson,
+    /// Channel info from the subscription token or proxy; boxed (one word) because most
+    /// subscriptions have none. Read it with [`SubState::chan_info`].
+    pub chan_info: Option<Box<RawJson>>,
     /// Subscription expiry, Unix seconds.
     pub expire_at: Option<i64>,
     /// At expiry the sub_refresh proxy decides (server-side refresh).
     pub proxy_refresh: bool,
 }
 
+impl SubState {
+    /// The channel info (empty when none).
+    pub(crate) fn chan_info(&self) -> RawJson {
+        self.chan_info.as_deref().cloned().unwrap_or_default()
+    }
+
+    /// Boxes `info`, or nothing for an empty one.
+    pub(crate) fn boxed_info(info: RawJson) -> Option<Box<RawJson>> {
+        (!info.is_empty()).then(|| Box::new(info))
+    }
+}
+
 #[derive(Debug)]
 struct State {
     status: Status,
     user: String,
-    conn_info: RawJson,
-    /// Connection meta and kept connect-command headers; `None` (one word, no allocation)
-    /// while there are none, which keeps an idle connection small.
+    /// Connection info, meta and kept connect-command headers; `None` (one word, no
+    /// allocation) while there are none, which keeps an idle connection small.
     extra: Option<Box<Extra>>,
     expire_at: Option<i64>,
     subs: submap::SubMap,
@@ -110,6 +122,8 @@ struct State {
 /// What only some connections carry.
 #[derive(Debug, Default)]
 struct Extra {
+    /// Connection info (token `info` claim or connect proxy), sent in client info.
+    conn_info: RawJson,
     /// Server-only connection meta (token `meta` claim or connect proxy).
     meta: RawJson,
     /// Connect command `headers` some proxy forwards (`emulated_headers`).
@@ -119,6 +133,20 @@ struct Extra {
 impl State {
     fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn conn_info(&self) -> RawJson {
+        self.extra
+            .as_ref()
+            .map(|e| e.conn_info.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the connection info; an empty one allocates nothing.
+    fn set_conn_info(&mut self, info: RawJson) {
+        if !info.is_empty() || self.extra.is_some() {
+            self.extra().conn_info = info;
+        }
     }
 }
 
@@ -226,7 +254,6 @@ impl Client {
             state: Mutex::new(State {
                 status: Status::Connecting,
                 user: String::new(),
-                conn_info: RawJson::default(),
                 extra: None,
                 expire_at: None,
                 subs: Default::default(),
@@ -292,7 +319,7 @@ impl Client {
         ClientInfo {
             user: st.user.clone(),
             client: self.id.to_string(),
-            conn_info: st.conn_info.clone(),
+            conn_info: st.conn_info(),
             chan_info,
         }
     }

@@ -11,7 +11,7 @@ use pushwire_protocol::{
     SubscribeRequest,
 };
 
-use super::{Client, CommandError, CommandResult};
+use super::{Client, CommandError, CommandResult, SubState};
 use crate::auth::unix_now;
 use crate::config::{ChannelOptions, ProxyKind};
 use crate::proxy::{Answer, CallContext, HeaderPairs, ProxyResult, SubscribeAnswer, SubscribeCall};
@@ -194,7 +194,7 @@ impl Client {
         let mut st = self.state.lock();
         st.expire_at = answer.expire_at.filter(|e| *e > 0);
         if let Some(info) = answer.info {
-            st.conn_info = info;
+            st.set_conn_info(info);
         }
         if let Some(meta) = answer.meta {
             st.extra().meta = meta;
@@ -249,7 +249,7 @@ impl Client {
                 if let Some(s) = st.subs.get_mut(&channel) {
                     s.expire_at = a.expire_at.filter(|e| *e > 0);
                     if let Some(info) = a.info {
-                        s.chan_info = info;
+                        s.chan_info = SubState::boxed_info(info);
                     }
                 }
                 self.arm_sub_expiry(&mut st);

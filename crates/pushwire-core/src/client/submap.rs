@@ -96,3 +96,27 @@ mod tests {
         assert_eq!(m.keys().map(|k| &**k).collect::<Vec<_>>(), vec!["b"]);
     }
 }
+
+#[cfg(test)]
+mod sizes {
+    /// Prints the sizes of what every idle connection holds (`cargo test -p pushwire-core
+    /// --lib print_sizes -- --nocapture`); docs/architecture.md's memory budget quotes them.
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        println!("Client {}", size_of::<super::super::Client>());
+        println!("client::State {}", size_of::<super::super::State>());
+        println!("SubState {}", size_of::<super::SubState>());
+        println!("Timers {}", size_of::<super::super::timers::Timers>());
+        println!("Outbox {}", size_of::<crate::outbox::Outbox>());
+        println!("RawJson {}", size_of::<pushwire_protocol::RawJson>());
+        println!("TransportInfo {}", size_of::<super::super::TransportInfo>());
+        println!("Notify {}", size_of::<tokio::sync::Notify>());
+        // `Arc<Client>` is one allocation of 16 + size_of::<Client>() bytes: at most 256
+        // keeps it in the 256-byte size class (the next one is 320).
+        assert!(
+            size_of::<super::super::Client>() <= 240,
+            "Client grew past 240 bytes"
+        );
+    }
+}

@@ -200,7 +200,7 @@ impl Client {
             },
         };
         grant.overrides.apply(&mut ns);
-        let key: Arc<str> = Arc::from(req.channel.as_str());
+        let key: Arc<str> = self.node.hub().name(&req.channel);
         let anonymous = user.is_empty();
         let history_perm = allowed(
             ns.allow_history_for_client,
@@ -237,7 +237,7 @@ impl Client {
             subscribing: true,
             presence: ns.presence,
             join_leave: ns.join_leave,
-            chan_info: grant.chan_info.clone(),
+            chan_info: SubState::boxed_info(grant.chan_info.clone()),
             expire_at: grant.expire_at,
             proxy_refresh: ns.sub_refresh_proxy_enabled && self.node.proxy().is_some(),
         };
@@ -247,7 +247,7 @@ impl Client {
             .insert(key.clone(), sub_state.clone());
 
         let first = self.node.hub().subscribe(
-            &req.channel,
+            key.clone(),
             self.key,
             Subscriber {
                 outbox: self.outbox.clone(),
@@ -555,7 +555,7 @@ impl Client {
         if !sub.presence && !sub.join_leave {
             return;
         }
-        let info = self.client_info(sub.chan_info.clone());
+        let info = self.client_info(sub.chan_info());
         if sub.presence {
             let r = if join {
                 self.node.presence().add(channel, info.clone()).await
