@@ -61,6 +61,11 @@ const V5_KEYS: &[(&str, &str)] = &[
     ("tls_key", "http_server.tls.key_pem"),
     ("websocket_compression", "websocket.compression"),
     (
+        "websocket_compression_min_size",
+        "websocket.compression_min_size",
+    ),
+    ("websocket_compression_level", "websocket.compression_level"),
+    (
         "websocket_message_size_limit",
         "websocket.message_size_limit",
     ),
@@ -123,6 +128,8 @@ mod tests {
         assert!(e.contains("client.token.hmac_secret_key"), "{e}");
         assert!(e.contains("admin.enabled"), "{e}");
         assert!(e.contains("migration_v6"), "{e}");
+        let e = detect(&json!({"websocket_compression_level": 3})).unwrap();
+        assert!(e.contains("websocket.compression_level"), "{e}");
         assert!(detect(
             &json!({"client": {"token": {"hmac_secret_key": "s"}}, "admin": {"enabled": true}})
         )
