@@ -17,6 +17,7 @@ use crate::processor::Processor;
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The running consumers: owns their tasks.
+#[derive(Debug)]
 pub struct Consumers {
     shutdown: CancellationToken,
     tasks: Vec<(String, JoinHandle<()>)>,

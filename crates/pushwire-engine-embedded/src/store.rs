@@ -22,15 +22,16 @@ use crate::codec::{self, Meta};
 use crate::error::StoreError;
 
 /// Channel → stream meta.
-pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 /// (channel, offset) → stored publication.
-pub const PUBS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("pubs");
+pub const PUBS: TableDefinition<'static, (&str, u64), &[u8]> = TableDefinition::new("pubs");
 /// (channel, idempotency key) → idempotency record.
-pub const IDEM: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idem");
+pub const IDEM: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("idem");
 /// (expiry, channel, key) → (): which idempotency records expire when.
-pub const IDEM_EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("idem_expiry");
+pub const IDEM_EXPIRY: TableDefinition<'static, (u64, &str, &str), ()> =
+    TableDefinition::new("idem_expiry");
 /// Engine state (the open marker).
-pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+pub const STATE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("state");
 
 /// The key of the open marker in [`STATE`].
 pub const OPEN_MARKER: &str = "open";

@@ -218,7 +218,7 @@ async fn idempotency_keys_and_versions_hold_across_a_restart_within_their_window
 
 /// Writes the open marker a crashed run leaves behind, as that run's policy.
 fn fake_crash(dir: &TempDir, policy: FsyncPolicy) {
-    const STATE: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("state");
+    const STATE: redb::TableDefinition<'static, &str, &[u8]> = redb::TableDefinition::new("state");
     let db = redb::Database::open(dir.file()).unwrap();
     let txn = db.begin_write().unwrap();
     txn.open_table(STATE)

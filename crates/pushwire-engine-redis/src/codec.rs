@@ -127,7 +127,7 @@ mod tests {
             panic!("not a publication")
         };
         assert_eq!(got.offset, 0);
-        let info = p.info.clone().unwrap();
+        let info = p.info.unwrap();
         assert_eq!(
             decode_message(&join_leave_message(&info, false)).unwrap(),
             Message::JoinLeave(info, false)

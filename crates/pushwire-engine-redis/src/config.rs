@@ -303,7 +303,7 @@ mod tests {
             (
                 RedisConfig {
                     sentinel_address: Vec::new(),
-                    ..sentinel.clone()
+                    ..sentinel
                 },
                 "engine.redis.sentinel_address",
             ),
@@ -341,7 +341,7 @@ mod tests {
             (
                 RedisConfig {
                     sharded_pub_sub_partitions: 0,
-                    ..cluster.clone()
+                    ..cluster
                 },
                 "engine.redis.sharded_pub_sub_partitions",
             ),

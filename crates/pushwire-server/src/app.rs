@@ -93,6 +93,7 @@ pub fn api_router(state: AppState) -> Router {
 }
 
 /// A server bound to its address and serving.
+#[derive(Debug)]
 pub struct RunningServer {
     /// Bound address (useful with port 0).
     pub addr: SocketAddr,

@@ -13,6 +13,7 @@ use pushwire_protocol::Publication;
 
 /// The Redis engine's streams as the NATS broker's history: stored by the same publish
 /// script (idempotency, version, offset), without Redis PUB/SUB.
+#[derive(Debug)]
 pub struct RedisHistory(pub Arc<RedisBroker>);
 
 #[async_trait]

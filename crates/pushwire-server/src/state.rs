@@ -12,7 +12,7 @@ use crate::limits::admission::Admission;
 use crate::transport::origin::OriginPolicy;
 
 /// State shared by every handler.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     /// The node.
     pub node: Arc<Node>,

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use pushwire_server::config::TlsConfig;
 
 /// A certificate and its key, on disk.
+#[derive(Debug)]
 pub struct TestCert {
     /// The certificate, PEM.
     pub pem: String,

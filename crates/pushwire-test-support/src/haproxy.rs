@@ -26,6 +26,7 @@ pub const HAPROXY_BIN: &str = "/usr/sbin/haproxy";
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running HAProxy on a free 127.0.0.1 port. Killed (and its files removed) when dropped.
+#[derive(Debug)]
 pub struct HaProxy {
     addr: SocketAddr,
     config_path: PathBuf,

@@ -26,6 +26,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A `pushwire serve` child process on 127.0.0.1. Killed when dropped.
+#[derive(Debug)]
 pub struct NodeProcess {
     /// Where it listens.
     pub addr: SocketAddr,

@@ -20,6 +20,7 @@ use crate::sdk::{require, sdk_dir, SdkRun};
 use crate::{API_KEY, SECRET};
 
 /// A running SDK script whose standard output is read line by line. Killed when dropped.
+#[derive(Debug)]
 pub struct LiveScript {
     script: String,
     child: Child,

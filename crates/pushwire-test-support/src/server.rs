@@ -76,7 +76,7 @@ pub fn test_config() -> ServerConfig {
                 force_recovery: true,
                 allow_history_for_subscriber: true,
                 allow_history_for_anonymous: true,
-                ..open.clone()
+                ..open
             },
         },
     ];
@@ -107,6 +107,7 @@ pub fn add_delta_namespace(c: &mut ServerConfig) {
 }
 
 /// A running server on loopback.
+#[derive(Debug)]
 pub struct TestServer {
     /// Bound address.
     pub addr: SocketAddr,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::cert::TestCert;
 
 /// A running TLS-only redis-server (its certificate files live as long as it).
+#[derive(Debug)]
 pub struct TlsRedis {
     /// Its TLS port on 127.0.0.1.
     pub port: u16,

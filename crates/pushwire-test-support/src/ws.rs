@@ -15,6 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A JSON-protocol client that keeps pushes aside while waiting for replies.
+#[derive(Debug)]
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u32,

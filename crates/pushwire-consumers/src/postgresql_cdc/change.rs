@@ -36,6 +36,7 @@ impl Op {
 }
 
 /// One row change, ready to become an event.
+#[derive(Debug)]
 pub struct Change<'a> {
     /// What happened.
     pub op: Op,

@@ -33,7 +33,7 @@ use limiter::LoginLimiter;
 use session::Sessions;
 
 /// What the admin handlers share.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AdminState {
     /// The application (node, configuration).
     pub app: AppState,

@@ -16,6 +16,7 @@ use super::method::Method;
 
 /// The node's server API for consumers. Calls count in the `api_requests` metric like HTTP
 /// calls.
+#[derive(Debug)]
 pub struct ConsumerApi {
     node: Arc<Node>,
 }

@@ -21,6 +21,7 @@ pub fn encode<T: Serialize>(value: &T) -> ApiResult {
 }
 
 /// `{"id":…?,"result":…}` or `{"id":…?,"error":{"code","message"}}`.
+#[derive(Debug)]
 pub struct Envelope<'a> {
     /// Legacy command id, echoed when present.
     pub id: Option<&'a RawValue>,

@@ -49,11 +49,11 @@ pub fn generate(args: &GentokenArgs) -> anyhow::Result<String> {
     let (key, secret) = match &args.channel {
         Some(_) if config.client.subscription_token.enabled => (
             "client.subscription_token.hmac_secret_key",
-            config.client.subscription_token.hmac_secret_key.clone(),
+            config.client.subscription_token.hmac_secret_key,
         ),
         _ => (
             "client.token.hmac_secret_key",
-            config.client.token.hmac_secret_key.clone(),
+            config.client.token.hmac_secret_key,
         ),
     };
     if secret.is_empty() {

@@ -22,6 +22,7 @@ use crate::api::reply::ApiResult;
 pub type Respond<Resp> = fn(ApiResult, bool) -> Result<Resp, Status>;
 
 /// A unary call of `method`: decodes `Req`, answers `Resp`.
+#[derive(Debug)]
 pub struct Call<Req, Resp> {
     /// The node the call acts on.
     pub node: Arc<Node>,

@@ -96,6 +96,7 @@ impl LogLimiter {
 }
 
 /// Tracks one call in flight; decrements on drop.
+#[derive(Debug)]
 pub struct InFlight<'a>(&'a AtomicI64);
 
 impl<'a> InFlight<'a> {

@@ -77,7 +77,7 @@ impl Positions {
         if let Some(p) = head.subscribe {
             if !p.epoch.is_empty() {
                 self.by_channel
-                    .insert(head.channel.clone(), (p.top(), p.epoch.clone()));
+                    .insert(head.channel.clone(), (p.top(), p.epoch));
                 changed = true;
             }
         }

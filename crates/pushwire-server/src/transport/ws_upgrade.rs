@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
 
 /// An upgrade request that passed the checks.
+#[derive(Debug)]
 pub struct Upgrade {
     /// Resolves to the raw connection once the 101 answer is sent.
     pub on_upgrade: OnUpgrade,

@@ -201,7 +201,7 @@ async fn create_topics(topics: &[&str]) {
         .set("bootstrap.servers", BROKER)
         .create()
         .expect("admin client");
-    let new: Vec<NewTopic> = topics
+    let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
         .collect();

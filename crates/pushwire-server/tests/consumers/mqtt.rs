@@ -68,7 +68,7 @@ async fn device(
     if let Some(cert) = tls {
         let mut roots = rustls::RootCertStore::empty();
         for c in
-            <rustls::pki_types::CertificateDer as rustls::pki_types::pem::PemObject>::pem_slice_iter(
+            <rustls::pki_types::CertificateDer<'_> as rustls::pki_types::pem::PemObject>::pem_slice_iter(
                 cert.pem.as_bytes(),
             )
         {

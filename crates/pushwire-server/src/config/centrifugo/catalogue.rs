@@ -57,6 +57,7 @@ impl Entry {
 }
 
 /// The parsed catalogue.
+#[derive(Debug)]
 pub struct Catalogue {
     entries: Vec<Entry>,
     by_key: HashMap<&'static str, usize>,

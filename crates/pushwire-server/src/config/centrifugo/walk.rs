@@ -213,3 +213,9 @@ pub fn place(map: &mut Map<String, Value>, to: &str, v: Value, ctx: &mut Ctx) {
         map.entry(to.to_string()).or_insert(v);
     }
 }
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").finish_non_exhaustive()
+    }
+}
