@@ -336,6 +336,8 @@ impl Rounds {
 }
 
 /// The batched submission: io_uring `send` entries, one per connection.
+// io_uring submission needs `unsafe` (the buffers must outlive the kernel's use): kept to
+// this one function.
 #[allow(unsafe_code)]
 mod uring {
     use std::net::TcpStream;

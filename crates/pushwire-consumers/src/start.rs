@@ -113,6 +113,7 @@ pub fn start(
 }
 
 /// Spawns the source task of `config`.
+// In a build without some source's cargo feature, its arm is compiled out and what it uses is not.
 #[allow(unused_variables, unreachable_code)]
 fn spawn(
     config: &ConsumerConfig,

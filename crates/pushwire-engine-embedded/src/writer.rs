@@ -288,6 +288,7 @@ impl Writer {
 
     /// Applies `writes` in one transaction. On a store failure every request is answered with
     /// it (the transaction is dropped, i.e. aborted).
+    // The per-request answer channels, spelled out once; an alias would hide what is answered.
     #[allow(clippy::type_complexity)]
     fn apply(
         &mut self,

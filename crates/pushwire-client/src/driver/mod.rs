@@ -77,6 +77,8 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    // The task is built once from the handle's parts; a struct for them would only be
+    // unpacked here.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cfg: ClientConfig,

@@ -214,6 +214,7 @@ async fn pause(
 }
 
 /// The MQTT 3.1.1 event loop.
+// Both event loops take the same worker parts; bundling them would only be unpacked here.
 #[allow(clippy::too_many_arguments)]
 async fn poll_v311(
     name: &str,
@@ -300,6 +301,7 @@ async fn poll_v311(
 }
 
 /// The MQTT 5 event loop.
+// Same parts as the 3.1.1 loop (see there).
 #[allow(clippy::too_many_arguments)]
 async fn poll_v5(
     name: &str,

@@ -90,6 +90,7 @@ impl Decoder {
                 })?;
                 Ok(Some(Decoder::Protobuf(desc)))
             }
+            // Reached only in builds without the avro or protobuf feature.
             #[allow(unreachable_patterns)]
             _ => Err(ConsumerError::config(
                 format!("{key}.format"),
