@@ -139,8 +139,9 @@ impl ProxyClient {
             ProxyMetrics::inc(&self.metrics.rejected);
             return Err(ProxyError::CircuitOpen);
         }
-        let slot = match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
-            Ok(Ok(slot)) => slot,
+        let slot = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => Slot::new(slot, deadline),
             _ => {
                 if permit == Permit::Trial {
                     self.breaker.abandon_trial();
@@ -157,7 +158,7 @@ impl ProxyClient {
                 .await
                 .unwrap_or(Err(ProxyError::Timeout))
         };
-        drop(slot);
+        slot.done();
         self.metrics
             .latency
             .observe(started.elapsed().as_nanos() as u64);
@@ -171,5 +172,43 @@ impl ProxyClient {
     /// Calls in flight now (for tests and the admin view).
     pub fn in_flight(&self) -> i64 {
         self.metrics.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A `max_in_flight` slot held by one call. A call abandoned before it ends (its client left,
+/// so the future was dropped mid-request) keeps the slot until its deadline: the backend may
+/// still be working on it, and `max_in_flight` bounds what the backend sees, not what the node
+/// still waits for.
+struct Slot {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    deadline: Instant,
+}
+
+impl Slot {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit, deadline: Instant) -> Slot {
+        Slot {
+            permit: Some(permit),
+            deadline,
+        }
+    }
+
+    /// The call ended (answered, failed or timed out): the slot is free at once.
+    fn done(mut self) {
+        self.permit = None;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let deadline = self.deadline;
+            runtime.spawn(async move {
+                tokio::time::sleep_until(deadline).await;
+                drop(permit);
+            });
+        }
     }
 }
