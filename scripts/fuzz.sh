@@ -25,7 +25,9 @@ export PATH="$FUZZ_ROOT/bin:$PATH"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz into $FUZZ_ROOT"
-    cargo install cargo-fuzz --locked --root "$FUZZ_ROOT"
+    # Its own target directory: the shared one would hold the workspace build lock meanwhile.
+    CARGO_TARGET_DIR="$FUZZ_ROOT/build" cargo install cargo-fuzz --locked --root "$FUZZ_ROOT"
+    rm -rf "$FUZZ_ROOT/build"
 fi
 
 read -r -a targets <<<"$FUZZ_TARGETS"

@@ -14,7 +14,9 @@ if listening; then
 fi
 if [[ ! -x "$bin" ]]; then
     echo "start-tansu: installing tansu into $root (slow the first time)"
-    cargo install tansu --locked --features dynostore --root "$root" --quiet
+    # Its own target directory: the shared one would hold the workspace build lock meanwhile.
+    CARGO_TARGET_DIR="$root/build" cargo install tansu --locked --features dynostore --root "$root" --quiet
+    rm -rf "$root/build"
 fi
 nohup "$bin" broker --storage-engine memory://tansu/ \
     --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 \
