@@ -23,9 +23,39 @@ pub struct ConsumerMetrics {
     pub paused: AtomicU64,
     /// Why the consumer works only partly (e.g. its schema registry is unreachable, so
     /// messages wait); `None` when healthy. Shown in `/health`.
-    degraded: parking_lot::Mutex<Option<String>>,
-    /// Whether `degraded` is set (read without the lock on every message).
-    is_degraded: std::sync::atomic::AtomicBool,
+    degraded: Reason,
+    /// Why the consumer's source (broker, database, Redis) cannot be read now: set when a
+    /// session fails, cleared when the next one connects. Shown in `/health` and as
+    /// `pushwire_consumer_source_up`.
+    source_down: Reason,
+}
+
+/// An optional reason, readable without the lock on every message.
+#[derive(Debug, Default)]
+struct Reason {
+    text: parking_lot::Mutex<Option<String>>,
+    set: std::sync::atomic::AtomicBool,
+}
+
+impl Reason {
+    /// Sets or clears the reason; whether it changed.
+    fn set(&self, why: Option<String>) -> bool {
+        if why.is_none() && !self.set.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut text = self.text.lock();
+        self.set.store(why.is_some(), Ordering::Relaxed);
+        let changed = *text != why;
+        *text = why;
+        changed
+    }
+
+    fn get(&self) -> Option<String> {
+        if !self.set.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.text.lock().clone()
+    }
 }
 
 impl Default for ConsumerMetrics {
@@ -38,8 +68,8 @@ impl Default for ConsumerMetrics {
             dead_lettered: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
             paused: AtomicU64::new(0),
-            degraded: parking_lot::Mutex::new(None),
-            is_degraded: std::sync::atomic::AtomicBool::new(false),
+            degraded: Reason::default(),
+            source_down: Reason::default(),
         }
     }
 }
@@ -57,23 +87,36 @@ impl ConsumerMetrics {
 
     /// Marks the consumer degraded with `why`, or healthy again with `None`.
     pub fn set_degraded(&self, why: Option<String>) {
-        if why.is_none() && !self.is_degraded.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut d = self.degraded.lock();
-        self.is_degraded.store(why.is_some(), Ordering::Relaxed);
-        if *d != why {
-            match &why {
+        let text = why.clone();
+        if self.degraded.set(why) {
+            match text {
                 Some(w) => tracing::warn!(reason = %w, "consumer degraded"),
                 None => tracing::info!("consumer no longer degraded"),
             }
-            *d = why;
         }
     }
 
-    /// Why the consumer is degraded, if it is.
+    /// Marks the consumer's source unreachable with `why` (its session failed; the source
+    /// logs the reconnect), or reachable again with `None` (a session connected).
+    pub fn set_source_down(&self, why: Option<String>) {
+        let back = why.is_none();
+        if self.source_down.set(why) && back {
+            tracing::info!("consumer source reachable again");
+        }
+    }
+
+    /// Whether the source was reachable at the last attempt.
+    pub fn source_up(&self) -> bool {
+        self.source_down.get().is_none()
+    }
+
+    /// Why the consumer is degraded, if it is: its source is down, or (e.g.) its schema
+    /// registry is.
     pub fn degraded(&self) -> Option<String> {
-        self.degraded.lock().clone()
+        match (self.source_down.get(), self.degraded.get()) {
+            (Some(down), _) => Some(format!("source unavailable: {down}")),
+            (None, other) => other,
+        }
     }
 
     /// Sets the lag gauge (-1 = unknown).
@@ -117,7 +160,7 @@ impl MetricsRegistry {
             return;
         }
         type Get = fn(&ConsumerMetrics) -> i64;
-        let rows: [(&str, &str, &str, Get); 7] = [
+        let rows: [(&str, &str, &str, Get); 8] = [
             (
                 "received_total",
                 "counter",
@@ -159,6 +202,12 @@ impl MetricsRegistry {
                 "gauge",
                 "Messages waiting in the source (-1 unknown).",
                 |m| m.lag.load(Ordering::Relaxed),
+            ),
+            (
+                "source_up",
+                "gauge",
+                "1 while the source is reachable, 0 from a failed session until one connects.",
+                |m| i64::from(m.source_up()),
             ),
         ];
         for (name, kind, help, get) in rows {

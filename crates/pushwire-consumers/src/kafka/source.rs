@@ -39,6 +39,7 @@ pub async fn run(
             Err(e) => {
                 let delay = reconnect.next_delay();
                 tracing::warn!(consumer = %name, error = %e, ?delay, "kafka consumer: restarting");
+                processor.metrics().set_source_down(Some(e.to_string()));
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
@@ -111,6 +112,7 @@ async fn session(
                 // Transport errors are retried by librdkafka itself; just do not spin.
                 let delay = backoff.next_delay();
                 tracing::warn!(consumer = %name, error = %e, ?delay, "kafka: fetch error");
+                processor.metrics().set_source_down(Some(e.to_string()));
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => continue,
@@ -118,6 +120,7 @@ async fn session(
             }
         };
         backoff.reset();
+        processor.metrics().set_source_down(None);
         let key = (record.origin.topic.clone(), record.origin.partition);
         let tx = workers.entry(key).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(s.partition_queue_size);

@@ -207,6 +207,7 @@ async fn pause(
 ) -> bool {
     processor.metrics().set_lag(-1);
     tracing::warn!(consumer = %name, error = %hint, ?delay, "mqtt broker unavailable; reconnecting");
+    processor.metrics().set_source_down(Some(hint.to_owned()));
     tokio::select! {
         _ = shutdown.cancelled() => false,
         _ = tokio::time::sleep(delay) => true,
@@ -246,6 +247,7 @@ async fn poll_v311(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff.reset();
+                processor.metrics().set_source_down(None);
                 tracing::info!(consumer = %name, session_present = ack.session_present, protocol = "3.1.1", "mqtt consumer connected");
                 for t in &settings.topics {
                     if let Err(e) = client.try_subscribe(t.clone(), qos) {
@@ -335,6 +337,7 @@ async fn poll_v5(
         match event {
             Ok(Event5::Incoming(mqtt5::Packet::ConnAck(ack))) => {
                 backoff.reset();
+                processor.metrics().set_source_down(None);
                 tracing::info!(consumer = %name, session_present = ack.session_present, protocol = "5", "mqtt consumer connected");
                 for t in &settings.topics {
                     let mut filter = mqtt5::Filter::new(t.clone(), qos);

@@ -49,6 +49,7 @@ pub async fn run(
         let delay = backoff.next_delay();
         if let Err(e) = result {
             tracing::warn!(consumer = %name, error = %e, ?delay, "mysql cdc unavailable; retrying");
+            processor.metrics().set_source_down(Some(e.to_string()));
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -163,6 +164,7 @@ async fn session(
         )
     })?;
     backoff.reset();
+    processor.metrics().set_source_down(None);
     tracing::info!(consumer = %name, position = %start, "mysql cdc consumer connected");
     let mut file = match &position {
         Position::File { file, .. } => file.clone(),

@@ -49,6 +49,7 @@ pub async fn run(
                 processor.metrics().set_lag(-1);
                 let delay = reconnect.next_delay();
                 tracing::warn!(consumer = %name, error = %e, ?delay, "nats_jetstream consumer: reconnecting");
+                processor.metrics().set_source_down(Some(e.to_string()));
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
@@ -125,7 +126,10 @@ impl Worker<'_> {
                     None => break,
                 };
                 match self.handle(&js, msg).await {
-                    Ok(Handled::Next) => reconnect.reset(),
+                    Ok(Handled::Next) => {
+                        reconnect.reset();
+                        self.processor.metrics().set_source_down(None);
+                    }
                     Ok(Handled::Stopped) => break 'session Ok(Some(batch)),
                     Err(e) => break 'session Err(e),
                 }

@@ -44,6 +44,7 @@ pub async fn run(
         let delay = backoff.next_delay();
         if let Err(e) = result {
             tracing::warn!(consumer = %name, error = %e, ?delay, "postgresql cdc unavailable; retrying");
+            processor.metrics().set_source_down(Some(e.to_string()));
         }
         processor.metrics().set_lag(-1);
         tokio::select! {
@@ -85,6 +86,7 @@ async fn session(
     let result = async {
         prepare(name, client, s).await?;
         backoff.reset();
+        processor.metrics().set_source_down(None);
         tracing::info!(consumer = %name, slot = %s.slot, publication = %s.publication, "postgresql cdc consumer connected");
         read(s, client, processor, shutdown).await
     }

@@ -41,6 +41,7 @@ pub async fn run(
         let delay = backoff.next_delay();
         if let Err(e) = result {
             tracing::warn!(consumer = %name, error = %e, ?delay, "postgresql outbox unavailable; reconnecting");
+            processor.metrics().set_source_down(Some(e.to_string()));
         }
         processor.metrics().set_lag(-1);
         tokio::select! {
@@ -156,6 +157,7 @@ async fn poll(
         .map_err(pg("LISTEN"))?;
     tracing::info!(consumer = %processor.name(), table = %s.table, "postgresql outbox consumer connected");
     backoff.reset();
+    processor.metrics().set_source_down(None);
     let mut last_lag = Instant::now() - LAG_INTERVAL;
     loop {
         tokio::select! {

@@ -48,7 +48,8 @@ pub async fn run(
                 tracing::warn!(consumer = %name, ?delay, "rabbitmq consumer ended; reconnecting")
             }
             Err(e) => {
-                tracing::warn!(consumer = %name, error = %e, ?delay, "rabbitmq unavailable; reconnecting")
+                tracing::warn!(consumer = %name, error = %e, ?delay, "rabbitmq unavailable; reconnecting");
+                processor.metrics().set_source_down(Some(e.to_string()));
             }
         }
         processor.metrics().set_lag(-1);
@@ -230,6 +231,7 @@ async fn consume(
     .await?;
     tracing::info!(consumer = %processor.name(), queue = %s.queue, "rabbitmq consumer connected");
     backoff.reset();
+    processor.metrics().set_source_down(None);
     let mut lag_tick = tokio::time::interval(LAG_INTERVAL);
     loop {
         // Back-pressure: while the node is overloaded no delivery is processed, so no ack

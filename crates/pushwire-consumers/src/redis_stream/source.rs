@@ -51,6 +51,7 @@ pub async fn run(
         let delay = backoff.next_delay();
         if let Err(e) = result {
             tracing::warn!(consumer = %name, error = %e, ?delay, "redis stream unavailable; reconnecting");
+            processor.metrics().set_source_down(Some(e.to_string()));
         }
         processor.metrics().set_lag(-1);
         tokio::select! {
@@ -137,6 +138,7 @@ impl Session<'_> {
         }
         tracing::info!(consumer = %self.processor.name(), streams = ?self.s.streams, group = %self.s.group, "redis stream consumer connected");
         backoff.reset();
+        self.processor.metrics().set_source_down(None);
         // This consumer's own pending entries first (a previous run died before XACK).
         loop {
             let ids = vec!["0"; self.s.streams.len()];

@@ -761,3 +761,110 @@ async fn redis_stream_avro_and_protobuf_bodies_arrive_as_json_and_undecodable_on
         .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 14 item 4: the consumer's Redis hangs (SIGSTOP, not dead) for the length of a few
+/// command timeouts. The node keeps serving its clients at once; `/health` and
+/// `pushwire_consumer_source_up` show the consumer's source down within the consumer's command
+/// timeout (5 s plus its `block`); after SIGCONT the consumer reconnects by itself, `/health`
+/// is healthy again, and every entry, including those added just before the hang, arrives
+/// exactly once and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_source_that_hangs_degrades_visibly_and_loses_nothing() {
+    use pushwire_test_support::private_redis::PrivateRedis;
+    let redis = PrivateRedis::start();
+    let id = unique();
+    let stream = format!("rs-hang-{id}");
+    let channel = format!("chat:hang-{id}");
+    let other = format!("chat:other-{id}");
+    let mut conn = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("private redis");
+    let server = TestServer::start_with(|c| {
+        c.consumers = vec![consumer("hang", &redis.url(), &[&stream])];
+    })
+    .await;
+    wait_group(&mut conn, &stream).await;
+    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
+    let (mut bystander, _) = WsClient::connected(&server.ws_url(), None).await;
+    for (c, ch) in [(&mut ws, &channel), (&mut bystander, &other)] {
+        let r = c.command(json!({"subscribe": {"channel": ch}})).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+    for n in 1..=3 {
+        xadd(&mut conn, &stream, &publish_command(&channel, n)).await;
+    }
+    // Entries 4 and 5 go in right before the hang: read, maybe not yet acknowledged.
+    for n in 4..=5 {
+        xadd(&mut conn, &stream, &publish_command(&channel, n)).await;
+    }
+    redis.hang();
+
+    // The node serves its clients meanwhile, at once.
+    let started = std::time::Instant::now();
+    server.publish(&other, json!({"live": true})).await;
+    let p = tokio::time::timeout(Duration::from_secs(5), bystander.next_publication(&other))
+        .await
+        .expect("a publication on another channel during the hang");
+    assert_eq!(p["data"]["live"], json!(true));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the node answers while the consumer's Redis hangs ({:?})",
+        started.elapsed()
+    );
+
+    // Visible: /health degraded naming the consumer, and the source gauge at 0.
+    let http = reqwest::Client::new();
+    let health = format!("{}/health", server.http_url());
+    let up = "pushwire_consumer_source_up{consumer=\"hang\",type=\"redis_stream\"}";
+    wait_until(
+        "the hanging source shows in /health and /metrics",
+        Duration::from_secs(30),
+        || {
+            let (http, health, server) = (http.clone(), health.clone(), &server);
+            async move {
+                let Ok(r) = http.get(&health).send().await else {
+                    return false;
+                };
+                let body = r.text().await.unwrap_or_default();
+                body.contains("consumer hang: source unavailable")
+                    && Scrape::of(server).await.get(up) == 0.0
+            }
+        },
+    )
+    .await;
+
+    // Thawed: the consumer comes back by itself and nothing is lost or doubled.
+    redis.resume();
+    for n in 6..=8 {
+        xadd(&mut conn, &stream, &publish_command(&channel, n)).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < 8 {
+        // (WsClient waits 5 s per read: the consumer reconnects within its backoff.)
+        let p = ws.next_publication(&channel).await;
+        got.push(p["data"]["n"].as_u64().expect("n"));
+    }
+    assert_eq!(
+        got,
+        (1..=8).collect::<Vec<u64>>(),
+        "every entry once, in order"
+    );
+    wait_until("healthy again", Duration::from_secs(20), || {
+        let (http, health, server) = (http.clone(), health.clone(), &server);
+        async move {
+            let healthy = http
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            healthy && Scrape::of(server).await.get(up) == 1.0
+        }
+    })
+    .await;
+    let extra =
+        tokio::time::timeout(Duration::from_millis(500), ws.next_publication(&channel)).await;
+    assert!(extra.is_err(), "nothing delivered twice: {extra:?}");
+    server.stop().await;
+}
