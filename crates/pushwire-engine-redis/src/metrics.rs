@@ -19,7 +19,8 @@ pub struct RedisMetrics {
     /// messages are not counted.
     pub publications: AtomicU64,
     /// `publish` calls that failed in Redis (connection, timeout, script error or a malformed
-    /// reply); the publication may or may not have been stored.
+    /// reply; the publication may or may not have been stored) or that an open circuit
+    /// refused (not stored).
     pub publish_errors: AtomicU64,
     /// `history` calls (API and client history, and the reads of subscribe with recovery or
     /// positioning), counted once each whether they succeed or not.
@@ -77,7 +78,7 @@ impl RedisMetrics {
             ),
             EngineMetric::counter(
                 "pushwire_redis_publish_errors_total",
-                "Publications that failed in Redis (connection, timeout, script error).",
+                "Publications that failed in Redis (connection, timeout, script error) or were refused by an open circuit.",
                 get(&self.publish_errors),
             ),
             EngineMetric::counter(
