@@ -57,6 +57,12 @@ impl EngineError {
         }
     }
 
+    /// Whether the call was refused without trying the backend ([`EngineError::Unavailable`]):
+    /// callers do not log those one by one.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, EngineError::Unavailable { .. })
+    }
+
     /// A call refused without trying the backend (`what`: `redis circuit open`), because
     /// of `cause`.
     pub fn unavailable(
