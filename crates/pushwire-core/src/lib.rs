@@ -25,9 +25,11 @@
 //!   sub_refresh, rpc, send proxies); the server implements it over HTTP.
 //! - [`registry`], [`sessions`], [`metrics`]: live clients, emulated sessions by id, counters.
 //! - [`glob`]: channel name patterns (`channels`).
+//! - [`breaker`]: the circuit breaker shared by the proxies and the Redis engine.
 
 pub mod auth;
 pub mod batch;
+pub mod breaker;
 pub mod cause;
 pub mod client;
 pub mod cluster;

@@ -352,9 +352,7 @@ impl Broker for RedisBroker {
     }
 
     fn degraded(&self) -> Option<String> {
-        self.metrics
-            .pubsub_degraded()
-            .then(|| "redis pub/sub disconnected (reconnecting)".to_owned())
+        self.metrics.degraded()
     }
 
     fn metrics(&self) -> Vec<pushwire_core::engine::EngineMetric> {

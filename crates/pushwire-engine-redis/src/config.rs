@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pushwire_core::config::ConfigError;
+use pushwire_core::config::{CircuitBreakerConfig, ConfigError};
 
 use crate::address::RedisAddress;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,12 @@ pub struct RedisConfig {
     /// How long an idempotency key suppresses a duplicate publication in its channel.
     #[serde(with = "humantime_serde")]
     pub idempotency_window: Duration,
+    /// `circuit_breaker.failures` / `.open_for`: a breaker per shard's command connection.
+    /// After `failures` consecutive timeouts or connection errors (Redis' error replies do not
+    /// count) every command to that shard fails at once for `open_for`, then one trial
+    /// command goes through: success closes it. `failures = 0` turns it off (every command
+    /// then waits up to `command_timeout` while Redis hangs).
+    pub circuit_breaker: CircuitBreakerConfig,
 }
 
 impl Default for RedisConfig {
@@ -81,6 +87,7 @@ impl Default for RedisConfig {
             reconnect_max_delay: Duration::from_secs(5),
             presence_ttl: Duration::from_secs(60),
             idempotency_window: Duration::from_secs(300),
+            circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
 }
@@ -221,6 +228,12 @@ impl RedisConfig {
                 "must be at least 1s",
             ));
         }
+        if self.circuit_breaker.failures > 0 && self.circuit_breaker.open_for.is_zero() {
+            return Err(ConfigError::new(
+                key("circuit_breaker.open_for"),
+                "must be > 0 (or circuit_breaker.failures = 0 to turn the breaker off)",
+            ));
+        }
         Ok(())
     }
 }
@@ -265,6 +278,25 @@ mod tests {
             bad.validate("engine.redis").unwrap_err().key,
             "engine.redis.reconnect_max_delay"
         );
+        let bad = RedisConfig {
+            circuit_breaker: CircuitBreakerConfig {
+                failures: 3,
+                open_for: Duration::ZERO,
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate("engine.redis").unwrap_err().key,
+            "engine.redis.circuit_breaker.open_for"
+        );
+        let off = RedisConfig {
+            circuit_breaker: CircuitBreakerConfig {
+                failures: 0,
+                open_for: Duration::ZERO,
+            },
+            ..Default::default()
+        };
+        off.validate("engine.redis").unwrap();
         for address in [
             RedisAddress::from(Vec::new()),
             RedisAddress::from(vec!["redis://a:1".to_owned(), "nope".to_owned()]),

@@ -10,8 +10,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::RedisBroker;
+use crate::circuit::Circuit;
 use crate::config::RedisConfig;
-use crate::conn::{ClientSource, RedisConn};
+use crate::conn::{ClientSource, Link, RedisConn};
 use crate::connections::RedisUserConnections;
 use crate::error::StartError;
 use crate::keys::Keys;
@@ -24,7 +25,8 @@ use crate::sentinel_watch::{self, WatchSettings};
 use crate::shard::{Shard, Shards};
 
 /// A connected Redis engine: per Redis of `engine.redis.address` (one per shard), one
-/// multiplexed connection for commands (reconnects by itself) and one PUB/SUB connection for
+/// multiplexed connection for commands (reconnects by itself; behind the shard's circuit
+/// breaker, `engine.redis.circuit_breaker`) and one PUB/SUB connection for
 /// the node (reconnected by its controller task; the first shard's also carries the control
 /// messages between nodes).
 ///
@@ -80,17 +82,22 @@ impl RedisEngine {
             )
             .await?;
             tasks.push(task);
+            let circuit = Circuit::new(
+                &config.circuit_breaker,
+                format!("redis cluster {}", config.cluster_address.join(",")),
+                metrics.clone(),
+            );
             shards.push(Shard {
-                conn: RedisConn::Cluster(conn),
+                conn: RedisConn::new(Link::Cluster(conn), circuit),
                 pubsub,
             });
         } else if config.sentinel_address.is_empty() {
             for address in config.address.urls() {
-                sources.push(connect_one(address, config).await?);
+                sources.push(connect_one(address, config, &metrics).await?);
             }
         } else {
             let (conn, source, first, watch) =
-                connect_sentinel(config, broker_cancel.child_token()).await?;
+                connect_sentinel(config, &metrics, broker_cancel.child_token()).await?;
             tasks.push(watch);
             sources.push((conn, source, first));
         }
@@ -199,6 +206,7 @@ impl RedisEngine {
 async fn connect_one(
     address: &str,
     config: &RedisConfig,
+    metrics: &Arc<RedisMetrics>,
 ) -> Result<(RedisConn, ClientSource, PubSubConnection), StartError> {
     let address = address.to_owned();
     if address.starts_with("rediss://") {
@@ -259,8 +267,9 @@ async fn connect_one(
             Some(source) => connect_error(source),
             None => timeout_error(config.connect_timeout),
         })?;
+    let circuit = Circuit::new(&config.circuit_breaker, address, metrics.clone());
     Ok((
-        RedisConn::Direct(conn),
+        RedisConn::new(Link::Direct(conn), circuit),
         ClientSource::Fixed(Box::new(client)),
         first,
     ))
@@ -271,6 +280,7 @@ async fn connect_one(
 /// `cancel`). Errors name the `sentinel_*` key at fault.
 async fn connect_sentinel(
     config: &RedisConfig,
+    metrics: &Arc<RedisMetrics>,
     cancel: CancellationToken,
 ) -> Result<(RedisConn, ClientSource, PubSubConnection, JoinHandle<()>), StartError> {
     let sentinel_error = |source: redis::RedisError| StartError::Sentinel {
@@ -327,8 +337,13 @@ async fn connect_sentinel(
             "not every redis sentinel could be watched within {bound:?}; a failover it leads may be seen late"
         );
     }
+    let circuit = Circuit::new(
+        &config.circuit_breaker,
+        format!("redis sentinel master {}", config.sentinel_master_name),
+        metrics.clone(),
+    );
     Ok((
-        RedisConn::Sentinel(conn),
+        RedisConn::new(Link::Sentinel(conn), circuit),
         ClientSource::Sentinel(resolver),
         first,
         watch,

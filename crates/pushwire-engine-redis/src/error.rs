@@ -73,9 +73,14 @@ pub enum StartError {
     },
 }
 
-/// A Redis failure during operation, as the node sees it.
+/// A Redis failure during operation, as the node sees it: `EngineError::Unavailable`
+/// ("redis circuit open") for a command the shard's open circuit refused, else a backend
+/// error keeping Redis' own.
 pub(crate) fn backend(e: redis::RedisError) -> EngineError {
-    EngineError::caused("redis", e)
+    match crate::circuit::refusal(&e) {
+        Some(open) => crate::circuit::unavailable(open),
+        None => EngineError::caused("redis", e),
+    }
 }
 
 /// A malformed answer or stored value.

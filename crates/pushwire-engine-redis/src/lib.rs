@@ -9,6 +9,8 @@
 //!   or a list of them.
 //! - `conn`, `sentinel` (private): how a shard's Redis is reached, at a fixed address or as
 //!   the master Redis Sentinel names (followed across failovers).
+//! - [`circuit`]: the circuit breaker of each shard's command connection
+//!   (`engine.redis.circuit_breaker`) and [`circuit::CircuitOpen`], why a command was refused.
 //! - [`shard`]: which Redis of the list holds a channel (consistent hashing, as Centrifugo).
 //! - `cluster` (private): Redis Cluster mode, its command connection and sharded PUB/SUB;
 //!   [`slots`]: hash slots and the partitions' hash tags.
@@ -28,6 +30,7 @@
 pub mod address;
 mod backoff;
 pub mod broker;
+pub mod circuit;
 mod cluster;
 pub mod codec;
 pub mod config;

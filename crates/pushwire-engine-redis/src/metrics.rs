@@ -19,7 +19,8 @@ pub struct RedisMetrics {
     /// messages are not counted.
     pub publications: AtomicU64,
     /// `publish` calls that failed in Redis (connection, timeout, script error or a malformed
-    /// reply); the publication may or may not have been stored.
+    /// reply; the publication may or may not have been stored) or that an open circuit
+    /// refused (not stored).
     pub publish_errors: AtomicU64,
     /// `history` calls (API and client history, and the reads of subscribe with recovery or
     /// positioning), counted once each whether they succeed or not.
@@ -45,6 +46,12 @@ pub struct RedisMetrics {
     pub pubsub_connected: AtomicU64,
     /// How many shards (Redis addresses) the engine uses.
     pub pubsub_shards: AtomicU64,
+    /// How many shards' command circuits are open (or half-open): their commands fail at
+    /// once (`engine.redis.circuit_breaker`). 0 while every shard answers.
+    pub circuit_open: AtomicU64,
+    /// Commands refused at once by an open circuit, without reaching Redis (each call of
+    /// the node counts once per command it would have sent).
+    pub circuit_refused: AtomicU64,
 }
 
 impl RedisMetrics {
@@ -71,7 +78,7 @@ impl RedisMetrics {
             ),
             EngineMetric::counter(
                 "pushwire_redis_publish_errors_total",
-                "Publications that failed in Redis (connection, timeout, script error).",
+                "Publications that failed in Redis (connection, timeout, script error) or were refused by an open circuit.",
                 get(&self.publish_errors),
             ),
             EngineMetric::counter(
@@ -115,6 +122,16 @@ impl RedisMetrics {
                 get(&self.pubsub_connected),
             ),
             EngineMetric::gauge(
+                "pushwire_redis_circuit_open",
+                "Shards whose command circuit breaker is open: their commands fail at once (engine.redis.circuit_breaker).",
+                get(&self.circuit_open),
+            ),
+            EngineMetric::counter(
+                "pushwire_redis_circuit_refused_total",
+                "Commands refused at once by an open circuit breaker, without reaching Redis.",
+                get(&self.circuit_refused),
+            ),
+            EngineMetric::gauge(
                 "pushwire_redis_shards",
                 "Redis shards the engine uses (entries of engine.redis.address).",
                 get(&self.pubsub_shards),
@@ -142,6 +159,23 @@ impl RedisMetrics {
     pub fn pubsub_degraded(&self) -> bool {
         Self::get(&self.pubsub_connected) < Self::get(&self.pubsub_shards)
     }
+
+    /// Why the engine works only partly (`/health`): PUB/SUB connections down, command
+    /// circuits open; `None` when everything is up.
+    pub fn degraded(&self) -> Option<String> {
+        let mut why = Vec::new();
+        if self.pubsub_degraded() {
+            why.push("redis pub/sub disconnected (reconnecting)".to_owned());
+        }
+        let open = Self::get(&self.circuit_open);
+        if open > 0 {
+            why.push(format!(
+                "redis circuit open on {open} of {} shards (commands fail at once)",
+                Self::get(&self.pubsub_shards)
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
 }
 
 #[cfg(test)]
@@ -159,5 +193,20 @@ mod tests {
         assert_eq!(RedisMetrics::get(&m.pubsub_connected), 1);
         m.set_pubsub_connected(false);
         assert_eq!(RedisMetrics::get(&m.pubsub_connected), 0);
+    }
+
+    #[test]
+    fn an_open_circuit_or_a_lost_pubsub_connection_degrades() {
+        let m = RedisMetrics::default();
+        m.set_pubsub_shards(2);
+        m.set_pubsub_connected(true);
+        m.set_pubsub_connected(true);
+        assert_eq!(m.degraded(), None);
+        m.circuit_open.store(1, Ordering::Relaxed);
+        let why = m.degraded().expect("degraded");
+        assert!(why.contains("redis circuit open on 1 of 2 shards"), "{why}");
+        m.set_pubsub_connected(false);
+        let why = m.degraded().expect("degraded");
+        assert!(why.contains("pub/sub") && why.contains("circuit"), "{why}");
     }
 }

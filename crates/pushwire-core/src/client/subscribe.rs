@@ -562,8 +562,13 @@ impl Client {
             } else {
                 self.node.presence().remove(channel, &self.id).await
             };
-            if let Err(e) = r {
-                tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "presence update failed");
+            match r {
+                // Refused by an open circuit: the engine logged the opening, not each call.
+                Err(e) if e.is_unavailable() => {}
+                Err(e) => {
+                    tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "presence update failed");
+                }
+                Ok(()) => {}
             }
         }
         if sub.join_leave {
@@ -573,7 +578,9 @@ impl Client {
                 .publish_join_leave(channel, info, join)
                 .await
             {
-                tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "join/leave publish failed");
+                if !e.is_unavailable() {
+                    tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "join/leave publish failed");
+                }
             }
         }
     }

@@ -166,12 +166,13 @@ pub struct ProxyGrpcConfig {
     pub static_metadata: BTreeMap<String, String>,
 }
 
-/// `circuit_breaker.*` of a proxy (pushwire extension).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `circuit_breaker.*` of a proxy, and `engine.redis.circuit_breaker.*` (pushwire extensions).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CircuitBreakerConfig {
-    /// Consecutive failures (timeouts, connection errors, non-200, bad bodies) that open the
-    /// breaker; 0 turns it off.
+    /// Consecutive failures that open the breaker; 0 turns it off. A proxy counts timeouts,
+    /// connection errors, non-200 answers and bad bodies; the Redis engine timeouts and
+    /// connection errors (not Redis' error replies).
     pub failures: u32,
     /// How long an open breaker fails every call at once before one trial call goes through.
     #[serde(with = "humantime_serde")]

@@ -24,6 +24,17 @@ pub enum EngineError {
         #[source]
         cause: Option<ErrorCause>,
     },
+    /// The backend is known to be failing and the call was not tried: a circuit breaker is
+    /// open (`redis circuit open`). Fails at once; `cause` says why the circuit opened (its
+    /// last failure). Not logged per call: the engine logs the opening and the closing.
+    #[error("backend unavailable: {what}{}", crate::cause::suffix(.cause))]
+    Unavailable {
+        /// What refused the call, in the engine's words (`redis circuit open`).
+        what: String,
+        /// Why the backend is held to be failing.
+        #[source]
+        cause: Option<ErrorCause>,
+    },
 }
 
 impl EngineError {
@@ -45,14 +56,33 @@ impl EngineError {
             cause: Some(Arc::new(cause)),
         }
     }
+
+    /// Whether the call was refused without trying the backend ([`EngineError::Unavailable`]):
+    /// callers do not log those one by one.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, EngineError::Unavailable { .. })
+    }
+
+    /// A call refused without trying the backend (`what`: `redis circuit open`), because
+    /// of `cause`.
+    pub fn unavailable(
+        what: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> EngineError {
+        EngineError::Unavailable {
+            what: what.into(),
+            cause: Some(Arc::new(cause)),
+        }
+    }
 }
 
 impl PartialEq for EngineError {
-    /// Same variant and, for backend failures, the same text (causes compare by message).
+    /// Same variant and, for backend failures and refusals, the same text (causes compare by message).
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (EngineError::EpochMismatch, EngineError::EpochMismatch) => true,
-            (EngineError::Backend { .. }, EngineError::Backend { .. }) => {
+            (EngineError::Backend { .. }, EngineError::Backend { .. })
+            | (EngineError::Unavailable { .. }, EngineError::Unavailable { .. }) => {
                 self.to_string() == other.to_string()
             }
             _ => false,

@@ -75,6 +75,8 @@ pub(crate) fn engine_error(e: EngineError) -> ErrorCode {
             tracing::warn!(error = %e, "engine error");
             ErrorCode::Internal
         }
+        // The engine logged the circuit opening; one line per refused call would flood.
+        EngineError::Unavailable { .. } => ErrorCode::Internal,
     }
 }
 

@@ -110,6 +110,59 @@ mod tests {
         assert_eq!(bad.validate().unwrap_err().key, "engine.redis.address");
     }
 
+    /// `engine.redis.circuit_breaker.*` (pushwire's own keys) from a file and from
+    /// `PUSHWIRE_*`, defaulted, and validated by key.
+    #[test]
+    fn the_redis_circuit_breaker_keys_load_from_file_and_env_and_are_validated() {
+        use crate::config::load::{analyze, finish, Overrides};
+        let c = parse(
+            r#"
+            type = "redis"
+            [redis.circuit_breaker]
+            failures = 3
+            open_for = "1s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.redis.circuit_breaker.failures, 3);
+        assert_eq!(
+            c.redis.circuit_breaker.open_for,
+            std::time::Duration::from_secs(1)
+        );
+        let defaults = EngineConfig::default().redis.circuit_breaker;
+        assert_eq!(
+            (defaults.failures, defaults.open_for),
+            (5, std::time::Duration::from_secs(2))
+        );
+
+        let env: std::collections::HashMap<String, String> = [
+            ("PUSHWIRE_ENGINE__TYPE", "redis"),
+            ("PUSHWIRE_ENGINE__REDIS__CIRCUIT_BREAKER__FAILURES", "0"),
+            ("PUSHWIRE_ENGINE__REDIS__CIRCUIT_BREAKER__OPEN_FOR", "750ms"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let loaded = finish(analyze(None, &Overrides::default(), &env).unwrap()).unwrap();
+        let breaker = &loaded.config.engine.redis.circuit_breaker;
+        assert_eq!(breaker.failures, 0, "0 turns it off");
+        assert_eq!(breaker.open_for, std::time::Duration::from_millis(750));
+
+        let bad: std::collections::HashMap<String, String> = [
+            ("PUSHWIRE_ENGINE__TYPE", "redis"),
+            ("PUSHWIRE_ENGINE__REDIS__CIRCUIT_BREAKER__OPEN_FOR", "0s"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let err = finish(analyze(None, &Overrides::default(), &bad).unwrap()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("engine.redis.circuit_breaker.open_for"),
+            "{err:#}"
+        );
+        assert!(parse("[redis.circuit_breaker]\nfailure = 3").is_err());
+    }
+
     #[test]
     fn parses_the_embedded_section() {
         let c = parse(

@@ -12,8 +12,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::breaker::{Breaker, Permit};
 use super::metrics::{InFlight, ProxyMetrics};
+use pushwire_core::breaker::{Breaker, Permit};
 
 /// A configured proxy (HTTP, or gRPC for a `grpc://` endpoint) with its protection and figures.
 #[derive(Debug)]

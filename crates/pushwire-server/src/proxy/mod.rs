@@ -2,14 +2,14 @@
 //! (Centrifugo's `CentrifugoProxy` service), so a backend written for Centrifugo works
 //! unchanged (docs/proxies.md).
 //!
-//! Files: [`client`] (one proxy: its protection — slot cap, deadline, breaker, metrics —
+//! Files: [`client`] (one proxy: its protection — slot cap, deadline, breaker
+//! ([`pushwire_core::breaker`]), metrics —
 //! around the call), [`http`] (the POST with its bounded body), [`wire`] (the request and
 //! response JSON), [`grpc`] and
 //! [`grpc_wire`] (the gRPC client and messages; `grpc_calls.rs` maps each event),
-//! [`breaker`] (circuit breaker), [`metrics`] (figures and the once-per-interval failure log),
+//! [`metrics`] (figures and the once-per-interval failure log),
 //! [`render`] (`/metrics` families), [`tls`] (TLS to backends: `http.tls`, `grpc.tls`).
 
-pub mod breaker;
 pub mod client;
 pub mod grpc;
 mod grpc_calls;

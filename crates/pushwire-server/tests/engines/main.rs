@@ -12,4 +12,5 @@ mod embedded;
 mod metrics_redis;
 mod redis;
 mod redis_cluster;
+mod redis_hang;
 mod redis_tls;

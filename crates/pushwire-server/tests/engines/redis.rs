@@ -829,13 +829,13 @@ async fn two_nodes_sharded_over_three_redis_deliver_and_recover_on_every_shard()
 }
 
 /// A private `redis-server` on a free port, killed on drop (for tests that stop or kill it).
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     child: std::process::Child,
     port: u16,
 }
 
 impl PrivateRedis {
-    fn start() -> PrivateRedis {
+    pub(crate) fn start() -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -857,11 +857,12 @@ impl PrivateRedis {
         panic!("private redis-server did not listen on {port}");
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn signal(&self, sig: &str) {
+    /// Sends `sig` (`-STOP`, `-CONT`, ...) to the server process.
+    pub(crate) fn signal(&self, sig: &str) {
         let ok = std::process::Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()
