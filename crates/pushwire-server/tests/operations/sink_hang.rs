@@ -16,12 +16,12 @@ use serde_json::{json, Value};
 
 const SECRET: &str = "sink-hang-test-secret-0123456789";
 /// The sink's delivery timeout.
-const TIMEOUT: Duration = Duration::from_secs(2);
+const TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the receiver stays stopped.
 const HANG: Duration = Duration::from_secs(8);
 /// A client connecting, subscribing and getting a publication while the sink hangs takes a
 /// few milliseconds; anything near the sink's timeout would mean the node waits for the sink.
-const SERVED_WITHIN: Duration = Duration::from_secs(1);
+const SERVED_WITHIN: Duration = Duration::from_millis(1500);
 
 /// A webhook receiver: one request at a time (so events are recorded in the order the
 /// requests were accepted), every event of a correctly signed body appended to the file
@@ -169,7 +169,12 @@ async fn a_hanging_webhook_degrades_the_sink_not_the_node_and_gets_every_event_a
     let mut degraded_after = None;
     let mut i = 0;
     while stopped_at.elapsed() < HANG - Duration::from_millis(500) {
-        let (c, id) = subscribed(&server, &format!("hang-{i}"), &format!("sinkhang-{}", i % 3)).await;
+        let (c, id) = subscribed(
+            &server,
+            &format!("hang-{i}"),
+            &format!("sinkhang-{}", i % 3),
+        )
+        .await;
         drop(c);
         made.push(id);
         i += 1;
@@ -186,18 +191,23 @@ async fn a_hanging_webhook_degrades_the_sink_not_the_node_and_gets_every_event_a
             // The node serves a new client at once: connect, subscribe, get a publication.
             let started = Instant::now();
             let (mut c, id) = subscribed(&server, "probe", "sinkhang-probe").await;
-            server.publish("sinkhang-probe", json!({"during": "hang"})).await;
+            server
+                .publish("sinkhang-probe", json!({"during": "hang"}))
+                .await;
             let p = c.next_publication("sinkhang-probe").await;
             assert_eq!(p["data"], json!({"during": "hang"}));
             probe = Some(started.elapsed());
             made.push(id);
+            assert!(stopped_at.elapsed() < HANG, "the probe ran during the hang");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let degraded_after = degraded_after.expect("the sink was reported degraded during the hang");
     let probe = probe.expect("a client was served during the hang");
-    assert!(probe < SERVED_WITHIN, "serving a client took {probe:?} while the sink hung");
-    assert!(stopped_at.elapsed() < HANG, "everything above happened during the hang");
+    assert!(
+        probe < SERVED_WITHIN,
+        "serving a client took {probe:?} while the sink hung"
+    );
     tokio::time::sleep(HANG.saturating_sub(stopped_at.elapsed())).await;
     receiver.resume();
     let resumed_at = Instant::now();
@@ -206,7 +216,9 @@ async fn a_hanging_webhook_degrades_the_sink_not_the_node_and_gets_every_event_a
     // gap in `seq`.
     let deadline = Instant::now() + Duration::from_secs(15);
     let (copies, total) = loop {
-        let total = Scrape::of(&server).await.sum("pushwire_lifecycle_events_total") as u64;
+        let total = Scrape::of(&server)
+            .await
+            .sum("pushwire_lifecycle_events_total") as u64;
         let copies = recorded(&receiver);
         let seqs: BTreeSet<u64> = copies
             .iter()
@@ -220,7 +232,9 @@ async fn a_hanging_webhook_degrades_the_sink_not_the_node_and_gets_every_event_a
             Instant::now() < deadline,
             "{} of {total} events acknowledged after SIGCONT; missing seqs: {:?}",
             seqs.len(),
-            (1..=total).filter(|s| !seqs.contains(s)).collect::<Vec<_>>()
+            (1..=total)
+                .filter(|s| !seqs.contains(s))
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -252,15 +266,28 @@ async fn a_hanging_webhook_degrades_the_sink_not_the_node_and_gets_every_event_a
         }
     }
     assert_eq!(first_copy.len() as u64, total, "one id per event");
-    assert_eq!(order, (1..=total).collect::<Vec<_>>(), "first copies in seq order");
+    assert_eq!(
+        order,
+        (1..=total).collect::<Vec<_>>(),
+        "first copies in seq order"
+    );
     let abandoned = copies.iter().filter(|c| !c.acked).count();
     let acked_twice = copies.iter().filter(|c| c.acked).count() as u64 - total;
 
     // The sink recovered by itself.
     let m = Scrape::of(&server).await;
-    assert_eq!(m.count("pushwire_lifecycle_sink_degraded{sink=\"hook\"}"), 0);
-    assert_eq!(m.count("pushwire_lifecycle_sink_refused_total{sink=\"hook\"}"), 0);
-    assert_eq!(m.count("pushwire_lifecycle_sink_dropped_total{sink=\"hook\"}"), 0);
+    assert_eq!(
+        m.count("pushwire_lifecycle_sink_degraded{sink=\"hook\"}"),
+        0
+    );
+    assert_eq!(
+        m.count("pushwire_lifecycle_sink_refused_total{sink=\"hook\"}"),
+        0
+    );
+    assert_eq!(
+        m.count("pushwire_lifecycle_sink_dropped_total{sink=\"hook\"}"),
+        0
+    );
     assert!(m.count("pushwire_lifecycle_sink_failures_total{sink=\"hook\"}") >= 1);
     assert_eq!(health(&server).await, "{}");
     eprintln!(

@@ -335,7 +335,7 @@ async fn a_hanging_backend_gets_timeouts_then_an_open_breaker_and_the_node_keeps
         .max()
         .unwrap_or_default();
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(2),
         "a publication took {slowest:?}"
     );
     eprintln!(
