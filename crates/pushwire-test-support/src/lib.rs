@@ -9,7 +9,7 @@
 //! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
 //! - [`haproxy::HaProxy`]: a real HAProxy balancing every request over a set of nodes.
 //! - [`sdk_live::LiveScript`]: an SDK script run in the background, read line by line.
-//! - [`stoppable::StoppablePython`]: a dependency in its own process that a test can hang
+//! - [`stoppable::StoppableProcess`]: a dependency in its own process that a test can hang
 //!   (SIGSTOP) and resume (SIGCONT).
 
 pub mod cert;

@@ -3,10 +3,10 @@
 //! and buffers requests, but nothing answers — the failure a timeout and a circuit breaker
 //! exist for, unlike a dead process whose port refuses at once.
 //!
-//! [`StoppablePython`] runs a small Python 3 script (standard library only) that the test
-//! writes to a temporary directory. The script prints `READY <port>` once it listens; the
-//! guard sends SIGCONT and SIGKILL when dropped, on every path (a failed assertion included),
-//! so a stopped process never outlives its test.
+//! [`StoppableProcess::python`] runs a small Python 3 script (standard library only) that the
+//! test writes to a temporary directory; [`StoppableProcess::redis`] a private `redis-server`.
+//! The guard sends SIGCONT and SIGKILL when dropped, on every path (a failed assertion
+//! included), so a stopped process never outlives its test.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,21 +18,20 @@ use tokio::process::{Child, Command};
 /// How long a script may take to print `READY <port>`.
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
-/// A Python 3 script running in its own process, listening on a loopback port. Resumed and
-/// killed when dropped.
+/// A process listening on a loopback port. Resumed and killed when dropped.
 #[derive(Debug)]
-pub struct StoppablePython {
+pub struct StoppableProcess {
     child: Child,
     pid: u32,
     port: u16,
     dir: PathBuf,
 }
 
-impl StoppablePython {
+impl StoppableProcess {
     /// Writes `source` to a fresh temporary directory, runs `python3 <script> <args…>` there
     /// and waits for its `READY <port>` line. Panics when python3 is missing or the script
     /// does not get ready within 20 s. The script's standard error is the test's.
-    pub async fn start(source: &str, args: &[&str]) -> StoppablePython {
+    pub async fn python(source: &str, args: &[&str]) -> StoppableProcess {
         let dir = std::env::temp_dir().join(crate::unique("pushwire-peer-"));
         std::fs::create_dir_all(&dir).expect("create the script's directory");
         let script = dir.join("peer.py");
@@ -62,7 +61,7 @@ impl StoppablePython {
             .unwrap_or_else(|| panic!("expected `READY <port>`, got {ready:?}"));
         // Keep reading, so a script that prints more never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        StoppablePython {
+        StoppableProcess {
             child,
             pid,
             port,
@@ -70,7 +69,45 @@ impl StoppablePython {
         }
     }
 
-    /// The port the script listens on (127.0.0.1).
+    /// A private `redis-server` (no persistence) on a free loopback port, its working
+    /// directory a fresh temporary one; returns once it accepts connections. Panics when
+    /// redis-server is missing or does not listen within 20 s.
+    pub async fn redis() -> StoppableProcess {
+        let dir = std::env::temp_dir().join(crate::unique("pushwire-redis-"));
+        std::fs::create_dir_all(&dir).expect("create the server's directory");
+        let port = crate::node_process::free_port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (scripts/services.sh)");
+        let pid = child.id().expect("a running child has an id");
+        // Owned from here: resumed and killed on every path.
+        let redis = StoppableProcess {
+            child,
+            pid,
+            port,
+            dir,
+        };
+        let deadline = tokio::time::Instant::now() + READY_WITHIN;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        redis
+    }
+
+    /// The port the process listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -80,7 +117,7 @@ impl StoppablePython {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The directory the script runs in (files it writes are there).
+    /// The directory the process runs in (files it writes are there).
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }
@@ -104,7 +141,7 @@ impl StoppablePython {
     }
 }
 
-impl Drop for StoppablePython {
+impl Drop for StoppableProcess {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kill")
             .args(["-CONT", &self.pid.to_string()])

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pushwire_core::config::{CircuitBreakerConfig, ProxyConfig};
 use pushwire_test_support::metrics::Scrape;
-use pushwire_test_support::stoppable::StoppablePython;
+use pushwire_test_support::stoppable::StoppableProcess;
 use pushwire_test_support::{eventually, token, TestServer, WsClient};
 use serde_json::{json, Value};
 
@@ -154,7 +154,7 @@ fn assert_hung_calls(proxy: &str, calls: &[Call]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_backend_gets_timeouts_then_an_open_breaker_and_the_node_keeps_serving() {
-    let backend = StoppablePython::start(BACKEND, &[]).await;
+    let backend = StoppableProcess::python(BACKEND, &[]).await;
     let url = backend.url();
     let server = TestServer::start_with(|c| {
         c.client.proxy.connect = ProxyConfig {
