@@ -1,9 +1,11 @@
-//! Issue 14 item 4 for lifecycle sinks: a webhook receiver that *hangs* (SIGSTOP, socket
-//! still open) rather than dies. The receiver is a separate Python process (standard library
-//! `http.server`) that checks each body's signature and appends every event to a file. While
-//! it is stopped, clients connect, subscribe and leave; the node keeps serving, says the sink
-//! is degraded (`/health`, `/metrics`), and after SIGCONT every event made during the hang
-//! arrives (at least once, in `seq` order, as docs/lifecycle.md promises).
+//! Issue 14 item 4 for lifecycle sinks: a dependency that *hangs* (SIGSTOP, socket still
+//! open) rather than dies. A webhook receiver in a separate Python process (standard library
+//! `http.server`) that checks each body's signature and appends every event to a file, and a
+//! private `redis-server` behind a Redis stream sink. While it is stopped, clients connect,
+//! subscribe and leave; the node keeps serving, says the sink is degraded (`/health`,
+//! `/metrics`) once the sink's `timeout` has passed, and after SIGCONT every event made during
+//! the hang arrives (at least once; the webhook's acknowledged deliveries in `seq` order, as
+//! docs/lifecycle.md promises).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
