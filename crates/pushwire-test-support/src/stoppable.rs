@@ -32,7 +32,7 @@ impl StoppableProcess {
     /// and waits for its `READY <port>` line. Panics when python3 is missing or the script
     /// does not get ready within 20 s. The script's standard error is the test's.
     pub async fn python(source: &str, args: &[&str]) -> StoppableProcess {
-        let dir = std::env::temp_dir().join(crate::unique("pushwire-peer-"));
+        let dir = std::env::temp_dir().join(crate::unique("pushwire-hang-peer-"));
         std::fs::create_dir_all(&dir).expect("create the script's directory");
         let script = dir.join("peer.py");
         std::fs::write(&script, source).expect("write the script");
@@ -73,7 +73,7 @@ impl StoppableProcess {
     /// directory a fresh temporary one; returns once it accepts connections. Panics when
     /// redis-server is missing or does not listen within 20 s.
     pub async fn redis() -> StoppableProcess {
-        let dir = std::env::temp_dir().join(crate::unique("pushwire-redis-"));
+        let dir = std::env::temp_dir().join(crate::unique("pushwire-hang-redis-"));
         std::fs::create_dir_all(&dir).expect("create the server's directory");
         let port = crate::node_process::free_port();
         let child = Command::new("redis-server")
