@@ -9,6 +9,8 @@
 //! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
 //! - [`haproxy::HaProxy`]: a real HAProxy balancing every request over a set of nodes.
 //! - [`sdk_live::LiveScript`]: an SDK script run in the background, read line by line.
+//! - [`stoppable::StoppableProcess`]: a dependency in its own process that a test can hang
+//!   (SIGSTOP) and resume (SIGCONT).
 
 pub mod cert;
 pub mod consume;
@@ -19,6 +21,7 @@ pub mod private_redis;
 pub mod sdk;
 pub mod sdk_live;
 mod server;
+pub mod stoppable;
 pub mod tls_redis;
 mod ws;
 

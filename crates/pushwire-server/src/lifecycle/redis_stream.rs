@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::Delivery;
 
@@ -27,7 +27,8 @@ impl std::fmt::Debug for RedisStream {
 
 impl RedisStream {
     /// A sink to `stream` at `address` (validated); connects lazily, so an unreachable Redis
-    /// at start only delays delivery.
+    /// at start only delays delivery. One delivery (connecting included) takes at most
+    /// `timeout`, and is not cut shorter.
     pub fn new(address: &str, stream: &str, max_len: u64, timeout: Duration) -> RedisStream {
         RedisStream {
             client: redis::Client::open(address).expect("validated Redis URL"),
@@ -55,7 +56,14 @@ impl RedisStream {
 
     async fn append(&mut self, events: &[Vec<u8>]) -> Result<(), redis::RedisError> {
         if self.conn.is_none() {
-            self.conn = Some(ConnectionManager::new(self.client.clone()).await?);
+            // The connection's own limits are the sink's `timeout`, not the client library's
+            // defaults (500 ms per response, 1 s per connect), which would fail a delivery
+            // the configuration still allows; `deliver` bounds the whole attempt.
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(self.timeout))
+                .set_connection_timeout(Some(self.timeout));
+            self.conn =
+                Some(ConnectionManager::new_with_config(self.client.clone(), config).await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());

@@ -10,3 +10,4 @@ mod listen_backlog;
 mod logs;
 mod metrics_workload;
 mod observe;
+mod sink_hang;

@@ -5,4 +5,5 @@
 
 mod proxy_backend;
 
+mod hang;
 mod proxies;
