@@ -17,7 +17,6 @@ pub mod consume;
 pub mod haproxy;
 pub mod metrics;
 pub mod node_process;
-pub mod private_redis;
 pub mod sdk;
 pub mod sdk_live;
 mod server;

@@ -117,6 +117,11 @@ impl StoppableProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// `redis://127.0.0.1:<port>`, for [`Self::redis`].
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
     /// The directory the process runs in (files it writes are there).
     pub fn dir(&self) -> &std::path::Path {
         &self.dir

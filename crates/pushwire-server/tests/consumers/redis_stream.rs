@@ -770,19 +770,19 @@ async fn redis_stream_avro_and_protobuf_bodies_arrive_as_json_and_undecodable_on
 /// exactly once and in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_stream_source_that_hangs_degrades_visibly_and_loses_nothing() {
-    use pushwire_test_support::private_redis::PrivateRedis;
-    let redis = PrivateRedis::start();
+    use pushwire_test_support::stoppable::StoppableProcess;
+    let redis = StoppableProcess::redis().await;
     let id = unique();
     let stream = format!("rs-hang-{id}");
     let channel = format!("chat:hang-{id}");
     let other = format!("chat:other-{id}");
-    let mut conn = redis::Client::open(redis.url())
+    let mut conn = redis::Client::open(redis.redis_url())
         .expect("url")
         .get_multiplexed_async_connection()
         .await
         .expect("private redis");
     let server = TestServer::start_with(|c| {
-        c.consumers = vec![consumer("hang", &redis.url(), &[&stream])];
+        c.consumers = vec![consumer("hang", &redis.redis_url(), &[&stream])];
     })
     .await;
     wait_group(&mut conn, &stream).await;
@@ -799,7 +799,7 @@ async fn redis_stream_source_that_hangs_degrades_visibly_and_loses_nothing() {
     for n in 4..=5 {
         xadd(&mut conn, &stream, &publish_command(&channel, n)).await;
     }
-    redis.hang();
+    redis.stop();
 
     // The node serves its clients meanwhile, at once.
     let started = std::time::Instant::now();

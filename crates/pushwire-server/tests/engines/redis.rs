@@ -828,68 +828,16 @@ async fn two_nodes_sharded_over_three_redis_deliver_and_recover_on_every_shard()
     }
 }
 
-/// A private `redis-server` on a free port, killed on drop (for tests that stop or kill it).
-pub(crate) struct PrivateRedis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl PrivateRedis {
-    pub(crate) fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/services.sh)");
-        // Owned from here: dropped (killed and waited for) on every path.
-        let redis = PrivateRedis { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private redis-server did not listen on {port}");
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Sends `sig` (`-STOP`, `-CONT`, ...) to the server process.
-    pub(crate) fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Issue 14 item 4: a Redis that hangs (SIGSTOP, not dead) for 10 s under publish load. Every
 /// API publish answers within the command timeout (an error while Redis is stopped), nothing
 /// the API acknowledged is missing for the subscriber afterwards (it recovers through 3010 if
 /// its node resyncs), and publishing resumes after SIGCONT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_redis_gets_timeouts_and_loses_no_acknowledged_publication() {
-    let redis = PrivateRedis::start();
+    let redis = pushwire_test_support::stoppable::StoppableProcess::redis().await;
     let server = TestServer::start_with(|c| {
         on_redis(c, "hang");
-        c.engine.redis.address = redis.url().into();
+        c.engine.redis.address = redis.redis_url().into();
         c.engine.redis.command_timeout = Duration::from_secs(1);
         c.engine.redis.connect_timeout = Duration::from_millis(500);
         c.channel.namespaces.push(ns("hang", recovering(1000)));
@@ -934,9 +882,9 @@ async fn a_hanging_redis_gets_timeouts_and_loses_no_acknowledged_publication() {
         (acked, errors, slowest)
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.signal("-STOP");
+    redis.stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    redis.signal("-CONT");
+    redis.resume();
     let (acked, errors, slowest) = publisher.await.expect("publisher");
     assert!(errors > 0, "publishes failed while Redis was stopped");
     assert!(

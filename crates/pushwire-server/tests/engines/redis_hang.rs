@@ -8,7 +8,7 @@
 //! not touched.
 
 use crate::common::*;
-use crate::redis::PrivateRedis;
+use pushwire_test_support::stoppable::StoppableProcess;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -110,10 +110,10 @@ fn median(mut d: Vec<Duration>) -> Duration {
 /// seconds, publishing resumes and the subscriber ends with every acknowledged publication.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_circuit_answers_publishes_at_once_while_redis_hangs_and_closes_after_sigcont() {
-    let redis = PrivateRedis::start();
+    let redis = StoppableProcess::redis().await;
     let server = TestServer::start_with(|c| {
         c.engine.kind = EngineKind::Redis;
-        c.engine.redis.address = redis.url().into();
+        c.engine.redis.address = redis.redis_url().into();
         c.engine.redis.prefix = pushwire_test_support::unique("pwtest.hang.");
         c.engine.redis.reconnect_min_delay = Duration::from_millis(20);
         c.engine.redis.reconnect_max_delay = Duration::from_millis(200);
@@ -146,7 +146,7 @@ async fn an_open_circuit_answers_publishes_at_once_while_redis_hangs_and_closes_
     )
     .await;
 
-    redis.signal("-STOP");
+    redis.stop();
     let stopped_at = Instant::now();
     eventually(
         "the circuit opens while Redis hangs",
@@ -171,7 +171,7 @@ async fn an_open_circuit_answers_publishes_at_once_while_redis_hangs_and_closes_
 
     // Taken before the signal: Redis may answer before `kill` returns.
     let continued_at = Instant::now();
-    redis.signal("-CONT");
+    redis.resume();
     eventually(
         "the circuit closes after SIGCONT",
         Duration::from_secs(15),
