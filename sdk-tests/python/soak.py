@@ -591,7 +591,8 @@ async def main() -> int:
         writer = csv.writer(csv_file)
         writer.writerow(
             ["t_secs", "phase", "rss_kb", "open_fds", "ws_connections", "subscriptions",
-             "channels", "publications_acked", "deliveries", "churn_connects", "history_reads"]
+             "channels", "publications_acked", "deliveries", "churn_connects", "history_reads",
+             "queued_bytes"]
         )
 
         begin = time.monotonic()
@@ -627,7 +628,8 @@ async def main() -> int:
                        int(m.get('pushwire_connections{transport="websocket"}', -1)),
                        int(m.get('pushwire_subscriptions{transport="websocket"}', -1)),
                        int(m.get("pushwire_channels", -1)),
-                       counters[C_PUB_OK], S.deliveries, counters[C_CHURN_OK], counters[C_HIST_OK]]
+                       counters[C_PUB_OK], S.deliveries, counters[C_CHURN_OK], counters[C_HIST_OK],
+                       int(m.get("pushwire_queued_bytes", -1))]
                 rows.append(row)
                 writer.writerow(row)
                 csv_file.flush()
