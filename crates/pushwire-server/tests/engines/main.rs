@@ -13,3 +13,4 @@ mod metrics_redis;
 mod redis;
 mod redis_cluster;
 mod redis_tls;
+mod redis_tls_topologies;
