@@ -157,9 +157,11 @@ async fn a_slot_moving_to_another_master_loses_no_acknowledged_publication() {
             }
         })
     };
-    eventually("20 publications acknowledged", Duration::from_secs(10), || async {
-        acked.lock().len() >= 20
-    })
+    eventually(
+        "20 publications acknowledged",
+        Duration::from_secs(10),
+        || async { acked.lock().len() >= 20 },
+    )
     .await;
     move_slot(&cluster, slot, from, to).await;
     for node in &cluster.nodes {
@@ -170,9 +172,11 @@ async fn a_slot_moving_to_another_master_loses_no_acknowledged_publication() {
         );
     }
     let moved_at = acked.lock().len();
-    eventually("40 publications acknowledged after the move", Duration::from_secs(20), || async {
-        acked.lock().len() >= moved_at + 40
-    })
+    eventually(
+        "40 publications acknowledged after the move",
+        Duration::from_secs(20),
+        || async { acked.lock().len() >= moved_at + 40 },
+    )
     .await;
     stop.cancel();
     publisher.await.expect("publisher");
