@@ -2,18 +2,22 @@
 //! each test (one self-signed certificate for `localhost` and `127.0.0.1`,
 //! `pushwire_test_support::tls_topology`): nodes connect through TLS sentinels to a TLS master
 //! and through a TLS cluster, and deliver each other's publications; an untrusted certificate
-//! stops the start naming the key that should have trusted it.
+//! stops the start naming the key that should have trusted it; a failover over TLS (three TLS
+//! sentinels promote the TLS replica) loses no acknowledged publication.
 
 use crate::common;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use parking_lot::Mutex;
 use pushwire_server::config::EngineKind;
 use pushwire_server::ServerConfig;
-use pushwire_test_support::tls_topology::{TlsCluster, TlsSentinels};
-use pushwire_test_support::TestServer;
-use serde_json::json;
+use pushwire_test_support::tls_topology::{cli, TlsCluster, TlsSentinels};
+use pushwire_test_support::{eventually, TestServer};
+use serde_json::{json, Value};
 
 /// `engine.redis` on the TLS sentinels of `s`, trusting their certificate for both the
 /// sentinels and the master.
@@ -136,4 +140,157 @@ async fn nodes_on_a_tls_cluster_deliver_each_others_publications() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// Three TLS sentinels fail the TLS master over to its replica (`SENTINEL FAILOVER`) while the
+/// API publishes every 20 ms: the node follows the new master (over TLS), its client is
+/// resynced (3010) or keeps receiving, and ends with every acknowledged publication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_over_tls_loses_no_acknowledged_publication() {
+    let s = TlsSentinels::start(3).await;
+    let server = TestServer::start_with(|c| {
+        on_sentinels(c, &s);
+        c.channel.namespaces.push(ns("tls", recovering(10_000)));
+        c.client.recovery_max_publication_limit = 10_000;
+    })
+    .await;
+    let ch = "tls:failover";
+    let (mut c, _) = anon(&server).await;
+    let r = subscribe_with(&mut c, json!({"channel": ch, "recover": true})).await;
+    let epoch = r["epoch"].as_str().expect("epoch").to_owned();
+
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let refused = Arc::new(Mutex::new(0usize));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let publisher = {
+        let (acked, refused, stop) = (acked.clone(), refused.clone(), stop.clone());
+        let api = format!("{}/api/publish", server.http_url());
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("client");
+            let mut n = 0u64;
+            while !stop.is_cancelled() {
+                let body: Value = http
+                    .post(&api)
+                    .header("X-API-Key", pushwire_test_support::API_KEY)
+                    .json(&json!({"channel": "tls:failover", "data": {"n": n}}))
+                    .send()
+                    .await
+                    .expect("an answer")
+                    .json()
+                    .await
+                    .expect("json");
+                if body["result"].is_object() {
+                    acked.lock().push(n);
+                } else {
+                    *refused.lock() += 1;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    eventually(
+        "20 publications acknowledged",
+        Duration::from_secs(10),
+        || async { acked.lock().len() >= 20 },
+    )
+    .await;
+    let sentinel = s.sentinels[0].port;
+    let out = cli(
+        s.cert(),
+        sentinel,
+        &["SENTINEL", "FAILOVER", TlsSentinels::MASTER_NAME],
+    )
+    .await;
+    assert_eq!(out.trim(), "OK", "SENTINEL FAILOVER: {out:?}");
+    let replica = s.replica.port.to_string();
+    eventually(
+        "the sentinels name the replica as master",
+        Duration::from_secs(30),
+        || async {
+            cli(
+                s.cert(),
+                sentinel,
+                &[
+                    "SENTINEL",
+                    "GET-MASTER-ADDR-BY-NAME",
+                    TlsSentinels::MASTER_NAME,
+                ],
+            )
+            .await
+            .lines()
+            .any(|l| l.trim() == replica)
+        },
+    )
+    .await;
+    let switched_at = acked.lock().len();
+    eventually(
+        "40 publications acknowledged after the switch",
+        Duration::from_secs(30),
+        || async { acked.lock().len() >= switched_at + 40 },
+    )
+    .await;
+    stop.cancel();
+    publisher.await.expect("publisher");
+    let acked = acked.lock().clone();
+    eprintln!(
+        "TLS failover: {} acknowledged, {} refused",
+        acked.len(),
+        refused.lock()
+    );
+
+    let last = *acked.last().expect("acked");
+    let mut received = BTreeSet::new();
+    let mut offset = 0u64;
+    let mut resynced = false;
+    while !received.contains(&last) {
+        let Some(m) = c.read_one().await else {
+            resynced = true;
+            break;
+        };
+        if m["push"]["pub"].is_object() {
+            let p = &m["push"]["pub"];
+            received.insert(p["data"]["n"].as_u64().expect("n"));
+            offset = p["offset"].as_u64().unwrap_or(offset);
+        } else if m["push"]["disconnect"].is_object() {
+            assert_eq!(m["push"]["disconnect"]["code"], json!(3010), "{m}");
+            resynced = true;
+            break;
+        }
+    }
+    eprintln!(
+        "TLS failover: {} live before the end (resynced: {resynced})",
+        received.len()
+    );
+    let mut live = c;
+    if !received.contains(&last) {
+        let (mut again, _) = anon(&server).await;
+        let r = subscribe_with(
+            &mut again,
+            json!({"channel": ch, "recover": true, "offset": offset, "epoch": epoch}),
+        )
+        .await;
+        assert_eq!(r["recovered"], json!(true), "{r}");
+        for p in r["publications"].as_array().cloned().unwrap_or_default() {
+            received.insert(p["data"]["n"].as_u64().expect("n"));
+        }
+        live = again;
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|n| !received.contains(n))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?} (resynced: {resynced})"
+    );
+    // Live again, from the promoted replica.
+    let r = api_publish(&server, ch, json!({"n": "after"}), json!({})).await;
+    assert!(r["result"].is_object(), "{r}");
+    assert_eq!(live.next_publication(ch).await["data"]["n"], json!("after"));
+    server.stop().await;
 }
