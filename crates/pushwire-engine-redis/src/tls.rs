@@ -256,6 +256,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_takes_a_ca_file_with_rediss_seeds_only() {
+        let cluster = RedisConfig {
+            address: "rediss://127.0.0.1:6379".into(),
+            cluster_address: vec!["127.0.0.1:7001".into(), "rediss://127.0.0.1:7002".into()],
+            tls_ca_pem_file: "/etc/ca.pem".into(),
+            ..Default::default()
+        };
+        cluster.validate("engine.redis").unwrap();
+        let plain_seed = RedisConfig {
+            cluster_address: vec!["redis://127.0.0.1:7001".into()],
+            ..cluster.clone()
+        };
+        assert_eq!(
+            plain_seed.validate("engine.redis").unwrap_err().key,
+            "engine.redis.cluster_address"
+        );
+        let plain_address = RedisConfig {
+            address: "redis://127.0.0.1:6379".into(),
+            ..cluster
+        };
+        assert_eq!(
+            plain_address.validate("engine.redis").unwrap_err().key,
+            "engine.redis.tls_ca_pem_file"
+        );
+    }
+
+    #[test]
     fn sentinel_addresses_use_tls_when_enabled() {
         let plain = Roots::default();
         assert!(matches!(
