@@ -92,8 +92,9 @@ async fn an_untrusted_sentinel_or_master_certificate_stops_the_start_naming_the_
 }
 
 /// Two nodes on a private 3-master TLS-only Redis Cluster (`rediss://` seeds, the private
-/// root in `tls_ca_pem_file`): a client of node A receives what node B publishes in channels
-/// spread over the partitions (so over every master), and history answers over TLS.
+/// root in `tls_ca_pem_file`): a client of node A receives what node B publishes in 16
+/// channels spread over the partitions (and so, in practice, over the masters), and history
+/// answers over TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_on_a_tls_cluster_deliver_each_others_publications() {
     let cluster = TlsCluster::start(3).await;
