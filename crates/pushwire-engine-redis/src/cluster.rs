@@ -44,6 +44,7 @@ use crate::keys::Keys;
 use crate::metrics::RedisMetrics;
 use crate::pubsub::{Command, PubSubHandle, SharedHandler};
 use crate::slots::key_slot;
+use crate::tls::Roots;
 
 /// Subscription changes queued to the controller at most.
 const QUEUE: usize = 4096;
@@ -87,8 +88,13 @@ fn seeds(config: &RedisConfig) -> Vec<String> {
 
 /// A cluster client builder: RESP3 for the PUB/SUB connection (pushes), RESP2 for commands
 /// (the replies the scripts' readers expect).
-fn builder(config: &RedisConfig, resp3: bool) -> ClusterClientBuilder {
-    ClusterClientBuilder::new(seeds(config))
+/// With `roots` (`engine.redis.tls_ca_pem_file`), `rediss://` nodes are verified with them.
+fn builder(config: &RedisConfig, resp3: bool, roots: &Roots) -> ClusterClientBuilder {
+    let builder = match roots.redis.clone() {
+        Some(certs) => ClusterClientBuilder::new(seeds(config)).certs(certs),
+        None => ClusterClientBuilder::new(seeds(config)),
+    };
+    builder
         .use_protocol(if resp3 {
             redis::ProtocolVersion::RESP3
         } else {
@@ -129,7 +135,8 @@ pub(crate) async fn connect(
         seeds: seeds_text.clone(),
         timeout: start_timeout,
     };
-    let commands = builder(config, false).build().map_err(fail)?;
+    let roots = Roots::load(config)?;
+    let commands = builder(config, false, &roots).build().map_err(fail)?;
     let mut conn = tokio::time::timeout(start_timeout, commands.get_async_connection())
         .await
         .map_err(|_| timed_out())?
@@ -141,7 +148,7 @@ pub(crate) async fn connect(
         state: Mutex::new(State::default()),
     });
     let push = shared.clone();
-    let pubsub_client = builder(config, true)
+    let pubsub_client = builder(config, true, &roots)
         .push_sender(move |info: PushInfo| -> Result<(), ()> {
             push.on_push(info);
             Ok(())

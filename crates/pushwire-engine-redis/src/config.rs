@@ -5,6 +5,7 @@ use std::time::Duration;
 use pushwire_core::config::{CircuitBreakerConfig, ConfigError};
 
 use crate::address::RedisAddress;
+use crate::tls::SentinelTlsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the Redis engine. Defaults fit a local Redis; [`RedisConfig::validate`] names the
@@ -36,6 +37,8 @@ pub struct RedisConfig {
     pub sentinel_user: String,
     /// Password for the sentinels; empty: none.
     pub sentinel_password: String,
+    /// TLS to the sentinels (`engine.redis.sentinel_tls.*`, see [`SentinelTlsConfig`]).
+    pub sentinel_tls: SentinelTlsConfig,
     /// PEM file of the root certificate(s) that verify a `rediss://` server instead of the
     /// system's roots (a private CA). Empty: the system's roots.
     pub tls_ca_pem_file: String,
@@ -79,6 +82,7 @@ impl Default for RedisConfig {
             sentinel_master_name: String::new(),
             sentinel_user: String::new(),
             sentinel_password: String::new(),
+            sentinel_tls: SentinelTlsConfig::default(),
             tls_ca_pem_file: String::new(),
             prefix: "pushwire".into(),
             connect_timeout: Duration::from_secs(1),
@@ -146,13 +150,9 @@ impl RedisConfig {
                     "a list (sharding) can not be combined with sentinel_address",
                 ));
             }
-            if !self.tls_ca_pem_file.is_empty() {
-                return Err(ConfigError::new(
-                    key("tls_ca_pem_file"),
-                    "not supported with sentinel_address",
-                ));
-            }
-        } else if !self.sentinel_master_name.is_empty() {
+        }
+        self.sentinel_tls.validate(self, section)?;
+        if self.sentinel_address.is_empty() && !self.sentinel_master_name.is_empty() {
             return Err(ConfigError::new(
                 key("sentinel_address"),
                 "required with sentinel_master_name",
@@ -179,10 +179,15 @@ impl RedisConfig {
                     "a list (sharding) can not be combined with cluster_address",
                 ));
             }
-            if !self.tls_ca_pem_file.is_empty() {
+            if !self.tls_ca_pem_file.is_empty()
+                && self
+                    .cluster_address
+                    .iter()
+                    .any(|e| e.trim().starts_with("redis://"))
+            {
                 return Err(ConfigError::new(
-                    key("tls_ca_pem_file"),
-                    "not supported with cluster_address",
+                    key("cluster_address"),
+                    "a redis:// seed can not be combined with tls_ca_pem_file (use rediss://)",
                 ));
             }
             if self.prefix.contains(['{', '}']) {

@@ -209,27 +209,13 @@ async fn connect_one(
     metrics: &Arc<RedisMetrics>,
 ) -> Result<(RedisConn, ClientSource, PubSubConnection), StartError> {
     let address = address.to_owned();
-    if address.starts_with("rediss://") {
-        // The redis crate builds its TLS configuration from the process-wide provider; make
-        // sure there is one (ring, the only one compiled in). Already set: kept.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
     let url_error = |source| StartError::Url {
         address: address.clone(),
         source,
     };
-    let client = if config.tls_ca_pem_file.is_empty() {
-        redis::Client::open(address.as_str()).map_err(url_error)?
-    } else {
-        let pem = std::fs::read(&config.tls_ca_pem_file).map_err(|source| StartError::TlsCa {
-            path: config.tls_ca_pem_file.clone(),
-            source,
-        })?;
-        let certs = redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem),
-        };
-        redis::Client::build_with_tls(address.as_str(), certs).map_err(url_error)?
+    let client = match crate::tls::Roots::load(config)?.redis {
+        None => redis::Client::open(address.as_str()).map_err(url_error)?,
+        Some(certs) => redis::Client::build_with_tls(address.as_str(), certs).map_err(url_error)?,
     };
     let connect_error = |source| StartError::Connect {
         address: address.clone(),
@@ -293,8 +279,12 @@ async fn connect_sentinel(
         sentinels: config.sentinel_address.join(","),
         source,
     };
-    let resolver = Arc::new(MasterResolver::new(config).map_err(sentinel_error)?);
-    let client = resolver.client().await.map_err(sentinel_error)?;
+    let roots = crate::tls::Roots::load(config)?;
+    let resolver = Arc::new(MasterResolver::new(config, &roots).map_err(sentinel_error)?);
+    let client = match resolver.client().await {
+        Ok(client) => client,
+        Err(source) => return Err(roots.name_untrusted(config, sentinel_error(source)).await),
+    };
     let address = format!("{:?}", client.get_connection_info().addr());
     let mut conn = SentinelConn::new(
         resolver.clone(),
@@ -320,7 +310,7 @@ async fn connect_sentinel(
                 timeout: config.connect_timeout,
             },
         })?;
-    let settings = WatchSettings::new(config);
+    let settings = WatchSettings::new(config, roots);
     let sentinels = settings.len();
     let tried = sentinel_watch::Tried::new();
     let watch = tokio::spawn(sentinel_watch::run(

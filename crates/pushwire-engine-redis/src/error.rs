@@ -15,17 +15,23 @@ pub enum StartError {
         /// The parser's complaint.
         source: redis::RedisError,
     },
-    /// `engine.redis.tls_ca_pem_file` could not be read.
-    #[error("engine.redis.tls_ca_pem_file {path}: {source}")]
+    /// A root certificate file (`engine.redis.tls_ca_pem_file` or
+    /// `engine.redis.sentinel_tls.server_ca_pem_file`) could not be read or holds no PEM
+    /// certificate.
+    #[error("{key} {path}: {source}")]
     TlsCa {
+        /// The key that names the file.
+        key: &'static str,
         /// The configured file.
         path: String,
         /// Why it could not be read.
         source: std::io::Error,
     },
     /// No sentinel named a reachable master: `key` is `engine.redis.sentinel_master_name`
-    /// when the sentinels answered but do not know that name, `engine.redis.sentinel_address`
-    /// when none answered.
+    /// when the sentinels answered but do not know that name,
+    /// `engine.redis.sentinel_tls.server_ca_pem_file` when a sentinel's certificate is not
+    /// trusted, `engine.redis.tls_ca_pem_file` when the master's is not,
+    /// `engine.redis.sentinel_address` when none answered.
     #[error("{key} (master {master_name:?}, sentinels {sentinels}): {source}")]
     Sentinel {
         /// The key at fault.

@@ -14,6 +14,7 @@
 //! - [`shard`]: which Redis of the list holds a channel (consistent hashing, as Centrifugo).
 //! - `cluster` (private): Redis Cluster mode, its command connection and sharded PUB/SUB;
 //!   [`slots`]: hash slots and the partitions' hash tags.
+//! - [`tls`]: `engine.redis.sentinel_tls` and the root certificates of every topology.
 //! - [`engine`]: [`RedisEngine::connect`], which fails clearly when Redis is unreachable.
 //! - [`broker`]: [`RedisBroker`] (publish, history, subscribe, control messages between
 //!   nodes).
@@ -49,6 +50,7 @@ mod sentinel;
 mod sentinel_watch;
 pub mod shard;
 pub mod slots;
+pub mod tls;
 
 pub use address::RedisAddress;
 pub use broker::RedisBroker;

@@ -23,6 +23,7 @@ use redis::{
 };
 
 use crate::config::RedisConfig;
+use crate::tls::Roots;
 
 /// Finds the current master through the sentinels, and tells who connected to it when the
 /// sentinels switch to another master ([`MasterResolver::switched`]).
@@ -49,13 +50,14 @@ pub(crate) fn sentinel_addr(entry: &str) -> Option<ConnectionAddr> {
 }
 
 impl MasterResolver {
-    /// A resolver for `config` (its `sentinel_*` keys; the master's own user, password and db
-    /// come from the first `address` URL when it has them).
-    pub fn new(config: &RedisConfig) -> Result<MasterResolver, RedisError> {
+    /// A resolver for `config` (its `sentinel_*` keys; the master's own user, password, db
+    /// and TLS (`rediss://`) come from the first `address` URL when it has them). `roots`
+    /// holds the root certificates read at start ([`Roots::load`]).
+    pub fn new(config: &RedisConfig, roots: &Roots) -> Result<MasterResolver, RedisError> {
         let sentinels = config
             .sentinel_address
             .iter()
-            .filter_map(|s| sentinel_addr(s))
+            .filter_map(|s| roots.sentinel_addr(s))
             .collect::<Vec<_>>();
         let mut builder = SentinelClientBuilder::new(
             sentinels,
@@ -67,6 +69,20 @@ impl MasterResolver {
         }
         if !config.sentinel_password.is_empty() {
             builder = builder.set_client_to_sentinel_password(&config.sentinel_password);
+        }
+        if let Some(certs) = roots.sentinel.clone().filter(|_| roots.sentinel_tls) {
+            builder = builder.set_client_to_sentinel_certificates(certs);
+        }
+        if config
+            .address
+            .urls()
+            .first()
+            .is_some_and(|u| u.starts_with("rediss://"))
+        {
+            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+            if let Some(certs) = roots.redis.clone() {
+                builder = builder.set_client_to_redis_certificates(certs);
+            }
         }
         if let Some(url) = config.address.urls().first() {
             use redis::IntoConnectionInfo;

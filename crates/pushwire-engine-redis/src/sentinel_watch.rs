@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::RedisConfig;
-use crate::sentinel::{sentinel_addr, MasterResolver};
+use crate::sentinel::MasterResolver;
+use crate::tls::Roots;
 
 /// How often the current master is asked of the sentinel besides the switch events.
 pub(crate) const POLL: Duration = Duration::from_millis(500);
@@ -35,16 +36,18 @@ pub(crate) struct WatchSettings {
     command_timeout: Duration,
     reconnect_min_delay: Duration,
     reconnect_max_delay: Duration,
+    roots: Roots,
 }
 
 impl WatchSettings {
-    /// The `sentinel_*` keys and timeouts of `config` (validated).
-    pub fn new(config: &RedisConfig) -> WatchSettings {
+    /// The `sentinel_*` keys and timeouts of `config` (validated), and the sentinels' TLS
+    /// roots read at start.
+    pub fn new(config: &RedisConfig, roots: Roots) -> WatchSettings {
         WatchSettings {
             sentinels: config
                 .sentinel_address
                 .iter()
-                .filter_map(|s| sentinel_addr(s))
+                .filter_map(|s| roots.sentinel_addr(s))
                 .collect(),
             master_name: config.sentinel_master_name.clone(),
             user: config.sentinel_user.clone(),
@@ -52,12 +55,18 @@ impl WatchSettings {
             command_timeout: config.command_timeout,
             reconnect_min_delay: config.reconnect_min_delay,
             reconnect_max_delay: config.reconnect_max_delay,
+            roots,
         }
     }
 
     /// How many sentinels are watched.
     pub fn len(&self) -> usize {
         self.sentinels.len()
+    }
+
+    /// A client for the first sentinel (`None` without sentinels).
+    pub fn first_client(&self) -> Option<Result<redis::Client, RedisError>> {
+        self.sentinels.first().map(|addr| self.client(addr))
     }
 
     fn client(&self, addr: &ConnectionAddr) -> Result<redis::Client, RedisError> {
@@ -72,7 +81,7 @@ impl WatchSettings {
             .clone()
             .into_connection_info()?
             .set_redis_settings(node);
-        redis::Client::open(info)
+        self.roots.sentinel_client(info)
     }
 }
 

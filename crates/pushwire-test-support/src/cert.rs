@@ -1,4 +1,4 @@
-//! A self-signed certificate for `localhost`, written to a fresh temporary directory (removed
+//! A self-signed certificate for `localhost` (or other names), written to a fresh temporary directory (removed
 //! on drop): the server's TLS files in tests, and the root a test client trusts.
 
 use std::path::PathBuf;
@@ -17,6 +17,12 @@ pub struct TestCert {
 impl TestCert {
     /// Generates the certificate and writes `cert.pem` and `key.pem`.
     pub fn new() -> TestCert {
+        TestCert::for_names(&["localhost"])
+    }
+
+    /// Like [`TestCert::new`], for these subject alternative names (an IP address such as
+    /// `127.0.0.1` becomes an IP SAN: what Sentinel and Cluster announce).
+    pub fn for_names(names: &[&str]) -> TestCert {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
             "pushwire-cert-{}-{}",
@@ -24,7 +30,10 @@ impl TestCert {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let ck = rcgen::generate_simple_self_signed(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("cert");
         let pem = ck.cert.pem();
         std::fs::write(dir.join("cert.pem"), &pem).expect("write cert");
         std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).expect("write key");

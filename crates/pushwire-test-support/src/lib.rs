@@ -6,7 +6,8 @@
 //! - [`token`]: HS256 tokens signed with [`SECRET`]; [`eventually`], [`poll_until`] and
 //!   [`unique`] come from the light layer, `pushwire-testkit` (no server dependency).
 //! - [`sdk`]: runs the real SDK scripts under `sdk-tests/` against a server.
-//! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate.
+//! - [`tls_redis::TlsRedis`]: a redis-server serving TLS only, with a test certificate;
+//!   [`tls_topology`]: TLS-only Sentinel and Cluster deployments.
 //! - [`haproxy::HaProxy`]: a real HAProxy balancing every request over a set of nodes.
 //! - [`sdk_live::LiveScript`]: an SDK script run in the background, read line by line.
 //! - [`stoppable::StoppableProcess`]: a dependency in its own process that a test can hang
@@ -22,6 +23,7 @@ pub mod sdk_live;
 mod server;
 pub mod stoppable;
 pub mod tls_redis;
+pub mod tls_topology;
 mod ws;
 
 pub use server::{add_delta_namespace, test_config, TestServer, API_KEY, SECRET};

@@ -12,5 +12,7 @@ mod embedded;
 mod metrics_redis;
 mod redis;
 mod redis_cluster;
+mod redis_cluster_slot_move;
 mod redis_hang;
 mod redis_tls;
+mod redis_tls_topologies;

@@ -34,6 +34,15 @@ pub fn apply(
             ))
         }
         "consumer_type" => consumer_type(map, key),
+        "redis_tls" => {
+            let on = map.remove(key) == Some(Value::Bool(true));
+            ctx.redis_tls |= on;
+            Ok(if on {
+                Status::Mapped("engine.redis.address switched to rediss://".into())
+            } else {
+                Status::Ignored("off".into())
+            })
+        }
         other => Err(format!("no translation named {other} (keys.txt)")),
     }
 }
@@ -160,6 +169,35 @@ fn redis_credential(map: &mut Map<String, Value>, key: &str, set: bool) -> Resul
         _ => {}
     }
     Ok(Status::Mapped("folded into engine.redis.address".into()))
+}
+
+/// `engine.redis.tls.enabled = true`: every `redis://` URL of `engine.redis.address` becomes
+/// `rediss://` (Cluster seeds given as `host:port` take that scheme; under Sentinel it is the
+/// master's); without an address, Centrifugo's default `127.0.0.1:6379` over TLS.
+pub fn apply_redis_tls(root: &mut Value) {
+    let Some(redis) = root
+        .pointer_mut("/engine/redis")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let addr = redis
+        .entry("address")
+        .or_insert_with(|| Value::String("redis://127.0.0.1:6379".into()));
+    let tls = |s: &mut String| {
+        if let Some(rest) = s.strip_prefix("redis://") {
+            *s = format!("rediss://{rest}");
+        }
+    };
+    match addr {
+        Value::String(s) => tls(s),
+        Value::Array(items) => items.iter_mut().for_each(|it| {
+            if let Value::String(s) = it {
+                tls(s);
+            }
+        }),
+        _ => {}
+    }
 }
 
 /// `consumers[].type`: `postgresql` reads the same outbox table as pushwire's

@@ -621,3 +621,38 @@ fn tls_pem_paths_are_mapped_and_inline_pem_refused() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `engine.redis.sentinel_tls.enabled` is pushwire's own key; its `server_ca_pem` path moves
+/// to `server_ca_pem_file`; `insecure_skip_verify` is refused. `engine.redis.tls.enabled`
+/// turns the address into `rediss://` (the master's TLS under Sentinel).
+#[test]
+fn redis_sentinel_tls_keys_are_mapped() {
+    let dir = std::env::temp_dir().join(format!("pushwire-stls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("config.json");
+    std::fs::write(
+        &f,
+        r#"{"engine": {"type": "redis", "redis": {"address": "127.0.0.1:6379", "tls": {"enabled": true}, "sentinel_address": ["127.0.0.1:26379"], "sentinel_master_name": "m", "sentinel_tls": {"enabled": true, "server_ca_pem": "/etc/tls/ca.pem"}}}}"#,
+    )
+    .unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let c = a.config.unwrap();
+    assert!(c.engine.redis.sentinel_tls.enabled);
+    assert_eq!(c.engine.redis.address.urls(), ["rediss://127.0.0.1:6379"]);
+    assert_eq!(
+        c.engine.redis.sentinel_tls.server_ca_pem_file,
+        "/etc/tls/ca.pem"
+    );
+    std::fs::write(
+        &f,
+        r#"{"engine": {"type": "redis", "redis": {"sentinel_address": ["127.0.0.1:26379"], "sentinel_master_name": "m", "sentinel_tls": {"enabled": true, "insecure_skip_verify": true}}}}"#,
+    )
+    .unwrap();
+    let a = analyze(Some(&f), &Overrides::default(), &HashMap::new()).unwrap();
+    let e = format!("{:#}", finish(a).unwrap_err());
+    assert!(
+        e.contains("engine.redis.sentinel_tls.insecure_skip_verify"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

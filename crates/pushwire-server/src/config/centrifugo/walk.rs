@@ -19,6 +19,9 @@ pub struct Ctx {
     pub deferred: Vec<(String, Value)>,
     /// `channel.publication_data_format`, applied to the namespaces afterwards.
     pub global_data_format: Option<Value>,
+    /// `engine.redis.tls.enabled = true`: the engine's addresses become `rediss://`
+    /// afterwards.
+    pub redis_tls: bool,
     /// Where `${CENTRIFUGO_VAR_…}` references are looked up (the process environment unless a
     /// test says otherwise).
     pub env: Option<EnvLookup>,
@@ -44,6 +47,9 @@ pub fn translate(root: &mut Value, report: &mut Report, mut ctx: Ctx) {
     }
     if let Some(format) = ctx.global_data_format.take() {
         special::apply_global_data_format(root, format);
+    }
+    if ctx.redis_tls {
+        special::apply_redis_tls(root);
     }
 }
 
