@@ -232,7 +232,7 @@ scale() {
     for ((i = 0; i < nodes; i++)); do ready+=("$OUT/scale-ready-$i"); done
     wait_files 900 "${ready[@]}"
     # The ready files come after a 2 s warm-up: the storm is the receivers' own figure.
-    say "all receivers ready $(echo "$(date +%s.%N) - $t0 - 2" | bc) s after start (incl. process start)," \
+    say "all receivers ready $(printf '%.2f' "$(echo "$(date +%s.%N) - $t0 - 2" | bc)") s after start (incl. process start)," \
         "load average $(cut -d' ' -f1-3 /proc/loadavg)"
     local load_rss=0 p
     for p in "${receivers[@]}"; do load_rss=$((load_rss + $(awk '/VmRSS/ { print $2 }' "/proc/$p/status"))); done

@@ -358,7 +358,10 @@ mod tests {
         let a = parse(&[
             "scale", "--role", "publish", "--phase", "personal", "--rate", "10000",
         ]);
-        assert_eq!((a.role, a.phase, a.rate), (ScaleRole::Publish, ScalePhase::Personal, 10_000));
+        assert_eq!(
+            (a.role, a.phase, a.rate),
+            (ScaleRole::Publish, ScalePhase::Personal, 10_000)
+        );
         a.validate().unwrap();
         let a = parse(&["scale", "--role", "merge", "--inputs", "a.json", "b.json"]);
         assert_eq!(a.inputs.len(), 2);

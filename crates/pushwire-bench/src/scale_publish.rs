@@ -29,7 +29,10 @@ use crate::target::Target;
 pub(crate) const TICKS_PER_SEC: u64 = 100;
 
 /// Runs the phase `args.phase` and reports what was sent.
-pub(crate) async fn publish(args: &BenchArgs, target: &Target) -> Result<PublisherPart, BenchError> {
+pub(crate) async fn publish(
+    args: &BenchArgs,
+    target: &Target,
+) -> Result<PublisherPart, BenchError> {
     target.probe().await?;
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
@@ -95,8 +98,7 @@ async fn personal(
     let mut planned = 0;
     let start = Instant::now();
     for tick in 0..ticks {
-        tokio::time::sleep_until(start + Duration::from_millis(tick * 1000 / TICKS_PER_SEC))
-            .await;
+        tokio::time::sleep_until(start + Duration::from_millis(tick * 1000 / TICKS_PER_SEC)).await;
         let count = per_tick(args.rate, tick).min(range);
         if count == 0 {
             continue;

@@ -249,7 +249,8 @@ pub(crate) fn merge(parts: &[ScalePart]) -> ScaleReport {
                         connections: p.established,
                         rss_before: before,
                         rss_after: after,
-                        bytes_per_connection: delta / i64::try_from(p.established.max(1)).unwrap_or(1),
+                        bytes_per_connection: delta
+                            / i64::try_from(p.established.max(1)).unwrap_or(1),
                     });
                 }
             }
@@ -440,10 +441,18 @@ mod tests {
             panic!("not a receiver")
         };
         assert_eq!(r.broadcast.delivered, 2);
-        let p: ScalePart =
-            serde_json::from_str(&serde_json::to_string(&publisher(ScalePhase::Personal, 5)).unwrap())
-                .unwrap();
-        assert!(matches!(p, ScalePart::Publish(PublisherPart { phase: ScalePhase::Personal, sent: 5, .. })));
+        let p: ScalePart = serde_json::from_str(
+            &serde_json::to_string(&publisher(ScalePhase::Personal, 5)).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            p,
+            ScalePart::Publish(PublisherPart {
+                phase: ScalePhase::Personal,
+                sent: 5,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -289,9 +289,18 @@ mod tests {
     fn personal_publications_are_tallied_apart() {
         let stats = Stats::new(2);
         stats.shard(0).lock().record_seq(3, true, 100);
-        stats.shard(1).lock().record_seq(PERSONAL_SEQ_BASE, true, 700);
-        stats.shard(0).lock().record_seq(PERSONAL_SEQ_BASE + 9, true, 900);
-        stats.shard(0).lock().record_seq(PERSONAL_SEQ_BASE + 9, false, 900);
+        stats
+            .shard(1)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE, true, 700);
+        stats
+            .shard(0)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE + 9, true, 900);
+        stats
+            .shard(0)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE + 9, false, 900);
         let t = stats.totals();
         assert_eq!((t.delivered, t.duplicates, t.latency.max()), (1, 0, 100));
         let p = &t.personal;

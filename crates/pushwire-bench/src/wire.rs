@@ -227,8 +227,10 @@ mod tests {
         assert!(f.contains(r#""token":"jwt""#));
         assert!(f.contains(r#""channel":"a\"b""#));
         let f = hello_frame(None, &["p-7", "shared"], None);
-        let lines: Vec<serde_json::Value> =
-            f.split('\n').map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = f
+            .split('\n')
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1], json!({"id":2,"subscribe":{"channel":"p-7"}}));
         assert_eq!(lines[2], json!({"id":3,"subscribe":{"channel":"shared"}}));
