@@ -27,6 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
 BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
+SCALE_NODES="${NODES:-5}" # the scale mode's default differs
 NODES="${NODES:-3}"
 CONNECTIONS="${CONNECTIONS:-9000}"
 RATE="${RATE:-20}"
@@ -201,7 +202,7 @@ cpu_all() {
 
 # scale: the 5 x 18,000 scale run (see the header).
 scale() {
-    local nodes="${NODES:-5}" per="${PER_NODE:-18000}"
+    local nodes="$SCALE_NODES" per="${PER_NODE:-18000}"
     local broadcasts="${BROADCASTS:-10}" interval="${BROADCAST_INTERVAL_MS:-2000}"
     local rate="${PERSONAL_RATE:-10000}" secs="${PERSONAL_SECS:-10}"
     local connect_rate="${CONNECT_RATE:-0}" straggle="${STRAGGLER_SECS:-5}"
