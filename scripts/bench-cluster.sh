@@ -18,7 +18,8 @@
 #    to the shared channel, one every BROADCAST_INTERVAL_MS (2000), then PERSONAL_RATE (10000)
 #    personal publications/s for PERSONAL_SECS (10), both through the API of the first node.
 #    Reports RSS per connection per node, connect storm time (CONNECT_RATE per receiver, 0:
-#    unpaced), p50/p99 and losses of both phases, and each node's CPU per delivery.
+#    unpaced), p50/p99 and losses of both phases, and each node's CPU per delivery, also net
+#    of its idle CPU (measured for IDLE_SECS, 10, before publishing).
 #
 # Needs redis-server on 127.0.0.1:6379 (scripts/services.sh), haproxy, curl, jq. Loopback only,
 # bounded in count and time. Env: BIN, BUILD=0 (see bench-server.sh), OUT (report dir).
@@ -241,21 +242,32 @@ scale() {
 
     local hz before after
     hz="$(getconf CLK_TCK)"
-    local -a cpu_b cpu_p
+    local -a cpu_b cpu_p cpu_idle
+    # Idle baseline: pings, pongs and node heartbeats of the held connections cost CPU in
+    # every phase too; each phase's figure is also given net of it.
+    local idle="${IDLE_SECS:-10}" t_phase
     before=($(cpu_all))
+    sleep "$idle"
+    after=($(cpu_all))
+    for ((i = 0; i < nodes; i++)); do cpu_idle[i]=$((after[i] - before[i])); done
+    before=($(cpu_all))
+    t_phase=$SECONDS
     "$BIN" bench scale --role publish --phase broadcast --url "http://127.0.0.1:${PORTS[0]}" \
         --api-key bench --channel "$channel" --broadcasts "$broadcasts" \
         --broadcast-interval-ms "$interval" >"$OUT/scale-publish-broadcast.json" || true
     sleep "$straggle"
     after=($(cpu_all))
+    local secs_b=$((SECONDS - t_phase))
     for ((i = 0; i < nodes; i++)); do cpu_b[i]=$((after[i] - before[i])); done
     say "after the broadcast phase: load average $(cut -d' ' -f1-3 /proc/loadavg)"
     before=($(cpu_all))
+    t_phase=$SECONDS
     "$BIN" bench scale --role publish --phase personal --url "http://127.0.0.1:${PORTS[0]}" \
         --api-key bench --channel "$channel" --first-index 0 --connections $((nodes * per)) \
         --rate "$rate" --duration "$secs" >"$OUT/scale-publish-personal.json" || true
     sleep "$straggle"
     after=($(cpu_all))
+    local secs_p=$((SECONDS - t_phase))
     for ((i = 0; i < nodes; i++)); do cpu_p[i]=$((after[i] - before[i])); done
     say "after the personal phase: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -269,11 +281,15 @@ scale() {
     for ((i = 0; i < nodes; i++)); do
         db="$(jq '.broadcast.delivered' "$OUT/scale-receiver-$i.json")"
         dp="$(jq '.personal.delivered' "$OUT/scale-receiver-$i.json")"
-        # Per delivery; a phase without deliveries divides by 1.
-        say "node$i cpu: broadcast $(echo "scale=2; ${cpu_b[i]} / $hz" | bc) s for $db deliveries" \
-            "= $(echo "scale=2; ${cpu_b[i]} * 1000000 / $hz / $((db > 0 ? db : 1))" | bc) us/delivery;" \
-            "personal $(echo "scale=2; ${cpu_p[i]} / $hz" | bc) s for $dp deliveries" \
-            "= $(echo "scale=2; ${cpu_p[i]} * 1000000 / $hz / $((dp > 0 ? dp : 1))" | bc) us/delivery"
+        db=$((db > 0 ? db : 1)) # a phase without deliveries divides by 1
+        dp=$((dp > 0 ? dp : 1))
+        say "node$i cpu: idle $(echo "scale=3; ${cpu_idle[i]} / $hz / $idle" | bc) s/s;" \
+            "broadcast $(echo "scale=2; ${cpu_b[i]} / $hz" | bc) s in ${secs_b} s for $db deliveries" \
+            "= $(echo "scale=2; ${cpu_b[i]} * 1000000 / $hz / $db" | bc) us/delivery" \
+            "($(echo "scale=2; (${cpu_b[i]} - ${cpu_idle[i]} * $secs_b / $idle) * 1000000 / $hz / $db" | bc) net of idle);" \
+            "personal $(echo "scale=2; ${cpu_p[i]} / $hz" | bc) s in ${secs_p} s for $dp deliveries" \
+            "= $(echo "scale=2; ${cpu_p[i]} * 1000000 / $hz / $dp" | bc) us/delivery" \
+            "($(echo "scale=2; (${cpu_p[i]} - ${cpu_idle[i]} * $secs_p / $idle) * 1000000 / $hz / $dp" | bc) net of idle)"
     done
     say "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done

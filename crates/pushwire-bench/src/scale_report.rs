@@ -345,7 +345,7 @@ impl ScaleReport {
             let l = &p.latency;
             let _ = writeln!(
                 s,
-                "{name}: {} of {} publications sent in {:.2} s ({:.0}/s), {} errors; \
+                "{name}: {} of {} publications sent in {:.2} s ({:.1}/s), {} errors; \
                  {} of {} deliveries, {} lost, {} duplicates; \
                  latency p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms max {:.1} ms{}",
                 p.sent,
