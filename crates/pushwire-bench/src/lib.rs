@@ -59,13 +59,29 @@ pub use report::BenchReport;
 pub use run::run;
 pub use timeline::Sample;
 
+/// One part of the `scale` scenario (`--role`): returns the exit code ([`EXIT_OK`] or
+/// [`EXIT_PARTIAL`]) and what [`execute`] prints: a receiver's or publisher's part as one JSON
+/// line, or the merge of parts (`--inputs`) as text, JSON with `--json`. A receiver holds its
+/// connections until SIGINT/SIGTERM or `--duration`. Fails as [`run`] does, and on an
+/// unreadable or malformed `--inputs` file.
+pub async fn run_scale(args: BenchArgs) -> Result<(i32, String), BenchError> {
+    if args.scenario != Scenario::Scale {
+        return Err(BenchError::InvalidArgs(
+            "run_scale needs the scale scenario".into(),
+        ));
+    }
+    scale::run(args).await
+}
+
 /// `pushwire bench` end to end: runs, prints the report to stdout (JSON with `--json`),
 /// writes the HTML report with `--html`, and returns the process exit code
 /// ([`EXIT_OK`] or [`EXIT_PARTIAL`]). An `Err` means no report could be made
 /// (exit with [`EXIT_ERROR`]).
 pub async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
     if args.scenario == Scenario::Scale {
-        return scale::execute(args).await;
+        let (code, out) = run_scale(args).await?;
+        println!("{}", out.trim_end());
+        return Ok(code);
     }
     let (json, html) = (args.json, args.html.clone());
     let report = run(args).await?;

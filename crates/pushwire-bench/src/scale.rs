@@ -29,9 +29,9 @@ use crate::subscriber::Shared;
 use crate::target::Target;
 use crate::{limits, token};
 
-/// Runs this process's part and prints its report to stdout: a receiver's or publisher's
-/// part as one JSON line, a merge as text (JSON with `--json`). Returns the exit code.
-pub(crate) async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
+/// Runs this process's part and returns its exit code and its report: a receiver's or
+/// publisher's part as one JSON line, a merge as text (JSON with `--json`).
+pub(crate) async fn run(args: BenchArgs) -> Result<(i32, String), BenchError> {
     let target = args.validate()?;
     match args.role {
         ScaleRole::Receive => {
@@ -41,8 +41,7 @@ pub(crate) async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
             } else {
                 EXIT_PARTIAL
             };
-            println!("{}", to_json(&ScalePart::Receive(part))?);
-            Ok(code)
+            Ok((code, to_json(&ScalePart::Receive(part))?))
         }
         ScaleRole::Publish => {
             let part = crate::scale_publish::publish(&args, &target).await?;
@@ -51,8 +50,7 @@ pub(crate) async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
             } else {
                 EXIT_PARTIAL
             };
-            println!("{}", to_json(&ScalePart::Publish(part))?);
-            Ok(code)
+            Ok((code, to_json(&ScalePart::Publish(part))?))
         }
         ScaleRole::Merge => {
             let mut parts = Vec::with_capacity(args.inputs.len());
@@ -67,12 +65,12 @@ pub(crate) async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
                 parts.push(part);
             }
             let report = scale_report::merge(&parts);
-            if args.json {
-                println!("{}", to_json(&report)?);
+            let out = if args.json {
+                to_json(&report)?
             } else {
-                print!("{}", report.text());
-            }
-            Ok(report.exit_code)
+                report.text()
+            };
+            Ok((report.exit_code, out))
         }
     }
 }
