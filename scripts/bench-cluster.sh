@@ -19,7 +19,8 @@
 #    personal publications/s for PERSONAL_SECS (10), both through the API of the first node.
 #    Reports RSS per connection per node, connect storm time (CONNECT_RATE per receiver, 0:
 #    unpaced), p50/p99 and losses of both phases, and each node's CPU per delivery, also net
-#    of its idle CPU (measured for IDLE_SECS, 10, before publishing).
+#    of its idle CPU (measured for IDLE_SECS, 10, before publishing), and the load
+#    generators' CPU per delivery.
 #
 # Needs redis-server on 127.0.0.1:6379 (scripts/services.sh), haproxy, curl, jq. Loopback only,
 # bounded in count and time. Env: BIN, BUILD=0 (see bench-server.sh), OUT (report dir).
@@ -201,6 +202,13 @@ cpu_all() {
     echo "${out[@]}"
 }
 
+# cpu_sum PID...: CPU ticks of these processes added up.
+cpu_sum() {
+    local p t=0
+    for p in "$@"; do t=$((t + $(cpu_ticks "$p"))); done
+    echo "$t"
+}
+
 # scale: the 5 x 18,000 scale run (see the header).
 scale() {
     local nodes="$SCALE_NODES" per="${PER_NODE:-18000}"
@@ -251,6 +259,8 @@ scale() {
     after=($(cpu_all))
     for ((i = 0; i < nodes; i++)); do cpu_idle[i]=$((after[i] - before[i])); done
     before=($(cpu_all))
+    local gen_before gen_b gen_p
+    gen_before="$(cpu_sum "${receivers[@]}")"
     t_phase=$SECONDS
     "$BIN" bench scale --role publish --phase broadcast --url "http://127.0.0.1:${PORTS[0]}" \
         --api-key bench --channel "$channel" --broadcasts "$broadcasts" \
@@ -258,9 +268,11 @@ scale() {
     sleep "$straggle"
     after=($(cpu_all))
     local secs_b=$((SECONDS - t_phase))
+    gen_b=$(($(cpu_sum "${receivers[@]}") - gen_before))
     for ((i = 0; i < nodes; i++)); do cpu_b[i]=$((after[i] - before[i])); done
     say "after the broadcast phase: load average $(cut -d' ' -f1-3 /proc/loadavg)"
     before=($(cpu_all))
+    gen_before="$(cpu_sum "${receivers[@]}")"
     t_phase=$SECONDS
     "$BIN" bench scale --role publish --phase personal --url "http://127.0.0.1:${PORTS[0]}" \
         --api-key bench --channel "$channel" --first-index 0 --connections $((nodes * per)) \
@@ -268,6 +280,7 @@ scale() {
     sleep "$straggle"
     after=($(cpu_all))
     local secs_p=$((SECONDS - t_phase))
+    gen_p=$(($(cpu_sum "${receivers[@]}") - gen_before))
     for ((i = 0; i < nodes; i++)); do cpu_p[i]=$((after[i] - before[i])); done
     say "after the personal phase: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -291,6 +304,14 @@ scale() {
             "= $(echo "scale=2; ${cpu_p[i]} * 1000000 / $hz / $dp" | bc) us/delivery" \
             "($(echo "scale=2; (${cpu_p[i]} - ${cpu_idle[i]} * $secs_p / $idle) * 1000000 / $hz / $dp" | bc) net of idle)"
     done
+    db="$(jq '.broadcast.delivered // 0' "$OUT/scale-report.json")"
+    dp="$(jq '.personal.delivered // 0' "$OUT/scale-report.json")"
+    db=$((db > 0 ? db : 1))
+    dp=$((dp > 0 ? dp : 1))
+    say "load generators cpu: broadcast $(echo "scale=2; $gen_b / $hz" | bc) s" \
+        "= $(echo "scale=2; $gen_b * 1000000 / $hz / $db" | bc) us/delivery;" \
+        "personal $(echo "scale=2; $gen_p / $hz" | bc) s" \
+        "= $(echo "scale=2; $gen_p * 1000000 / $hz / $dp" | bc) us/delivery"
     say "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait "${NODE_PIDS[@]}" 2>/dev/null || true
