@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
 use crate::target::Target;
@@ -40,6 +40,36 @@ pub enum Scenario {
     /// turn (`--rate` rounds/s for `--duration`), with plain `write` calls and, interleaved,
     /// as one batched io_uring submission.
     Floor,
+    /// Cluster scale run, one part of it per process (`--role`): `receive` holds N
+    /// connections, each subscribed to its personal channel `CHANNEL-<global index>` and to the
+    /// shared channel `CHANNEL`, until SIGINT/SIGTERM or `--duration`; `publish` runs one phase
+    /// (`--phase broadcast`: `--broadcasts` publications to the shared channel; `personal`:
+    /// `--rate` publications/s over random personal channels); `merge` combines their JSON
+    /// reports (`--inputs`).
+    Scale,
+}
+
+/// What one process of the `scale` scenario does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleRole {
+    /// Hold `--connections` subscribers, from `--first-index` on, and time every delivery.
+    Receive,
+    /// Publish one phase (`--phase`) through the API.
+    Publish,
+    /// Merge the JSON reports given with `--inputs` into one.
+    Merge,
+}
+
+/// The publishing phase of one `scale --role publish` process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalePhase {
+    /// `--broadcasts` publications to the shared channel, one every `--broadcast-interval-ms`.
+    Broadcast,
+    /// `--rate` publications per second for `--duration` s, each to a random personal channel
+    /// of `CHANNEL-<first-index>` .. `CHANNEL-<first-index + connections - 1>`.
+    Personal,
 }
 
 impl Scenario {
@@ -51,6 +81,7 @@ impl Scenario {
             Scenario::Connect => "connect",
             Scenario::Idle => "idle",
             Scenario::Floor => "floor",
+            Scenario::Scale => "scale",
         }
     }
 }
@@ -134,6 +165,29 @@ pub struct BenchArgs {
     /// `floor`: only the plain `write` rounds, no io_uring rounds.
     #[arg(long)]
     pub no_batched: bool,
+    /// `scale`: what this process does.
+    #[arg(long, value_enum, default_value_t = ScaleRole::Receive)]
+    pub role: ScaleRole,
+    /// `scale`: global index of this process's first connection (its personal channel is
+    /// `CHANNEL-<first-index>`); for `--phase personal`, the first personal channel published to.
+    #[arg(long, default_value_t = 0)]
+    pub first_index: u64,
+    /// `scale --role publish`: the phase to run.
+    #[arg(long, value_enum, default_value_t = ScalePhase::Broadcast)]
+    pub phase: ScalePhase,
+    /// `scale --phase broadcast`: publications to the shared channel (hard cap 10000).
+    #[arg(long, default_value_t = 10)]
+    pub broadcasts: u32,
+    /// `scale --phase broadcast`: milliseconds between two broadcasts (1..=60000).
+    #[arg(long, default_value_t = 1000)]
+    pub broadcast_interval_ms: u64,
+    /// `scale --role receive`: a file written (JSON: established, errors, secs) once every
+    /// connection is in and the warm-up is over, for a script to start publishing.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+    /// `scale --role merge`: the JSON reports of the receivers and publishers.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub inputs: Vec<PathBuf>,
     /// Server process id: its VmRSS is read before connecting and after all are subscribed.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -175,6 +229,9 @@ impl BenchArgs {
         if self.channel.is_empty() {
             return bad("--channel must not be empty".into());
         }
+        if self.scenario == Scenario::Scale {
+            self.validate_scale()?;
+        }
         let target = Target::parse(&self.url)?;
         if !self.allow_remote && !target.is_loopback() {
             return Err(BenchError::RemoteTarget(target.host.clone()));
@@ -188,6 +245,25 @@ impl BenchArgs {
             target.api = Some(Box::new(api));
         }
         Ok(target)
+    }
+
+    /// The `scale` options: a merge needs inputs; the broadcast phase is bounded; the index
+    /// range fits.
+    fn validate_scale(&self) -> Result<(), BenchError> {
+        let bad = |m: String| Err(BenchError::InvalidArgs(m));
+        if self.role == ScaleRole::Merge && self.inputs.is_empty() {
+            return bad("scale --role merge needs --inputs".into());
+        }
+        if self.broadcasts == 0 || self.broadcasts > MAX_RATE {
+            return bad(format!("--broadcasts must be 1..={MAX_RATE}"));
+        }
+        if !(1..=60_000).contains(&self.broadcast_interval_ms) {
+            return bad("--broadcast-interval-ms must be 1..=60000".into());
+        }
+        if self.first_index > u64::from(u32::MAX) {
+            return bad(format!("--first-index must be at most {}", u32::MAX));
+        }
+        Ok(())
     }
 
     /// Whether the scenario publishes.
@@ -213,6 +289,7 @@ impl BenchArgs {
         match self.scenario {
             Scenario::Channels => format!("{}-{index}", self.channel),
             Scenario::Idle if self.personal => format!("{}-{index}", self.channel),
+            Scenario::Scale => format!("{}-{}", self.channel, self.first_index + index as u64),
             _ => self.channel.clone(),
         }
     }
@@ -268,6 +345,38 @@ mod tests {
         assert!(parse(&["floor", "--rate", "0"]).validate().is_err());
         assert_eq!(a.html.as_deref(), Some(std::path::Path::new("r.html")));
         a.validate().unwrap();
+    }
+
+    #[test]
+    fn scale_options() {
+        let a = parse(&["scale", "--channel", "s", "--first-index", "18000"]);
+        assert_eq!(a.role, ScaleRole::Receive);
+        assert_eq!(a.channel_of(0), "s-18000");
+        assert_eq!(a.channel_of(5), "s-18005");
+        assert!(!a.publishes());
+        a.validate().unwrap();
+        let a = parse(&[
+            "scale", "--role", "publish", "--phase", "personal", "--rate", "10000",
+        ]);
+        assert_eq!(
+            (a.role, a.phase, a.rate),
+            (ScaleRole::Publish, ScalePhase::Personal, 10_000)
+        );
+        a.validate().unwrap();
+        let a = parse(&["scale", "--role", "merge", "--inputs", "a.json", "b.json"]);
+        assert_eq!(a.inputs.len(), 2);
+        a.validate().unwrap();
+        for bad in [
+            &["scale", "--role", "merge"][..],
+            &["scale", "--broadcasts", "0"],
+            &["scale", "--broadcast-interval-ms", "0"],
+            &["scale", "--first-index", "4294967296"],
+        ] {
+            assert!(
+                matches!(parse(bad).validate(), Err(BenchError::InvalidArgs(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

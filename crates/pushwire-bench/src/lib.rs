@@ -4,7 +4,9 @@
 //! `channels` (N subscribers on N channels, each published to), `connect` (connection storm,
 //! then a reconnect storm triggered by the server API) and `idle` (server memory per idle
 //! subscribed connection, `--personal` for a channel each) and `floor` (no server: the
-//! kernel's cost of a fan-out round of loopback writes, plain and io_uring). Publications carry their send time; each delivery's latency goes
+//! kernel's cost of a fan-out round of loopback writes, plain and io_uring) and `scale` (one
+//! process's part of a cluster scale run: receiver, publisher of one phase, or the merge of
+//! their reports). Publications carry their send time; each delivery's latency goes
 //! into sharded HDR histograms merged at the end. The report ([`BenchReport`]) prints as text
 //! or JSON and renders as a self-contained HTML page; its `exit_code` is non-zero when
 //! anything was refused, lost or failed.
@@ -18,6 +20,8 @@
 //! - `seq`, `stats`: duplicate detection and sharded statistics; `timeline`: per-second
 //!   samples; `progress`: the progress bar.
 //! - `floor`: the `floor` scenario, self-contained (its own sink and writer threads).
+//! - `scale`: the `scale` scenario's receiver and dispatch; `scale_publish`: its publishing
+//!   phases; `scale_report`: its per-process parts and their merge.
 //! - `memory`, `limits`, `machine`: `/proc` readers.
 //! - [`report`][]: [`BenchReport`] (JSON schema); `text`, `html`, `svg`: its renderings.
 //! - [`error`][]: [`BenchError`] and the exit codes.
@@ -36,6 +40,9 @@ mod progress;
 mod publisher;
 pub mod report;
 mod run;
+mod scale;
+mod scale_publish;
+mod scale_report;
 mod seq;
 mod stats;
 mod subscriber;
@@ -46,17 +53,36 @@ mod timeline;
 mod token;
 mod wire;
 
-pub use args::{BenchArgs, Scenario};
+pub use args::{BenchArgs, ScalePhase, ScaleRole, Scenario};
 pub use error::{BenchError, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 pub use report::BenchReport;
 pub use run::run;
 pub use timeline::Sample;
+
+/// One part of the `scale` scenario (`--role`): returns the exit code ([`EXIT_OK`] or
+/// [`EXIT_PARTIAL`]) and what [`execute`] prints: a receiver's or publisher's part as one JSON
+/// line, or the merge of parts (`--inputs`) as text, JSON with `--json`. A receiver holds its
+/// connections until SIGINT/SIGTERM or `--duration`. Fails as [`run`] does, and on an
+/// unreadable or malformed `--inputs` file.
+pub async fn run_scale(args: BenchArgs) -> Result<(i32, String), BenchError> {
+    if args.scenario != Scenario::Scale {
+        return Err(BenchError::InvalidArgs(
+            "run_scale needs the scale scenario".into(),
+        ));
+    }
+    scale::run(args).await
+}
 
 /// `pushwire bench` end to end: runs, prints the report to stdout (JSON with `--json`),
 /// writes the HTML report with `--html`, and returns the process exit code
 /// ([`EXIT_OK`] or [`EXIT_PARTIAL`]). An `Err` means no report could be made
 /// (exit with [`EXIT_ERROR`]).
 pub async fn execute(args: BenchArgs) -> Result<i32, BenchError> {
+    if args.scenario == Scenario::Scale {
+        let (code, out) = run_scale(args).await?;
+        println!("{}", out.trim_end());
+        return Ok(code);
+    }
     let (json, html) = (args.json, args.html.clone());
     let report = run(args).await?;
     report.print(json);

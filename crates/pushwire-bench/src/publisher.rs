@@ -13,9 +13,9 @@ use crate::pace::schedule_offset;
 use crate::stats::{unix_nanos, Stats};
 
 /// Publish requests in flight at once; beyond that the publisher falls behind its rate.
-const MAX_IN_FLIGHT: usize = 64;
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
 /// Timeout of one publish request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most channels in one `broadcast` request.
 pub(crate) const BROADCAST_CHUNK: usize = 1000;
 
@@ -64,14 +64,18 @@ pub(crate) struct PublishOutcome {
 
 /// Result of one request: accepted and failed publications, and an error description.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct RequestOutcome {
-    ok: u64,
-    failed: u64,
-    error: Option<String>,
+pub(crate) struct RequestOutcome {
+    /// Publications accepted.
+    pub(crate) ok: u64,
+    /// Publications refused or lost with the request.
+    pub(crate) failed: u64,
+    /// What went wrong first.
+    pub(crate) error: Option<String>,
 }
 
 impl PublishOutcome {
-    fn record(&mut self, r: RequestOutcome) {
+    /// Adds one request's outcome.
+    pub(crate) fn record(&mut self, r: RequestOutcome) {
         self.sent += r.ok;
         self.errors += r.failed;
         if let Some(e) = r.error {
@@ -172,7 +176,7 @@ pub(crate) async fn publish(
     Ok(outcome)
 }
 
-fn join_failure(e: tokio::task::JoinError) -> RequestOutcome {
+pub(crate) fn join_failure(e: tokio::task::JoinError) -> RequestOutcome {
     RequestOutcome {
         ok: 0,
         failed: 1,
@@ -206,7 +210,7 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, String> {
 }
 
 /// One publish or broadcast request carrying `channels` publications.
-async fn send(
+pub(crate) async fn send(
     client: &reqwest::Client,
     url: &str,
     api_key: &str,
@@ -290,7 +294,7 @@ fn parse_reply(bytes: &[u8], channels: u64) -> RequestOutcome {
 /// Request body `HEAD,"data":{"ts":…,"seq":…,"pad":"xx…"}}` whose `data` object is padded to
 /// `payload_bytes` (or left minimal when that is smaller). `head` is the start of the JSON
 /// object up to the target: `{"channel":"c"` or `{"channels":[…]`.
-fn request_body(head: &str, ts: u64, seq: u64, payload_bytes: usize) -> String {
+pub(crate) fn request_body(head: &str, ts: u64, seq: u64, payload_bytes: usize) -> String {
     let data = padded_data(ts, seq, payload_bytes);
     let mut body = String::with_capacity(16 + head.len() + data.len());
     body.push_str(head);

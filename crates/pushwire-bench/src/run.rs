@@ -24,9 +24,9 @@ use crate::target::Target;
 use crate::{api, limits, machine, timeline, token};
 
 /// Handshakes in progress at once, whatever the connect rate.
-const MAX_HANDSHAKES: usize = 256;
+pub(crate) const MAX_HANDSHAKES: usize = 256;
 /// Statistic shards; connections map to them round-robin.
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
 /// How long to wait for deliveries still in flight after the last publish.
 const STRAGGLER_WAIT: Duration = Duration::from_secs(3);
 /// How often the publish phase checks whether every connection is gone.
@@ -51,6 +51,11 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     if args.scenario == Scenario::Floor {
         let params = params_of(&args);
         return crate::floor::run(args, params).await;
+    }
+    if args.scenario == Scenario::Scale {
+        return Err(BenchError::InvalidArgs(
+            "the scale scenario makes its own reports: run it through `execute`".into(),
+        ));
     }
     limits::check_open_files(u64::from(args.connections))?;
     let token = token::connection_token(&args)?;
@@ -80,6 +85,7 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
         url: target.ws_url(),
         token,
         channel_of: Box::new(move |i| channel_args.channel_of(i)),
+        shared_channel: None,
         stats: stats.clone(),
         handshakes: Semaphore::new(MAX_HANDSHAKES),
         reconnect: AtomicBool::new(false),
@@ -158,8 +164,8 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
                 );
                 tokio::time::sleep(Duration::from_secs(args.duration)).await;
             }
-            // Dispatched to `floor::run` before any connection.
-            Scenario::Floor => {}
+            // Dispatched before any connection.
+            Scenario::Floor | Scenario::Scale => {}
             Scenario::Connect if args.no_reconnect => {}
             Scenario::Connect => {
                 report.reconnect =
@@ -204,6 +210,7 @@ pub(crate) fn params_of(args: &BenchArgs) -> Params {
         Scenario::Channels => (u64::from(args.connections), args.rate),
         Scenario::Idle if args.personal => (u64::from(args.connections), 0),
         Scenario::Connect | Scenario::Idle => (0, 0),
+        Scenario::Scale => (u64::from(args.connections) + 1, args.rate),
         Scenario::Floor => (0, args.rate),
     };
     Params {

@@ -8,6 +8,37 @@ use parking_lot::Mutex;
 
 /// Highest latency the histograms track, in microseconds (larger values are clamped).
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// Publications numbered from here on are the `scale` scenario's personal phase: they are
+/// tallied apart from the others (the shared channel's), in [`Shard::personal`].
+pub(crate) const PERSONAL_SEQ_BASE: u64 = 1 << 40;
+
+/// First deliveries, duplicates and latencies of one kind of publication.
+pub(crate) struct Tally {
+    /// Latency of first deliveries, microseconds.
+    pub(crate) latency: Histogram<u64>,
+    /// First deliveries.
+    pub(crate) delivered: u64,
+    /// Repeated deliveries.
+    pub(crate) duplicates: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            latency: new_histogram(),
+            delivered: 0,
+            duplicates: 0,
+        }
+    }
+
+    fn add(&mut self, other: &Tally) {
+        self.latency
+            .add(&other.latency)
+            .expect("tallies share the histogram bounds");
+        self.delivered += other.delivered;
+        self.duplicates += other.duplicates;
+    }
+}
 
 /// One shard: the latencies and delivery counts of the connections mapped to it.
 pub(crate) struct Shard {
@@ -21,6 +52,9 @@ pub(crate) struct Shard {
     pub(crate) bytes: u64,
     /// WebSocket messages received after the handshake.
     pub(crate) frames: u64,
+    /// Publications numbered from [`PERSONAL_SEQ_BASE`] (`scale`'s personal phase), which
+    /// the fields above do not count.
+    pub(crate) personal: Tally,
 }
 
 impl Shard {
@@ -31,6 +65,22 @@ impl Shard {
             duplicates: 0,
             bytes: 0,
             frames: 0,
+            personal: Tally::new(),
+        }
+    }
+
+    /// Records a delivery of publication `seq`: into [`Shard::personal`] from
+    /// [`PERSONAL_SEQ_BASE`] on, otherwise as [`Shard::record`].
+    pub(crate) fn record_seq(&mut self, seq: u64, first: bool, latency_us: u64) {
+        if seq < PERSONAL_SEQ_BASE {
+            return self.record(first, latency_us);
+        }
+        let t = &mut self.personal;
+        if first {
+            t.delivered += 1;
+            t.latency.saturating_record(latency_us);
+        } else {
+            t.duplicates += 1;
         }
     }
 
@@ -77,6 +127,8 @@ pub(crate) struct Totals {
     pub(crate) connect: Histogram<u64>,
     /// Reconnect latencies (connection lost → subscribed again), microseconds.
     pub(crate) reconnect: Histogram<u64>,
+    /// Personal-phase publications (`scale`), not counted above.
+    pub(crate) personal: Tally,
 }
 
 impl Stats {
@@ -151,8 +203,10 @@ impl Stats {
     pub(crate) fn totals(&self) -> Totals {
         let mut latency = new_histogram();
         let (mut delivered, mut duplicates, mut bytes, mut frames) = (0, 0, 0, 0);
+        let mut personal = Tally::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
+            personal.add(&shard.personal);
             latency
                 .add(&shard.latency)
                 .expect("shards share the histogram bounds");
@@ -170,6 +224,7 @@ impl Stats {
             dropped: self.dropped.load(Ordering::Relaxed),
             connect: self.connect.lock().clone(),
             reconnect: self.reconnect.lock().clone(),
+            personal,
         }
     }
 }
@@ -228,6 +283,29 @@ mod tests {
         assert_eq!(t.latency.max(), 800);
         assert_eq!((t.connect.len(), t.reconnect.len()), (1, 2));
         assert_eq!(t.reconnect.max(), 500);
+    }
+
+    #[test]
+    fn personal_publications_are_tallied_apart() {
+        let stats = Stats::new(2);
+        stats.shard(0).lock().record_seq(3, true, 100);
+        stats
+            .shard(1)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE, true, 700);
+        stats
+            .shard(0)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE + 9, true, 900);
+        stats
+            .shard(0)
+            .lock()
+            .record_seq(PERSONAL_SEQ_BASE + 9, false, 900);
+        let t = stats.totals();
+        assert_eq!((t.delivered, t.duplicates, t.latency.max()), (1, 0, 100));
+        let p = &t.personal;
+        assert_eq!((p.delivered, p.duplicates, p.latency.len()), (2, 1, 2));
+        assert!(p.latency.min() >= 700);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) token: Option<String>,
     /// The channel of each connection, by index.
     pub(crate) channel_of: Box<dyn Fn(usize) -> String + Send + Sync>,
+    /// A channel every connection subscribes to besides its own (`scale`: the shared one).
+    pub(crate) shared_channel: Option<String>,
     /// Delivery statistics.
     pub(crate) stats: Arc<Stats>,
     /// Bounds the handshakes in progress.
@@ -101,11 +103,10 @@ pub(crate) async fn run(
     events: mpsc::Sender<Event>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let hello = wire::hello_frame(
-        shared.token.as_deref(),
-        &(shared.channel_of)(index),
-        shared.delta.as_deref(),
-    );
+    let own = (shared.channel_of)(index);
+    let mut channels = vec![own.as_str()];
+    channels.extend(shared.shared_channel.as_deref());
+    let hello = wire::hello_frame(shared.token.as_deref(), &channels, shared.delta.as_deref());
     let mut ws = match open(&shared, &hello).await {
         Ok((ws, latency)) => {
             shared.stats.connection_up(latency, false);
@@ -155,7 +156,8 @@ pub(crate) async fn run(
 async fn open(shared: &Shared, hello: &str) -> Result<(Ws, u64), String> {
     let _permit = shared.handshakes.acquire().await;
     let started = Instant::now();
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(shared, hello)).await {
+    let subscribes = 1 + u32::from(shared.shared_channel.is_some());
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(shared, hello, subscribes)).await {
         Ok(Ok(ws)) => {
             let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             Ok((ws, us))
@@ -202,12 +204,13 @@ async fn receive(
     }
 }
 
-/// Opens the WebSocket, sends connect + subscribe and waits for both replies.
-async fn handshake(shared: &Shared, hello: &str) -> Result<Ws> {
+/// Opens the WebSocket, sends connect and `subscribes` subscribe commands and waits for every
+/// reply.
+async fn handshake(shared: &Shared, hello: &str, subscribes: u32) -> Result<Ws> {
     let mut ws = open_socket(shared).await?;
     ws.send(Message::text(hello)).await?;
-    let (mut connected, mut subscribed) = (false, false);
-    while !(connected && subscribed) {
+    let (mut connected, mut subscribed) = (false, 0u32);
+    while !(connected && subscribed == subscribes) {
         let msg = ws
             .next()
             .await
@@ -231,7 +234,9 @@ async fn handshake(shared: &Shared, hello: &str) -> Result<Ws> {
                 }
                 Incoming::Reply { id, error: None } => {
                     connected |= id == CONNECT_ID;
-                    subscribed |= id == SUBSCRIBE_ID;
+                    if (SUBSCRIBE_ID..SUBSCRIBE_ID + subscribes).contains(&id) {
+                        subscribed += 1;
+                    }
                 }
                 Incoming::Ping => pong = true,
                 Incoming::Ended(why) => bail!("{why}"),
@@ -321,7 +326,7 @@ fn handle_frame(
                     fields
                 }) {
                     let first = window.observe(seq);
-                    guard.record(first, latency_us(now, ts));
+                    guard.record_seq(seq, first, latency_us(now, ts));
                 }
                 continue;
             }
@@ -329,7 +334,7 @@ fn handle_frame(
         match wire::parse_line(line) {
             Incoming::Publication { ts, seq } => {
                 let first = window.observe(seq);
-                guard.record(first, latency_us(now, ts));
+                guard.record_seq(seq, first, latency_us(now, ts));
             }
             Incoming::Ping => action.pong = true,
             Incoming::Ended(_) => action.ended = true,

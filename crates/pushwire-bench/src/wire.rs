@@ -7,23 +7,28 @@ use serde_json::value::RawValue;
 
 /// Command id of `connect` in the hello frame.
 pub(crate) const CONNECT_ID: u32 = 1;
-/// Command id of `subscribe` in the hello frame.
+/// Command id of the first `subscribe` in the hello frame; the next ones count up from it.
 pub(crate) const SUBSCRIBE_ID: u32 = 2;
 /// Pong (and ping) message.
 pub(crate) const PONG: &str = "{}";
 
-/// `connect` and `subscribe` (asking for `delta` compression when given) batched in one
-/// frame, separated by `\n`.
-pub(crate) fn hello_frame(token: Option<&str>, channel: &str, delta: Option<&str>) -> String {
+/// `connect` and one `subscribe` per channel (ids [`SUBSCRIBE_ID`], `SUBSCRIBE_ID + 1`, …;
+/// asking for `delta` compression when given) batched in one frame, separated by `\n`.
+pub(crate) fn hello_frame(token: Option<&str>, channels: &[&str], delta: Option<&str>) -> String {
     let connect = match token {
         Some(token) => json!({"id": CONNECT_ID, "connect": {"token": token, "name": "bench"}}),
         None => json!({"id": CONNECT_ID, "connect": {"name": "bench"}}),
     };
-    let subscribe = match delta {
-        Some(d) => json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": channel, "delta": d}}),
-        None => json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": channel}}),
-    };
-    format!("{connect}\n{subscribe}")
+    let mut frame = connect.to_string();
+    for (id, channel) in (SUBSCRIBE_ID..).zip(channels) {
+        let subscribe = match delta {
+            Some(d) => json!({"id": id, "subscribe": {"channel": channel, "delta": d}}),
+            None => json!({"id": id, "subscribe": {"channel": channel}}),
+        };
+        frame.push('\n');
+        frame.push_str(&subscribe.to_string());
+    }
+    frame
 }
 
 /// What one incoming message means to the bench.
@@ -210,17 +215,25 @@ mod tests {
 
     #[test]
     fn hello_with_and_without_token() {
-        let f = hello_frame(None, "bench", None);
+        let f = hello_frame(None, &["bench"], None);
         let mut parts = f.split('\n');
         let c: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
         assert_eq!(c, json!({"id":1,"connect":{"name":"bench"}}));
         let s: serde_json::Value = serde_json::from_str(parts.next().unwrap()).unwrap();
         assert_eq!(s, json!({"id":2,"subscribe":{"channel":"bench"}}));
         assert!(parts.next().is_none());
-        let f = hello_frame(Some("jwt"), "a\"b", Some("fossil"));
+        let f = hello_frame(Some("jwt"), &["a\"b"], Some("fossil"));
         assert!(f.contains(r#""delta":"fossil""#));
         assert!(f.contains(r#""token":"jwt""#));
         assert!(f.contains(r#""channel":"a\"b""#));
+        let f = hello_frame(None, &["p-7", "shared"], None);
+        let lines: Vec<serde_json::Value> = f
+            .split('\n')
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], json!({"id":2,"subscribe":{"channel":"p-7"}}));
+        assert_eq!(lines[2], json!({"id":3,"subscribe":{"channel":"shared"}}));
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             code => std::process::exit(code),
         },
         Command::Genconfig { config, force } => cli::genconfig(&config, force),
-        Command::Bench(args) => match runtime()?.block_on(pushwire_bench::execute(args))? {
+        Command::Bench(args) => match runtime()?.block_on(pushwire_bench::execute(*args))? {
             0 => Ok(()),
             partial => std::process::exit(partial),
         },

@@ -37,7 +37,7 @@ pub enum Command {
         force: bool,
     },
     /// Load test a running node: subscribers over WebSocket, publications over the API.
-    Bench(pushwire_bench::BenchArgs),
+    Bench(Box<pushwire_bench::BenchArgs>),
     /// Print a development token signed with the configured HMAC secret.
     Gentoken(gentoken::GentokenArgs),
     /// Subscribe to a channel and print each publication as one JSON line.
