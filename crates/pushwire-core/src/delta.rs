@@ -16,6 +16,7 @@ use bytes::Bytes;
 use pushwire_protocol::{fossil, Protocol, Publication, Push, RawJson};
 
 use crate::encoding::Encoding;
+use crate::memo::Memo;
 
 /// The only delta type.
 pub const FOSSIL: &str = "fossil";
@@ -48,9 +49,9 @@ pub struct DeltaOnce<'a> {
     channel: &'a str,
     publication: &'a Publication,
     prev: Option<&'a [u8]>,
-    patch: Option<Option<Vec<u8>>>,
+    patch: Memo<Vec<u8>>,
     /// `[encoding][0 = full, 1 = delta]`.
-    cache: [[Option<Option<Bytes>>; 2]; Encoding::COUNT],
+    cache: [[Memo<Bytes>; 2]; Encoding::COUNT],
 }
 
 impl<'a> DeltaOnce<'a> {
@@ -61,7 +62,7 @@ impl<'a> DeltaOnce<'a> {
             channel,
             publication,
             prev: prev.filter(|_| publication.delta),
-            patch: None,
+            patch: Memo::Pending,
             cache: Default::default(),
         }
     }
@@ -70,12 +71,12 @@ impl<'a> DeltaOnce<'a> {
     fn patch(&mut self) -> Option<&[u8]> {
         let (prev, data) = (self.prev, self.publication.data.as_bytes());
         self.patch
-            .get_or_insert_with(|| {
+            .get_or_compute(|| {
                 let prev = prev?;
                 let d = fossil::create(prev, data);
                 (d.len() < data.len()).then_some(d)
             })
-            .as_deref()
+            .map(Vec::as_slice)
     }
 
     /// The push for a subscriber in `encoding`; a delta when `holds_prev` (the subscriber
@@ -92,24 +93,23 @@ impl<'a> DeltaOnce<'a> {
     }
 
     fn encoded(&mut self, encoding: Encoding, delta: bool) -> Option<Bytes> {
-        if let Some(cached) = &self.cache[encoding.index()][usize::from(delta)] {
-            return cached.clone();
-        }
-        let data = if delta {
-            self.patch.clone().flatten()?
-        } else {
-            self.publication.data.as_bytes().to_vec()
-        };
-        let bytes = shaped(self.publication, &data, delta, encoding.protocol).and_then(|p| {
-            let push = Push {
-                channel: self.channel.to_owned(),
-                publication: Some(p),
-                ..Default::default()
-            };
-            encoding.push(&push).ok()
-        });
-        self.cache[encoding.index()][usize::from(delta)] = Some(bytes.clone());
-        bytes
+        let (channel, publication, patch) = (self.channel, self.publication, &self.patch);
+        self.cache[encoding.index()][usize::from(delta)]
+            .get_or_compute(|| {
+                let data = if delta {
+                    patch.value()?.as_slice()
+                } else {
+                    publication.data.as_bytes()
+                };
+                let p = shaped(publication, data, delta, encoding.protocol)?;
+                let push = Push {
+                    channel: channel.to_owned(),
+                    publication: Some(p),
+                    ..Default::default()
+                };
+                encoding.push(&push).ok()
+            })
+            .cloned()
     }
 }
 

@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use pushwire_protocol::{encode_push, encode_reply, EncodeError, Protocol, Push, Reply};
 
+use crate::memo::Memo;
+
 /// A connection's encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Encoding {
@@ -36,7 +38,7 @@ impl Encoding {
 #[derive(Debug)]
 pub struct EncodeOnce<'a> {
     push: &'a Push,
-    cache: [Option<Option<Bytes>>; Encoding::COUNT],
+    cache: [Memo<Bytes>; Encoding::COUNT],
 }
 
 impl<'a> EncodeOnce<'a> {
@@ -51,8 +53,9 @@ impl<'a> EncodeOnce<'a> {
     /// The push in `encoding`; `None` if it can not be encoded there (non-JSON payload for a
     /// JSON connection).
     pub fn get(&mut self, encoding: Encoding) -> Option<Bytes> {
+        let push = self.push;
         self.cache[encoding.index()]
-            .get_or_insert_with(|| encoding.push(self.push).ok())
-            .clone()
+            .get_or_compute(|| encoding.push(push).ok())
+            .cloned()
     }
 }

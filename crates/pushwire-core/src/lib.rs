@@ -15,6 +15,8 @@
 //! - [`batch`]: namespace batching of publications (max size, max delay, latest only).
 //! - [`encoding`]: protocol × envelope, and encode-once caches.
 //! - [`delta`]: Fossil delta compression toward subscribers that negotiated it.
+//! - `memo` (private): the "not computed yet / computed, nothing / computed" cache cell of the
+//!   encode-once caches.
 //! - [`outbox`]: the per-connection queue bounded in bytes.
 //! - [`engine`]: broker and presence contracts and the in-memory engine.
 //! - [`filter`]: tags filters.
@@ -41,6 +43,7 @@ pub mod filter;
 pub mod glob;
 pub mod hub;
 pub mod lifecycle;
+mod memo;
 pub mod metrics;
 pub mod namespace;
 pub mod node;

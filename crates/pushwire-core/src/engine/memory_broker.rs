@@ -150,9 +150,9 @@ impl Broker for MemoryBroker {
             .entry(channel.to_owned())
             .or_insert_with(|| Stream::new(now, options.history_meta_ttl));
         if let Some(key) = &options.idempotency_key {
-            if let Some(position) = stream.duplicate(key, now) {
+            if let Some(duplicate) = stream.duplicate(key, now) {
                 return Ok(PublishOutcome {
-                    position,
+                    position: duplicate.position,
                     suppressed: true,
                 });
             }

@@ -30,6 +30,13 @@ struct Item {
     publication: Publication,
 }
 
+/// An earlier publication with the same idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The position the earlier publication got; `None` when it was published without history.
+    pub position: Option<StreamPosition>,
+}
+
 /// A channel's state in the memory broker.
 #[derive(Debug)]
 pub struct Stream {
@@ -64,12 +71,14 @@ impl Stream {
         }
     }
 
-    /// The position a duplicate publication with `key` got, if `key` was seen recently.
-    pub fn duplicate(&self, key: &str, now: Instant) -> Option<Option<StreamPosition>> {
+    /// The earlier publication with `key`, if `key` was seen recently.
+    pub fn duplicate(&self, key: &str, now: Instant) -> Option<Duplicate> {
         self.idempotency
             .get(key)
             .filter(|(exp, _)| *exp > now)
-            .map(|(_, pos)| pos.clone())
+            .map(|(_, pos)| Duplicate {
+                position: pos.clone(),
+            })
     }
 
     /// Remembers `key` for the idempotency window.
