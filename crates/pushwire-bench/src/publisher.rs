@@ -176,6 +176,10 @@ pub(crate) async fn publish(
     Ok(outcome)
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "an `unwrap_or_else` adapter: it is handed the error by value"
+)]
 pub(crate) fn join_failure(e: tokio::task::JoinError) -> RequestOutcome {
     RequestOutcome {
         ok: 0,

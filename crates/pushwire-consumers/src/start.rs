@@ -72,6 +72,11 @@ impl Drop for Consumers {
 /// configuration is invalid or whose type is not compiled in is logged and skipped (the
 /// configuration loader already rejects invalid ones). Consumers run until `shutdown` (or
 /// [`Consumers::stop`]).
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the entry point takes the node, the dispatcher and the token its consumers live on; \
+              callers hand them over"
+)]
 pub fn start(
     node: Arc<Node>,
     api: Arc<dyn ApiDispatch>,

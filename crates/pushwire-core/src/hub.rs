@@ -691,7 +691,7 @@ impl Hub {
     /// Closes (with `disconnect`) the connections of this node subscribed to any of
     /// `channels`, e.g. 3010 after the broker lost continuity, so their SDKs reconnect and
     /// recover from history. Returns the number of subscriptions closed.
-    pub fn close_subscribers(&self, channels: &[String], disconnect: Disconnect) -> usize {
+    pub fn close_subscribers(&self, channels: &[String], disconnect: &Disconnect) -> usize {
         let mut n = 0;
         for name in channels {
             if let Some(ch) = self.channel(name) {

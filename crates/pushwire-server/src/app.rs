@@ -179,7 +179,7 @@ impl RunningServer {
         let lifecycle = Arc::new(crate::lifecycle::Sinks::start(
             &node,
             &config.lifecycle,
-            lifecycle_stop.clone(),
+            &lifecycle_stop,
         ));
         let state = AppState {
             lifecycle,

@@ -32,6 +32,10 @@ pub use ws::WsClient;
 pub use pushwire_testkit::{eventually, poll_until, unique};
 
 /// Signs `claims` with HS256 and [`SECRET`].
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "callers (dozens of tests) pass `json!` literals; a `&` at every call site buys nothing"
+)]
 pub fn token(claims: serde_json::Value) -> String {
     pushwire_testkit::hs256_token(SECRET, &claims)
 }

@@ -283,7 +283,7 @@ impl Driver {
             }
             Want::Disconnected => {
                 if self.state != State::Disconnected {
-                    self.fail_queued(ClientError::NotConnected);
+                    self.fail_queued(&ClientError::NotConnected);
                     self.set_state(
                         State::Disconnected,
                         codes::DISCONNECT_CALLED,
@@ -294,7 +294,7 @@ impl Driver {
                 }
             }
             Want::Closed => {
-                self.fail_queued(ClientError::Closed);
+                self.fail_queued(&ClientError::Closed);
                 let channels: Vec<String> = self.subs.keys().cloned().collect();
                 for ch in channels {
                     self.set_sub_state(
@@ -311,7 +311,7 @@ impl Driver {
         }
     }
 
-    fn fail_queued(&mut self, e: ClientError) {
+    fn fail_queued(&mut self, e: &ClientError) {
         for (_, reply) in self.queued.drain(..) {
             let _ = reply.send(Err(e.clone()));
         }

@@ -149,7 +149,7 @@ impl Driver {
             if reply.is_closed() {
                 continue;
             }
-            match self.call_part(body, reply, s) {
+            match self.call_part(&body, reply, s) {
                 Some(p) => parts.push(p),
                 None => continue,
             }
@@ -253,9 +253,9 @@ impl Driver {
         Some(bytes)
     }
 
-    fn call_part(&mut self, body: Body, reply: CallReply, s: &mut Session) -> Option<Bytes> {
+    fn call_part(&mut self, body: &Body, reply: CallReply, s: &mut Session) -> Option<Bytes> {
         let id = s.id();
-        match codec::encode(self.cfg.protocol, id, &body) {
+        match codec::encode(self.cfg.protocol, id, body) {
             Ok(b) => {
                 s.pending.insert(id, Pending::Call(reply));
                 Some(b)
@@ -314,7 +314,7 @@ impl Driver {
                 self.send_parts(&[part], t).await
             }
             Op::Call { body, reply } => {
-                let part = self.call_part(body, reply, s)?;
+                let part = self.call_part(&body, reply, s)?;
                 self.send_parts(&[part], t).await
             }
         }

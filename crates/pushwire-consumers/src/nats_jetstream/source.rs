@@ -203,7 +203,7 @@ impl Worker<'_> {
         loop {
             match self.processor.process(&message).await {
                 Outcome::Done => {
-                    msg.ack().await.map_err(|e| ack_error("ack", e))?;
+                    msg.ack().await.map_err(|e| ack_error("ack", &e))?;
                     return Ok(Handled::Next);
                 }
                 Outcome::Poison(reason) => {
@@ -212,7 +212,7 @@ impl Worker<'_> {
                     }
                     msg.ack_with(AckKind::Term)
                         .await
-                        .map_err(|e| ack_error("term", e))?;
+                        .map_err(|e| ack_error("term", &e))?;
                     return Ok(Handled::Next);
                 }
                 Outcome::Retry(_) => {
@@ -267,7 +267,7 @@ impl Worker<'_> {
         loop {
             msg.ack_with(AckKind::Progress)
                 .await
-                .map_err(|e| ack_error("in-progress ack", e))?;
+                .map_err(|e| ack_error("in-progress ack", &e))?;
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(true);
@@ -289,6 +289,6 @@ impl Worker<'_> {
     }
 }
 
-fn ack_error(what: &str, e: async_nats::Error) -> ConsumerError {
+fn ack_error(what: &str, e: &async_nats::Error) -> ConsumerError {
     ConsumerError::Connection(format!("{what}: {e}"))
 }

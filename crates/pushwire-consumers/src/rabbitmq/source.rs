@@ -61,6 +61,10 @@ pub async fn run(
     tracing::info!(consumer = %name, "rabbitmq consumer stopped");
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "a `map_err` adapter: it is handed the error by value"
+)]
 fn broker(e: lapin::Error) -> ConsumerError {
     ConsumerError::Broker(e.to_string())
 }

@@ -293,7 +293,7 @@ impl Node {
     pub(crate) fn disconnect_local(
         &self,
         target: &ConnectionSelector,
-        disconnect: Disconnect,
+        disconnect: &Disconnect,
     ) -> usize {
         let mut n = 0;
         for c in self.targeted(target) {
@@ -350,11 +350,11 @@ impl Node {
         target: &ConnectionSelector,
         expired: bool,
         expire_at: Option<i64>,
-        info: Option<RawJson>,
+        info: Option<&RawJson>,
     ) -> usize {
         let mut n = 0;
         for c in self.targeted(target) {
-            c.server_refresh(expired, expire_at, info.clone());
+            c.server_refresh(expired, expire_at, info.cloned());
             n += 1;
         }
         n

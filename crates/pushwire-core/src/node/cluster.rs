@@ -161,7 +161,7 @@ impl Node {
                     code: d.code,
                     reason: d.reason.into(),
                 };
-                self.disconnect_local(&target, disconnect);
+                self.disconnect_local(&target, &disconnect);
             }
             Some(user_op::Op::Unsubscribe(u)) => {
                 let _ = self.unsubscribe_local(&target, &u.channel).await;
@@ -186,7 +186,7 @@ impl Node {
                     &target,
                     r.expired,
                     expire_at,
-                    r.info.map(RawJson::from_bytes),
+                    r.info.map(RawJson::from_bytes).as_ref(),
                 );
             }
             None => {}
@@ -402,7 +402,7 @@ impl Node {
             reason: disconnect.reason.to_string(),
         });
         self.broadcast_user_op(target, op).await?;
-        Ok(self.disconnect_local(target, disconnect))
+        Ok(self.disconnect_local(target, &disconnect))
     }
 
     /// Unsubscribes the targeted connections on every node from `channel` (every channel when
@@ -466,6 +466,6 @@ impl Node {
             info: info.as_ref().map(|i| i.as_bytes().to_vec().into()),
         });
         self.broadcast_user_op(target, op).await?;
-        Ok(self.refresh_local(target, expired, expire_at, info))
+        Ok(self.refresh_local(target, expired, expire_at, info.as_ref()))
     }
 }

@@ -113,7 +113,7 @@ impl BrokerEventHandler for HubHandler {
     fn on_resync(&self, channels: &[String]) {
         let n = self
             .hub
-            .close_subscribers(channels, Disconnect::INSUFFICIENT_STATE);
+            .close_subscribers(channels, &Disconnect::INSUFFICIENT_STATE);
         tracing::warn!(
             channels = channels.len(),
             subscriptions = n,

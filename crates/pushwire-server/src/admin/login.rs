@@ -18,7 +18,7 @@ struct LoginRequest {
     password: String,
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -38,7 +38,7 @@ pub async fn login(
     if let Err(wait) = admin.limiter.check(ip) {
         let mut r = json(
             StatusCode::TOO_MANY_REQUESTS,
-            serde_json::json!({"error": "too many failed logins, try again later"}),
+            &serde_json::json!({"error": "too many failed logins, try again later"}),
         );
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
             r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -48,7 +48,7 @@ pub async fn login(
     let Ok(req) = serde_json::from_slice::<LoginRequest>(&body) else {
         return json(
             StatusCode::BAD_REQUEST,
-            serde_json::json!({"error": "expected {\"password\": \"...\"}"}),
+            &serde_json::json!({"error": "expected {\"password\": \"...\"}"}),
         );
     };
     let cfg = &admin.app.config.admin;
@@ -60,7 +60,7 @@ pub async fn login(
         tracing::warn!(peer = %peer, "admin login failed: wrong password");
         return json(
             StatusCode::UNAUTHORIZED,
-            serde_json::json!({"error": "wrong password"}),
+            &serde_json::json!({"error": "wrong password"}),
         );
     }
     admin.limiter.succeeded(ip);
@@ -69,7 +69,7 @@ pub async fn login(
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     tracing::info!(peer = %peer, "admin login");
-    let mut r = json(StatusCode::OK, serde_json::json!({"token": token}));
+    let mut r = json(StatusCode::OK, &serde_json::json!({"token": token}));
     if let Ok(v) = HeaderValue::from_str(&admin.sessions.cookie(&token)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -78,7 +78,7 @@ pub async fn login(
 
 /// Removes the session cookie (tokens stay valid until they expire).
 pub async fn logout() -> Response {
-    let mut r = json(StatusCode::OK, serde_json::json!({}));
+    let mut r = json(StatusCode::OK, &serde_json::json!({}));
     if let Ok(v) = HeaderValue::from_str(&Sessions::expired_cookie()) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

@@ -86,7 +86,7 @@ async fn run(node: &Node, method: Method, params: Option<&RawValue>, tally: &Tal
             parse::<serde::de::IgnoredAny>(params)?;
             info::info(node)
         }
-        Method::Rpc => rpc::rpc(parse(params)?),
+        Method::Rpc => rpc::rpc(&parse(params)?),
         Method::Subscribe => server_side::subscribe(node, parse(params)?).await,
         Method::Refresh => server_side::refresh(node, parse(params)?).await,
         Method::Batch => Err(ApiError::MethodNotFound),

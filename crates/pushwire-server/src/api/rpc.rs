@@ -16,7 +16,7 @@ pub struct RpcRequest {
 
 /// Server-side RPC extensions: none exist, so every method is unknown (104); an empty method
 /// is a bad request (107).
-pub fn rpc(req: RpcRequest) -> ApiResult {
+pub fn rpc(req: &RpcRequest) -> ApiResult {
     if req.method.is_empty() {
         return Err(ApiError::BadRequest);
     }

@@ -188,7 +188,7 @@ pub fn analyze(
                     } else if string_for_list(&err) {
                         listify.push(err.path.clone());
                     } else {
-                        other.push(describe(err));
+                        other.push(describe_ref(&err));
                     }
                 }
                 // A number or boolean where a string is expected (an API key `12345` from
@@ -433,10 +433,6 @@ fn mark_unknown(report: &mut Report, path: &[String]) {
         Some(l) => l.status = status,
         None => report.push(concrete, status, true),
     }
-}
-
-fn describe(e: figment::Error) -> String {
-    describe_ref(&e)
 }
 
 fn describe_ref(e: &figment::Error) -> String {

@@ -85,7 +85,7 @@ pub struct Sinks {
 impl Sinks {
     /// Starts the node's lifecycle task, the router and one task per sink (when
     /// `lifecycle.enabled`); everything stops when `cancel` fires.
-    pub fn start(node: &Arc<Node>, config: &LifecycleConfig, cancel: CancellationToken) -> Sinks {
+    pub fn start(node: &Arc<Node>, config: &LifecycleConfig, cancel: &CancellationToken) -> Sinks {
         let sinks: Vec<Arc<Sink>> = config
             .sinks
             .iter()

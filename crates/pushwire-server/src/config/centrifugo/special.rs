@@ -237,7 +237,7 @@ pub fn centrifugo_consumer_disabled(obj: &Map<String, Value>, own: &Report) -> b
 
 /// `channel.publication_data_format` (global in Centrifugo) applied where pushwire reads it:
 /// `channel.without_namespace` and each namespace that does not set its own.
-pub fn apply_global_data_format(root: &mut Value, format: Value) {
+pub fn apply_global_data_format(root: &mut Value, format: &Value) {
     let Some(channel) = root.get_mut("channel").and_then(Value::as_object_mut) else {
         return;
     };

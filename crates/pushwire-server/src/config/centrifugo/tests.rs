@@ -362,7 +362,7 @@ fn sample(go_type: &str) -> Value {
 }
 
 /// A tree holding `key` (catalogue form) set to `v`, with what a list element needs.
-fn tree_with(key: &str, v: Value) -> Value {
+fn tree_with(key: &str, v: &Value) -> Value {
     let mut root = json!({});
     let parts: Vec<&str> = key.split('.').collect();
     let mut cur = &mut root;
@@ -405,7 +405,7 @@ fn implemented_keys_exist_in_pushwire() {
         if key.starts_with("consumers[].") {
             continue; // consumer sections need a full source to deserialize; see below.
         }
-        let tree = tree_with(&key, sample(e.go_type));
+        let tree = tree_with(&key, &sample(e.go_type));
         let fig = figment::Figment::from(figment::providers::Serialized::defaults(
             ServerConfig::default(),
         ))

@@ -46,7 +46,7 @@ pub fn translate(root: &mut Value, report: &mut Report, mut ctx: Ctx) {
         insert_path(root, &path, v);
     }
     if let Some(format) = ctx.global_data_format.take() {
-        special::apply_global_data_format(root, format);
+        special::apply_global_data_format(root, &format);
     }
     if ctx.redis_tls {
         special::apply_redis_tls(root);
