@@ -26,6 +26,9 @@
 //! - [`report`][]: [`BenchReport`] (JSON schema); `text`, `html`, `svg`: its renderings.
 //! - [`error`][]: [`BenchError`] and the exit codes.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 mod api;
 pub mod args;
 pub mod error;

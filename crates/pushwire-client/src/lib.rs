@@ -34,6 +34,9 @@
 //! [`backoff`], [`subscription`], [`error`], `codec` (commands and replies on the wire),
 //! `transport` (WebSocket, HTTP-streaming, SSE, `/emulation`), `driver` (the connection task).
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod backoff;
 mod client;
 mod codec;

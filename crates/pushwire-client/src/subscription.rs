@@ -125,7 +125,7 @@ pub(crate) struct SubEntry {
 }
 
 impl SubEntry {
-    pub fn new(opts: SubscriptionOptions) -> Self {
+    pub(crate) fn new(opts: SubscriptionOptions) -> Self {
         let (offset, epoch, recover) = match &opts.since {
             Some((o, e)) => (*o, e.clone(), true),
             None => (0, String::new(), false),
@@ -143,7 +143,7 @@ impl SubEntry {
     }
 
     /// The subscribe request, with recovery fields when a position is known.
-    pub fn request(&self, channel: &str) -> SubscribeReq {
+    pub(crate) fn request(&self, channel: &str) -> SubscribeReq {
         SubscribeReq {
             channel: channel.to_owned(),
             token: self.opts.token.clone().unwrap_or_default(),

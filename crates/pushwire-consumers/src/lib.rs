@@ -18,6 +18,9 @@
 //!   feature: [`rabbitmq`], [`redis_stream`], [`postgresql_outbox`], [`postgresql_cdc`],
 //!   [`mysql_cdc`], [`mqtt`] (Kafka and NATS JetStream in their own modules).
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 mod api_command;
 pub mod backoff;
 pub mod config;

@@ -29,6 +29,9 @@
 //! - [`glob`]: channel name patterns (`channels`).
 //! - [`breaker`]: the circuit breaker shared by the proxies and the Redis engine.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod auth;
 pub mod batch;
 pub mod breaker;

@@ -18,6 +18,9 @@
 //! Failures reach tungstenite's reader as `io::Error`s carrying a [`DeflateError`]; callers
 //! map them to close codes with [`DeflateError::of`] and [`DeflateError::close_code`].
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod codec;
 mod error;
 pub mod negotiate;

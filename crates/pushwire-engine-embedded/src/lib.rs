@@ -17,6 +17,9 @@
 //!
 //! docs/engines.md describes durability, space bounds and failure behaviour.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod broker;
 pub mod codec;
 pub mod config;

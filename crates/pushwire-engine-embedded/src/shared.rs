@@ -37,7 +37,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Shares the open store `db` kept in `file`.
-    pub fn new(db: Database, file: PathBuf, metrics: Arc<EmbeddedMetrics>) -> Shared {
+    pub(crate) fn new(db: Database, file: PathBuf, metrics: Arc<EmbeddedMetrics>) -> Shared {
         Shared {
             db: RwLock::new(Some(Arc::new(db))),
             file,
@@ -48,12 +48,12 @@ impl Shared {
     }
 
     /// The open store; [`StoreError::Unavailable`] while it is being reopened.
-    pub fn db(&self) -> Result<Arc<Database>, StoreError> {
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.db.read().clone().ok_or(StoreError::Unavailable)
     }
 
     /// The index of the shard lock that orders `channel`'s reads and deliveries.
-    pub fn shard(&self, channel: &str) -> usize {
+    pub(crate) fn shard(&self, channel: &str) -> usize {
         let mut h: u64 = 0xcbf29ce484222325;
         for b in channel.bytes() {
             h = (h ^ b as u64).wrapping_mul(0x100000001b3);
@@ -62,14 +62,14 @@ impl Shared {
     }
 
     /// Refreshes the file-size gauge; returns the size.
-    pub fn measure_file(&self) -> u64 {
+    pub(crate) fn measure_file(&self) -> u64 {
         let len = std::fs::metadata(&self.file).map_or(0, |m| m.len());
         EmbeddedMetrics::set(&self.metrics.disk_bytes, len);
         len
     }
 
     /// Whether [`PROBE_BYTES`] can be written (and synced) next to the data file now.
-    pub fn space_returned(&self) -> bool {
+    pub(crate) fn space_returned(&self) -> bool {
         let probe = self.file.with_extension("space-probe");
         let written = std::fs::File::create(&probe).and_then(|mut f| {
             f.write_all(&vec![0u8; PROBE_BYTES])?;
@@ -82,7 +82,7 @@ impl Shared {
     /// Closes the store (after in-flight reads let go of it) and opens it again: after an I/O
     /// failure the store refuses every write until it is reopened, which also rolls back to
     /// the last durable commit. Reads fail with [`StoreError::Unavailable`] meanwhile.
-    pub fn reopen(&self) -> Result<(), StoreError> {
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
         let taken = self.db.write().take();
         if let Some(mut old) = taken {
             let deadline = Instant::now() + READERS_TIMEOUT;

@@ -22,22 +22,22 @@ use crate::codec::{self, Meta};
 use crate::error::StoreError;
 
 /// Channel → stream meta.
-pub const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 /// (channel, offset) → stored publication.
-pub const PUBS: TableDefinition<'static, (&str, u64), &[u8]> = TableDefinition::new("pubs");
+pub(crate) const PUBS: TableDefinition<'static, (&str, u64), &[u8]> = TableDefinition::new("pubs");
 /// (channel, idempotency key) → idempotency record.
-pub const IDEM: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("idem");
+pub(crate) const IDEM: TableDefinition<'static, (&str, &str), &[u8]> = TableDefinition::new("idem");
 /// (expiry, channel, key) → (): which idempotency records expire when.
-pub const IDEM_EXPIRY: TableDefinition<'static, (u64, &str, &str), ()> =
+pub(crate) const IDEM_EXPIRY: TableDefinition<'static, (u64, &str, &str), ()> =
     TableDefinition::new("idem_expiry");
 /// Engine state (the open marker).
-pub const STATE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("state");
+pub(crate) const STATE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("state");
 
 /// The key of the open marker in [`STATE`].
-pub const OPEN_MARKER: &str = "open";
+pub(crate) const OPEN_MARKER: &str = "open";
 
 /// Wall-clock Unix milliseconds (expiry survives restarts, so it can not be monotonic).
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -48,7 +48,7 @@ fn plus(now: u64, d: Duration) -> u64 {
 }
 
 /// Every table of a write transaction, opened once per transaction.
-pub struct Tables<'txn> {
+pub(crate) struct Tables<'txn> {
     meta: Table<'txn, &'static str, &'static [u8]>,
     pubs: Table<'txn, (&'static str, u64), &'static [u8]>,
     idem: Table<'txn, (&'static str, &'static str), &'static [u8]>,
@@ -57,7 +57,7 @@ pub struct Tables<'txn> {
 
 impl<'txn> Tables<'txn> {
     /// Opens (creating when missing) every table in `txn`.
-    pub fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
         Ok(Tables {
             meta: txn.open_table(META).map_err(StoreError::redb)?,
             pubs: txn.open_table(PUBS).map_err(StoreError::redb)?,
@@ -83,7 +83,7 @@ impl<'txn> Tables<'txn> {
     /// Checks the idempotency key and the version, appends (with history), trims to the
     /// history size, records the key. Returns the outcome and, unless suppressed, the
     /// publication to deliver (with its offset).
-    pub fn publish(
+    pub(crate) fn publish(
         &mut self,
         channel: &str,
         mut publication: Publication,
@@ -165,7 +165,7 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Creates the channel's stream (new epoch, alive for `meta_ttl`) unless it exists.
-    pub fn ensure(
+    pub(crate) fn ensure(
         &mut self,
         channel: &str,
         meta_ttl: Duration,
@@ -178,7 +178,7 @@ impl<'txn> Tables<'txn> {
     }
 
     /// Removes the channel's publications, keeping its position and epoch.
-    pub fn remove_history(&mut self, channel: &str) -> Result<(), StoreError> {
+    pub(crate) fn remove_history(&mut self, channel: &str) -> Result<(), StoreError> {
         self.pubs
             .retain_in((channel, 0u64)..=(channel, u64::MAX), |_, _| false)
             .map_err(StoreError::redb)
@@ -186,7 +186,7 @@ impl<'txn> Tables<'txn> {
 
     /// Gives every stream a new epoch (after a crash under a policy that may have lost
     /// delivered publications, so no client recovers across reused offsets). Returns how many.
-    pub fn rotate_epochs(&mut self) -> Result<usize, StoreError> {
+    pub(crate) fn rotate_epochs(&mut self) -> Result<usize, StoreError> {
         let mut metas = Vec::new();
         for entry in self.meta.iter().map_err(StoreError::redb)? {
             let (k, v) = entry.map_err(StoreError::redb)?;
@@ -201,7 +201,7 @@ impl<'txn> Tables<'txn> {
 
     /// Drops expired publications and idempotency records, and streams that hold nothing and
     /// whose meta TTL is over. Returns the number of streams left.
-    pub fn sweep(&mut self, now: u64) -> Result<u64, StoreError> {
+    pub(crate) fn sweep(&mut self, now: u64) -> Result<u64, StoreError> {
         let mut expired_keys = Vec::new();
         for entry in self
             .idem_expiry
@@ -283,7 +283,7 @@ type PubEntry<'a> = redb::Result<(
 
 /// Reads a page of the channel's stream in a read transaction. `Ok(None)`: the stream does
 /// not exist yet (the caller creates it through the writer and reads again).
-pub fn read_history(
+pub(crate) fn read_history(
     txn: &ReadTransaction,
     channel: &str,
     query: &HistoryQuery,

@@ -25,9 +25,9 @@ use crate::shared::Shared;
 use crate::store::{self, Tables};
 
 /// Most requests applied in one transaction.
-pub const MAX_BATCH: usize = 512;
+pub(crate) const MAX_BATCH: usize = 512;
 /// Bound of the request queue in front of the writer.
-pub const QUEUE: usize = 4096;
+pub(crate) const QUEUE: usize = 4096;
 /// How often the used space is measured at most while the file is above `max_size`.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
 /// How often a broken writer checks whether space returned.
@@ -95,7 +95,7 @@ pub(crate) struct Writer {
 impl Writer {
     /// Runs until every sender is gone, then makes everything durable and marks the store as
     /// cleanly closed.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         while let Some(first) = rx.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {

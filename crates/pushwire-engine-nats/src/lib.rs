@@ -10,6 +10,9 @@
 //!
 //! docs/engines.md describes semantics and failure behaviour.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod broker;
 pub mod codec;
 pub mod config;

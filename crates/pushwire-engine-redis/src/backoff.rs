@@ -7,7 +7,7 @@ use rand::Rng;
 /// Delays `rand(min ..= min(max, min · 2^attempt))`, so nodes that lost Redis together do
 /// not reconnect in lockstep.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
@@ -15,7 +15,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// Starts at `min`, never above `max`.
-    pub fn new(min: Duration, max: Duration) -> Backoff {
+    pub(crate) fn new(min: Duration, max: Duration) -> Backoff {
         Backoff {
             min,
             max: max.max(min),
@@ -24,7 +24,7 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let ceiling = self
             .min
             .saturating_mul(1u32 << self.attempt.min(20))

@@ -79,7 +79,7 @@ pub(crate) fn verdict<T>(result: &RedisResult<T>) -> Verdict {
 
 impl Circuit {
     /// A closed circuit for the shard named `shard` (its address, for logs and errors).
-    pub fn new(
+    pub(crate) fn new(
         config: &CircuitBreakerConfig,
         shard: impl Into<String>,
         metrics: Arc<RedisMetrics>,
@@ -95,7 +95,10 @@ impl Circuit {
     /// Runs `call` (one command or pipeline to this shard) unless the circuit is open, and
     /// records its outcome. Refused: a [`CircuitOpen`] wrapped in an I/O [`RedisError`]
     /// (the only error the connection trait can return), turned back by [`refusal`].
-    pub async fn run<T>(&self, call: impl Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    pub(crate) async fn run<T>(
+        &self,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
         let permit = self.breaker.permit();
         if permit == Permit::Refuse {
             RedisMetrics::inc(&self.metrics.circuit_refused);
@@ -126,7 +129,7 @@ impl Circuit {
 
     /// Whether the circuit is open (or half-open) now.
     #[cfg(test)]
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.breaker.is_open()
     }
 

@@ -34,7 +34,7 @@ pub(crate) enum Link {
 
 impl RedisConn {
     /// Commands over `link`, guarded by `circuit`.
-    pub fn new(link: Link, circuit: Arc<Circuit>) -> RedisConn {
+    pub(crate) fn new(link: Link, circuit: Arc<Circuit>) -> RedisConn {
         RedisConn { link, circuit }
     }
 }
@@ -86,7 +86,7 @@ pub(crate) enum ClientSource {
 impl ClientSource {
     /// Notified when the Redis to connect to changes (a Sentinel master switch); `None` for
     /// a fixed address.
-    pub fn switched(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+    pub(crate) fn switched(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         match self {
             ClientSource::Fixed(_) => None,
             ClientSource::Sentinel(r) => Some(r.switched()),
@@ -94,7 +94,7 @@ impl ClientSource {
     }
 
     /// A client for the Redis to connect to now.
-    pub async fn client(&self) -> Result<redis::Client, RedisError> {
+    pub(crate) async fn client(&self) -> Result<redis::Client, RedisError> {
         match self {
             ClientSource::Fixed(c) => Ok((**c).clone()),
             ClientSource::Sentinel(r) => r.client().await,

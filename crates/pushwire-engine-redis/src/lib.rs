@@ -28,6 +28,9 @@
 //!
 //! docs/engines.md describes semantics, failure behaviour and configuration.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod address;
 mod backoff;
 pub mod broker;

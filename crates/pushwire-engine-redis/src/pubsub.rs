@@ -85,7 +85,7 @@ impl PubSubHandle {
 
     /// Counts one more subscriber node-side interest in `channel`; returns once Redis
     /// confirmed the subscription (immediately if it already was).
-    pub async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
+    pub(crate) async fn subscribe(&self, channel: &str) -> Result<(), EngineError> {
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Command::Subscribe {
@@ -99,14 +99,14 @@ impl PubSubHandle {
 
     /// Keeps the raw PUB/SUB name `name` subscribed for good (also after reconnects). Returns
     /// once queued; the subscription follows in order with other changes.
-    pub fn pin(&self, name: String) -> Result<(), EngineError> {
+    pub(crate) fn pin(&self, name: String) -> Result<(), EngineError> {
         self.tx
             .try_send(Command::Pin { name })
             .map_err(|_| EngineError::backend("redis: pub/sub queue full or stopped"))
     }
 
     /// Counts one less; the Redis subscription ends when the count reaches zero.
-    pub async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
+    pub(crate) async fn unsubscribe(&self, channel: &str) -> Result<(), EngineError> {
         self.tx
             .send(Command::Unsubscribe {
                 channel: channel.to_owned(),

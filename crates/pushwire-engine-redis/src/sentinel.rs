@@ -53,7 +53,7 @@ impl MasterResolver {
     /// A resolver for `config` (its `sentinel_*` keys; the master's own user, password, db
     /// and TLS (`rediss://`) come from the first `address` URL when it has them). `roots`
     /// holds the root certificates read at start ([`Roots::load`]).
-    pub fn new(config: &RedisConfig, roots: &Roots) -> Result<MasterResolver, RedisError> {
+    pub(crate) fn new(config: &RedisConfig, roots: &Roots) -> Result<MasterResolver, RedisError> {
         let sentinels = config
             .sentinel_address
             .iter()
@@ -112,20 +112,20 @@ impl MasterResolver {
 
     /// A sentinel started a failover of this master: commands wait (at most the command
     /// timeout) for the switch instead of writing to a master about to be demoted.
-    pub fn failover_started(&self) {
+    pub(crate) fn failover_started(&self) {
         tracing::warn!("redis sentinel failover started; holding commands until the switch");
         *self.paused_until.lock() = Some(tokio::time::Instant::now() + self.pause_max);
     }
 
     /// The failover ended (switched or aborted): commands go on.
-    pub fn failover_ended(&self) {
+    pub(crate) fn failover_ended(&self) {
         if self.paused_until.lock().take().is_some() {
             self.resumed.notify_waiters();
         }
     }
 
     /// Waits while a failover holds commands (see [`MasterResolver::failover_started`]).
-    pub async fn wait_failover(&self) {
+    pub(crate) async fn wait_failover(&self) {
         loop {
             let resumed = self.resumed.notified();
             let Some(until) = *self.paused_until.lock() else {
@@ -143,7 +143,7 @@ impl MasterResolver {
 
     /// Records that the sentinels now name `master` (`host:port`): when it differs from the
     /// one last resolved, every connection made to the old one is dropped.
-    pub fn observe(&self, master: &str) {
+    pub(crate) fn observe(&self, master: &str) {
         let changed = matches!(&*self.last.lock(), Some(last) if last != master);
         if changed {
             tracing::warn!(master, "redis sentinel switched master; reconnecting");
@@ -153,17 +153,17 @@ impl MasterResolver {
     }
 
     /// How many master switches were seen (changes with every switch).
-    pub fn switches(&self) -> u64 {
+    pub(crate) fn switches(&self) -> u64 {
         *self.switches.borrow()
     }
 
     /// A receiver that is notified on every master switch.
-    pub fn switched(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn switched(&self) -> tokio::sync::watch::Receiver<u64> {
         self.switches.subscribe()
     }
 
     /// A client for the current master, within the connect plus command timeout.
-    pub async fn client(&self) -> Result<redis::Client, RedisError> {
+    pub(crate) async fn client(&self) -> Result<redis::Client, RedisError> {
         let mut sentinel = self.client.lock().await;
         let client = match tokio::time::timeout(self.timeout, sentinel.async_get_client()).await {
             Ok(result) => result?,
@@ -217,7 +217,7 @@ pub(crate) struct SentinelConn(Arc<State>);
 impl SentinelConn {
     /// A connection that resolves the master through `resolver` (lazily: the first command
     /// connects).
-    pub fn new(
+    pub(crate) fn new(
         resolver: Arc<MasterResolver>,
         connect_timeout: Duration,
         command_timeout: Duration,

@@ -42,7 +42,7 @@ pub(crate) struct WatchSettings {
 impl WatchSettings {
     /// The `sentinel_*` keys and timeouts of `config` (validated), and the sentinels' TLS
     /// roots read at start.
-    pub fn new(config: &RedisConfig, roots: Roots) -> WatchSettings {
+    pub(crate) fn new(config: &RedisConfig, roots: Roots) -> WatchSettings {
         WatchSettings {
             sentinels: config
                 .sentinel_address
@@ -60,12 +60,12 @@ impl WatchSettings {
     }
 
     /// How many sentinels are watched.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sentinels.len()
     }
 
     /// A client for the first sentinel (`None` without sentinels).
-    pub fn first_client(&self) -> Option<Result<redis::Client, RedisError>> {
+    pub(crate) fn first_client(&self) -> Option<Result<redis::Client, RedisError>> {
         self.sentinels.first().map(|addr| self.client(addr))
     }
 
@@ -93,7 +93,7 @@ pub(crate) struct Tried(tokio::sync::watch::Sender<usize>);
 
 impl Tried {
     /// None tried yet.
-    pub fn new() -> Tried {
+    pub(crate) fn new() -> Tried {
         Tried(tokio::sync::watch::channel(0).0)
     }
 
@@ -103,7 +103,7 @@ impl Tried {
 
     /// Resolves once `total` sentinels have been tried, or after `bound`; says whether all
     /// were.
-    pub async fn all(&self, total: usize, bound: Duration) -> bool {
+    pub(crate) async fn all(&self, total: usize, bound: Duration) -> bool {
         let mut rx = self.0.subscribe();
         tokio::time::timeout(bound, rx.wait_for(|n| *n >= total))
             .await

@@ -45,13 +45,13 @@ pub(crate) struct Shards(Vec<Shard>);
 
 impl Shards {
     /// `shards` must not be empty.
-    pub fn new(shards: Vec<Shard>) -> Shards {
+    pub(crate) fn new(shards: Vec<Shard>) -> Shards {
         assert!(!shards.is_empty(), "at least one Redis shard");
         Shards(shards)
     }
 
     /// The shard that holds `channel`.
-    pub fn of(&self, channel: &str) -> &Shard {
+    pub(crate) fn of(&self, channel: &str) -> &Shard {
         if self.0.len() == 1 {
             return &self.0[0];
         }
@@ -59,7 +59,7 @@ impl Shards {
     }
 
     /// The first shard: control plane, occupancy, per-user connection counts.
-    pub fn first(&self) -> &Shard {
+    pub(crate) fn first(&self) -> &Shard {
         &self.0[0]
     }
 }

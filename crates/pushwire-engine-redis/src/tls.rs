@@ -75,7 +75,7 @@ pub(crate) struct Roots {
 impl Roots {
     /// Reads the configured PEM files (each must hold at least one certificate) and makes
     /// sure rustls has its crypto provider when any TLS is configured. Errors name the key.
-    pub fn load(config: &RedisConfig) -> Result<Roots, StartError> {
+    pub(crate) fn load(config: &RedisConfig) -> Result<Roots, StartError> {
         let tls_somewhere = config.sentinel_tls.enabled
             || config
                 .address
@@ -100,7 +100,7 @@ impl Roots {
 
     /// The address of a sentinel `host:port` entry: TLS when `sentinel_tls.enabled` (its
     /// roots are applied by the client that dials it).
-    pub fn sentinel_addr(&self, entry: &str) -> Option<ConnectionAddr> {
+    pub(crate) fn sentinel_addr(&self, entry: &str) -> Option<ConnectionAddr> {
         let addr = crate::sentinel::sentinel_addr(entry)?;
         Some(match addr {
             ConnectionAddr::Tcp(host, port) if self.sentinel_tls => ConnectionAddr::TcpTls {
@@ -115,7 +115,7 @@ impl Roots {
 
     /// A client for one sentinel (`info` built from [`Roots::sentinel_addr`]), verified
     /// with the sentinels' roots.
-    pub fn sentinel_client(
+    pub(crate) fn sentinel_client(
         &self,
         info: redis::ConnectionInfo,
     ) -> redis::RedisResult<redis::Client> {
@@ -161,7 +161,11 @@ impl Roots {
     /// trusted: `engine.redis.sentinel_tls.server_ca_pem_file` when a sentinel's is refused
     /// (checked again on the first sentinel to tell), else `engine.redis.tls_ca_pem_file`
     /// (the master's). Any other error is returned as it is.
-    pub async fn name_untrusted(&self, config: &RedisConfig, mut e: StartError) -> StartError {
+    pub(crate) async fn name_untrusted(
+        &self,
+        config: &RedisConfig,
+        mut e: StartError,
+    ) -> StartError {
         let StartError::Sentinel { key, source, .. } = &mut e else {
             return e;
         };

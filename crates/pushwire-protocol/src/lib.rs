@@ -17,6 +17,9 @@
 //! - [`transport`]: the transport kinds and their protocol names.
 //! - `convert` (private): `From` impls between the model and [`pb`].
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod codes;
 pub mod command;
 pub mod control;

@@ -18,6 +18,9 @@
 //! - [`observe`]: health and metrics; [`admin`]: the admin web page.
 //! - [`cli`]: the command line and its client subcommands (`gentoken`, `sub`, `pub`).
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod admin;
 pub mod api;
 pub mod app;

@@ -13,6 +13,9 @@
 //! - [`stoppable::StoppableProcess`]: a dependency in its own process that a test can hang
 //!   (SIGSTOP) and resume (SIGCONT).
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 pub mod cert;
 pub mod consume;
 pub mod haproxy;

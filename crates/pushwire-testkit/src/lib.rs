@@ -6,6 +6,9 @@
 //! - [`unique`]: names that do not collide between tests running in parallel.
 //! - [`hs256_token`]: a signed HS256 token.
 
+// Not in [workspace.lints]: the integration-test binaries would flag every `pub` helper.
+#![warn(unreachable_pub)]
+
 mod token;
 mod unique;
 mod wait;

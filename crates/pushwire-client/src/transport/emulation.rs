@@ -52,7 +52,7 @@ pub(crate) struct EmulatedTransport {
 
 impl EmulatedTransport {
     /// Wraps an open streaming response.
-    pub fn new(
+    pub(crate) fn new(
         kind: TransportKind,
         resp: reqwest::Response,
         framing: Framing,
@@ -76,18 +76,18 @@ impl EmulatedTransport {
         }
     }
 
-    pub fn kind(&self) -> TransportKind {
+    pub(crate) fn kind(&self) -> TransportKind {
         self.kind
     }
 
-    pub fn set_session(&mut self, session: &str, node: &str) {
+    pub(crate) fn set_session(&mut self, session: &str, node: &str) {
         self.session = session.to_owned();
         self.node = node.to_owned();
     }
 
     /// The next replies from the stream; `Closed` when it ends. Cancel-safe: bytes are only
     /// appended to the buffer after a chunk has arrived.
-    pub async fn next(&mut self) -> Result<Incoming, ClientError> {
+    pub(crate) async fn next(&mut self) -> Result<Incoming, ClientError> {
         loop {
             let replies = self.parse_buffered()?;
             if !replies.is_empty() {
@@ -154,7 +154,7 @@ impl EmulatedTransport {
     }
 
     /// POSTs one frame of commands to `/emulation`.
-    pub async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
+    pub(crate) async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
         let req = self.http.post(self.emulation.clone()).timeout(self.timeout);
         let req = match self.protocol {
             Protocol::Json => {

@@ -101,7 +101,7 @@ pub(crate) enum Transport {
 
 impl Transport {
     /// Opens the transport and sends the connect command through it.
-    pub async fn open(p: OpenParams<'_>) -> Result<Transport, ClientError> {
+    pub(crate) async fn open(p: OpenParams<'_>) -> Result<Transport, ClientError> {
         let opened = tokio::time::timeout(p.timeout, async {
             match p.kind {
                 TransportKind::Websocket => ws::WsTransport::open(&p)
@@ -123,7 +123,7 @@ impl Transport {
     }
 
     /// The next replies, or the close. Cancel-safe.
-    pub async fn next(&mut self) -> Result<Incoming, ClientError> {
+    pub(crate) async fn next(&mut self) -> Result<Incoming, ClientError> {
         match self {
             Transport::Ws(t) => t.next().await,
             Transport::Emulated(t) => t.next().await,
@@ -131,7 +131,7 @@ impl Transport {
     }
 
     /// Sends one frame of commands.
-    pub async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
+    pub(crate) async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
         match self {
             Transport::Ws(t) => t.send(frame).await,
             Transport::Emulated(t) => t.send(frame).await,
@@ -139,14 +139,14 @@ impl Transport {
     }
 
     /// Records the emulation session from the connect reply (no-op for WebSocket).
-    pub fn set_session(&mut self, session: &str, node: &str) {
+    pub(crate) fn set_session(&mut self, session: &str, node: &str) {
         if let Transport::Emulated(t) = self {
             t.set_session(session, node);
         }
     }
 
     /// Closes cleanly (WebSocket close 1000; HTTP: drop the stream).
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         match self {
             Transport::Ws(t) => t.close().await,
             Transport::Emulated(t) => drop(t),
@@ -154,7 +154,7 @@ impl Transport {
     }
 
     /// Which transport this is.
-    pub fn kind(&self) -> TransportKind {
+    pub(crate) fn kind(&self) -> TransportKind {
         match self {
             Transport::Ws(_) => TransportKind::Websocket,
             Transport::Emulated(t) => t.kind(),

@@ -28,7 +28,7 @@ pub(crate) struct WsTransport {
 
 impl WsTransport {
     /// Handshake, then the connect frame.
-    pub async fn open(p: &OpenParams<'_>) -> Result<WsTransport, ClientError> {
+    pub(crate) async fn open(p: &OpenParams<'_>) -> Result<WsTransport, ClientError> {
         let mut req = p
             .url
             .as_str()
@@ -56,7 +56,7 @@ impl WsTransport {
     }
 
     /// The next frame's replies, or the close code.
-    pub async fn next(&mut self) -> Result<Incoming, ClientError> {
+    pub(crate) async fn next(&mut self) -> Result<Incoming, ClientError> {
         loop {
             let msg = match self.ws.next().await {
                 None => return Ok(closed(1006, "connection lost")),
@@ -77,7 +77,7 @@ impl WsTransport {
     }
 
     /// Sends one frame: text for JSON, binary for protobuf.
-    pub async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
+    pub(crate) async fn send(&mut self, frame: Bytes) -> Result<(), ClientError> {
         let msg = match self.protocol {
             Protocol::Json => Message::Text(
                 Utf8Bytes::try_from(frame).map_err(|e| ClientError::InvalidData(e.to_string()))?,
@@ -91,7 +91,7 @@ impl WsTransport {
     }
 
     /// Sends close 1000 and waits briefly for the server's answer.
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let frame = CloseFrame {
             code: CloseCode::Normal,
             reason: Utf8Bytes::from_static("client closed"),

@@ -10,13 +10,13 @@ use crate::error::ConsumerError;
 use crate::message::Message;
 
 /// Header carrying why the record was dead-lettered.
-pub const REASON_HEADER: &str = "pushwire-dead-letter-reason";
+pub(super) const REASON_HEADER: &str = "pushwire-dead-letter-reason";
 /// Header carrying the source topic.
-pub const SOURCE_TOPIC_HEADER: &str = "pushwire-source-topic";
+pub(super) const SOURCE_TOPIC_HEADER: &str = "pushwire-source-topic";
 /// Header carrying the source partition.
-pub const SOURCE_PARTITION_HEADER: &str = "pushwire-source-partition";
+pub(super) const SOURCE_PARTITION_HEADER: &str = "pushwire-source-partition";
 /// Header carrying the source offset.
-pub const SOURCE_OFFSET_HEADER: &str = "pushwire-source-offset";
+pub(super) const SOURCE_OFFSET_HEADER: &str = "pushwire-source-offset";
 
 /// The dead-letter topic and its producer. Cheap to clone.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub(crate) struct DeadLetter {
 impl DeadLetter {
     /// Produces a copy of the record (key, body, headers, plus where it came from and why)
     /// and waits for the broker's acknowledgement.
-    pub async fn send(
+    pub(super) async fn send(
         &self,
         msg: &Message,
         origin: &Origin,

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// Binlog event type of a MariaDB GTID event (it starts every event group).
-pub const MARIADB_GTID_EVENT: u8 = 162;
+pub(super) const MARIADB_GTID_EVENT: u8 = 162;
 /// GTID event flag: the group is one statement without BEGIN / COMMIT (DDL).
 const FL_STANDALONE: u8 = 1;
 
 /// One MariaDB GTID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gtid {
+pub(super) struct Gtid {
     /// Replication domain.
     pub domain: u32,
     /// Server that committed the transaction.
@@ -29,7 +29,7 @@ impl fmt::Display for Gtid {
 
 impl Gtid {
     /// `domain-server-seq`.
-    pub fn parse(s: &str) -> Result<Gtid, String> {
+    pub(super) fn parse(s: &str) -> Result<Gtid, String> {
         let mut parts = s.trim().splitn(3, '-');
         let mut next = || parts.next().unwrap_or("");
         let (d, sv, q) = (next(), next(), next());
@@ -44,7 +44,7 @@ impl Gtid {
     /// The GTID of a GTID event: sequence number (8 bytes LE) and domain (4 bytes LE) at the
     /// start of the event's data, the server id from its header; and whether the group is a
     /// standalone statement. `None` when the data is too short.
-    pub fn from_event(data: &[u8], server_id: u32) -> Option<(Gtid, bool)> {
+    pub(super) fn from_event(data: &[u8], server_id: u32) -> Option<(Gtid, bool)> {
         let seq = u64::from_le_bytes(data.get(0..8)?.try_into().ok()?);
         let domain = u32::from_le_bytes(data.get(8..12)?.try_into().ok()?);
         let flags = *data.get(12)?;
@@ -61,13 +61,13 @@ impl Gtid {
 
 /// The last GTID per replication domain: where a binlog dump resumes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GtidState {
+pub(super) struct GtidState {
     domains: BTreeMap<u32, Gtid>,
 }
 
 impl GtidState {
     /// A comma-separated GTID list (`0-1-100,1-2-7`); empty = nothing applied yet.
-    pub fn parse(s: &str) -> Result<GtidState, String> {
+    pub(super) fn parse(s: &str) -> Result<GtidState, String> {
         let mut state = GtidState::default();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let g = Gtid::parse(part)?;
@@ -79,7 +79,7 @@ impl GtidState {
     }
 
     /// Records `g` as the last transaction of its domain.
-    pub fn apply(&mut self, g: Gtid) {
+    pub(super) fn apply(&mut self, g: Gtid) {
         self.domains.insert(g.domain, g);
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 /// A binlog column value as JSON: integers and floats as numbers, text and DECIMAL as strings,
 /// dates as `YYYY-MM-DD HH:MM:SS[.ffffff]`, times as `[-]HH:MM:SS[.ffffff]`, JSON columns
 /// (MySQL's binary JSON) as JSON.
-pub fn json(v: &BinlogValue<'_>) -> Json {
+pub(super) fn json(v: &BinlogValue<'_>) -> Json {
     match v {
         BinlogValue::Value(v) => plain(v),
         other => match Value::try_from(other.clone()) {

@@ -7,11 +7,11 @@ use async_nats::jetstream::{self, context::PublishErrorKind};
 use crate::error::ConsumerError;
 
 /// Header carrying why the message was dead-lettered.
-pub const REASON_HEADER: &str = "Pushwire-Dead-Letter-Reason";
+pub(super) const REASON_HEADER: &str = "Pushwire-Dead-Letter-Reason";
 /// Header carrying the subject the message was consumed from.
-pub const SOURCE_SUBJECT_HEADER: &str = "Pushwire-Source-Subject";
+pub(super) const SOURCE_SUBJECT_HEADER: &str = "Pushwire-Source-Subject";
 /// Header carrying the stream sequence of the original message.
-pub const SOURCE_SEQUENCE_HEADER: &str = "Pushwire-Source-Sequence";
+pub(super) const SOURCE_SEQUENCE_HEADER: &str = "Pushwire-Source-Sequence";
 
 /// Publishes a copy of `msg` (payload and headers) to `subject` through JetStream and waits
 /// for the stream's acknowledgement. When no stream captures `subject` the copy is published

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 use super::broker::{EngineError, HistoryPage, HistoryQuery};
 
 /// How long an idempotency key suppresses duplicates.
-pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
+pub(super) const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
 
 /// A new random epoch: 8 ASCII letters.
-pub fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     let mut rng = rand::rng();
     (0..8)
         .map(|_| {
@@ -32,14 +32,14 @@ struct Item {
 
 /// An earlier publication with the same idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Duplicate {
+pub(super) struct Duplicate {
     /// The position the earlier publication got; `None` when it was published without history.
     pub position: Option<StreamPosition>,
 }
 
 /// A channel's state in the memory broker.
 #[derive(Debug)]
-pub struct Stream {
+pub(super) struct Stream {
     epoch: String,
     top: u64,
     items: VecDeque<Item>,
@@ -51,7 +51,7 @@ pub struct Stream {
 
 impl Stream {
     /// A fresh stream with a new epoch, alive until `now + meta_ttl`.
-    pub fn new(now: Instant, meta_ttl: Duration) -> Self {
+    pub(super) fn new(now: Instant, meta_ttl: Duration) -> Self {
         Stream {
             epoch: new_epoch(),
             top: 0,
@@ -64,7 +64,7 @@ impl Stream {
     }
 
     /// The current top position.
-    pub fn position(&self) -> StreamPosition {
+    pub(super) fn position(&self) -> StreamPosition {
         StreamPosition {
             offset: self.top,
             epoch: self.epoch.clone(),
@@ -72,7 +72,7 @@ impl Stream {
     }
 
     /// The earlier publication with `key`, if `key` was seen recently.
-    pub fn duplicate(&self, key: &str, now: Instant) -> Option<Duplicate> {
+    pub(super) fn duplicate(&self, key: &str, now: Instant) -> Option<Duplicate> {
         self.idempotency
             .get(key)
             .filter(|(exp, _)| *exp > now)
@@ -82,13 +82,13 @@ impl Stream {
     }
 
     /// Remembers `key` for the idempotency window.
-    pub fn remember(&mut self, key: String, position: Option<StreamPosition>, now: Instant) {
+    pub(super) fn remember(&mut self, key: String, position: Option<StreamPosition>, now: Instant) {
         self.idempotency
             .insert(key, (now + IDEMPOTENCY_WINDOW, position));
     }
 
     /// Whether a publication with `version` is stale; records it otherwise.
-    pub fn stale_version(&mut self, version: u64, version_epoch: &str) -> bool {
+    pub(super) fn stale_version(&mut self, version: u64, version_epoch: &str) -> bool {
         if version == 0 {
             return false;
         }
@@ -106,7 +106,7 @@ impl Stream {
 
     /// Appends a publication: assigns the next offset, trims to `size`, extends the meta TTL.
     /// Returns the publication as stored (with its offset).
-    pub fn append(
+    pub(super) fn append(
         &mut self,
         mut publication: Publication,
         size: usize,
@@ -129,7 +129,7 @@ impl Stream {
 
     /// Drops expired publications and idempotency keys. Returns true if the whole stream has
     /// expired (no publications, meta TTL over, nothing to remember) and can be removed.
-    pub fn sweep(&mut self, now: Instant) -> bool {
+    pub(super) fn sweep(&mut self, now: Instant) -> bool {
         while self.items.front().is_some_and(|i| i.expires <= now) {
             self.items.pop_front();
         }
@@ -138,12 +138,16 @@ impl Stream {
     }
 
     /// Removes every publication, keeping position and epoch.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.items.clear();
     }
 
     /// Reads publications as the query asks. `now` hides expired items not swept yet.
-    pub fn read(&self, query: &HistoryQuery, now: Instant) -> Result<HistoryPage, EngineError> {
+    pub(super) fn read(
+        &self,
+        query: &HistoryQuery,
+        now: Instant,
+    ) -> Result<HistoryPage, EngineError> {
         if let Some(since) = &query.since {
             if !since.epoch.is_empty() && since.epoch != self.epoch {
                 return Err(EngineError::EpochMismatch);
@@ -174,13 +178,13 @@ impl Stream {
 
     /// Number of publications held.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.items.len()
     }
 
     /// Whether no publication is held.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiErrorMode, TlsConfig};
 
 /// gRPC's usual message size limit, used when `max_receive_message_size` is 0.
-pub const DEFAULT_MAX_RECEIVE_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+pub(super) const DEFAULT_MAX_RECEIVE_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 /// `grpc_api.*` (key names of Centrifugo v6, plus `insecure` as on `http_api`).
 #[derive(Debug, Clone, Deserialize, Serialize)]

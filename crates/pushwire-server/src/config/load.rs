@@ -100,7 +100,7 @@ pub fn finish(a: Analysis) -> anyhow::Result<Loaded> {
 }
 
 /// Reads a configuration file into a tree, by extension.
-pub fn read_tree(path: &Path) -> anyhow::Result<Value> {
+pub(super) fn read_tree(path: &Path) -> anyhow::Result<Value> {
     if !path.exists() {
         anyhow::bail!("configuration file {} does not exist", path.display());
     }
@@ -459,9 +459,9 @@ mod tests {
     }
 
     mod tempfile_lite {
-        pub struct TempPath(pub std::path::PathBuf);
+        pub(super) struct TempPath(pub std::path::PathBuf);
         impl TempPath {
-            pub fn new(ext: &str) -> Self {
+            pub(super) fn new(ext: &str) -> Self {
                 let n: u64 = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap()

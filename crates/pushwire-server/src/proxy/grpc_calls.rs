@@ -105,7 +105,7 @@ fn map<R, T>(a: Answer<Option<R>>, f: impl FnOnce(Option<R>) -> T) -> Answer<T> 
 }
 
 /// `Connect`.
-pub async fn connect(
+pub(super) async fn connect(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
@@ -164,7 +164,7 @@ pub async fn connect(
 }
 
 /// `Refresh`; no result is expired.
-pub async fn refresh(
+pub(super) async fn refresh(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
@@ -194,7 +194,7 @@ pub async fn refresh(
 }
 
 /// `Subscribe`.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
@@ -225,7 +225,7 @@ pub async fn subscribe(
 }
 
 /// `Publish`.
-pub async fn publish(
+pub(super) async fn publish(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
@@ -258,7 +258,7 @@ pub async fn publish(
 }
 
 /// `SubRefresh`; no result is expired.
-pub async fn sub_refresh(
+pub(super) async fn sub_refresh(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
@@ -289,7 +289,7 @@ pub async fn sub_refresh(
 }
 
 /// `RPC`.
-pub async fn rpc(
+pub(super) async fn rpc(
     p: &ProxyClient,
     g: &GrpcClient,
     ctx: CallContext<'_>,
