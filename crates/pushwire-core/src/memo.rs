@@ -31,3 +31,31 @@ impl<T> Memo<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_computation_that_yields_nothing_runs_once() {
+        let mut memo: Memo<u32> = Memo::default();
+        let mut runs = 0;
+        assert_eq!(memo.value(), None);
+        for _ in 0..3 {
+            let got = memo.get_or_compute(|| {
+                runs += 1;
+                None
+            });
+            assert_eq!(got, None);
+        }
+        assert_eq!(runs, 1, "a `None` result is cached, not recomputed");
+    }
+
+    #[test]
+    fn a_computed_value_is_kept_and_read_back() {
+        let mut memo = Memo::default();
+        assert_eq!(memo.get_or_compute(|| Some(7)), Some(&7));
+        assert_eq!(memo.get_or_compute(|| Some(8)), Some(&7));
+        assert_eq!(memo.value(), Some(&7));
+    }
+}
