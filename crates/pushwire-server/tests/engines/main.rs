@@ -13,6 +13,7 @@ mod metrics_redis;
 mod redis;
 mod redis_cluster;
 mod redis_cluster_slot_move;
+mod redis_common;
 mod redis_hang;
 mod redis_tls;
 mod redis_tls_topologies;

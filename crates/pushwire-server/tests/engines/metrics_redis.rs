@@ -8,13 +8,13 @@
 use std::time::Duration;
 
 use pushwire_core::config::{ChannelOptions, NamespaceConfig};
-use pushwire_server::config::EngineKind;
 use pushwire_server::ServerConfig;
 use pushwire_test_support::metrics::Scrape;
 use pushwire_test_support::{TestServer, WsClient};
 use serde_json::json;
 
-const REDIS: &str = "redis://127.0.0.1:6379";
+use crate::redis_common::{on_redis, redis, unique_prefix};
+
 const PUBLICATIONS: u64 = 5;
 
 const PUBLISHED: &str = "pushwire_redis_publications_total";
@@ -26,30 +26,11 @@ const PUBSUB_MESSAGES: &str = "pushwire_redis_pubsub_messages_total";
 const RECONNECTS: &str = "pushwire_redis_pubsub_reconnects_total";
 const CONNECTED: &str = "pushwire_redis_pubsub_connected";
 
-async fn redis() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(REDIS).expect("redis url");
-    match client.get_multiplexed_async_connection().await {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "the Redis engine tests need a real Redis at {REDIS} (redis-server --daemonize yes \
-             --bind 127.0.0.1 --port 6379 --save '' --appendonly no): {e}"
-        ),
-    }
-}
-
-fn unique_prefix() -> String {
-    pushwire_test_support::unique("pwtest.")
-}
-
 /// The test config on Redis under `prefix`, with fast PUB/SUB reconnects and a `metered:`
 /// namespace: history (100, 300 s) and nothing that reads history or presence on subscribe,
 /// so the only history read is the one the workload makes.
-fn on_redis(c: &mut ServerConfig, prefix: &str) {
-    c.engine.kind = EngineKind::Redis;
-    c.engine.redis.address = REDIS.into();
-    c.engine.redis.prefix = prefix.into();
-    c.engine.redis.reconnect_min_delay = Duration::from_millis(20);
-    c.engine.redis.reconnect_max_delay = Duration::from_millis(200);
+fn on_metered_redis(c: &mut ServerConfig, prefix: &str) {
+    on_redis(c, prefix);
     c.channel.namespaces.push(NamespaceConfig {
         name: "metered".into(),
         options: ChannelOptions {
@@ -64,7 +45,7 @@ fn on_redis(c: &mut ServerConfig, prefix: &str) {
 
 async fn node(prefix: &str) -> TestServer {
     drop(redis().await);
-    TestServer::start_with(|c| on_redis(c, prefix)).await
+    TestServer::start_with(|c| on_metered_redis(c, prefix)).await
 }
 
 async fn cleanup(prefix: &str) {

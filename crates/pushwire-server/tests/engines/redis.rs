@@ -9,36 +9,11 @@ use crate::common;
 
 use std::time::Duration;
 
+use crate::redis_common::*;
 use common::*;
-use pushwire_server::config::EngineKind;
 use pushwire_server::{RunningServer, ServerConfig};
 use pushwire_test_support::{test_config, TestServer};
 use serde_json::{json, Value};
-
-const REDIS: &str = "redis://127.0.0.1:6379";
-
-async fn redis() -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(REDIS).expect("redis url");
-    match client.get_multiplexed_async_connection().await {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "the Redis engine tests need a real Redis at {REDIS} (redis-server --daemonize yes \
-             --bind 127.0.0.1 --port 6379 --save '' --appendonly no): {e}"
-        ),
-    }
-}
-
-fn unique_prefix() -> String {
-    pushwire_test_support::unique("pwtest.")
-}
-
-fn on_redis(c: &mut ServerConfig, prefix: &str) {
-    c.engine.kind = EngineKind::Redis;
-    c.engine.redis.address = REDIS.into();
-    c.engine.redis.prefix = prefix.into();
-    c.engine.redis.reconnect_min_delay = Duration::from_millis(20);
-    c.engine.redis.reconnect_max_delay = Duration::from_millis(200);
-}
 
 /// A node on the shared Redis prefix (fails clearly when Redis is missing).
 async fn node(prefix: &str) -> TestServer {

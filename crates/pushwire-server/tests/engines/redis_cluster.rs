@@ -10,6 +10,7 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::redis_common::unique_prefix;
 use common::*;
 use pushwire_engine_redis::keys::Keys;
 use pushwire_engine_redis::slots::{key_slot, partition_tags};
@@ -91,10 +92,6 @@ impl Drop for ClusterReader {
             let _: redis::RedisResult<i64> = redis::cmd("DECR").arg(READERS).query(&mut conn);
         }
     }
-}
-
-fn unique_prefix() -> String {
-    pushwire_test_support::unique("pwtest.")
 }
 
 fn on_cluster(c: &mut ServerConfig, prefix: &str) {
