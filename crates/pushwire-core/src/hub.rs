@@ -531,12 +531,18 @@ impl Hub {
             delivery.queued += d.queued;
             delivery.dropped += d.dropped;
         }
+        // The channel's name for shed tags, made once if a shedding subscriber needs it.
+        let mut shed_name: Option<Arc<str>> = None;
         for (key, messages) in groups {
             let Some(sub) = ch.subscribers.get(&key) else {
                 continue;
             };
             let n = messages.len();
-            match sub.outbox.push_publications(messages, stamp) {
+            let tag = sub.shedding.map(|policy| ShedTag {
+                channel: shed_name.get_or_insert_with(|| Arc::from(channel)).clone(),
+                policy,
+            });
+            match sub.outbox.push_publications(messages, stamp, tag.as_ref()) {
                 Pushed::Queued => delivery.queued += n,
                 Pushed::Closed => delivery.dropped += n,
                 Pushed::Overflowed => {
@@ -1025,6 +1031,47 @@ mod tests {
         let got = a.try_drain().messages;
         assert_eq!(got.len(), 1, "only the newest");
         assert!(String::from_utf8_lossy(&got[0]).contains("\"offset\":9"));
+    }
+
+    /// A batched channel's subscription that sheds is shed when its batch overflows the
+    /// outbox, like an unbatched one: the connection stays open and its other subscriber
+    /// gets the whole batch.
+    #[tokio::test(start_paused = true)]
+    async fn an_overflowing_batch_sheds_a_shedding_subscription_instead_of_closing() {
+        let hub = Arc::new(Hub::new());
+        let small = Arc::new(Outbox::new(100));
+        let roomy = Arc::new(Outbox::new(1 << 20));
+        hub.subscribe(
+            "ch",
+            1,
+            Subscriber {
+                shedding: Some(Shedding::Resubscribe),
+                ..sub(&small)
+            },
+            false,
+        );
+        hub.subscribe("ch", 2, sub(&roomy), false);
+        let account: Account = Arc::new(|_| {});
+        let policy = BatchPolicy {
+            max_size: 5,
+            max_delay: std::time::Duration::from_millis(10),
+            flush_latest: false,
+        };
+        let mut last = Delivery::default();
+        for n in 1..=5 {
+            last = hub.publish_batched("ch", &publication(n), policy, &account);
+        }
+        assert_eq!(last.shed, 1, "the shedding subscription is shed");
+        assert_eq!(last.overflowed, 0, "no connection overflowed");
+        let drained = small.try_drain();
+        assert_eq!(drained.disconnect, None, "the connection stays open");
+        assert_eq!(drained.shed.len(), 1);
+        assert_eq!(&*drained.shed[0], "ch");
+        assert_eq!(
+            roomy.try_drain().messages.len(),
+            5,
+            "the other gets the batch"
+        );
     }
 
     /// An idle channel keeps only its subscribers and counter: the recovery buffer of the

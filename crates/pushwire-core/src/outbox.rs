@@ -165,13 +165,16 @@ impl Outbox {
         }
     }
 
-    /// Queues publications fanned out at `stamp` atomically (all or none), in order.
+    /// Queues publications fanned out at `stamp` atomically (all or none), in order. With
+    /// `tag`, they belong to a shedding subscription (like [`Outbox::push_shedding`]): on
+    /// overflow that subscription is shed rather than the connection closed.
     pub fn push_publications(
         &self,
         messages: impl IntoIterator<Item = Bytes>,
         stamp: u64,
+        tag: Option<&ShedTag>,
     ) -> Pushed {
-        self.push_stamped(messages, stamp)
+        self.push_tagged(messages, stamp, tag)
     }
 
     /// Queues one message. If it does not fit, the outbox closes with 3008 (slow), drops what
