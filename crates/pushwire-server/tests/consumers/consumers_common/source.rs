@@ -91,7 +91,8 @@ pub trait Redelivering: Source {
 /// or in route mode the event itself (`n`, `type` alternating `created` / `paid`).
 pub fn body(mode: Mode, channel: &str, n: u64) -> Vec<u8> {
     match mode {
-        Mode::Route => event(n, if n % 2 == 0 { "paid" } else { "created" }),
+        Mode::Route if n.is_multiple_of(2) => event(n, "paid"),
+        Mode::Route => event(n, "created"),
         _ => publish_command(channel, n),
     }
 }
