@@ -27,7 +27,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-const BROKER: &str = "127.0.0.1:9092";
+/// The local Kafka-compatible broker (tansu).
+pub(crate) const BROKER: &str = "127.0.0.1:9092";
 
 /// Fails clearly when nothing listens on the broker port.
 fn require_broker() {
@@ -42,7 +43,7 @@ fn require_broker() {
 }
 
 /// Creates `topics` (one partition each: order is per partition).
-async fn create_topics(topics: &[&str]) {
+pub(crate) async fn create_topics(topics: &[&str]) {
     require_broker();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", BROKER)
@@ -59,6 +60,35 @@ async fn create_topics(topics: &[&str]) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
+}
+
+/// The first record of `topic` and its headers.
+pub(crate) async fn first_record(topic: &str, group: &str) -> (Vec<u8>, Vec<(String, String)>) {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    c.subscribe(&[topic]).expect("subscribe");
+    let m = tokio::time::timeout(Duration::from_secs(20), c.recv())
+        .await
+        .unwrap_or_else(|_| panic!("a record in {topic} within 20 s"))
+        .expect("record");
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (m.payload().unwrap_or_default().to_vec(), headers)
 }
 
 /// A producer that keeps the order of what it is given (one request in flight).
@@ -184,30 +214,16 @@ impl Source for Kafka {
 
     /// The poison record is in the dead-letter topic, with why and where it came from.
     async fn assert_dead_lettered(&self, poison_offset: i64) {
-        let dl: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", BROKER)
-            .set("group.id", format!("check-{}", self.id))
-            .set("auto.offset.reset", "earliest")
-            .create()
-            .expect("dead-letter reader");
-        dl.subscribe(&[&self.dl_topic]).expect("subscribe");
-        let dead = tokio::time::timeout(Duration::from_secs(20), dl.recv())
-            .await
-            .expect("a dead-lettered record within 20 s")
-            .expect("record");
-        assert_eq!(dead.payload(), Some(&b"not json {"[..]));
-        let headers = dead.headers().expect("headers");
+        let group = format!("check-{}", self.id);
+        let (payload, headers) = first_record(&self.dl_topic, &group).await;
+        assert_eq!(payload, b"not json {");
         let header = |name: &str| {
-            headers
-                .iter()
-                .find(|h| h.key == name)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
+            let found = headers.iter().find(|(k, _)| k == name);
+            found.map(|(_, v)| v.clone()).unwrap_or_default()
         };
         assert!(
             header("pushwire-dead-letter-reason").contains("not JSON"),
-            "reason header"
+            "reason header: {headers:?}"
         );
         assert_eq!(header("pushwire-source-topic"), self.topic);
         assert_eq!(header("pushwire-source-offset"), poison_offset.to_string());
