@@ -8,7 +8,7 @@ use pushwire_consumers::ConsumerConfig;
 use pushwire_test_support::node_process::{run_python_at, NodeProcess};
 
 use super::source::labels;
-use super::workload::{Workload, CDC_BIG_TXN, CDC_CHANGES};
+use super::workload::{Plan, CDC_BIG_TXN, CDC_CHANGES};
 use super::{metric_at, redis_engine_config, unique, wait_subscribed};
 
 /// A database whose row changes a CDC consumer routes, with three tables created for one test.
@@ -39,8 +39,36 @@ pub trait ChangeSource {
     async fn cleanup(&self);
 }
 
+/// One centrifuge-python subscriber per channel (`consume_changes.py`), waiting for
+/// `counts[i]` changes for at most `timeout_s` seconds each, run against `node` (lazily: they
+/// start when the returned future is first polled).
+pub fn change_subscribers<'a>(
+    node: &NodeProcess,
+    channels: &'a [String],
+    counts: &'a [String],
+    timeout_s: &'a str,
+) -> impl std::future::Future<Output = Vec<pushwire_test_support::sdk::SdkRun>> + 'a {
+    let (ws, http) = (node.ws_url(), node.http_url());
+    let args: Vec<[&str; 4]> = channels
+        .iter()
+        .zip(counts)
+        .map(|(c, n)| {
+            [
+                "python/consume_changes.py",
+                c.as_str(),
+                n.as_str(),
+                timeout_s,
+            ]
+        })
+        .collect();
+    async move {
+        let runs = args.iter().map(|a| run_python_at(a, &ws, &http));
+        futures_util::future::join_all(runs).await
+    }
+}
+
 /// 10,000 INSERT / UPDATE / DELETE changes over the three tables in transactions of 1-20
-/// changes plus one of 3,000 (a deterministic [`Workload`]); once 200 changes of the big one
+/// changes plus one of 3,000 (a deterministic [`Plan`]); once 200 changes of the big one
 /// are published the node is SIGKILLed, and it is started again 70 % of the way through.
 /// One centrifuge-python subscriber per table channel (`consume_changes.py`) gets its table's
 /// changes once each, in commit order, having resubscribed; the re-read part of the big
@@ -54,52 +82,24 @@ pub async fn every_change_once_in_commit_order_across_a_sigkill<S: ChangeSource>
     source.wait_ready().await;
 
     // The whole workload is decided up front: the subscribers need their counts.
-    let tables = source.tables();
-    let mut w = Workload::new(S::FULL_DELETES);
-    let mut txns = Vec::new();
-    let mut planned = 0;
-    while planned < CDC_CHANGES * 3 / 10 {
-        let size = 1 + w.rand(20) as usize;
-        txns.push(w.transaction(tables, size));
-        planned += size;
-    }
-    let big_at = txns.len();
-    let before_big = planned;
-    txns.push(w.transaction(tables, CDC_BIG_TXN));
-    planned += CDC_BIG_TXN;
-    let while_dead = txns.len();
-    while planned < CDC_CHANGES * 7 / 10 {
-        let size = 1 + w.rand(20) as usize;
-        txns.push(w.transaction(tables, size));
-        planned += size;
-    }
-    let restart_at = txns.len();
-    while planned < CDC_CHANGES {
-        let size = (1 + w.rand(20) as usize).min(CDC_CHANGES - planned);
-        txns.push(w.transaction(tables, size));
-        planned += size;
-    }
+    let mut plan = Plan::new(S::FULL_DELETES, source.tables());
+    plan.small_until(CDC_CHANGES * 3 / 10);
+    let before_big = plan.planned;
+    let big_at = plan.push(CDC_BIG_TXN);
+    let while_dead = big_at + 1;
+    plan.small_until(CDC_CHANGES * 7 / 10);
+    let restart_at = plan.txns.len();
+    plan.small_until_exactly(CDC_CHANGES);
 
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let channels: Vec<String> = tables.iter().map(|t| source.channel(t)).collect();
-    let counts: Vec<String> = w.expected.iter().map(|e| e.len().to_string()).collect();
-    let args: Vec<[&str; 4]> = (0..3)
-        .map(|i| {
-            [
-                "python/consume_changes.py",
-                channels[i].as_str(),
-                counts[i].as_str(),
-                S::SDK_TIMEOUT_S,
-            ]
-        })
-        .collect();
-    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
+    let channels: Vec<String> = source.tables().iter().map(|t| source.channel(t)).collect();
+    let counts = plan.counts();
+    let runs = change_subscribers(&node, &channels, &counts, S::SDK_TIMEOUT_S);
     let started = std::time::Instant::now();
     let produce_all = async {
         for ch in &channels {
             wait_subscribed(ch, |b| node.api("presence_stats", b)).await;
         }
-        for (i, sql) in txns.iter().enumerate() {
+        for (i, sql) in plan.txns.iter().enumerate() {
             if i == while_dead {
                 // Kill the node in the middle of the big transaction: part of it is published,
                 // none of it confirmed; the restarted node reads it again.
@@ -122,18 +122,15 @@ pub async fn every_change_once_in_commit_order_across_a_sigkill<S: ChangeSource>
         }
     };
     let (results, ()) = tokio::join!(runs, produce_all);
+    let expected = &plan.workload.expected;
     let elapsed = started.elapsed();
     for (i, run) in results.into_iter().enumerate() {
         let result = run.result();
         let got = result["changes"].as_array().expect("changes").clone();
-        assert_eq!(
-            got.len(),
-            w.expected[i].len(),
-            "table {i}: every change once"
-        );
+        assert_eq!(got.len(), expected[i].len(), "table {i}: every change once");
         assert_eq!(
             got,
-            w.expected[i],
+            expected[i],
             "table {i}: in commit order\n{}",
             node.log()
         );
