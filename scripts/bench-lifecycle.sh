@@ -10,35 +10,21 @@
 # (default "off on"; "on off off on" alternates to expose order effects).
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
-BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
+source "$(dirname "$0")/bench-lib.sh"
 CONNECTIONS="${CONNECTIONS:-10000}"
-OUT="${OUT:-/tmp/pushwire-bench-lifecycle/$(date -u +%Y%m%dT%H%M%SZ)}"
 SECRET="bench-lifecycle-secret-0123456789"
 PYTHON="sdk-tests/.venv/bin/python"
-mkdir -p "$OUT"
-if [[ "${BUILD:-1}" == "1" ]]; then
-    cargo build --release -p pushwire-server >&2
-fi
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+bench_init lifecycle
 
 CONSUMER_PORT="$(free_port)"
 (cd sdk-tests && exec "../$PYTHON" python/lifecycle_consumer.py "$CONSUMER_PORT" "$SECRET") \
     >"$OUT/consumer.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null "http://127.0.0.1:$CONSUMER_PORT/online" 2>/dev/null && break
-    sleep 0.1
-done
+wait_http "http://127.0.0.1:$CONSUMER_PORT/online"
 
 # run NAME ENABLED: one node, one connect bench.
 run() {
-    local port cfg pid
+    local port cfg
     port="$(free_port)"
     cfg="$OUT/$1.toml"
     cat >"$cfg" <<EOF
@@ -63,13 +49,7 @@ type = "webhook"
 url = "http://127.0.0.1:$CONSUMER_PORT/events"
 secret = "$SECRET"
 EOF
-    "$BIN" serve --config "$cfg" >"$OUT/$1-server.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$port/health" && break
-        sleep 0.1
-    done
+    serve_node "$cfg" "$OUT/$1-server.log" "$port"
     local before
     before="$(curl -fsS "http://127.0.0.1:$CONSUMER_PORT/online" | jq .connections)"
     "$BIN" bench connect --url "http://127.0.0.1:$port" --api-key bench \
@@ -88,8 +68,7 @@ EOF
         echo "$1: $delivered events delivered to the webhook; spool empty $(echo "$(date +%s.%N) - $start" | bc) s after the bench ended; consumer table $before -> $(curl -fsS "http://127.0.0.1:$CONSUMER_PORT/online" | jq .connections) connections"
         grep '^pushwire_lifecycle_\(events_total\|dropped_total\|sink_failures\|sink_dropped\)' <<<"$metrics" >"$OUT/$1-lifecycle-metrics.txt" || true
     fi
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_node "$NODE_PID"
 }
 
 for case in ${ORDER:-off on}; do

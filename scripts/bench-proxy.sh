@@ -18,9 +18,7 @@
 # RPC_CONNS, RPC_SECONDS, SUB_CONNS, SUBS.
 set -euo pipefail
 
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
-BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
+source "$(dirname "$0")/bench-lib.sh"
 CONNECTIONS="${CONNECTIONS:-5000}"
 MAX_IN_FLIGHT="${MAX_IN_FLIGHT:-64}"
 PARTS="${PARTS:-connect rpc subscribe}"
@@ -28,16 +26,7 @@ RPC_CONNS="${RPC_CONNS:-64}"
 RPC_SECONDS="${RPC_SECONDS:-10}"
 SUB_CONNS="${SUB_CONNS:-200}"
 SUBS="${SUBS:-100}"
-OUT="${OUT:-/tmp/pushwire-bench-proxy/$(date -u +%Y%m%dT%H%M%SZ)}"
-mkdir -p "$OUT"
-if [[ "${BUILD:-1}" == "1" ]]; then
-    cargo build --release -p pushwire-server >&2
-fi
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+bench_init proxy
 
 BACKEND_PORT="$(free_port)"
 cat >"$OUT/backend.py" <<'EOF'
@@ -53,14 +42,11 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 EOF
 sdk-tests/.venv/bin/python "$OUT/backend.py" "$BACKEND_PORT" >"$OUT/backend.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$BACKEND_PORT") 2>/dev/null && break
-    sleep 0.1
-done
+wait_tcp "$BACKEND_PORT"
 
 # run NAME PROXY(true|false)
 run() {
-    local port cfg pid auth=(--token-hmac-secret bench)
+    local port cfg auth=(--token-hmac-secret bench)
     port="$(free_port)"
     cfg="$OUT/$1.toml"
     cat >"$cfg" <<EOF
@@ -82,21 +68,14 @@ allow_subscribe_for_client = true
 level = "warn"
 EOF
     if [[ "$2" == "true" ]]; then auth=(); fi
-    "$BIN" serve --config "$cfg" >"$OUT/$1-server.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$port/health" && break
-        sleep 0.1
-    done
+    serve_node "$cfg" "$OUT/$1-server.log" "$port"
     "$BIN" bench connect --url "http://127.0.0.1:$port" --api-key bench \
         --connections "$CONNECTIONS" "${auth[@]}" --json >"$OUT/$1.json"
     jq -r --arg n "$1" '"\($n): \(.connections.established) connections (\(.connections.errors) errors) at \(.connections.per_sec|floor)/s, connect p50 \(.connections.latency.p50_us/1000) ms p99 \(.connections.latency.p99_us/1000) ms; reconnect storm \(.reconnect.per_sec // 0 | floor)/s p99 \((.reconnect.latency.p99_us // 0)/1000) ms"' "$OUT/$1.json"
     if [[ "$2" == "true" ]]; then
         curl -fsS "http://127.0.0.1:$port/metrics" | grep '^pushwire_proxy_\(requests_total\|errors_total\|rejected_total\)' || true
     fi
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_node "$NODE_PID"
 }
 
 if [[ " $PARTS " == *" connect "* ]]; then
@@ -108,10 +87,7 @@ if [[ " $PARTS " == *" rpc "* || " $PARTS " == *" subscribe "* ]]; then
     NODE_BACKEND_PORT="$(free_port)"
     node scripts/bench-proxy/backend.cjs "$NODE_BACKEND_PORT" >"$OUT/node-backend.log" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$NODE_BACKEND_PORT") 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_tcp "$NODE_BACKEND_PORT"
     port="$(free_port)"
     cat >"$OUT/rpc-sub.toml" <<EOF
 [http_server]
@@ -145,13 +121,7 @@ proxy_enabled = false
 [log]
 level = "warn"
 EOF
-    "$BIN" serve --config "$OUT/rpc-sub.toml" >"$OUT/rpc-sub-server.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        curl -fsS -o /dev/null "http://127.0.0.1:$port/health" && break
-        sleep 0.1
-    done
+    serve_node "$OUT/rpc-sub.toml" "$OUT/rpc-sub-server.log" "$port"
     load() {
         NODE_PATH="$PWD/sdk-tests/node_modules" node scripts/bench-proxy/load.cjs \
             "$1" "ws://127.0.0.1:$port/connection/websocket" "$2" "$3" "$4" >>"$OUT/rpc-sub.jsonl"
@@ -166,7 +136,6 @@ EOF
     fi
     jq -r '"\(.mode) \(.target): \(.calls) calls (\(.errors) errors) at \(.per_sec)/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms"' "$OUT/rpc-sub.jsonl"
     curl -fsS "http://127.0.0.1:$port/metrics" | grep '^pushwire_proxy_\(requests_total\|errors_total\|rejected_total\)' || true
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    stop_node "$NODE_PID"
 fi
 echo "reports in $OUT"

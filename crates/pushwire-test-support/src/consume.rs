@@ -1,11 +1,10 @@
-//! Helpers for the queue-consumer end-to-end tests (`tests/consumers_*.rs`): unique names,
-//! waiting for an SDK subscriber, history large enough to recover a restart, reading the
-//! result of `sdk-tests/python/consume_ordered.py`.
+//! Helpers for the queue-consumer end-to-end tests (`pushwire-server/tests/consumers/`):
+//! unique names, waiting for an SDK subscriber, the stream top of a channel, reading the result
+//! of `sdk-tests/python/consume_ordered.py`, the throughput measurement.
 
 use std::future::Future;
 use std::time::Duration;
 
-use pushwire_server::ServerConfig;
 use serde_json::{json, Value};
 
 use crate::node_process::NodeProcess;
@@ -36,17 +35,6 @@ where
     }
 }
 
-/// Lets the `chat:` namespace keep, and a resubscribe recover, up to `size` publications, so
-/// a subscriber that falls behind while a node is down can recover all of them.
-pub fn keep_history(config: &mut ServerConfig, size: usize) {
-    config.client.recovery_max_publication_limit = size;
-    for ns in &mut config.channel.namespaces {
-        if ns.name == "chat" {
-            ns.options.history_size = size;
-        }
-    }
-}
-
 /// The `n`s `consume_ordered.py` received, in order (`RESULT.ns`).
 pub fn received_ns(result: &Value) -> Vec<u64> {
     result["ns"]
@@ -57,33 +45,12 @@ pub fn received_ns(result: &Value) -> Vec<u64> {
         .collect()
 }
 
-/// The value of `pushwire_consumer_<name>{consumer="<consumer>",type="<ty>"}` in a
-/// `/metrics` text; panics when missing.
-pub fn consumer_metric(metrics: &str, name: &str, consumer: &str, ty: &str) -> i64 {
-    let series = format!("pushwire_consumer_{name}{{consumer=\"{consumer}\",type=\"{ty}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series.as_str()))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
-}
-
 /// The stream top offset of `channel` on `node` (0 when it cannot be read).
 pub async fn history_top(node: &NodeProcess, channel: &str) -> u64 {
     let (_, body) = node
         .api("history", json!({"channel": channel, "limit": 0}))
         .await;
     body["result"]["offset"].as_u64().unwrap_or(0)
-}
-
-/// `GET <http_url>/metrics` as text.
-pub async fn metrics_text(http_url: &str) -> String {
-    reqwest::get(format!("{http_url}/metrics"))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body")
 }
 
 /// Events per second from a consumer's start until a WebSocket subscriber of `channel` holds

@@ -1,25 +1,24 @@
-//! The Kafka consumer end to end, against tansu (a Kafka-compatible broker): events produced
-//! with `rdkafka` reach a real centrifuge-python subscriber in order; a poison record is
-//! produced to the dead-letter topic and later records still flow; a node killed (SIGKILL)
-//! mid-stream and started again loses and doubles nothing from the client's point of view
-//! (Redis engine: history, epoch and idempotency keys survive the restart; the consumer
-//! group resumes from the committed offsets).
+//! The Kafka consumer end to end, against tansu (a Kafka-compatible broker). The shared
+//! scenarios (`consumers_common`) over [`Kafka`]: events produced with `rdkafka` reach a real
+//! centrifuge-python subscriber in order and a poison record is produced to the dead-letter
+//! topic (with why and where it came from) while later records still flow; a node killed
+//! (SIGKILL) mid-burst and started again loses and doubles nothing from the client's point of
+//! view (Redis engine: history, epoch and idempotency keys survive the restart; the consumer
+//! group resumes from the committed offsets). Here only: each partition is processed in
+//! offset order; the throughput benchmark.
 //!
 //! Needs tansu on 127.0.0.1:9092 (`scripts/start-tansu.sh`), Redis on 127.0.0.1:6379 and the
 //! SDKs (`scripts/setup-sdks.sh`).
+
+use crate::consumers_common::source::{with_mode, Source};
+use crate::consumers_common::{kill, ordered};
 
 use std::time::Duration;
 
 use pushwire_consumers::kafka::KafkaSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
-use pushwire_server::config::EngineKind;
-use pushwire_test_support::consume::{
-    bench_n, consumer_metric, history_top, keep_history, measure_throughput, metrics_text,
-    received_ns, unique_name, wait_subscribed,
-};
-use pushwire_test_support::node_process::{run_python_at, NodeProcess};
-use pushwire_test_support::sdk::{run_in, sdk_dir};
-use pushwire_test_support::{test_config, TestServer};
+use pushwire_test_support::consume::{bench_n, measure_throughput, unique_name};
+use pushwire_test_support::TestServer;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -28,8 +27,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
 
-const BROKER: &str = "127.0.0.1:9092";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The local Kafka-compatible broker (tansu).
+pub(crate) const BROKER: &str = "127.0.0.1:9092";
 
 /// Fails clearly when nothing listens on the broker port.
 fn require_broker() {
@@ -44,7 +43,7 @@ fn require_broker() {
 }
 
 /// Creates `topics` (one partition each: order is per partition).
-async fn create_topics(topics: &[&str]) {
+pub(crate) async fn create_topics(topics: &[&str]) {
     require_broker();
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", BROKER)
@@ -61,6 +60,35 @@ async fn create_topics(topics: &[&str]) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
+}
+
+/// The first record of `topic` and its headers.
+pub(crate) async fn first_record(topic: &str, group: &str) -> (Vec<u8>, Vec<(String, String)>) {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", BROKER)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    c.subscribe(&[topic]).expect("subscribe");
+    let m = tokio::time::timeout(Duration::from_secs(20), c.recv())
+        .await
+        .unwrap_or_else(|_| panic!("a record in {topic} within 20 s"))
+        .expect("record");
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (m.payload().unwrap_or_default().to_vec(), headers)
 }
 
 /// A producer that keeps the order of what it is given (one request in flight).
@@ -117,82 +145,104 @@ fn consumer(name: &str, topic: &str, channel: &str, dl_topic: &str) -> ConsumerC
     c
 }
 
+/// A topic (one partition) and its dead-letter topic on the local broker, named for one test.
+struct Kafka {
+    id: String,
+    topic: String,
+    dl_topic: String,
+    producer: FutureProducer,
+}
+
+impl Kafka {
+    /// Topics `pw<prefix>-<unique>` and `…-dl`, created; a clear failure when no broker runs.
+    async fn new(prefix: &str) -> Kafka {
+        let id = unique_name();
+        let (topic, dl_topic) = (format!("pw{prefix}-{id}"), format!("pw{prefix}-{id}-dl"));
+        create_topics(&[&topic, &dl_topic]).await;
+        Kafka {
+            id,
+            topic,
+            dl_topic,
+            producer: producer(),
+        }
+    }
+}
+
+impl Source for Kafka {
+    const ADDR: &'static str = BROKER;
+    /// Not JSON.
+    const POISON: u64 = 1;
+    /// The record's offset.
+    type Receipt = i64;
+    /// The poison record's offset.
+    type Poison = i64;
+
+    /// In route mode every record goes to `<namespace>:kafka-<id>`.
+    fn consumer(
+        &self,
+        name: &str,
+        addr: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> (ConsumerConfig, String) {
+        let channel = format!("{namespace}:kafka-{}", self.id);
+        let mut config = consumer(name, &self.topic, &channel, &self.dl_topic);
+        if let Some(k) = config.kafka.as_mut() {
+            k.brokers = vec![addr.into()];
+        }
+        (with_mode(config, mode, &channel), channel)
+    }
+
+    /// Nothing to wait for: a new consumer group reads the topic from its start.
+    async fn wait_ready(&self) {}
+
+    async fn produce(&self, body: &[u8], _key: &str) -> i64 {
+        produce(&self.producer, &self.topic, vec![body.to_vec()]).await[0]
+    }
+
+    /// In chunks of 100, each pipelined.
+    async fn produce_all(&self, messages: &[(Vec<u8>, String)]) {
+        for chunk in messages.chunks(100) {
+            let bodies = chunk.iter().map(|(b, _)| b.clone()).collect();
+            produce(&self.producer, &self.topic, bodies).await;
+        }
+    }
+
+    async fn produce_poison(&self) -> i64 {
+        self.produce(b"not json {", "").await
+    }
+
+    /// The poison record is in the dead-letter topic, with why and where it came from.
+    async fn assert_dead_lettered(&self, poison_offset: i64) {
+        let group = format!("check-{}", self.id);
+        let (payload, headers) = first_record(&self.dl_topic, &group).await;
+        assert_eq!(payload, b"not json {");
+        let header = |name: &str| {
+            let found = headers.iter().find(|(k, _)| k == name);
+            found.map(|(_, v)| v.clone()).unwrap_or_default()
+        };
+        assert!(
+            header("pushwire-dead-letter-reason").contains("not JSON"),
+            "reason header: {headers:?}"
+        );
+        assert_eq!(header("pushwire-source-topic"), self.topic);
+        assert_eq!(header("pushwire-source-offset"), poison_offset.to_string());
+    }
+
+    /// The topics stay (tansu keeps them in memory).
+    async fn cleanup(&self) {}
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kafka_events_reach_a_python_subscriber_in_order_and_poison_is_dead_lettered() {
-    let id = unique_name();
-    let (topic, dl_topic) = (format!("pwt-{id}"), format!("pwt-{id}-dl"));
-    let channel = format!("chat:kafka-{id}");
-    create_topics(&[&topic, &dl_topic]).await;
+    let source = Kafka::new("t").await;
+    ordered::events_in_order_and_poison_dead_lettered(&source, Mode::Route).await;
+}
 
-    let config = consumer("kafka", &topic, &channel, &dl_topic);
-    let server = TestServer::start_with(|c| c.consumers = vec![config]).await;
-    const N: u64 = 40;
-    const POISON_AFTER: u64 = 10;
-    let (dir, count) = (sdk_dir(), N.to_string());
-    let python = dir.join(".venv/bin/python");
-    let args = ["python/consume_ordered.py", &channel, &count, "40"];
-    let sdk = run_in(&python, &dir, &args, &server);
-    let p = producer();
-    let write = async {
-        wait_subscribed(&channel, |b| server.api("presence_stats", b)).await;
-        let mut bodies: Vec<Vec<u8>> = (1..=N).map(event).collect();
-        bodies.insert(POISON_AFTER as usize, b"not json {".to_vec());
-        produce(&p, &topic, bodies).await[POISON_AFTER as usize]
-    };
-    let (run, poison_offset) = tokio::join!(sdk, write);
-    let result = run.result();
-    assert_eq!(
-        received_ns(&result),
-        (1..=N).collect::<Vec<_>>(),
-        "events in order"
-    );
-
-    // The poison record is in the dead-letter topic, with why and where it came from.
-    let dl: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .set("group.id", format!("check-{id}"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("dead-letter reader");
-    dl.subscribe(&[&dl_topic]).expect("subscribe");
-    let dead = tokio::time::timeout(Duration::from_secs(20), dl.recv())
-        .await
-        .expect("a dead-lettered record within 20 s")
-        .expect("record");
-    assert_eq!(dead.payload(), Some(&b"not json {"[..]));
-    let headers = dead.headers().expect("headers");
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|h| h.key == name)
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default()
-    };
-    assert!(
-        header("pushwire-dead-letter-reason").contains("not JSON"),
-        "reason header"
-    );
-    assert_eq!(header("pushwire-source-topic"), topic);
-    assert_eq!(header("pushwire-source-offset"), poison_offset.to_string());
-
-    // Counted, and the lag (from librdkafka statistics) drops to nothing.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = metrics_text(&server.http_url()).await;
-        let value = |name: &str| consumer_metric(&metrics, name, "kafka", "kafka");
-        assert_eq!(value("dead_lettered_total"), 1);
-        assert_eq!(value("published_total"), N as i64);
-        if value("lag") == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "lag never reached 0:\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server.stop().await;
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_node_killed_mid_stream_delivers_every_event_exactly_once() {
+    let source = Kafka::new("k").await;
+    kill::killed_mid_burst_delivers_every_event_once(&source, Mode::Route).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -254,77 +304,6 @@ async fn kafka_partitions_are_each_processed_in_offset_order() {
         );
     }
     server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn kafka_node_killed_mid_stream_delivers_every_event_exactly_once() {
-    let id = unique_name();
-    let topic = format!("pwk-{id}");
-    let channel = format!("chat:kafka-kill-{id}");
-    create_topics(&[&topic]).await;
-
-    let mut config = test_config();
-    config.engine.kind = EngineKind::Redis;
-    config.engine.redis.address = REDIS_URL.into();
-    config.engine.redis.prefix = format!("pwk-{id}");
-    config.consumers = vec![consumer("kafka", &topic, &channel, "")];
-    keep_history(&mut config, 10_000);
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-
-    const N: u64 = 1500;
-    const KILL_AT: u64 = 400;
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let count = N.to_string();
-    let args = ["python/consume_ordered.py", &channel, &count, "45"];
-    let sdk = run_python_at(&args, &ws, &http);
-    let p = producer();
-    let driver = async {
-        wait_subscribed(&channel, |b| node.api("presence_stats", b)).await;
-        let write = async {
-            for chunk in (1..=N).collect::<Vec<_>>().chunks(100) {
-                produce(&p, &topic, chunk.iter().map(|n| event(*n)).collect()).await;
-            }
-        };
-        // Crash the node while the consumer is in the middle of the burst (records fetched,
-        // some processed and their offsets not yet committed), and start it again.
-        let crash = async {
-            while history_top(&node, &channel).await < KILL_AT {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            node.kill().await;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            node.restart().await;
-        };
-        tokio::join!(write, crash);
-    };
-    let (run, ()) = tokio::join!(sdk, driver);
-    let result = run.result();
-    assert_eq!(
-        received_ns(&result),
-        (1..=N).collect::<Vec<_>>(),
-        "every event exactly once, in order\n{}",
-        node.log()
-    );
-    assert!(
-        result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-        "the SDK reconnected to the restarted node and recovered: {result}"
-    );
-    // The restarted node re-read what was processed after the last commit: suppressed by the
-    // idempotency key, nothing failed.
-    let metrics = metrics_text(&node.http_url()).await;
-    let value = |name: &str| consumer_metric(&metrics, name, "kafka", "kafka") as u64;
-    let (received, published, duplicates) = (
-        value("received_total"),
-        value("published_total"),
-        value("duplicates_total"),
-    );
-    println!("restarted node: received {received}, published {published}, duplicates {duplicates}");
-    assert_eq!(value("failed_total"), 0);
-    assert_eq!(received, published + duplicates);
-    assert!(
-        published > 0 && published < N,
-        "the restarted node resumed mid-stream"
-    );
 }
 
 /// Queue → subscriber throughput (memory engine): `PUSHWIRE_CONSUMER_BENCH_N` records are

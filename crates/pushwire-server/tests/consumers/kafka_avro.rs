@@ -15,6 +15,8 @@
 //!
 //! Needs tansu on 127.0.0.1:9092 (`scripts/start-tansu.sh`) and the SDKs.
 
+use crate::kafka::{create_topics, first_record, BROKER};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,18 +28,12 @@ use pushwire_test_support::consume::{received_ns, unique_name, wait_subscribed};
 use pushwire_test_support::node_process::free_port;
 use pushwire_test_support::sdk::{run_in, sdk_dir};
 use pushwire_test_support::TestServer;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-
-const BROKER: &str = "127.0.0.1:9092";
 
 /// A schema registry speaking the Confluent HTTP API, on a fixed port that can go down (nothing
 /// listens, connections are refused) and come back with the same schemas.
@@ -182,38 +178,6 @@ async fn answer(mut s: TcpStream, schemas: Arc<Mutex<Vec<String>>>) {
     let _ = s.shutdown().await;
 }
 
-/// Fails clearly when nothing listens on the broker port.
-fn require_broker() {
-    assert!(
-        std::net::TcpStream::connect_timeout(
-            &BROKER.parse().expect("addr"),
-            Duration::from_secs(2)
-        )
-        .is_ok(),
-        "no Kafka broker on {BROKER}: run scripts/start-tansu.sh (tansu, memory storage)"
-    );
-}
-
-/// Creates `topics`, one partition each.
-async fn create_topics(topics: &[&str]) {
-    require_broker();
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .create()
-        .expect("admin client");
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-        .collect();
-    for r in admin
-        .create_topics(&new, &AdminOptions::new())
-        .await
-        .expect("create topics")
-    {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
-
 /// Produces `bodies` to `topic` in order, waiting for each acknowledgement.
 async fn produce(p: &FutureProducer, topic: &str, bodies: Vec<Vec<u8>>) {
     for body in bodies {
@@ -223,35 +187,6 @@ async fn produce(p: &FutureProducer, topic: &str, bodies: Vec<Vec<u8>>) {
             .map_err(|(e, _)| e)
             .expect("produced");
     }
-}
-
-/// The first record of `topic` and its headers.
-async fn first_record(topic: &str, group: &str) -> (Vec<u8>, Vec<(String, String)>) {
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("dead-letter reader");
-    c.subscribe(&[topic]).expect("subscribe");
-    let m = tokio::time::timeout(Duration::from_secs(20), c.recv())
-        .await
-        .unwrap_or_else(|_| panic!("a record in {topic} within 20 s"))
-        .expect("record");
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| {
-                    (
-                        h.key.to_owned(),
-                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (m.payload().unwrap_or_default().to_vec(), headers)
 }
 
 /// A route-mode Kafka consumer of `topic` into `channel` with `payload`.

@@ -13,15 +13,15 @@ use crate::consumers_common;
 
 use std::time::Duration;
 
+use consumers_common::devices::{self, Fleet};
+use consumers_common::mosquitto::Mosquitto;
 use consumers_common::*;
 use pushwire_consumers::mqtt::MqttSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
 use pushwire_test_support::cert::TestCert;
-use pushwire_test_support::node_process::{free_port, run_python_at, NodeProcess};
+use pushwire_test_support::node_process::NodeProcess;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde_json::json;
-
-const MQTT_ADDR: &str = "127.0.0.1:1883";
 
 /// An MQTT consumer in route mode.
 fn consumer(
@@ -109,215 +109,61 @@ async fn device(
 }
 
 /// Waits until the node's subscription is in place: `device` publishes a probe to `topic`
-/// every 200 ms (messages before the SUBSCRIBE is granted are not kept for the node) until
-/// `channel` has it in history.
+/// every 200 ms until `channel` has it in history.
 async fn wait_routed(node: &NodeProcess, device: &AsyncClient, topic: &str, channel: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    devices::wait_routed(node, channel, || async {
+        let probe = json!({"probe": true}).to_string();
         device
-            .publish(
-                topic,
-                QoS::AtLeastOnce,
-                false,
-                json!({"probe": true}).to_string(),
-            )
+            .publish(topic, QoS::AtLeastOnce, false, probe)
             .await
             .expect("probe publish");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (_, h) = node
-            .api("history", json!({"channel": channel, "limit": 1}))
-            .await;
-        if h["result"]["publications"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mqtt consumer never routed {topic} to {channel}\n{}",
-            node.log()
-        );
-    }
+    })
+    .await;
 }
 
-/// Messages per device in the kill test.
-const PER_DEVICE: u64 = 400;
-/// Devices in the kill test.
-const DEVICES: usize = 5;
+/// MQTT 3.1.1 devices `dev-<id>-<d>` publishing to `pw-<id>/dev<d>/temp`, routed by topic
+/// level to `big:mqtt-<id>-dev<d>`.
+struct Devices {
+    id: String,
+}
+
+impl Fleet for Devices {
+    const NAME: &'static str = "MQTT";
+    type Device = AsyncClient;
+
+    fn consumer(&self, url: &str) -> ConsumerConfig {
+        let id = &self.id;
+        let topics = vec![format!("pw-{id}/+/temp")];
+        let channel = format!("big:mqtt-{id}-{{topic.1}}");
+        consumer("devices", url, &format!("pushwire-{id}"), &topics, &channel)
+    }
+
+    fn channel(&self, d: usize) -> String {
+        format!("big:mqtt-{}-dev{d}", self.id)
+    }
+
+    async fn connect(&self, d: usize, port: u16) -> AsyncClient {
+        device(&format!("dev-{}-{d}", self.id), port, None, None).await
+    }
+
+    async fn publish(&self, dev: &AsyncClient, d: usize, n: u64) {
+        let topic = format!("pw-{}/dev{d}/temp", self.id);
+        dev.publish(topic, QoS::AtLeastOnce, false, json!({"n": n}).to_string())
+            .await
+            .expect("device publish");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt_devices_at_qos1_lose_nothing_across_a_node_kill() {
-    require_service(MQTT_ADDR, "Mosquitto").await;
-    let broker = SecureBroker::start(None).await;
-    let id = unique();
-    let topics = vec![format!("pw-{id}/+/temp")];
-    let mut config = redis_engine_config(&id);
-    config.consumers = vec![consumer(
-        "devices",
-        &format!("mqtt://127.0.0.1:{}", broker.port),
-        &format!("pushwire-{id}"),
-        &topics,
-        &format!("big:mqtt-{id}-{{topic.1}}"),
-    )];
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let channels: Vec<String> = (0..DEVICES)
-        .map(|d| format!("big:mqtt-{id}-dev{d}"))
-        .collect();
-    let count = PER_DEVICE.to_string();
-    let args: Vec<[&str; 4]> = channels
-        .iter()
-        .map(|c| {
-            [
-                "python/consume_ordered.py",
-                c.as_str(),
-                count.as_str(),
-                "40",
-            ]
-        })
-        .collect();
-    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
-    let mut devices = Vec::new();
-    for d in 0..DEVICES {
-        devices.push(device(&format!("dev-{id}-{d}"), broker.port, None, None).await);
-    }
-    wait_routed(
-        &node,
-        &devices[0],
-        &format!("pw-{id}/probe/temp"),
-        &format!("big:mqtt-{id}-probe"),
-    )
-    .await;
-    let labels = "{consumer=\"devices\",type=\"mqtt\"}";
-    let produce = async {
-        for c in &channels {
-            wait_subscribed(c, |b| node.api("presence_stats", b)).await;
-        }
-        // 5 devices x 40 messages/s = 200 messages/s; the node dies after 3 s, is back at 5 s.
-        let tick = Duration::from_millis(25);
-        for n in 1..=PER_DEVICE {
-            let at = tokio::time::Instant::now();
-            for (d, dev) in devices.iter().enumerate() {
-                dev.publish(
-                    format!("pw-{id}/dev{d}/temp"),
-                    QoS::AtLeastOnce,
-                    false,
-                    json!({"n": n}).to_string(),
-                )
-                .await
-                .expect("device publish");
-            }
-            if n == 120 {
-                node.kill().await;
-            }
-            if n == 200 {
-                node.restart().await;
-            }
-            tokio::time::sleep_until(at + tick).await;
-        }
-    };
-    let (results, ()) = tokio::join!(runs, produce);
-    for (d, run) in results.into_iter().enumerate() {
-        let result = run.result();
-        assert_eq!(
-            ns(&result),
-            (1..=PER_DEVICE).collect::<Vec<_>>(),
-            "device {d}: every message once, in order\n{}",
-            node.log()
-        );
-        assert!(
-            result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-            "device {d}: {result}"
-        );
-    }
-    let dups = metric_at(
-        &node.http_url(),
-        &format!("pushwire_consumer_duplicates_total{labels}"),
-    )
-    .await;
-    println!("MQTT: {} messages from {DEVICES} devices at 200/s across a kill; {dups} redeliveries suppressed", PER_DEVICE * DEVICES as u64);
-}
-
-/// A Mosquitto of the test's own, killed on drop: with a certificate, TLS and user `dev` /
-/// `secret`; without, plain and anonymous with room for 100,000 queued messages per session
-/// (the Debian default, 1000, drops messages for a node that falls behind a burst).
-struct SecureBroker {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl SecureBroker {
-    async fn start(cert: Option<&TestCert>) -> SecureBroker {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("pushwire-mosq-{}", unique()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let conf = dir.join("mosquitto.conf");
-        let Some(cert) = cert else {
-            std::fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
-            )
-            .expect("conf");
-            return Self::spawn(port, dir, &conf).await;
-        };
-        let passwd = dir.join("passwd");
-        let ok = std::process::Command::new("mosquitto_passwd")
-            .args(["-b", "-c"])
-            .arg(&passwd)
-            .args(["dev", "secret"])
-            .status()
-            .expect("mosquitto_passwd (Debian mosquitto)");
-        assert!(ok.success(), "mosquitto_passwd");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\ncertfile {}\nkeyfile {}\npersistence false\n",
-                passwd.display(),
-                cert.cert_file().display(),
-                cert.key_file().display()
-            ),
-        )
-        .expect("conf");
-        Self::spawn(port, dir, &conf).await
-    }
-
-    async fn spawn(port: u16, dir: std::path::PathBuf, conf: &std::path::Path) -> SecureBroker {
-        let child = std::process::Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        let addr = format!("127.0.0.1:{port}");
-        wait_until(
-            "the test's mosquitto listens",
-            Duration::from_secs(10),
-            || {
-                let addr = addr.clone();
-                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
-            },
-        )
-        .await;
-        SecureBroker { child, port, dir }
-    }
-}
-
-impl Drop for SecureBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    let fleet = Devices { id: unique() };
+    devices::devices_at_qos1_lose_nothing_across_a_node_kill(&fleet).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt_over_tls_with_a_password_delivers_and_a_wrong_password_names_the_key() {
     let cert = TestCert::new();
-    let broker = SecureBroker::start(Some(&cert)).await;
+    let broker = Mosquitto::start(Some(&cert)).await;
     let id = unique();
     let url = format!("mqtts://localhost:{}", broker.port);
     // A retained value published before the node starts: routed with `retained = true`.
@@ -419,9 +265,9 @@ async fn mqtt_over_tls_with_a_password_delivers_and_a_wrong_password_names_the_k
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt_shared_subscription_splits_messages_between_two_consumers() {
-    let broker = SecureBroker::start(None).await;
+    let broker = Mosquitto::start(None).await;
     let id = unique();
-    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let url = broker.url();
     let topics = vec![format!("$share/pushwire/pw-{id}/+/temp")];
     let channel = format!("chat:share-{id}");
     let a = consumer("share-a", &url, &format!("a-{id}"), &topics, &channel);

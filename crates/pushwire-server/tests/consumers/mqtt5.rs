@@ -16,66 +16,16 @@ use crate::consumers_common;
 
 use std::time::Duration;
 
+use consumers_common::devices::{self, Fleet};
+use consumers_common::mosquitto::Mosquitto;
 use consumers_common::*;
 use pushwire_consumers::mqtt::{MqttSettings, ProtocolVersion};
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
-use pushwire_test_support::node_process::{free_port, run_python_at, NodeProcess};
+use pushwire_test_support::node_process::NodeProcess;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::json;
-
-/// A Mosquitto of the test's own (plain, anonymous, 100,000 queued messages per session),
-/// killed on drop.
-struct Broker {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Broker {
-    async fn start() -> Broker {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("pushwire-mosq5-{}", unique()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n"),
-        )
-        .expect("conf");
-        let child = std::process::Command::new("/usr/sbin/mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start mosquitto (Debian mosquitto; scripts/start-mosquitto.sh installs it)");
-        let addr = format!("127.0.0.1:{port}");
-        wait_until(
-            "the test's mosquitto listens",
-            Duration::from_secs(10),
-            || {
-                let addr = addr.clone();
-                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
-            },
-        )
-        .await;
-        Broker { child, port, dir }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// An MQTT 5 consumer in route mode.
 fn consumer(name: &str, url: &str, client_id: &str, topic: &str, channel: &str) -> ConsumerConfig {
@@ -153,132 +103,59 @@ async fn history_ns(node: &NodeProcess, channel: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// Publishes probes (`n` = 0) to `topic` every 200 ms until `channel` has one in history: the
-/// node's subscription is in place (messages before it are not kept for the node).
-async fn wait_routed(
-    node: &NodeProcess,
-    dev: &AsyncClient,
-    topic: &str,
-    device: &str,
-    channel: &str,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        publish(dev, topic, device, 0).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if !history_ns(node, channel).await.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the mqtt 5 consumer never routed {topic} to {channel}\n{}",
-            node.log()
+/// MQTT 5 devices `dev5-<id>-<d>` publishing to `pw5-<id>/d<d>/temp` with the user property
+/// `device = dev<d>`, routed by that property (not the topic) to `big:mqtt5-<id>-dev<d>`.
+struct Devices5 {
+    id: String,
+}
+
+impl Fleet for Devices5 {
+    const NAME: &'static str = "MQTT 5";
+    type Device = AsyncClient;
+
+    fn consumer(&self, url: &str) -> ConsumerConfig {
+        let id = &self.id;
+        let (topic, channel) = (
+            format!("pw5-{id}/+/temp"),
+            format!("big:mqtt5-{id}-{{header.device}}"),
         );
+        consumer(
+            "devices5",
+            url,
+            &format!("pushwire5-{id}"),
+            &topic,
+            &channel,
+        )
+    }
+
+    fn channel(&self, d: usize) -> String {
+        format!("big:mqtt5-{}-dev{d}", self.id)
+    }
+
+    async fn connect(&self, d: usize, port: u16) -> AsyncClient {
+        device(&format!("dev5-{}-{d}", self.id), port).await
+    }
+
+    async fn publish(&self, dev: &AsyncClient, d: usize, n: u64) {
+        let topic = format!("pw5-{}/d{d}/temp", self.id);
+        publish(dev, &topic, &format!("dev{d}"), n).await;
     }
 }
 
-/// Messages per device in the kill test.
-const PER_DEVICE: u64 = 400;
-/// Devices in the kill test.
-const DEVICES: usize = 5;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt5_devices_at_qos1_lose_nothing_across_a_node_kill() {
-    let broker = Broker::start().await;
-    let id = unique();
-    let mut config = redis_engine_config(&id);
-    config.consumers = vec![consumer(
-        "devices5",
-        &broker.url(),
-        &format!("pushwire5-{id}"),
-        &format!("pw5-{id}/+/temp"),
-        // The channel comes from the MQTT 5 user property, not from the topic.
-        &format!("big:mqtt5-{id}-{{header.device}}"),
-    )];
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let channels: Vec<String> = (0..DEVICES)
-        .map(|d| format!("big:mqtt5-{id}-dev{d}"))
-        .collect();
-    let mut devices = Vec::new();
-    for d in 0..DEVICES {
-        devices.push(device(&format!("dev5-{id}-{d}"), broker.port).await);
-    }
-    wait_routed(
-        &node,
-        &devices[0],
-        &format!("pw5-{id}/probe/temp"),
-        "probe",
-        &format!("big:mqtt5-{id}-probe"),
-    )
-    .await;
-    let count = PER_DEVICE.to_string();
-    let args: Vec<[&str; 4]> = channels
-        .iter()
-        .map(|c| {
-            [
-                "python/consume_ordered.py",
-                c.as_str(),
-                count.as_str(),
-                "40",
-            ]
-        })
-        .collect();
-    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
-    let produce = async {
-        for c in &channels {
-            wait_subscribed(c, |b| node.api("presence_stats", b)).await;
-        }
-        // 5 devices x 40 messages/s = 200 messages/s; the node dies after 3 s, is back at 5 s.
-        let tick = Duration::from_millis(25);
-        for n in 1..=PER_DEVICE {
-            let at = tokio::time::Instant::now();
-            for (d, dev) in devices.iter().enumerate() {
-                publish(dev, &format!("pw5-{id}/d{d}/temp"), &format!("dev{d}"), n).await;
-            }
-            if n == 120 {
-                node.kill().await;
-            }
-            if n == 200 {
-                node.restart().await;
-            }
-            tokio::time::sleep_until(at + tick).await;
-        }
-    };
-    let (results, ()) = tokio::join!(runs, produce);
-    for (d, run) in results.into_iter().enumerate() {
-        let result = run.result();
-        assert_eq!(
-            ns(&result),
-            (1..=PER_DEVICE).collect::<Vec<_>>(),
-            "device {d}: every message once, in order\n{}",
-            node.log()
-        );
-        assert!(
-            result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-            "device {d}: {result}"
-        );
-    }
+    let fleet = Devices5 { id: unique() };
+    let node = devices::devices_at_qos1_lose_nothing_across_a_node_kill(&fleet).await;
     assert!(
         node.log().contains("protocol=\"5\"") || node.log().contains("protocol=5"),
         "the session was MQTT 5\n{}",
         node.log()
     );
-    let dups = metric_at(
-        &node.http_url(),
-        "pushwire_consumer_duplicates_total{consumer=\"devices5\",type=\"mqtt\"}",
-    )
-    .await;
-    println!(
-        "MQTT 5: {} messages from {DEVICES} devices at 200/s across a kill; {dups} redeliveries suppressed",
-        PER_DEVICE * DEVICES as u64
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtt5_shared_subscription_splits_messages_between_two_nodes() {
-    let broker = Broker::start().await;
+    let broker = Mosquitto::start(None).await;
     let id = unique();
     let topic = format!("$share/pushwire/pw5-{id}/+/temp");
     let channel = format!("big:share5-{id}");

@@ -16,12 +16,13 @@ use crate::consumers_common;
 
 use std::time::Duration;
 
-use consumers_common::workload::Workload;
+use consumers_common::cdc;
+use consumers_common::workload::Plan;
 use consumers_common::*;
 use mysql_async::prelude::Queryable;
 use pushwire_consumers::mysql_cdc::{MysqlCdcSettings, PositionMode};
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
-use pushwire_test_support::node_process::{run_python_at, NodeProcess};
+use pushwire_test_support::node_process::NodeProcess;
 use serde_json::json;
 
 const MARIADB_ADDR: &str = "127.0.0.1:3306";
@@ -105,45 +106,22 @@ async fn mysql_cdc_gtid_position_resumes_exactly_across_a_sigkill() {
     assert!(first.starts_with("gtid "), "a GTID position: {first:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut w = Workload::new(true);
-    let mut txns = Vec::new();
-    let mut planned = 0;
-    while planned < CHANGES / 4 {
-        let size = 1 + w.rand(20) as usize;
-        txns.push(w.transaction(&tables, size));
-        planned += size;
-    }
-    let before_big = planned;
-    let big_at = txns.len();
-    txns.push(w.transaction(&tables, BIG_TXN));
-    planned += BIG_TXN;
-    let restart_at = txns.len() + 20;
-    while planned < CHANGES {
-        let size = (1 + w.rand(20) as usize).min(CHANGES - planned);
-        txns.push(w.transaction(&tables, size));
-        planned += size;
-    }
+    let mut plan = Plan::new(true, &tables);
+    plan.small_until(CHANGES / 4);
+    let before_big = plan.planned;
+    let big_at = plan.push(BIG_TXN);
+    let restart_at = plan.txns.len() + 20;
+    plan.small_until_exactly(CHANGES);
 
-    let (ws, http) = (node.ws_url(), node.http_url());
     let channels: Vec<String> = tables.iter().map(|t| format!("big:gtid-{t}")).collect();
-    let counts: Vec<String> = w.expected.iter().map(|e| e.len().to_string()).collect();
-    let args: Vec<[&str; 4]> = (0..3)
-        .map(|i| {
-            [
-                "python/consume_changes.py",
-                channels[i].as_str(),
-                counts[i].as_str(),
-                "45",
-            ]
-        })
-        .collect();
-    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
+    let counts = plan.counts();
+    let runs = cdc::change_subscribers(&node, &channels, &counts, "45");
     let labels = "{consumer=\"mycdc\",type=\"mysql_cdc\"}";
     let produce_all = async {
         for ch in &channels {
             wait_subscribed(ch, |b| node.api("presence_stats", b)).await;
         }
-        for (i, sql) in txns.iter().enumerate() {
+        for (i, sql) in plan.txns.iter().enumerate() {
             db.query_drop(sql).await.expect("transaction");
             if i == big_at {
                 // Killed in the middle of the big transaction: its GTID is not kept yet.
@@ -172,11 +150,11 @@ async fn mysql_cdc_gtid_position_resumes_exactly_across_a_sigkill() {
         let got = result["changes"].as_array().expect("changes").clone();
         assert_eq!(
             got.len(),
-            w.expected[i].len(),
+            plan.workload.expected[i].len(),
             "table {i}: every change once\n{}",
             node.log()
         );
-        assert_eq!(got, w.expected[i], "table {i}: in commit order");
+        assert_eq!(got, plan.workload.expected[i], "table {i}: in commit order");
     }
     let dups = metric_at(
         &node.http_url(),

@@ -1,11 +1,14 @@
 //! The PostgreSQL consumers end to end. CDC (`postgresql_cdc`): 10,000 row changes over 3
 //! tables reach one centrifuge-python subscriber per table channel once each, in commit
 //! order, with the node SIGKILLed in the middle of a big transaction and restarted
-//! (wal_level = logical: scripts/start-postgresql-logical.sh). Outbox: rows inserted with
-//! `tokio-postgres` reach a real centrifuge-python subscriber in order and are deleted once published; poison rows move to
-//! the dead-letter table while later rows still flow; PostgreSQL down at start is retried
-//! while the node serves; a node killed (SIGKILL) mid-stream and restarted delivers every
-//! event exactly once from the client's point of view (Redis engine).
+//! (wal_level = logical: scripts/start-postgresql-logical.sh); a missing slot is named and
+//! retried, then columns are filtered. Outbox (`postgresql_outbox`), the shared scenarios
+//! (`consumers_common`) over [`Outbox`]: rows inserted with `tokio-postgres` reach a real
+//! centrifuge-python subscriber in order and are deleted once published, poison rows move to
+//! the dead-letter table while later rows still flow; API commands other than publish act on
+//! connections; PostgreSQL down at start is retried while the node serves; a node killed
+//! (SIGKILL) mid-stream and restarted delivers every event exactly once from the client's
+//! point of view (Redis engine). Here only: the outbox over TLS verifies the server.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres, database test), Redis on
 //! 127.0.0.1:6379 and the SDKs (`scripts/setup-sdks.sh`).
@@ -14,14 +17,13 @@ use crate::consumers_common;
 
 use std::time::Duration;
 
-use consumers_common::workload::{Workload, CDC_BIG_TXN, CDC_CHANGES};
+use consumers_common::cdc::ChangeSource;
+use consumers_common::source::{Redelivering, Sent, Source};
 use consumers_common::*;
 use pushwire_consumers::postgresql_cdc::{ColumnFilter, PostgresCdcSettings};
 use pushwire_consumers::postgresql_outbox::PostgresOutboxSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
-use pushwire_test_support::metrics::Scrape;
-use pushwire_test_support::node_process::{run_python_at, NodeProcess};
-use pushwire_test_support::sdk::{run_in, sdk_dir};
+use pushwire_test_support::node_process::NodeProcess;
 use pushwire_test_support::{TestServer, WsClient};
 use serde_json::json;
 use tokio_postgres::{Client, NoTls};
@@ -98,177 +100,150 @@ async fn cleanup(pg: &Client, table: &str) {
         .await;
 }
 
+/// An outbox table of the local PostgreSQL named for one test (the consumer creates it).
+struct Outbox {
+    id: String,
+    table: String,
+    pg: Client,
+}
+
+impl Outbox {
+    /// Table `outbox_<prefix>_<unique>`; a clear failure when PostgreSQL is down.
+    async fn new(prefix: &str) -> Outbox {
+        let id = unique();
+        Outbox {
+            table: format!("outbox_{prefix}_{id}"),
+            id,
+            pg: pg().await,
+        }
+    }
+}
+
+/// The `method` and `payload` of an API command body.
+fn command_parts(body: &[u8]) -> (String, serde_json::Value) {
+    let c: serde_json::Value = serde_json::from_slice(body).expect("an API command");
+    let method = c["method"].as_str().expect("method").to_owned();
+    (method, c["payload"].clone())
+}
+
+impl Source for Outbox {
+    const ADDR: &'static str = PG_ADDR;
+    /// A publish without a channel, an unknown method.
+    const POISON: u64 = 2;
+    /// The row id.
+    type Receipt = i64;
+    type Poison = ();
+
+    /// Rows are API commands: command mode only.
+    fn consumer(
+        &self,
+        name: &str,
+        addr: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> (ConsumerConfig, String) {
+        assert_eq!(mode, Mode::ApiCommand, "outbox rows are API commands");
+        let port = addr.rsplit_once(':').and_then(|(_, p)| p.parse().ok());
+        let config = consumer(name, port.expect("host:port"), &self.table);
+        (config, format!("{namespace}:pg-{}", self.id))
+    }
+
+    async fn wait_ready(&self) {
+        wait_table(&self.pg, &self.table).await;
+    }
+
+    /// One row (`method`, `payload`), as a producer's transaction would insert it.
+    async fn produce(&self, body: &[u8], _key: &str) -> i64 {
+        let (method, payload) = command_parts(body);
+        self.pg
+            .query_one(
+                &format!(
+                    "INSERT INTO {} (method, payload) VALUES ($1, $2::text::jsonb) RETURNING id",
+                    self.table
+                ),
+                &[&method, &payload.to_string()],
+            )
+            .await
+            .expect("insert outbox row")
+            .get(0)
+    }
+
+    async fn produce_poison(&self) {
+        insert(&self.pg, &self.table, "publish", &json!({"data": {"n": 0}})).await;
+        insert(&self.pg, &self.table, "explode", &json!({})).await;
+    }
+
+    /// Processed rows are deleted; the two poison rows moved to `<table>_dead_letter` with
+    /// the API's own answer.
+    async fn assert_dead_lettered(&self, (): ()) {
+        let (pg, table) = (&self.pg, &self.table);
+        wait_until("the outbox is empty", Duration::from_secs(5), || async {
+            count(pg, table).await == 0
+        })
+        .await;
+        let dead = pg
+            .query(
+                &format!("SELECT method, error FROM {table}_dead_letter ORDER BY id"),
+                &[],
+            )
+            .await
+            .expect("dead letters");
+        let dead: Vec<(String, String)> = dead.iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(dead.len(), 2, "{dead:?}");
+        assert_eq!(dead[0].0, "publish");
+        // A publish without a channel is a bad request (107).
+        assert!(dead[0].1.contains("bad request (107)"), "{dead:?}");
+        assert_eq!(dead[1].0, "explode");
+        assert!(dead[1].1.contains("method not found (104)"), "{dead:?}");
+    }
+
+    async fn cleanup(&self) {
+        cleanup(&self.pg, &self.table).await;
+    }
+}
+
+impl Redelivering for Outbox {
+    /// Rows the dead node had already published come back with their ids, as after a crash
+    /// between publish and the deleting commit.
+    async fn redeliver(&self, sent: &[Sent<i64>], from: usize) {
+        for s in &sent[from..] {
+            let (method, payload) = command_parts(&s.body);
+            self.pg
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (id, method, payload) VALUES ($1, $2, $3::text::jsonb)",
+                        self.table
+                    ),
+                    &[&s.receipt, &method, &payload.to_string()],
+                )
+                .await
+                .expect("re-insert a processed row");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_outbox_rows_reach_a_python_subscriber_in_order_and_poison_is_dead_lettered() {
-    let id = unique();
-    let table = format!("outbox_{id}");
-    let channel = format!("chat:pg-{id}");
-    let pg = pg().await;
-    let server =
-        TestServer::start_with(|c| c.consumers = vec![consumer("outbox", 5432, &table)]).await;
-    wait_table(&pg, &table).await;
+    let source = Outbox::new("ordered").await;
+    ordered::events_in_order_and_poison_dead_lettered(&source, Mode::ApiCommand).await;
+}
 
-    const N: u64 = 40;
-    let (dir, count_arg) = (sdk_dir(), N.to_string());
-    let python = dir.join(".venv/bin/python");
-    let args = ["python/consume_ordered.py", &channel, &count_arg, "30"];
-    let sdk = run_in(&python, &dir, &args, &server);
-    let produce_all = async {
-        wait_subscribed(&channel, |b| server.api("presence_stats", b)).await;
-        for n in 1..=N {
-            insert(&pg, &table, "publish", &publish_payload(&channel, n)).await;
-            if n == 10 {
-                insert(&pg, &table, "publish", &json!({"data": {"n": 0}})).await;
-                insert(&pg, &table, "explode", &json!({})).await;
-            }
-        }
-    };
-    let (run, ()) = tokio::join!(sdk, produce_all);
-    assert_eq!(
-        ns(&run.result()),
-        (1..=N).collect::<Vec<_>>(),
-        "rows in order"
-    );
-
-    // Processed rows are deleted; the two poison rows moved with why.
-    wait_until("the outbox is empty", Duration::from_secs(5), || async {
-        count(&pg, &table).await == 0
-    })
-    .await;
-    let dead = pg
-        .query(
-            &format!("SELECT method, error FROM {table}_dead_letter ORDER BY id"),
-            &[],
-        )
-        .await
-        .expect("dead letters");
-    let dead: Vec<(String, String)> = dead.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(dead.len(), 2, "{dead:?}");
-    assert_eq!(dead[0].0, "publish");
-    // The API's own answer: a publish without a channel is a bad request (107).
-    assert!(dead[0].1.contains("bad request (107)"), "{dead:?}");
-    assert_eq!(dead[1].0, "explode");
-    assert!(dead[1].1.contains("method not found (104)"), "{dead:?}");
-
-    let labels = "{consumer=\"outbox\",type=\"postgresql_outbox\"}";
-    let scrape = Scrape::of(&server).await;
-    let metric = |m: &str| scrape.count(&format!("pushwire_consumer_{m}{labels}"));
-    assert_eq!(metric("published_total"), N);
-    assert_eq!(metric("dead_lettered_total"), 2);
-    server.stop().await;
-    cleanup(&pg, &table).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_outbox_api_commands_other_than_publish_act_on_connections() {
+    let source = Outbox::new("cmd").await;
+    commands::api_commands_other_than_publish_act_on_connections(&source).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_down_at_start_is_retried_with_backoff_while_the_node_serves() {
-    let id = unique();
-    let table = format!("outbox_late_{id}");
-    let channel = format!("chat:pglate-{id}");
-    let pg = pg().await;
-    let mut broker = LateBroker::new(PG_ADDR);
-    let server =
-        TestServer::start_with(|c| c.consumers = vec![consumer("late", broker.port, &table)]).await;
-
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
-    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
-    assert!(
-        reply.get("error").is_none(),
-        "subscribe while PostgreSQL is down: {reply}"
-    );
-    server.publish(&channel, json!({"n": 0})).await;
-    let labels = "{consumer=\"late\",type=\"postgresql_outbox\"}";
-    assert_eq!(
-        Scrape::of(&server)
-            .await
-            .get(&format!("pushwire_consumer_lag{labels}")),
-        -1.0
-    );
-
-    broker.open().await;
-    wait_table(&pg, &table).await;
-    for n in 1..=5 {
-        insert(&pg, &table, "publish", &publish_payload(&channel, n)).await;
-    }
-    for n in 0..=5u64 {
-        let p = ws.next_publication(&channel).await;
-        assert_eq!(p["data"]["n"], json!(n), "{p}");
-    }
-    server.stop().await;
-    cleanup(&pg, &table).await;
+    let source = Outbox::new("late").await;
+    late::down_at_start_is_retried_while_the_node_serves(&source, Mode::ApiCommand).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_node_killed_mid_stream_delivers_every_event_exactly_once() {
-    let id = unique();
-    let table = format!("outbox_kill_{id}");
-    let channel = format!("big:pg-kill-{id}");
-    let pg = pg().await;
-    let mut config = redis_engine_config(&id);
-    config.consumers = vec![consumer("outbox", 5432, &table)];
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-    wait_table(&pg, &table).await;
-
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let count_arg = KILL_N.to_string();
-    let args = ["python/consume_ordered.py", &channel, &count_arg, "40"];
-    let sdk = run_python_at(&args, &ws, &http);
-    let produce_all = async {
-        wait_subscribed(&channel, |b| node.api("presence_stats", b)).await;
-        let mut row_ids = vec![0i64];
-        for n in 1..=KILL_N {
-            let row = pg
-                .query_one(
-                    &format!("INSERT INTO {table} (method, payload) VALUES ('publish', $1::text::jsonb) RETURNING id"),
-                    &[&publish_payload(&channel, n).to_string()],
-                )
-                .await
-                .expect("insert outbox row");
-            row_ids.push(row.get(0));
-            if n == KILL_AT {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                node.kill().await;
-                // Rows the dead node had already published come back with their ids, as
-                // after a crash between publish and the deleting commit.
-                for r in REDELIVER_FROM..=KILL_AT {
-                    pg.execute(
-                        &format!("INSERT INTO {table} (id, method, payload) VALUES ($1, 'publish', $2::text::jsonb)"),
-                        &[&row_ids[r as usize], &publish_payload(&channel, r).to_string()],
-                    )
-                    .await
-                    .expect("re-insert a processed row");
-                }
-            }
-            if n == RESTART_AT {
-                node.restart().await;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    let (run, ()) = tokio::join!(sdk, produce_all);
-    let result = run.result();
-    assert_eq!(
-        ns(&result),
-        (1..=KILL_N).collect::<Vec<_>>(),
-        "every event exactly once, in order\n{}",
-        node.log()
-    );
-    assert!(
-        result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-        "the SDK reconnected to the restarted node and recovered: {result}"
-    );
-    let labels = "{consumer=\"outbox\",type=\"postgresql_outbox\"}";
-    let dups = metric_at(
-        &node.http_url(),
-        &format!("pushwire_consumer_duplicates_total{labels}"),
-    )
-    .await;
-    assert!(
-        dups > KILL_AT - REDELIVER_FROM,
-        "redeliveries suppressed by the idempotency key: {dups}"
-    );
-    drop(node);
-    cleanup(&pg, &table).await;
+    let source = Outbox::new("kill").await;
+    kill::killed_node_delivers_every_event_once(&source, Mode::ApiCommand).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -395,125 +370,64 @@ async fn cdc_cleanup(pg: &Client, id: &str, tables: &[String]) {
         .await;
 }
 
+/// Three tables and a `postgresql_cdc` consumer over them (slot and publication `cdc_<id>`).
+struct LogicalReplication {
+    id: String,
+    tables: Vec<String>,
+    pg: Client,
+}
+
+impl LogicalReplication {
+    /// The tables, created.
+    async fn new() -> LogicalReplication {
+        let id = unique();
+        let pg = pg().await;
+        let tables = cdc_tables(&id);
+        for t in &tables {
+            pg.batch_execute(&format!(
+                "CREATE TABLE {t} (id bigint PRIMARY KEY, n bigint NOT NULL, note text)"
+            ))
+            .await
+            .expect("create table");
+        }
+        LogicalReplication { id, tables, pg }
+    }
+}
+
+impl ChangeSource for LogicalReplication {
+    const NAME: &'static str = "CDC";
+    const FULL_DELETES: bool = false;
+    const SDK_TIMEOUT_S: &'static str = "150";
+
+    fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    fn consumer(&self) -> ConsumerConfig {
+        cdc_consumer(&self.id, &self.tables)
+    }
+
+    fn channel(&self, table: &str) -> String {
+        format!("big:cdc-{table}")
+    }
+
+    async fn wait_ready(&self) {
+        wait_slot(&self.pg, &format!("cdc_{}", self.id)).await;
+    }
+
+    async fn execute(&self, sql: &str) {
+        self.pg.batch_execute(sql).await.expect("transaction");
+    }
+
+    async fn cleanup(&self) {
+        cdc_cleanup(&self.pg, &self.id, &self.tables).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_cdc_routes_every_change_once_in_commit_order_across_a_sigkill() {
-    let id = unique();
-    let pg = pg().await;
-    let tables = cdc_tables(&id);
-    for t in &tables {
-        pg.batch_execute(&format!(
-            "CREATE TABLE {t} (id bigint PRIMARY KEY, n bigint NOT NULL, note text)"
-        ))
-        .await
-        .expect("create table");
-    }
-    let mut config = redis_engine_config(&id);
-    config.consumers = vec![cdc_consumer(&id, &tables)];
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-    wait_slot(&pg, &format!("cdc_{id}")).await;
-
-    // The whole workload is decided up front: the subscribers need their counts.
-    let mut w = Workload::new(false);
-    let mut txns = Vec::new();
-    let mut planned = 0;
-    let before_kill = CDC_CHANGES * 3 / 10;
-    while planned < before_kill {
-        let size = 1 + w.rand(20) as usize;
-        txns.push(w.transaction(&tables, size));
-        planned += size;
-    }
-    let big_at = txns.len();
-    let before_big = planned;
-    txns.push(w.transaction(&tables, CDC_BIG_TXN));
-    planned += CDC_BIG_TXN;
-    let while_dead = txns.len();
-    while planned < CDC_CHANGES * 7 / 10 {
-        let size = 1 + w.rand(20) as usize;
-        txns.push(w.transaction(&tables, size));
-        planned += size;
-    }
-    let restart_at = txns.len();
-    while planned < CDC_CHANGES {
-        let size = (1 + w.rand(20) as usize).min(CDC_CHANGES - planned);
-        txns.push(w.transaction(&tables, size));
-        planned += size;
-    }
-
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let channels: Vec<String> = tables.iter().map(|t| format!("big:cdc-{t}")).collect();
-    let counts: Vec<String> = w.expected.iter().map(|e| e.len().to_string()).collect();
-    let args: Vec<[&str; 4]> = (0..3)
-        .map(|i| {
-            [
-                "python/consume_changes.py",
-                channels[i].as_str(),
-                counts[i].as_str(),
-                "150",
-            ]
-        })
-        .collect();
-    let runs = futures_util::future::join_all(args.iter().map(|a| run_python_at(a, &ws, &http)));
-    let labels = "{consumer=\"cdc\",type=\"postgresql_cdc\"}";
-    let started = std::time::Instant::now();
-    let produce_all = async {
-        for ch in &channels {
-            wait_subscribed(ch, |b| node.api("presence_stats", b)).await;
-        }
-        for (i, sql) in txns.iter().enumerate() {
-            if i == while_dead {
-                // Kill the node in the middle of the big transaction: part of it is published,
-                // none of it confirmed; the restarted node reads it again.
-                let published = format!("pushwire_consumer_published_total{labels}");
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                while metric_at(&node.http_url(), &published).await < (before_big + 200) as u64 {
-                    assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "big transaction not routed"
-                    );
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                node.kill().await;
-            }
-            if i == restart_at {
-                node.restart().await;
-            }
-            pg.batch_execute(sql).await.expect("transaction");
-        }
-    };
-    let (results, ()) = tokio::join!(runs, produce_all);
-    let elapsed = started.elapsed();
-    for (i, run) in results.into_iter().enumerate() {
-        let result = run.result();
-        let got = result["changes"].as_array().expect("changes").clone();
-        assert_eq!(
-            got.len(),
-            w.expected[i].len(),
-            "table {i}: every change once"
-        );
-        assert_eq!(
-            got,
-            w.expected[i],
-            "table {i}: in commit order\n{}",
-            node.log()
-        );
-        assert!(
-            result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-            "the SDK reconnected to the restarted node and recovered: {}",
-            result["resubscribes"]
-        );
-    }
-    let dups = metric_at(
-        &node.http_url(),
-        &format!("pushwire_consumer_duplicates_total{labels}"),
-    )
-    .await;
-    println!("CDC: {CDC_CHANGES} changes (kill mid {CDC_BIG_TXN}-row transaction {big_at}) delivered in {elapsed:?}; {dups} re-read changes suppressed");
-    assert!(
-        dups > 0,
-        "the re-read part of the big transaction was suppressed by its LSN key"
-    );
-    drop(node);
-    cdc_cleanup(&pg, &id, &tables).await;
+    let source = LogicalReplication::new().await;
+    cdc::every_change_once_in_commit_order_across_a_sigkill(&source).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,9 +1,13 @@
-//! The Redis Streams consumer end to end: entries `XADD`ed with the `redis` crate reach a real
-//! centrifuge-python subscriber in order (route mode: channel from the stream name, event
-//! type as tag); poison entries go to the dead-letter stream while later entries still flow;
-//! entries stuck with a dead consumer of the group are claimed (`XAUTOCLAIM`); Redis down at
-//! start is retried while the node serves; a node killed (SIGKILL) mid-stream and restarted
-//! delivers every event exactly once from the client's point of view (Redis engine).
+//! The Redis Streams consumer end to end. The shared scenarios (`consumers_common`) over
+//! [`RedisStream`]: entries `XADD`ed with the `redis` crate reach a real centrifuge-python
+//! subscriber in order (route mode: channel from the stream name, event type as tag) and
+//! poison entries go to the dead-letter stream while later entries still flow; API commands
+//! other than publish act on connections; Redis down at start is retried while the node
+//! serves; a node killed (SIGKILL) mid-stream and restarted delivers every event exactly once
+//! from the client's point of view (Redis engine). Here only: entries stuck with a dead
+//! consumer of the group are claimed (`XAUTOCLAIM`); an engine outage is retried without
+//! acknowledging; the consumer pauses while the node is overloaded; Debezium envelopes, Avro
+//! and Protobuf bodies; a source that hangs degrades visibly and loses nothing.
 //!
 //! Needs Redis on 127.0.0.1:6379 and the SDKs (`scripts/setup-sdks.sh`).
 
@@ -11,12 +15,11 @@ use crate::consumers_common;
 
 use std::time::Duration;
 
+use consumers_common::source::{with_mode, Redelivering, Sent, Source};
 use consumers_common::*;
 use pushwire_consumers::redis_stream::RedisStreamSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
 use pushwire_test_support::metrics::Scrape;
-use pushwire_test_support::node_process::{run_python_at, NodeProcess};
-use pushwire_test_support::sdk::{run_in, sdk_dir};
 use pushwire_test_support::{TestServer, WsClient};
 use redis::aio::MultiplexedConnection;
 use serde_json::json;
@@ -87,90 +90,135 @@ async fn cleanup(conn: &mut MultiplexedConnection, keys: &[String]) {
     let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query_async(conn).await;
 }
 
+/// A stream of the local Redis named for one test, read by group `pushwire`.
+struct RedisStream {
+    stream: String,
+    conn: MultiplexedConnection,
+}
+
+impl RedisStream {
+    /// Stream `rs-<prefix>-<unique>` (the consumer creates the group); a clear failure when
+    /// Redis is down.
+    async fn new(prefix: &str) -> RedisStream {
+        RedisStream {
+            stream: format!("rs-{prefix}-{}", unique()),
+            conn: redis_conn().await,
+        }
+    }
+}
+
+impl Source for RedisStream {
+    const ADDR: &'static str = REDIS_ADDR;
+    /// Not JSON, and an entry without the `payload` field.
+    const POISON: u64 = 2;
+    /// The entry id.
+    type Receipt = String;
+    type Poison = ();
+
+    /// In route mode the channel is `<namespace>:<stream>` (the template's `{subject}`).
+    fn consumer(
+        &self,
+        name: &str,
+        addr: &str,
+        namespace: &str,
+        mode: Mode,
+    ) -> (ConsumerConfig, String) {
+        let channel = format!("{namespace}:{}", self.stream);
+        let config = consumer(name, &format!("redis://{addr}"), &[&self.stream]);
+        let template = format!("{namespace}:{{subject}}");
+        (with_mode(config, mode, &template), channel)
+    }
+
+    async fn wait_ready(&self) {
+        wait_group(&mut self.conn.clone(), &self.stream).await;
+    }
+
+    async fn produce(&self, body: &[u8], _key: &str) -> String {
+        xadd(&mut self.conn.clone(), &self.stream, body).await
+    }
+
+    async fn produce_poison(&self) {
+        let mut conn = self.conn.clone();
+        xadd(&mut conn, &self.stream, b"not json {").await;
+        let _: String = redis::cmd("XADD")
+            .arg(&self.stream)
+            .arg("*")
+            .arg("other")
+            .arg("x")
+            .query_async(&mut conn)
+            .await
+            .expect("XADD");
+    }
+
+    /// Both poison entries are in `<stream>:dead_letter` with why; nothing is left pending.
+    async fn assert_dead_lettered(&self, (): ()) {
+        let mut conn = self.conn.clone();
+        let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            .arg(format!("{}:dead_letter", self.stream))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        assert_eq!(dead.ids.len(), 2, "{dead:?}");
+        let error: String = dead.ids[0].get("pushwire_error").expect("pushwire_error");
+        assert!(error.contains("not JSON"), "{error}");
+        let payload: String = dead.ids[0].get("payload").expect("payload kept");
+        assert_eq!(payload, "not json {");
+        let error: String = dead.ids[1].get("pushwire_error").expect("pushwire_error");
+        assert!(error.contains("no field \"payload\""), "{error}");
+        let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg("pushwire")
+            .query_async(&mut conn)
+            .await
+            .expect("XPENDING");
+        assert_eq!(pending.count(), 0);
+    }
+
+    async fn cleanup(&self) {
+        let keys = [self.stream.clone(), format!("{}:dead_letter", self.stream)];
+        cleanup(&mut self.conn.clone(), &keys).await;
+    }
+}
+
+impl Redelivering for RedisStream {
+    /// Rewinds the group to the entry before `sent[from]`: what the dead node had already
+    /// published is delivered again, as after a crash between publish and XACK.
+    async fn redeliver(&self, sent: &[Sent<String>], from: usize) {
+        let _: () = redis::cmd("XGROUP")
+            .arg("SETID")
+            .arg(&self.stream)
+            .arg("pushwire")
+            .arg(&sent[from - 1].receipt)
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("XGROUP SETID");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_stream_route_mode_in_order_and_poison_is_dead_lettered() {
-    let id = unique();
-    let stream = format!("rs-{id}");
-    let channel = format!("tags:{stream}");
-    let mut conn = redis_conn().await;
-    let mut config = consumer("events", REDIS_URL, &[&stream]);
-    config.mode = Mode::Route;
-    config.route = RouteConfig {
-        channel: "tags:{subject}".into(),
-        tag_field: "type".into(),
-        skip_history: false,
-    };
-    let server = TestServer::start_with(|c| c.consumers = vec![config]).await;
-    wait_group(&mut conn, &stream).await;
+    let source = RedisStream::new("ordered").await;
+    ordered::events_in_order_and_poison_dead_lettered(&source, Mode::Route).await;
+}
 
-    const N: u64 = 40;
-    let (dir, count) = (sdk_dir(), N.to_string());
-    let python = dir.join(".venv/bin/python");
-    let args = ["python/consume.py", &channel, &count, "--timeout", "30"];
-    let sdk = run_in(&python, &dir, &args, &server);
-    let mut producer = conn.clone();
-    let produce_all = async {
-        wait_subscribed(&channel, |b| server.api("presence_stats", b)).await;
-        for n in 1..=N {
-            xadd(
-                &mut producer,
-                &stream,
-                &event(n, if n % 2 == 0 { "paid" } else { "created" }),
-            )
-            .await;
-            if n == 10 {
-                xadd(&mut producer, &stream, b"not json {").await;
-                // An entry without the payload field.
-                let _: String = redis::cmd("XADD")
-                    .arg(&stream)
-                    .arg("*")
-                    .arg("other")
-                    .arg("x")
-                    .query_async(&mut producer)
-                    .await
-                    .expect("XADD");
-            }
-        }
-    };
-    let (run, ()) = tokio::join!(sdk, produce_all);
-    let result = run.result();
-    assert_eq!(ns(&result), (1..=N).collect::<Vec<_>>(), "events in order");
-    let tags = result["tags"].as_array().expect("RESULT.tags");
-    assert_eq!(tags[0], json!({"type": "created"}));
-    assert_eq!(tags[1], json!({"type": "paid"}));
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_api_commands_other_than_publish_act_on_connections() {
+    let source = RedisStream::new("cmd").await;
+    commands::api_commands_other_than_publish_act_on_connections(&source).await;
+}
 
-    // Both poison entries are in the dead-letter stream, with why; nothing is left pending.
-    let dl = format!("{stream}:dead_letter");
-    let dead: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(&dl)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .expect("XRANGE");
-    assert_eq!(dead.ids.len(), 2, "{dead:?}");
-    let error: String = dead.ids[0].get("pushwire_error").expect("pushwire_error");
-    assert!(error.contains("not JSON"), "{error}");
-    let payload: String = dead.ids[0].get("payload").expect("payload kept");
-    assert_eq!(payload, "not json {");
-    let error: String = dead.ids[1].get("pushwire_error").expect("pushwire_error");
-    assert!(error.contains("no field \"payload\""), "{error}");
-    let pending: redis::streams::StreamPendingReply = redis::cmd("XPENDING")
-        .arg(&stream)
-        .arg("pushwire")
-        .query_async(&mut conn)
-        .await
-        .expect("XPENDING");
-    assert_eq!(pending.count(), 0);
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_down_at_start_is_retried_with_backoff_while_the_node_serves() {
+    let source = RedisStream::new("late").await;
+    late::down_at_start_is_retried_while_the_node_serves(&source, Mode::ApiCommand).await;
+}
 
-    let labels = "{consumer=\"events\",type=\"redis_stream\"}";
-    let scrape = Scrape::of(&server).await;
-    let metric = |m: &str| scrape.count(&format!("pushwire_consumer_{m}{labels}"));
-    assert_eq!(metric("published_total"), N);
-    assert_eq!(metric("dead_lettered_total"), 2);
-    assert_eq!(metric("received_total"), N + 2);
-    server.stop().await;
-    cleanup(&mut conn, &[stream, dl]).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stream_node_killed_mid_stream_delivers_every_event_exactly_once() {
+    let source = RedisStream::new("kill").await;
+    kill::killed_node_delivers_every_event_once(&source, Mode::ApiCommand).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -247,42 +295,6 @@ async fn redis_stream_claims_entries_stuck_with_a_dead_consumer() {
         .await
         .expect("XPENDING");
     assert_eq!(pending.count(), 0, "claimed entries acknowledged");
-    server.stop().await;
-    cleanup(&mut conn, &[stream]).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_stream_down_at_start_is_retried_with_backoff_while_the_node_serves() {
-    let id = unique();
-    let stream = format!("rs-late-{id}");
-    let channel = format!("chat:late-{id}");
-    let mut conn = redis_conn().await;
-    let mut broker = LateBroker::new(REDIS_ADDR);
-    let url = format!("redis://127.0.0.1:{}", broker.port);
-    let server =
-        TestServer::start_with(|c| c.consumers = vec![consumer("late", &url, &[&stream])]).await;
-
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
-    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
-    assert!(
-        reply.get("error").is_none(),
-        "subscribe while Redis is down: {reply}"
-    );
-    server.publish(&channel, json!({"n": 0})).await;
-    let labels = "{consumer=\"late\",type=\"redis_stream\"}";
-    let scrape = Scrape::of(&server).await;
-    assert_eq!(scrape.get(&format!("pushwire_consumer_lag{labels}")), -1.0);
-
-    broker.open().await;
-    wait_group(&mut conn, &stream).await;
-    for n in 1..=5 {
-        xadd(&mut conn, &stream, &publish_command(&channel, n)).await;
-    }
-    for n in 0..=5u64 {
-        let p = ws.next_publication(&channel).await;
-        assert_eq!(p["data"]["n"], json!(n), "{p}");
-    }
     server.stop().await;
     cleanup(&mut conn, &[stream]).await;
 }
@@ -469,73 +481,6 @@ async fn redis_stream_consumer_pauses_while_the_node_is_overloaded() {
     })
     .await;
     server.stop().await;
-    cleanup(&mut conn, &[stream]).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_stream_node_killed_mid_stream_delivers_every_event_exactly_once() {
-    let id = unique();
-    let stream = format!("rs-kill-{id}");
-    let channel = format!("big:rs-kill-{id}");
-    let mut conn = redis_conn().await;
-    let mut config = redis_engine_config(&id);
-    config.consumers = vec![consumer("orders", REDIS_URL, &[&stream])];
-    let mut node = NodeProcess::start(env!("CARGO_BIN_EXE_pushwire"), config).await;
-    wait_group(&mut conn, &stream).await;
-
-    let (ws, http) = (node.ws_url(), node.http_url());
-    let count = KILL_N.to_string();
-    let args = ["python/consume_ordered.py", &channel, &count, "40"];
-    let sdk = run_python_at(&args, &ws, &http);
-    let mut producer = conn.clone();
-    let produce_all = async {
-        wait_subscribed(&channel, |b| node.api("presence_stats", b)).await;
-        let mut ids = vec![String::new()];
-        for n in 1..=KILL_N {
-            ids.push(xadd(&mut producer, &stream, &publish_command(&channel, n)).await);
-            if n == KILL_AT {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                node.kill().await;
-                // Rewind the group: entries the dead node had already published are
-                // delivered again, as after a crash between publish and XACK.
-                let _: () = redis::cmd("XGROUP")
-                    .arg("SETID")
-                    .arg(&stream)
-                    .arg("pushwire")
-                    .arg(&ids[REDELIVER_FROM as usize - 1])
-                    .query_async(&mut producer)
-                    .await
-                    .expect("XGROUP SETID");
-            }
-            if n == RESTART_AT {
-                node.restart().await;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    let (run, ()) = tokio::join!(sdk, produce_all);
-    let result = run.result();
-    assert_eq!(
-        ns(&result),
-        (1..=KILL_N).collect::<Vec<_>>(),
-        "every event exactly once, in order\n{}",
-        node.log()
-    );
-    assert!(
-        result["resubscribes"].as_u64().unwrap_or(0) >= 1,
-        "the SDK reconnected to the restarted node and recovered: {result}"
-    );
-    let labels = "{consumer=\"orders\",type=\"redis_stream\"}";
-    let dups = metric_at(
-        &node.http_url(),
-        &format!("pushwire_consumer_duplicates_total{labels}"),
-    )
-    .await;
-    assert!(
-        dups > KILL_AT - REDELIVER_FROM,
-        "redeliveries suppressed by the idempotency key: {dups}"
-    );
-    drop(node);
     cleanup(&mut conn, &[stream]).await;
 }
 

@@ -7,8 +7,6 @@
 
 use crate::consumers_common;
 
-use std::time::{Duration, Instant};
-
 use consumers_common::*;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
@@ -19,44 +17,8 @@ use pushwire_consumers::postgresql_outbox::PostgresOutboxSettings;
 use pushwire_consumers::rabbitmq::RabbitMqSettings;
 use pushwire_consumers::redis_stream::RedisStreamSettings;
 use pushwire_consumers::{ConsumerConfig, ConsumerType};
-use pushwire_test_support::{TestServer, WsClient};
-use serde_json::json;
-use tokio_util::sync::CancellationToken;
-
-fn n() -> u64 {
-    std::env::var("PUSHWIRE_CONSUMER_BENCH_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-/// Starts `config` on `server`'s node with a subscriber on `channel` already there, and
-/// returns events/s until the subscriber has all `n`.
-async fn measure(server: &TestServer, channel: &str, config: ConsumerConfig, n: u64) -> f64 {
-    let kind = config.consumer_type.as_str();
-    let (mut ws, _) = WsClient::connected(&server.ws_url(), None).await;
-    let reply = ws.command(json!({"subscribe": {"channel": channel}})).await;
-    assert!(reply.get("error").is_none(), "{reply}");
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let consumers = pushwire_consumers::start(
-        server.node().clone(),
-        pushwire_server::api::consumer::ConsumerApi::shared(server.node().clone()),
-        &[config],
-        stop.clone(),
-    );
-    for i in 1..=n {
-        let p = tokio::time::timeout(Duration::from_secs(30), ws.next_publication(channel))
-            .await
-            .unwrap_or_else(|_| panic!("stalled after {} of {n}", i - 1));
-        assert_eq!(p["data"]["n"], json!(i), "order");
-    }
-    let elapsed = started.elapsed();
-    consumers.stop().await;
-    let rate = n as f64 / elapsed.as_secs_f64();
-    println!("THROUGHPUT {kind}: {n} events in {elapsed:?}: {rate:.0} events/s");
-    rate
-}
+use pushwire_test_support::consume::{bench_n, measure_throughput};
+use pushwire_test_support::TestServer;
 
 async fn big_server() -> TestServer {
     TestServer::start_with(|c| {
@@ -70,7 +32,7 @@ async fn big_server() -> TestServer {
 #[ignore = "benchmark: run in release mode"]
 async fn throughput_rabbitmq() {
     require_service("127.0.0.1:5672", "RabbitMQ").await;
-    let (id, n) = (unique(), n());
+    let (id, n) = (unique(), bench_n());
     let queue = format!("pw-bench-{id}");
     let channel = format!("big:rabbitmq-{id}");
     let props = ConnectionProperties::default()
@@ -110,7 +72,7 @@ async fn throughput_rabbitmq() {
         prefetch: 500,
         ..Default::default()
     });
-    measure(&server, &channel, c, n).await;
+    measure_throughput(&server, &channel, c, n).await;
     server.stop().await;
     let _ = ch.queue_delete(&queue, QueueDeleteOptions::default()).await;
 }
@@ -119,7 +81,7 @@ async fn throughput_rabbitmq() {
 #[ignore = "benchmark: run in release mode"]
 async fn throughput_redis_stream() {
     require_service("127.0.0.1:6379", "Redis").await;
-    let (id, n) = (unique(), n());
+    let (id, n) = (unique(), bench_n());
     let stream = format!("rs-bench-{id}");
     let channel = format!("big:redis_stream-{id}");
     let mut conn = redis::Client::open(REDIS_URL)
@@ -146,7 +108,7 @@ async fn throughput_redis_stream() {
         batch_size: 500,
         ..Default::default()
     });
-    measure(&server, &channel, c, n).await;
+    measure_throughput(&server, &channel, c, n).await;
     server.stop().await;
     let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await;
 }
@@ -155,7 +117,7 @@ async fn throughput_redis_stream() {
 #[ignore = "benchmark: run in release mode"]
 async fn throughput_postgresql_outbox() {
     require_service("127.0.0.1:5432", "PostgreSQL").await;
-    let (id, n) = (unique(), n());
+    let (id, n) = (unique(), bench_n());
     let table = format!("outbox_bench_{id}");
     let channel = format!("big:postgresql_outbox-{id}");
     let (pg, connection) = tokio_postgres::connect(
@@ -188,7 +150,7 @@ async fn throughput_postgresql_outbox() {
         batch_size: 500,
         ..Default::default()
     });
-    measure(&server, &channel, c, n).await;
+    measure_throughput(&server, &channel, c, n).await;
     server.stop().await;
     let _ = pg
         .batch_execute(&format!("DROP TABLE IF EXISTS {table}; DROP TABLE IF EXISTS {table}_dead_letter; DROP FUNCTION IF EXISTS {table}_notify();"))

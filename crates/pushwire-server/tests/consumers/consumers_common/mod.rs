@@ -1,10 +1,25 @@
-//! Shared by the consumer suites (`consumers_rabbitmq.rs`, `consumers_redis_stream.rs`,
-//! `consumers_postgres.rs`): names, the test namespace, SDK readiness, a TCP forwarder that
-//! plays a broker coming up late, and metrics reads.
+//! Shared by the consumer suites (`rabbitmq.rs`, `redis_stream.rs`, `postgres.rs`, …): names,
+//! the test namespace, SDK readiness, a TCP forwarder that plays a broker coming up late,
+//! metrics reads; the per-source trait ([`source::Source`]) and the scenarios written once
+//! over it (`ordered`, `late`, `commands`, `kill`); the CDC scenario over
+//! [`cdc::ChangeSource`] and its workload; the MQTT kill scenario over [`devices::Fleet`] and a
+//! Mosquitto of a test's own.
 
 #![allow(dead_code)]
 
+pub mod cdc;
+pub mod commands;
+pub mod devices;
+pub mod kill;
+pub mod late;
+pub mod mosquitto;
+pub mod ordered;
+pub mod source;
 pub mod workload;
+
+pub use pushwire_test_support::consume::{
+    received_ns as ns, unique_name as unique, wait_subscribed,
+};
 
 use std::time::Duration;
 
@@ -12,17 +27,12 @@ use pushwire_core::config::{ChannelOptions, NamespaceConfig};
 use pushwire_server::config::EngineKind;
 use pushwire_server::ServerConfig;
 use pushwire_test_support::test_config;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Redis for the engine in kill-and-restart tests.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
-
-/// A name no other run uses (lower-case hex).
-pub fn unique() -> String {
-    pushwire_test_support::unique("")
-}
 
 /// Panics with a clear message when nothing listens on `addr` (a missing service fails).
 pub async fn require_service(addr: &str, what: &str) {
@@ -77,42 +87,13 @@ pub fn publish_command(channel: &str, n: u64) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Polls `presence_stats` through `api` until `channel` has a subscriber (the SDK is ready).
-pub async fn wait_subscribed<F, Fut>(channel: &str, api: F)
-where
-    F: Fn(Value) -> Fut,
-    Fut: std::future::Future<Output = (u16, Value)>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = api(json!({"channel": channel})).await;
-        if body["result"]["num_clients"].as_u64().unwrap_or(0) > 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the SDK never subscribed to {channel}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// `RESULT.ns` of an SDK script.
-pub fn ns(result: &Value) -> Vec<u64> {
-    result["ns"]
-        .as_array()
-        .expect("RESULT.ns")
-        .iter()
-        .map(|v| v.as_u64().expect("n"))
-        .collect()
-}
-
 /// Waits until a condition holds; panics naming it after the timeout (from the testkit).
 pub use pushwire_test_support::eventually as wait_until;
 
 /// A TCP port that forwards to `target` only while open: before [`LateBroker::open`] and after
 /// [`LateBroker::close`] nothing listens on it (connections are refused) and every forwarded
 /// connection is cut, like a broker that is down.
+#[derive(Debug)]
 pub struct LateBroker {
     /// The port clients are configured with.
     pub port: u16,

@@ -87,3 +87,57 @@ impl Workload {
         sql + "COMMIT;"
     }
 }
+
+/// A [`Workload`] planned up front as a list of transactions (the subscribers need their
+/// counts before the first one runs).
+pub struct Plan {
+    /// The workload: its `expected` changes per table.
+    pub workload: Workload,
+    /// The transactions in commit order (`BEGIN; …; COMMIT;` strings).
+    pub txns: Vec<String>,
+    /// Changes planned so far.
+    pub planned: usize,
+    tables: Vec<String>,
+}
+
+impl Plan {
+    /// An empty plan over `tables` (see [`Workload::new`] for `full_deletes`).
+    pub fn new(full_deletes: bool, tables: &[String]) -> Plan {
+        Plan {
+            workload: Workload::new(full_deletes),
+            txns: Vec::new(),
+            planned: 0,
+            tables: tables.to_vec(),
+        }
+    }
+
+    /// Adds transactions of 1-20 changes until at least `until` changes are planned.
+    pub fn small_until(&mut self, until: usize) {
+        while self.planned < until {
+            let size = 1 + self.workload.rand(20) as usize;
+            self.push(size);
+        }
+    }
+
+    /// Adds transactions of 1-20 changes, the last one cut, until exactly `until` are planned.
+    pub fn small_until_exactly(&mut self, until: usize) {
+        while self.planned < until {
+            let size = (1 + self.workload.rand(20) as usize).min(until - self.planned);
+            self.push(size);
+        }
+    }
+
+    /// Adds one transaction of `size` changes; its index.
+    pub fn push(&mut self, size: usize) -> usize {
+        self.txns
+            .push(self.workload.transaction(&self.tables, size));
+        self.planned += size;
+        self.txns.len() - 1
+    }
+
+    /// How many changes each table's subscriber expects.
+    pub fn counts(&self) -> Vec<String> {
+        let expected = &self.workload.expected;
+        expected.iter().map(|e| e.len().to_string()).collect()
+    }
+}
