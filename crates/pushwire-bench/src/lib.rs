@@ -30,6 +30,7 @@
 #![warn(unreachable_pub)]
 
 mod api;
+mod cpu;
 pub mod args;
 pub mod error;
 mod floor;
