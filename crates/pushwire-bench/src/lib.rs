@@ -30,8 +30,8 @@
 #![warn(unreachable_pub)]
 
 mod api;
-mod cpu;
 pub mod args;
+mod cpu;
 pub mod error;
 mod floor;
 mod html;

@@ -106,7 +106,8 @@ impl BenchReport {
         }
         if let Some(cpu) = &self.cpu {
             let secs = |s: Option<f64>| s.map_or_else(|| "-".to_string(), |s| format!("{s:.2} s"));
-            let per = |u: Option<f64>| u.map_or_else(String::new, |u| format!(", {u:.2} µs/delivery"));
+            let per =
+                |u: Option<f64>| u.map_or_else(String::new, |u| format!(", {u:.2} µs/delivery"));
             let _ = writeln!(
                 out,
                 "  cpu          server {}{}; bench {}{}",
