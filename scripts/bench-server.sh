@@ -5,10 +5,12 @@
 # for /health, and stops it on exit. Sets BIN, PORT, SERVER_PID, BENCH_PIN_CMD (taskset prefix
 # for the bench when BENCH_PIN=1) and EXTRA (--json when JSON=1, --html FILE when HTML=FILE).
 # BIN=path runs another binary; BUILD=0 skips the build (a frozen binary for a series of runs);
-# SERVER_CONFIG=file adds `--config file`.
+# BENCH_BIN=path runs the load generator from another binary than the server (A/B runs of two
+# server builds under one bench); SERVER_CONFIG=file adds `--config file`.
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
 BIN="${BIN:-$CARGO_TARGET_DIR/release/pushwire}"
+BENCH_BIN="${BENCH_BIN:-$BIN}"
 
 free_port() {
     if command -v python3 >/dev/null 2>&1; then

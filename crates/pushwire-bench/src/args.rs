@@ -188,7 +188,8 @@ pub struct BenchArgs {
     /// `scale --role merge`: the JSON reports of the receivers and publishers.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub inputs: Vec<PathBuf>,
-    /// Server process id: its VmRSS is read before connecting and after all are subscribed.
+    /// Server process id: its VmRSS is read before connecting and after all are subscribed,
+    /// and its CPU time over the publish phase (`fanout`, `channels`).
     #[arg(long)]
     pub server_pid: Option<u32>,
     /// Print the report as one JSON object (schema in docs/benchmarks.md) instead of text.

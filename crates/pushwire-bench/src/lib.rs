@@ -31,6 +31,7 @@
 
 mod api;
 pub mod args;
+mod cpu;
 pub mod error;
 mod floor;
 mod html;

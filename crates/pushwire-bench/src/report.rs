@@ -51,6 +51,9 @@ pub struct BenchReport {
     pub reconnect: Option<Reconnect>,
     /// Server memory (`--server-pid`).
     pub memory: Option<Memory>,
+    /// CPU time of the server (`--server-pid`) and of the bench during the publish phase
+    /// (`fanout`, `channels`).
+    pub cpu: Option<Cpu>,
     /// The kernel's floor for a fan-out round (`floor`).
     pub floor: Option<Floor>,
     /// One sample per second of the run.
@@ -102,6 +105,9 @@ pub struct Connections {
     pub deflated: u64,
     /// Established connections that ended before the bench closed them.
     pub dropped: u64,
+    /// Of `dropped`, the connections the server closed as slow (close code 3008: the
+    /// connection's outbox overflowed `client.queue_max_size`).
+    pub closed_slow: u64,
     /// Seconds from the first attempt to the last outcome.
     pub secs: f64,
     /// `established / secs`.
@@ -185,6 +191,20 @@ pub struct Memory {
     pub rss_delta: i64,
     /// `rss_delta / established`.
     pub bytes_per_connection: Option<i64>,
+}
+
+/// CPU time (user + system, from `/proc/<pid>/stat`, 10 ms ticks) from the first publish to
+/// the end of the straggler wait.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cpu {
+    /// Seconds of the server process (`None` without a readable `--server-pid`).
+    pub server_secs: Option<f64>,
+    /// `server_secs` per first delivery, microseconds.
+    pub server_us_per_delivery: Option<f64>,
+    /// Seconds of the bench process (connections and publisher).
+    pub bench_secs: Option<f64>,
+    /// `bench_secs` per first delivery, microseconds.
+    pub bench_us_per_delivery: Option<f64>,
 }
 
 /// The `floor` scenario: rounds of one small write to each of N loopback connections.
@@ -363,6 +383,7 @@ impl BenchReport {
             latency: None,
             reconnect: None,
             memory: None,
+            cpu: None,
             floor: None,
             timeline: Vec::new(),
         }
@@ -382,6 +403,12 @@ impl BenchReport {
             p.push(format!(
                 "{} connections were lost during the run",
                 c.dropped
+            ));
+        }
+        if c.closed_slow > 0 {
+            p.push(format!(
+                "{} of them closed by the server as slow (3008)",
+                c.closed_slow
             ));
         }
         if let Some(publ) = &self.publications {
@@ -490,10 +517,12 @@ mod tests {
         assert_eq!(r.exit_code, EXIT_OK);
         r.deliveries = Some(Deliveries::new(100, 90, 0, 1.0));
         r.connections.dropped = 2;
+        r.connections.closed_slow = 1;
         r.conclude();
         assert!(!r.complete);
         assert_eq!(r.exit_code, EXIT_PARTIAL);
-        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert_eq!(r.problems.len(), 3, "{:?}", r.problems);
+        assert!(r.problems[1].contains("slow (3008)"), "{:?}", r.problems);
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["scenario"], "fanout");
         assert_eq!(v["deliveries"]["lost"], 10);

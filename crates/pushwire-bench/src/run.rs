@@ -10,6 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::args::{BenchArgs, Scenario};
+use crate::cpu::CpuSample;
 use crate::error::BenchError;
 use crate::memory::{read_vm_rss, rss_delta};
 use crate::pool::Pool;
@@ -140,20 +141,21 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
     }
 
     let mut expected_deliveries = None;
+    let cpu_before = CpuSample::take(args.server_pid);
     if established > 0 {
         match args.scenario {
             Scenario::Fanout | Scenario::Channels => {
-                expected_deliveries = Some(
-                    publish_phase(
-                        &args,
-                        &target,
-                        &opened.established,
-                        &stats,
-                        &progress,
-                        &mut report,
-                    )
-                    .await?,
-                );
+                let (expected, secs) = publish_phase(
+                    &args,
+                    &target,
+                    &opened.established,
+                    &stats,
+                    &progress,
+                    &mut report,
+                )
+                .await?;
+                // Read before closing: the close handshakes are not the phase's work.
+                expected_deliveries = Some((expected, secs, CpuSample::take(args.server_pid)));
             }
             Scenario::Idle => {
                 progress.phase(
@@ -182,11 +184,13 @@ pub async fn run(args: BenchArgs) -> Result<BenchReport, BenchError> {
 
     let totals = stats.totals();
     report.connections.dropped = totals.dropped;
+    report.connections.closed_slow = totals.closed_slow;
     report.connections.latency = Latency::from_histogram(&totals.connect);
     if let Some(r) = &mut report.reconnect {
         r.latency = Latency::from_histogram(&totals.reconnect);
     }
-    if let Some((expected, secs)) = expected_deliveries {
+    if let Some((expected, secs, cpu_after)) = expected_deliveries {
+        report.cpu = Some(cpu_before.since(cpu_after, totals.delivered));
         report.deliveries = Some(
             Deliveries::new(expected, totals.delivered, totals.duplicates, secs)
                 .with_bytes(totals.bytes, totals.frames),

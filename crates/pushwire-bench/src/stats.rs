@@ -103,6 +103,7 @@ impl Shard {
 pub(crate) struct Stats {
     shards: Box<[Mutex<Shard>]>,
     dropped: AtomicU64,
+    closed_slow: AtomicU64,
     live: AtomicU64,
     sent: AtomicU64,
     connect: Mutex<Histogram<u64>>,
@@ -123,6 +124,8 @@ pub(crate) struct Totals {
     pub(crate) frames: u64,
     /// Established connections that ended before the bench closed them.
     pub(crate) dropped: u64,
+    /// Of `dropped`, those the server closed as slow (3008).
+    pub(crate) closed_slow: u64,
     /// Connect (TCP + WebSocket + connect + subscribe) latencies, microseconds.
     pub(crate) connect: Histogram<u64>,
     /// Reconnect latencies (connection lost → subscribed again), microseconds.
@@ -139,6 +142,7 @@ impl Stats {
                 .map(|_| Mutex::new(Shard::new()))
                 .collect(),
             dropped: AtomicU64::new(0),
+            closed_slow: AtomicU64::new(0),
             live: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             connect: Mutex::new(new_histogram()),
@@ -189,9 +193,13 @@ impl Stats {
         &self.shards[conn % self.shards.len()]
     }
 
-    /// Counts an established connection lost before the end of the run.
-    pub(crate) fn connection_dropped(&self) {
+    /// Counts an established connection lost before the end of the run; `slow`: the
+    /// server closed it with 3008 (its outbox overflowed).
+    pub(crate) fn connection_dropped(&self, slow: bool) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+        if slow {
+            self.closed_slow.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// First deliveries so far.
@@ -222,6 +230,7 @@ impl Stats {
             bytes,
             frames,
             dropped: self.dropped.load(Ordering::Relaxed),
+            closed_slow: self.closed_slow.load(Ordering::Relaxed),
             connect: self.connect.lock().clone(),
             reconnect: self.reconnect.lock().clone(),
             personal,
@@ -267,7 +276,7 @@ mod tests {
             shard.record(true, 100 * (conn as u64 + 1));
             shard.record(conn % 2 == 0, 5);
         }
-        stats.connection_dropped();
+        stats.connection_dropped(false);
         stats.connection_up(300, false);
         stats.connection_up(400, true);
         stats.connection_up(500, true);

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use pushwire_deflate::{negotiate, DeflateStream, Limits};
+use pushwire_protocol::Disconnect;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
@@ -82,8 +83,9 @@ pub(crate) enum Event {
 enum End {
     /// The bench said stop.
     Stopped,
-    /// The server closed the connection or ended the subscription.
-    Lost,
+    /// The server closed the connection or ended the subscription; `slow`: it closed the
+    /// connection with 3008 (the connection's outbox overflowed).
+    Lost { slow: bool },
 }
 
 /// Small buffers: thousands of connections each receive a few small messages per second.
@@ -128,12 +130,12 @@ pub(crate) async fn run(
         let stopping = *stop.borrow();
         match end {
             End::Stopped => break,
-            End::Lost if stopping => return,
-            End::Lost if !shared.reconnect.load(Ordering::Relaxed) => {
-                shared.stats.connection_dropped();
+            End::Lost { .. } if stopping => return,
+            End::Lost { slow } if !shared.reconnect.load(Ordering::Relaxed) => {
+                shared.stats.connection_dropped(slow);
                 return;
             }
-            End::Lost => match open(&shared, &hello).await {
+            End::Lost { .. } => match open(&shared, &hello).await {
                 Ok((again, latency)) => {
                     shared.stats.connection_up(latency, true);
                     let _ = events.send(Event::Reconnected).await;
@@ -190,14 +192,20 @@ async fn receive(
                     Some(Ok(Message::Text(t))) => t.as_bytes(),
                     Some(Ok(Message::Binary(b))) => &b[..],
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return End::Lost,
+                    Some(Ok(Message::Close(Some(close)))) => {
+                        let slow = u32::from(u16::from(close.code)) == Disconnect::SLOW.code;
+                        return End::Lost { slow };
+                    }
+                    Some(Ok(Message::Close(None)) | Err(_)) | None => {
+                        return End::Lost { slow: false }
+                    }
                 };
                 let action = handle_frame(frame, window, shard, base.as_deref_mut());
                 if action.ended {
-                    return End::Lost;
+                    return End::Lost { slow: false };
                 }
                 if action.pong && ws.send(Message::text(PONG)).await.is_err() {
-                    return End::Lost;
+                    return End::Lost { slow: false };
                 }
             }
         }

@@ -41,6 +41,13 @@ impl BenchReport {
         if let Some(e) = &c.first_error {
             let _ = writeln!(out, "               first connect error: {e}");
         }
+        if c.closed_slow > 0 {
+            let _ = writeln!(
+                out,
+                "               {} closed by the server as slow (3008)",
+                c.closed_slow
+            );
+        }
         if c.deflated > 0 {
             let _ = writeln!(
                 out,
@@ -96,6 +103,19 @@ impl BenchReport {
         }
         if let Some(l) = &self.latency {
             latency_line(&mut out, "latency", l);
+        }
+        if let Some(cpu) = &self.cpu {
+            let secs = |s: Option<f64>| s.map_or_else(|| "-".to_string(), |s| format!("{s:.2} s"));
+            let per =
+                |u: Option<f64>| u.map_or_else(String::new, |u| format!(", {u:.2} µs/delivery"));
+            let _ = writeln!(
+                out,
+                "  cpu          server {}{}; bench {}{}",
+                secs(cpu.server_secs),
+                per(cpu.server_us_per_delivery),
+                secs(cpu.bench_secs),
+                per(cpu.bench_us_per_delivery)
+            );
         }
         if let Some(m) = &self.memory {
             let _ = writeln!(

@@ -139,6 +139,7 @@ fn assert_json_consistent(report: &BenchReport) {
         "latency",
         "reconnect",
         "memory",
+        "cpu",
         "timeline",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
@@ -156,10 +157,14 @@ fn assert_json_consistent(report: &BenchReport) {
         "errors",
         "first_error",
         "dropped",
+        "closed_slow",
         "secs",
     ] {
         assert!(v["connections"].get(key).is_some(), "connections.{key}");
     }
+    // Without --server-pid only the bench's own CPU time is measured.
+    assert_eq!(v["cpu"]["server_secs"], Value::Null);
+    assert!(v["cpu"]["bench_secs"].is_number());
     let d = &v["deliveries"];
     assert_eq!(
         d["expected"].as_u64().unwrap(),
@@ -258,6 +263,52 @@ async fn connect_storm_then_reconnect_storm() {
     assert_eq!(report.connections.established, 20);
     assert!(report.reconnect.is_none());
     assert!(report.complete, "{:?}", report.problems);
+    server.stop().await;
+}
+
+/// A server that closes its subscribers as slow (3008) is named in the report, and the
+/// server's CPU time over the publish phase is measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_closed_as_slow_and_server_cpu_are_reported() {
+    // One publication is bigger than a whole outbox: the first one overflows every queue.
+    let server = TestServer::start_with(|c| c.client.queue_max_size = 1024).await;
+    // The test server runs in this process, so its CPU time is this process's.
+    let pid = std::process::id().to_string();
+    let a = args(
+        &server,
+        &[
+            "fanout",
+            "--connections",
+            "20",
+            "--rate",
+            "5",
+            "--duration",
+            "1",
+            "--payload-bytes",
+            "2048",
+            "--server-pid",
+            &pid,
+        ],
+    );
+    let report = run(a).await.expect("run");
+    let c = &report.connections;
+    assert_eq!(
+        (c.established, c.dropped, c.closed_slow),
+        (20, 20, 20),
+        "{c:?}"
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains("slow (3008)")),
+        "{:?}",
+        report.problems
+    );
+    assert!(!report.complete);
+    let cpu = report.cpu.as_ref().expect("cpu measured");
+    assert!(cpu.server_secs.is_some_and(|s| s >= 0.0), "{cpu:?}");
+    assert!(cpu.bench_secs.is_some(), "{cpu:?}");
+    assert!(report
+        .human()
+        .contains("closed by the server as slow (3008)"));
     server.stop().await;
 }
 
