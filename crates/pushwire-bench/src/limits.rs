@@ -11,13 +11,13 @@ pub(crate) fn check_open_files(connections: u64) -> Result<(), BenchError> {
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return Ok(());
     };
-    if let Some(limit) = parse_open_files_limit(&limits) {
-        if connections + SPARE_FDS > limit {
-            return Err(BenchError::OpenFiles {
-                needed: connections + SPARE_FDS,
-                limit,
-            });
-        }
+    if let Some(limit) = parse_open_files_limit(&limits)
+        && connections + SPARE_FDS > limit
+    {
+        return Err(BenchError::OpenFiles {
+            needed: connections + SPARE_FDS,
+            limit,
+        });
     }
     Ok(())
 }

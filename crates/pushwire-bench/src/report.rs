@@ -440,14 +440,14 @@ impl BenchReport {
                 }
             }
         }
-        if let Some(r) = &self.reconnect {
-            if r.reconnected < r.expected {
-                p.push(format!(
-                    "{} of {} connections did not reconnect",
-                    r.expected - r.reconnected,
-                    r.expected
-                ));
-            }
+        if let Some(r) = &self.reconnect
+            && r.reconnected < r.expected
+        {
+            p.push(format!(
+                "{} of {} connections did not reconnect",
+                r.expected - r.reconnected,
+                r.expected
+            ));
         }
         self.complete = p.is_empty();
         self.exit_code = if self.complete { EXIT_OK } else { EXIT_PARTIAL };

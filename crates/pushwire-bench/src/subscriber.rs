@@ -319,25 +319,25 @@ fn handle_frame(
     guard.bytes += frame.len() as u64;
     guard.frames += 1;
     for line in wire::lines(frame) {
-        if let Some(base) = base.as_deref_mut() {
-            if let Some((data, delta)) = wire::delta_publication(line) {
-                let full = if delta {
-                    pushwire_protocol::fossil::apply(base, data.as_bytes()).ok()
-                } else {
-                    Some(data.into_bytes())
-                };
-                // A delta that does not apply loses this and every later publication of
-                // the chain: they count as lost.
-                if let Some((ts, seq)) = full.and_then(|f| {
-                    let fields = wire::bench_fields(&f);
-                    *base = f;
-                    fields
-                }) {
-                    let first = window.observe(seq);
-                    guard.record_seq(seq, first, latency_us(now, ts));
-                }
-                continue;
+        if let Some(base) = base.as_deref_mut()
+            && let Some((data, delta)) = wire::delta_publication(line)
+        {
+            let full = if delta {
+                pushwire_protocol::fossil::apply(base, data.as_bytes()).ok()
+            } else {
+                Some(data.into_bytes())
+            };
+            // A delta that does not apply loses this and every later publication of
+            // the chain: they count as lost.
+            if let Some((ts, seq)) = full.and_then(|f| {
+                let fields = wire::bench_fields(&f);
+                *base = f;
+                fields
+            }) {
+                let first = window.observe(seq);
+                guard.record_seq(seq, first, latency_us(now, ts));
             }
+            continue;
         }
         match wire::parse_line(line) {
             Incoming::Publication { ts, seq } => {

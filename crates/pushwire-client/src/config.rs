@@ -237,15 +237,14 @@ impl ClientConfig {
             }
             (None, None) => None,
         };
-        if let Some(data) = &self.data {
-            if self.protocol == Protocol::Json
-                && serde_json::from_slice::<&serde_json::value::RawValue>(data).is_err()
-            {
-                return Err(config(
-                    "data",
-                    "must be one JSON value with the JSON protocol",
-                ));
-            }
+        if let Some(data) = &self.data
+            && self.protocol == Protocol::Json
+            && serde_json::from_slice::<&serde_json::value::RawValue>(data).is_err()
+        {
+            return Err(config(
+                "data",
+                "must be one JSON value with the JSON protocol",
+            ));
         }
         let uses_tls = endpoints
             .iter()

@@ -360,10 +360,10 @@ async fn token_callback_is_called_and_refetched_after_expiry() {
     sub.subscribe().await.unwrap();
     let stats = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let Ok(s) = client.presence_stats("chat:tok").await {
-                if s.num_users == 1 {
-                    return s;
-                }
+            if let Ok(s) = client.presence_stats("chat:tok").await
+                && s.num_users == 1
+            {
+                return s;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

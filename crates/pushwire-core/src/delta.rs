@@ -83,12 +83,13 @@ impl<'a> DeltaOnce<'a> {
     /// holds the previous payload) and a delta is worth it, else the full payload. Returns the
     /// bytes, or `None` when the payload can not be sent in `encoding` at all.
     pub fn get(&mut self, encoding: Encoding, holds_prev: bool) -> Option<Bytes> {
-        if holds_prev && self.patch().is_some() {
-            if let Some(b) = self.encoded(encoding, true) {
-                return Some(b);
-            }
-            // A JSON string can not carry a delta that cuts a UTF-8 character: full instead.
+        if holds_prev
+            && self.patch().is_some()
+            && let Some(b) = self.encoded(encoding, true)
+        {
+            return Some(b);
         }
+        // A JSON string can not carry a delta that cuts a UTF-8 character: full instead.
         self.encoded(encoding, false)
     }
 

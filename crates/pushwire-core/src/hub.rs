@@ -603,31 +603,31 @@ impl Hub {
         // The channel's name for shed tags, made once if a shedding subscriber needs it.
         let mut shed_name: Option<Arc<str>> = None;
         for (key, sub) in subscribers.iter() {
-            if let Some(f) = &sub.filter {
-                if !filter::matches(f, &publication.tags) {
-                    continue;
-                }
+            if let Some(f) = &sub.filter
+                && !filter::matches(f, &publication.tags)
+            {
+                continue;
             }
             let recovering = recovering_subs
                 .as_ref()
                 .is_some_and(|r| r.contains_key(key));
-            if let Some(d) = delivered.as_deref_mut() {
-                if !recovering
-                    && !d.is_empty()
-                    && Self::already_delivered(d, *key, publication.offset)
-                {
-                    continue;
-                }
+            if let Some(d) = delivered.as_deref_mut()
+                && !recovering
+                && !d.is_empty()
+                && Self::already_delivered(d, *key, publication.offset)
+            {
+                continue;
             }
             let bytes = if sub.delta {
                 // A recovering subscriber's base is settled by finish_recovery: full payload.
                 let holds = !recovering
                     && prev.is_some_and(|p| p.held_by(held.as_ref().and_then(|h| h.get(key))));
                 let bytes = deltas.get(sub.encoding, holds);
-                if bytes.is_some() && !recovering {
-                    if let Some(h) = held.as_deref_mut() {
-                        h.insert(*key, Held::Seq(seq));
-                    }
+                if bytes.is_some()
+                    && !recovering
+                    && let Some(h) = held.as_deref_mut()
+                {
+                    h.insert(*key, Held::Seq(seq));
                 }
                 bytes
             } else {
@@ -655,14 +655,14 @@ impl Hub {
             }
         }
         drop(deltas);
-        if let Some(e) = extra {
-            if e.delta_subs > 0 {
-                e.prev = Some(Prev {
-                    seq,
-                    offset: publication.offset,
-                    data: publication.data.0.clone(),
-                });
-            }
+        if let Some(e) = extra
+            && e.delta_subs > 0
+        {
+            e.prev = Some(Prev {
+                seq,
+                offset: publication.offset,
+                data: publication.data.0.clone(),
+            });
         }
         ch.tidy();
         delivery

@@ -244,10 +244,10 @@ impl Outbox {
             return Pushed::Closed;
         }
         let start = st.bytes;
-        if let (Some(t), Some(slow)) = (tag, st.slow.as_ref()) {
-            if slow.shed.iter().any(|(c, _)| *c == t.channel) {
-                return Pushed::Shed;
-            }
+        if let (Some(t), Some(slow)) = (tag, st.slow.as_ref())
+            && slow.shed.iter().any(|(c, _)| *c == t.channel)
+        {
+            return Pushed::Shed;
         }
         if tag.is_some() && st.slow.is_none() {
             let len = st.queue.len();
@@ -543,10 +543,10 @@ fn drop_backlog(st: &mut State, channel: &str, keep_last: bool) {
 }
 
 fn mark_shed(st: &mut State, channel: &Arc<str>) {
-    if let Some(slow) = st.slow.as_mut() {
-        if !slow.shed.iter().any(|(c, _)| c == channel) {
-            slow.shed.push((channel.clone(), false));
-        }
+    if let Some(slow) = st.slow.as_mut()
+        && !slow.shed.iter().any(|(c, _)| c == channel)
+    {
+        slow.shed.push((channel.clone(), false));
     }
 }
 

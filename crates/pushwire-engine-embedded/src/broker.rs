@@ -200,10 +200,10 @@ impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
         self._ticker.take();
         self.tx.take();
-        if let Some(writer) = self.writer.take() {
-            if writer.thread().id() != std::thread::current().id() {
-                let _ = writer.join();
-            }
+        if let Some(writer) = self.writer.take()
+            && writer.thread().id() != std::thread::current().id()
+        {
+            let _ = writer.join();
         }
     }
 }

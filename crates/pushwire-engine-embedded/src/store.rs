@@ -94,22 +94,21 @@ impl<'txn> Tables<'txn> {
         let existing = self.meta(channel)?;
         let created = existing.is_none();
         let mut meta = existing.unwrap_or_else(|| Meta::new(plus(now, options.history_meta_ttl)));
-        if let Some(key) = &options.idempotency_key {
-            if let Some(v) = self
+        if let Some(key) = &options.idempotency_key
+            && let Some(v) = self
                 .idem
                 .get((channel, key.as_str()))
                 .map_err(StoreError::redb)?
-            {
-                let (expires, position) = codec::decode_idempotency(v.value())?;
-                if expires > now {
-                    return Ok((
-                        PublishOutcome {
-                            position,
-                            suppressed: true,
-                        },
-                        None,
-                    ));
-                }
+        {
+            let (expires, position) = codec::decode_idempotency(v.value())?;
+            if expires > now {
+                return Ok((
+                    PublishOutcome {
+                        position,
+                        suppressed: true,
+                    },
+                    None,
+                ));
             }
         }
         let history = options.history();
@@ -294,10 +293,11 @@ pub(crate) fn read_history(
         return Ok(None);
     };
     let meta = Meta::decode(meta.value())?;
-    if let Some(since) = &query.since {
-        if !since.epoch.is_empty() && since.epoch != meta.epoch {
-            return Err(EngineError::EpochMismatch);
-        }
+    if let Some(since) = &query.since
+        && !since.epoch.is_empty()
+        && since.epoch != meta.epoch
+    {
+        return Err(EngineError::EpochMismatch);
     }
     let mut publications = Vec::new();
     if query.limit > 0 {

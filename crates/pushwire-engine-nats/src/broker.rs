@@ -351,11 +351,11 @@ impl Broker for NatsBroker {
         let mut subs = self.inner.subs.lock().await;
         if let Some((n, _)) = subs.get_mut(channel) {
             *n -= 1;
-            if *n == 0 {
-                if let Some((_, task)) = subs.remove(channel) {
-                    // Dropping the subscriber (with its task) unsubscribes in NATS.
-                    task.abort();
-                }
+            if *n == 0
+                && let Some((_, task)) = subs.remove(channel)
+            {
+                // Dropping the subscriber (with its task) unsubscribes in NATS.
+                task.abort();
             }
         }
         Ok(())

@@ -230,10 +230,11 @@ impl RedisBroker {
             .and_then(text)
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| malformed("top offset"))?;
-        if let Some(since) = since {
-            if !since.epoch.is_empty() && since.epoch != epoch {
-                return Err(EngineError::EpochMismatch);
-            }
+        if let Some(since) = since
+            && !since.epoch.is_empty()
+            && since.epoch != epoch
+        {
+            return Err(EngineError::EpochMismatch);
         }
         let mut publications = Vec::with_capacity(reply.len().saturating_sub(2) / 2);
         for pair in reply[2..].chunks(2) {

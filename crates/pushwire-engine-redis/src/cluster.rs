@@ -289,10 +289,10 @@ impl Shared {
             channels = channels.len(),
             "redis cluster pub/sub lost a node connection; resyncing"
         );
-        if let Some(handler) = self.handler.get() {
-            if !channels.is_empty() {
-                handler.on_resync(&channels);
-            }
+        if let Some(handler) = self.handler.get()
+            && !channels.is_empty()
+        {
+            handler.on_resync(&channels);
         }
     }
 
@@ -414,11 +414,11 @@ impl Controller {
                 } else if was > 0 && now <= 0 {
                     state.confirmed.remove(&channel);
                     unsubscribe.entry(partition).or_default().push(channel);
-                } else if now > 0 {
-                    if let Some(ws) = waiters.remove(&channel) {
-                        for w in ws {
-                            let _ = w.send(Ok(()));
-                        }
+                } else if now > 0
+                    && let Some(ws) = waiters.remove(&channel)
+                {
+                    for w in ws {
+                        let _ = w.send(Ok(()));
                     }
                 }
             }

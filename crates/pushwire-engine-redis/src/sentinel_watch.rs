@@ -200,11 +200,10 @@ async fn watch_one(
                 match msg.get_channel_name() {
                     // `<master name> <old ip> <old port> <new ip> <new port>`
                     "+switch-master" => {
-                        if let [name, _, _, ip, port] = parts.as_slice() {
-                            if *name == settings.master_name {
+                        if let [name, _, _, ip, port] = parts.as_slice()
+                            && *name == settings.master_name {
                                 resolver.observe(&format!("{ip}:{port}"));
                             }
-                        }
                     }
                     // `<instance details> @ <master name> <ip> <port>`
                     event if ours(&parts, &settings.master_name) => {

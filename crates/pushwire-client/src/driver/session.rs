@@ -154,10 +154,10 @@ impl Driver {
                 None => continue,
             }
         }
-        if !parts.is_empty() {
-            if let Err(e) = transport.send(frame(self.cfg.protocol, &parts)).await {
-                return self.lost(e).await;
-            }
+        if !parts.is_empty()
+            && let Err(e) = transport.send(frame(self.cfg.protocol, &parts)).await
+        {
+            return self.lost(e).await;
         }
         for r in extra {
             if let Some(end) = self.on_reply(r, s, transport).await {
@@ -425,10 +425,11 @@ impl Driver {
                 error: ClientError::Server(e),
             });
         }
-        if let Some(res) = r.refresh {
-            if res.expires && res.ttl > 0 {
-                s.refresh_at = Some(Instant::now() + refresh_delay(res.ttl));
-            }
+        if let Some(res) = r.refresh
+            && res.expires
+            && res.ttl > 0
+        {
+            s.refresh_at = Some(Instant::now() + refresh_delay(res.ttl));
         }
         None
     }

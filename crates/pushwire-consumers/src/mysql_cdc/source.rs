@@ -424,10 +424,10 @@ async fn read_position(path: &str) -> Result<Option<Position>, ConsumerError> {
 /// `gtid <domain-server-seq,…>` or `<file> <offset>`.
 fn parse_position(text: &str) -> Result<Position, String> {
     let text = text.trim();
-    if let Some(list) = text.strip_prefix("gtid") {
-        if list.is_empty() || list.starts_with(' ') {
-            return GtidState::parse(list.trim()).map(Position::Gtid);
-        }
+    if let Some(list) = text.strip_prefix("gtid")
+        && (list.is_empty() || list.starts_with(' '))
+    {
+        return GtidState::parse(list.trim()).map(Position::Gtid);
     }
     let (file, offset) = text
         .rsplit_once(' ')

@@ -142,12 +142,12 @@ enum Fetch {
 fn parse_answer(body: &[u8], id: u32) -> Result<String, String> {
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| format!("avro: schema id {id}: the registry's answer is not JSON: {e}"))?;
-    if let Some(t) = v["schemaType"].as_str() {
-        if !t.eq_ignore_ascii_case("AVRO") {
-            return Err(format!(
-                "avro: schema id {id} is a {t} schema in the registry, not Avro"
-            ));
-        }
+    if let Some(t) = v["schemaType"].as_str()
+        && !t.eq_ignore_ascii_case("AVRO")
+    {
+        return Err(format!(
+            "avro: schema id {id} is a {t} schema in the registry, not Avro"
+        ));
     }
     if v["references"].as_array().is_some_and(|r| !r.is_empty()) {
         return Err(format!(

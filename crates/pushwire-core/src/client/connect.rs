@@ -38,19 +38,19 @@ impl Client {
                 }
             };
         }
-        if cfg.proxy.connect.enabled {
-            if let Some(proxy) = self.node.proxy() {
-                // No token: the application backend decides (session cookie, header, ...).
-                let call = ConnectCall {
-                    data: req.data.clone(),
-                    name: req.name.clone(),
-                    version: req.version.clone(),
-                    channels: req.subs.keys().cloned().collect(),
-                };
-                let caller = self.caller();
-                let r = proxy.connect(self.call_context(&caller), &call).await;
-                return self.proxy_answer("connect", r);
-            }
+        if cfg.proxy.connect.enabled
+            && let Some(proxy) = self.node.proxy()
+        {
+            // No token: the application backend decides (session cookie, header, ...).
+            let call = ConnectCall {
+                data: req.data.clone(),
+                name: req.name.clone(),
+                version: req.version.clone(),
+                channels: req.subs.keys().cloned().collect(),
+            };
+            let caller = self.caller();
+            let r = proxy.connect(self.call_context(&caller), &call).await;
+            return self.proxy_answer("connect", r);
         }
         if cfg.allow_anonymous_connect_without_token || cfg.insecure {
             return Ok(ConnectCredentials::default());

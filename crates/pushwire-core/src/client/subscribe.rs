@@ -571,17 +571,15 @@ impl Client {
                 Ok(()) => {}
             }
         }
-        if sub.join_leave {
-            if let Err(e) = self
+        if sub.join_leave
+            && let Err(e) = self
                 .node
                 .broker()
                 .publish_join_leave(channel, info, join)
                 .await
-            {
-                if !e.is_unavailable() {
-                    tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "join/leave publish failed");
-                }
-            }
+            && !e.is_unavailable()
+        {
+            tracing::warn!(client = %self.id, user = %self.user(), channel, error = %e, "join/leave publish failed");
         }
     }
 

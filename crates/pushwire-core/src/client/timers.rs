@@ -90,34 +90,35 @@ impl Client {
         let now = Instant::now();
         let cfg = &self.node.config().client;
         let mut st = self.state.lock();
-        if let Some(stale) = st.timers.stale.get() {
-            if now >= stale && st.status != Status::Connected {
-                return Err(Disconnect::STALE);
-            }
+        if let Some(stale) = st.timers.stale.get()
+            && now >= stale
+            && st.status != Status::Connected
+        {
+            return Err(Disconnect::STALE);
         }
         if st.timers.pong_deadline.due(now) {
             return Err(Disconnect::NO_PONG);
         }
         let mut refresh = false;
         let mut sub_refresh = Vec::new();
-        if let Some(exp) = st.expire_at {
-            if st.timers.expire_check.due(now) {
-                if self.refresh_proxied() {
-                    // Server-side refresh: the backend decides at expiry, no grace.
-                    if exp <= unix_now() {
-                        refresh = true;
-                        st.timers.expire_check = At::of(Some(now + self.refresh_recheck()));
-                    } else {
-                        self.arm_expiry(&mut st);
-                    }
+        if let Some(exp) = st.expire_at
+            && st.timers.expire_check.due(now)
+        {
+            if self.refresh_proxied() {
+                // Server-side refresh: the backend decides at expiry, no grace.
+                if exp <= unix_now() {
+                    refresh = true;
+                    st.timers.expire_check = At::of(Some(now + self.refresh_recheck()));
                 } else {
-                    let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
-                    let left = close_at - unix_now();
-                    if left <= 0 {
-                        return Err(Disconnect::EXPIRED);
-                    }
-                    st.timers.expire_check = At::of(Some(now + Duration::from_secs(left as u64)));
+                    self.arm_expiry(&mut st);
                 }
+            } else {
+                let close_at = exp + cfg.expired_close_delay.as_secs() as i64;
+                let left = close_at - unix_now();
+                if left <= 0 {
+                    return Err(Disconnect::EXPIRED);
+                }
+                st.timers.expire_check = At::of(Some(now + Duration::from_secs(left as u64)));
             }
         }
         if st.timers.sub_expire_check.due(now) {

@@ -149,13 +149,13 @@ impl Broker for MemoryBroker {
         let stream = shard
             .entry(channel.to_owned())
             .or_insert_with(|| Stream::new(now, options.history_meta_ttl));
-        if let Some(key) = &options.idempotency_key {
-            if let Some(duplicate) = stream.duplicate(key, now) {
-                return Ok(PublishOutcome {
-                    position: duplicate.position,
-                    suppressed: true,
-                });
-            }
+        if let Some(key) = &options.idempotency_key
+            && let Some(duplicate) = stream.duplicate(key, now)
+        {
+            return Ok(PublishOutcome {
+                position: duplicate.position,
+                suppressed: true,
+            });
         }
         if options.history() && stream.stale_version(options.version, &options.version_epoch) {
             return Ok(PublishOutcome {

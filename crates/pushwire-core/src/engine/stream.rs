@@ -148,10 +148,11 @@ impl Stream {
         query: &HistoryQuery,
         now: Instant,
     ) -> Result<HistoryPage, EngineError> {
-        if let Some(since) = &query.since {
-            if !since.epoch.is_empty() && since.epoch != self.epoch {
-                return Err(EngineError::EpochMismatch);
-            }
+        if let Some(since) = &query.since
+            && !since.epoch.is_empty()
+            && since.epoch != self.epoch
+        {
+            return Err(EngineError::EpochMismatch);
         }
         let live = self.items.iter().filter(|i| i.expires > now);
         let publications: Vec<Publication> = if query.limit == 0 {

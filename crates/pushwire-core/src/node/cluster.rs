@@ -262,11 +262,12 @@ impl Node {
             Ok(answers) => {
                 let mut answered = HashSet::new();
                 for (from, kind) in answers {
-                    if let response::Kind::Channels(c) = kind {
-                        if peers.contains(&from) && answered.insert(from) {
-                            for (name, n) in c.channels {
-                                *survey.channels.entry(name).or_default() += n;
-                            }
+                    if let response::Kind::Channels(c) = kind
+                        && peers.contains(&from)
+                        && answered.insert(from)
+                    {
+                        for (name, n) in c.channels {
+                            *survey.channels.entry(name).or_default() += n;
                         }
                     }
                 }

@@ -89,14 +89,14 @@ impl HubHandler {
 
 impl BrokerEventHandler for HubHandler {
     fn on_publication(&self, channel: &str, publication: &Publication) {
-        if let Some((policies, account)) = &self.batching {
-            if let Some(policy) = policies.for_channel(channel) {
-                let d = self
-                    .hub
-                    .publish_batched(channel, publication, policy, account);
-                self.account(d);
-                return;
-            }
+        if let Some((policies, account)) = &self.batching
+            && let Some(policy) = policies.for_channel(channel)
+        {
+            let d = self
+                .hub
+                .publish_batched(channel, publication, policy, account);
+            self.account(d);
+            return;
         }
         self.account(self.hub.publish(channel, publication));
     }

@@ -47,10 +47,10 @@ impl LoginLimiter {
         let mut map = self.failures.lock();
         if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
             map.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-            if map.len() >= MAX_TRACKED {
-                if let Some(oldest) = map.iter().min_by_key(|(_, (s, _))| *s).map(|(k, _)| *k) {
-                    map.remove(&oldest);
-                }
+            if map.len() >= MAX_TRACKED
+                && let Some(oldest) = map.iter().min_by_key(|(_, (s, _))| *s).map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
             }
         }
         let entry = map.entry(ip).or_insert((now, 0));

@@ -127,10 +127,10 @@ impl KeySet {
         let validation = self.validation(alg);
         let mut result = decode::<serde_json::Value>(token, key, &validation);
         if let (Err(e), Family::Hmac, Some((previous, until))) = (&result, fam, &self.hmac_previous)
+            && *e.kind() == ErrorKind::InvalidSignature
+            && unix_now() < *until
         {
-            if *e.kind() == ErrorKind::InvalidSignature && unix_now() < *until {
-                result = decode::<serde_json::Value>(token, previous, &validation);
-            }
+            result = decode::<serde_json::Value>(token, previous, &validation);
         }
         let claims: serde_json::Value = result.map(|d| d.claims).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => TokenError::Expired,

@@ -180,17 +180,17 @@ pub async fn middleware(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.method() != Method::OPTIONS {
-        if let Err(why) = admission.admit(Instant::now()) {
-            let (retry, text) = match why {
-                Refusal::Memory => ("5", "node over its memory budget, retry later"),
-                Refusal::Rate => ("1", "node connect rate exceeded, retry later"),
-            };
-            let mut r = (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
-            return r;
-        }
+    if req.method() != Method::OPTIONS
+        && let Err(why) = admission.admit(Instant::now())
+    {
+        let (retry, text) = match why {
+            Refusal::Memory => ("5", "node over its memory budget, retry later"),
+            Refusal::Rate => ("1", "node connect rate exceeded, retry later"),
+        };
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
+        return r;
     }
     next.run(req).await
 }

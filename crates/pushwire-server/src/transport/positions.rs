@@ -74,20 +74,19 @@ impl Positions {
                 }
             }
         }
-        if let Some(p) = head.subscribe {
-            if !p.epoch.is_empty() {
-                self.by_channel
-                    .insert(head.channel.clone(), (p.top(), p.epoch));
-                changed = true;
-            }
+        if let Some(p) = head.subscribe
+            && !p.epoch.is_empty()
+        {
+            self.by_channel
+                .insert(head.channel.clone(), (p.top(), p.epoch));
+            changed = true;
         }
-        if let Some(p) = head.publication {
-            if let Some(pos) = self.by_channel.get_mut(&head.channel) {
-                if p.offset > pos.0 {
-                    pos.0 = p.offset;
-                    changed = true;
-                }
-            }
+        if let Some(p) = head.publication
+            && let Some(pos) = self.by_channel.get_mut(&head.channel)
+            && p.offset > pos.0
+        {
+            pos.0 = p.offset;
+            changed = true;
         }
         changed.then(|| self.id())
     }

@@ -140,10 +140,9 @@ impl Source for RabbitMq {
             if let Ok(q) = ch
                 .queue_declare(&self.queue, passive, FieldTable::default())
                 .await
+                && q.consumer_count() > 0
             {
-                if q.consumer_count() > 0 {
-                    return;
-                }
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

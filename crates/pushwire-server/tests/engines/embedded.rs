@@ -105,12 +105,12 @@ async fn publish_until_acked(http: &reqwest::Client, base: &str, n: usize) -> (u
             }))
             .send()
             .await;
-        if let Ok(resp) = sent {
-            if let Ok(body) = resp.json::<Value>().await {
-                let r = &body["result"];
-                if let (Some(offset), Some(epoch)) = (r["offset"].as_u64(), r["epoch"].as_str()) {
-                    return (offset, epoch.to_owned());
-                }
+        if let Ok(resp) = sent
+            && let Ok(body) = resp.json::<Value>().await
+        {
+            let r = &body["result"];
+            if let (Some(offset), Some(epoch)) = (r["offset"].as_u64(), r["epoch"].as_str()) {
+                return (offset, epoch.to_owned());
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -101,8 +101,8 @@ impl Server {
         let _ = Command::new("kill").args(["-TERM", &pid]).status().await;
         let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let lines = self.lines.lock().clone();
-        lines
+
+        self.lines.lock().clone()
     }
 }
 

@@ -89,10 +89,10 @@ where
             .expect("message in time")
             .expect("open")
             .expect("frame");
-        if let Message::Text(t) = m {
-            if t.as_str() != "{}" {
-                return serde_json::from_str(t.as_str()).expect("json");
-            }
+        if let Message::Text(t) = m
+            && t.as_str() != "{}"
+        {
+            return serde_json::from_str(t.as_str()).expect("json");
         }
     }
 }

@@ -150,24 +150,24 @@ impl Events {
                 self.buf.drain(..2);
                 self.prefix_checked = true;
             }
-            if self.prefix_checked {
-                if let Some(pos) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..pos + 2).collect();
-                    let mut id = None;
-                    let mut data = None;
-                    for line in block.lines().filter(|l| !l.is_empty()) {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = Some(v.to_owned());
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            assert!(data.is_none(), "one data line per event: {block:?}");
-                            data = Some(serde_json::from_str(v).expect("event data is JSON"));
-                        } else {
-                            panic!("unexpected SSE line {line:?}");
-                        }
+            if self.prefix_checked
+                && let Some(pos) = self.buf.find("\n\n")
+            {
+                let block: String = self.buf.drain(..pos + 2).collect();
+                let mut id = None;
+                let mut data = None;
+                for line in block.lines().filter(|l| !l.is_empty()) {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        assert!(data.is_none(), "one data line per event: {block:?}");
+                        data = Some(serde_json::from_str(v).expect("event data is JSON"));
+                    } else {
+                        panic!("unexpected SSE line {line:?}");
                     }
-                    let data = data.unwrap_or_else(|| panic!("event without data: {block:?}"));
-                    return Some(Event { id, data });
                 }
+                let data = data.unwrap_or_else(|| panic!("event without data: {block:?}"));
+                return Some(Event { id, data });
             }
             match chunk(&mut self.resp).await {
                 Some(c) => self

@@ -35,10 +35,10 @@ fn parse(e: &Entry, raw: &str) -> Result<Value, String> {
         return serde_json::from_str(raw).map_err(|err| format!("not valid JSON: {err}"));
     }
     if e.go_type == "[]string" {
-        if raw.trim_start().starts_with('[') {
-            if let Ok(v) = serde_json::from_str::<Value>(raw) {
-                return Ok(v);
-            }
+        if raw.trim_start().starts_with('[')
+            && let Ok(v) = serde_json::from_str::<Value>(raw)
+        {
+            return Ok(v);
         }
         return Ok(Value::Array(
             raw.split_whitespace()

@@ -453,13 +453,13 @@ fn pushwire_keys_are_not_dropped_as_centrifugo_ones() {
     let mut wrong = Vec::new();
     for k in keys {
         let k = k.replace("namespaces[].options.", "namespaces[].");
-        if let Some(e) = Catalogue::get().lookup(&k) {
-            if matches!(
+        if let Some(e) = Catalogue::get().lookup(&k)
+            && matches!(
                 e.class,
                 Class::Ignore | Class::Refuse | Class::Covered | Class::Map(_)
-            ) {
-                wrong.push(k);
-            }
+            )
+        {
+            wrong.push(k);
         }
     }
     assert!(

@@ -21,10 +21,10 @@ pub fn coerce(go_type: &str, v: &mut Value) -> Result<(), String> {
             }
         }
         "float32" | "float64" => {
-            if let Value::String(s) = v {
-                if let Ok(n) = s.trim().parse::<f64>() {
-                    *v = Value::from(n);
-                }
+            if let Value::String(s) = v
+                && let Ok(n) = s.trim().parse::<f64>()
+            {
+                *v = Value::from(n);
             }
         }
         "bool" => {
