@@ -10,8 +10,9 @@
 //!
 //! The schema registry is a small server in this file speaking the Confluent registry HTTP API
 //! (`POST /subjects/<subject>/versions`, `GET /schemas/ids/<id>`): no registry implementation
-//! can be installed from the package registries this project uses (Karapace is not on PyPI,
-//! Confluent's registry is not packaged for Debian, PyPI or npm).
+//! can be installed from the package registries this project uses (see docs/consumers.md:
+//! Karapace is not on PyPI, Confluent's and Apicurio's are Maven builds, crates.io's
+//! Confluent-compatible one is yanked and the other serves its own API).
 //!
 //! Needs tansu on 127.0.0.1:9092 (`scripts/start-tansu.sh`) and the SDKs.
 
