@@ -5,14 +5,16 @@
 //!
 //! Layout: `settings` (the config section), `pgoutput` (message decoder), `change` (change
 //! events), `transactions` (messages to applied changes), `source` (the session loop), which
-//! reads the slot with `stream` (the replication protocol, over `replication`'s wire client;
-//! the default) or `peek` (the SQL interface, for poolers that refuse replication
+//! reads the slot with `stream` (the replication protocol, over `replication`'s wire client
+//! and the `pump` task that owns its socket; the default) or `peek` (the SQL interface, for poolers that refuse replication
 //! connections).
 
 pub mod change;
 #[cfg(feature = "postgresql_cdc")]
 mod peek;
 pub mod pgoutput;
+#[cfg(feature = "postgresql_cdc")]
+mod pump;
 #[cfg(feature = "postgresql_cdc")]
 mod replication;
 mod settings;

@@ -8,10 +8,7 @@
 //! `pgoutput` options. The CopyBoth stream then carries XLogData (`w`, one `pgoutput` message
 //! each) and primary keepalives (`k`) from the server, and standby status updates (`r`) back.
 //!
-//! [`spawn_pump`] hands the stream to one task that owns the socket: it forwards XLogData and
-//! keepalives, in order, into a bounded queue, and reports the position it is given (never
-//! more) every `status_interval` and whenever the server asks, even while the queue is full,
-//! so PostgreSQL keeps a slow or idle stream (`wal_sender_timeout`).
+//! `super::pump` hands the started stream to the one task that owns the socket.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,8 +19,6 @@ use postgres_protocol::authentication::md5_hash;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_postgres::config::Host;
 
 use super::pgoutput::Lsn;
@@ -80,23 +75,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 struct Frame {
     tag: u8,
     body: Bytes,
-}
-
-/// What arrives on the stream.
-#[derive(Debug)]
-pub(super) enum Event {
-    /// One `pgoutput` message; `lsn` is the WAL position of its record.
-    Data {
-        /// WAL position of the record (XLogData's start).
-        lsn: Lsn,
-        /// The `pgoutput` message.
-        data: Bytes,
-    },
-    /// The server has sent everything up to `wal_end`.
-    Keepalive {
-        /// The server's sent position.
-        wal_end: Lsn,
-    },
 }
 
 /// A replication session (see the module docs).
@@ -317,7 +295,7 @@ impl ReplicationConnection {
     }
 
     /// The next stream message (cancel safe: a partly read message stays buffered).
-    async fn next_message(&mut self) -> Result<Message, ReplicationError> {
+    pub(super) async fn next_message(&mut self) -> Result<Message, ReplicationError> {
         loop {
             let frame = self.read_frame().await?;
             match frame.tag {
@@ -336,7 +314,7 @@ impl ReplicationConnection {
 
     /// Sends a standby status update: everything up to `flushed` is written, flushed and
     /// applied (no reply asked).
-    async fn status(&mut self, flushed: Lsn) -> Result<(), ReplicationError> {
+    pub(super) async fn status(&mut self, flushed: Lsn) -> Result<(), ReplicationError> {
         let mut body = BytesMut::with_capacity(34);
         body.put_u8(b'r');
         for _ in 0..3 {
@@ -349,7 +327,7 @@ impl ReplicationConnection {
     }
 
     /// Ends the stream politely (CopyDone, Terminate); errors are ignored.
-    async fn close(&mut self) {
+    pub(super) async fn close(&mut self) {
         frontend::copy_done(&mut self.output);
         frontend::terminate(&mut self.output);
         let _ = self.flush().await;
@@ -403,11 +381,21 @@ fn no_password() -> ReplicationError {
 
 /// A CopyData payload of the replication stream.
 #[derive(Debug, PartialEq)]
-enum Message {
+pub(super) enum Message {
     /// XLogData.
-    XLogData { start: Lsn, data: Bytes },
+    XLogData {
+        /// WAL position of the record.
+        start: Lsn,
+        /// The `pgoutput` message.
+        data: Bytes,
+    },
     /// Primary keepalive.
-    Keepalive { wal_end: Lsn, reply: bool },
+    Keepalive {
+        /// The server's sent position.
+        wal_end: Lsn,
+        /// Whether the server asks for a status update now.
+        reply: bool,
+    },
 }
 
 fn parse_copy_data(mut body: Bytes) -> Result<Message, ReplicationError> {
@@ -477,95 +465,6 @@ fn pg_now_micros() -> i64 {
         .unwrap_or_default();
     let micros = since_unix.as_micros() as i64;
     micros - (PG_EPOCH_SECS as i64) * 1_000_000
-}
-
-/// Hands `conn` (started) to a task that owns it (see the module docs): events go into a
-/// queue of `capacity`; the position in `flushed` is reported every `status_interval` and
-/// when the server asks. When `flushed`'s sender is dropped the task reports it one last
-/// time, closes the stream and ends `Ok`; a broken stream ends it with the error (the queue
-/// closes first).
-pub(super) fn spawn_pump(
-    conn: ReplicationConnection,
-    flushed: watch::Receiver<Lsn>,
-    status_interval: Duration,
-    capacity: usize,
-) -> (
-    mpsc::Receiver<Event>,
-    JoinHandle<Result<(), ReplicationError>>,
-) {
-    let (tx, rx) = mpsc::channel(capacity);
-    let task = tokio::spawn(pump(conn, tx, flushed, status_interval));
-    (rx, task)
-}
-
-async fn pump(
-    mut conn: ReplicationConnection,
-    tx: mpsc::Sender<Event>,
-    mut flushed: watch::Receiver<Lsn>,
-    status_interval: Duration,
-) -> Result<(), ReplicationError> {
-    let mut tick = tokio::time::interval(status_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let message = tokio::select! {
-            biased;
-            changed = flushed.changed() => {
-                if changed.is_err() {
-                    return finish(&mut conn, &flushed).await;
-                }
-                continue;
-            }
-            _ = tick.tick() => {
-                let at = *flushed.borrow();
-                conn.status(at).await?;
-                continue;
-            }
-            message = conn.next_message() => message?,
-        };
-        let event = match message {
-            Message::XLogData { start, data } => Event::Data { lsn: start, data },
-            Message::Keepalive { wal_end, reply } => {
-                if reply {
-                    let at = *flushed.borrow();
-                    conn.status(at).await?;
-                }
-                Event::Keepalive { wal_end }
-            }
-        };
-        // Hand it over; while the consumer is behind, keep answering the server.
-        loop {
-            tokio::select! {
-                biased;
-                changed = flushed.changed() => {
-                    if changed.is_err() {
-                        return finish(&mut conn, &flushed).await;
-                    }
-                }
-                _ = tick.tick() => {
-                    let at = *flushed.borrow();
-                    conn.status(at).await?;
-                }
-                permit = tx.reserve() => {
-                    match permit {
-                        Ok(permit) => permit.send(event),
-                        Err(_) => return finish(&mut conn, &flushed).await,
-                    }
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// The last report, then the end of the stream.
-async fn finish(
-    conn: &mut ReplicationConnection,
-    flushed: &watch::Receiver<Lsn>,
-) -> Result<(), ReplicationError> {
-    let at = *flushed.borrow();
-    conn.status(at).await?;
-    conn.close().await;
-    Ok(())
 }
 
 #[cfg(test)]

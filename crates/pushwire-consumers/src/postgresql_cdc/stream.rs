@@ -1,7 +1,7 @@
 //! `read = "stream"` (the default): the slot streamed over the replication protocol.
 //!
 //! Each transaction arrives as soon as it commits. The slot's position reported back (see
-//! [`super::replication`]) is the end of the last transaction whose every change is in
+//! [`super::pump`]) is the end of the last transaction whose every change is in
 //! channel history or dead-lettered, or a keepalive's position reached between transactions
 //! (everything before it was received and applied), so an idle slot does not hold WAL back.
 //! The stream starts at the slot's confirmed position: what a killed node had applied but not
@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::pgoutput::Lsn;
-use super::replication::{spawn_pump, Event, ReplicationConnection, ReplicationError};
+use super::pump::{spawn_pump, Event};
+use super::replication::{ReplicationConnection, ReplicationError};
 use super::settings::PostgresCdcSettings;
 use super::source::key;
 use super::transactions::{Step, Transactions};
@@ -55,11 +56,11 @@ pub(super) async fn read(
         .map_err(|e| ConsumerError::config(key(name, "dsn"), format!("{e}")))?;
     let mut conn = ReplicationConnection::connect(&config, tls, CONNECT_TIMEOUT)
         .await
-        .map_err(|e| refused(name, e))?;
+        .map_err(|e| refused(name, &e))?;
     tokio::time::timeout(CONNECT_TIMEOUT, conn.start(&s.slot, &s.publication, from))
         .await
         .map_err(|_| ConsumerError::Connection("START_REPLICATION: timed out".into()))?
-        .map_err(|e| refused(name, e))?;
+        .map_err(|e| refused(name, &e))?;
     processor.metrics().set_source_down(None);
     tracing::info!(consumer = %name, slot = %s.slot, %from, "postgresql cdc streaming");
 
@@ -76,7 +77,7 @@ pub(super) async fn read(
         let Some(event) = event else {
             // The pump ended: the stream broke.
             return Err(match (&mut pump.0).await {
-                Ok(Err(e)) => refused(name, e),
+                Ok(Err(e)) => refused(name, &e),
                 Ok(Ok(())) => ConsumerError::Connection("the replication stream ended".into()),
                 Err(e) => ConsumerError::Connection(format!("replication stream task: {e}")),
             });
@@ -113,7 +114,7 @@ pub(super) async fn read(
 }
 
 /// A replication error as a consumer error, naming the key at fault when it is one.
-fn refused(name: &str, e: ReplicationError) -> ConsumerError {
+fn refused(name: &str, e: &ReplicationError) -> ConsumerError {
     let message = e.to_string();
     match e.code() {
         // invalid_authorization_specification / insufficient_privilege: no REPLICATION.
