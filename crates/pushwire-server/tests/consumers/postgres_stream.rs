@@ -9,7 +9,9 @@
 //!   session is encrypted;
 //! - a role without the REPLICATION attribute is named (`postgresql_cdc.dsn`) on `/health`
 //!   and retried until it has it;
-//! - `peek` reads with no replication connection and confirms the slot.
+//! - `peek` reads with no replication connection and confirms the slot;
+//! - on a private PostgreSQL (password authentication): SCRAM-SHA-256 and MD5 both stream, and
+//!   a stream cut by PostgreSQL restarting resumes with every change once, in commit order.
 //!
 //! Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres, database test, wal_level =
 //! logical: scripts/start-postgresql-logical.sh).
@@ -542,7 +544,7 @@ async fn postgres_cdc_stream_authenticates_with_scram_and_md5() {
     for (n, user) in [(1u64, "postgres"), (2, "md5_user")] {
         let slot = format!("auth_{user}");
         let app = format!("pwauth-{user}");
-        let mut c = ConsumerConfig::new(&format!("cdc-{user}"), ConsumerType::PostgresqlCdc);
+        let mut c = ConsumerConfig::new(format!("cdc-{user}"), ConsumerType::PostgresqlCdc);
         c.mode = Mode::Route;
         c.route = RouteConfig {
             channel: format!("chat:auth-{user}-{{row.id}}"),
@@ -588,5 +590,87 @@ async fn postgres_cdc_stream_authenticates_with_scram_and_md5() {
         assert_eq!(p["data"]["row"], json!({"id": n, "status": user}), "{p}");
         consumers.stop().await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_cdc_stream_resumes_after_postgresql_restarts() {
+    let private = PasswordPostgres::start().await;
+    let admin = private.client("postgres").await.expect("connect");
+    admin
+        .batch_execute("CREATE TABLE orders (id bigint PRIMARY KEY, status text)")
+        .await
+        .expect("table");
+    let mut c = ConsumerConfig::new("cdc-restart", ConsumerType::PostgresqlCdc);
+    c.mode = Mode::Route;
+    c.route = RouteConfig {
+        channel: "chat:restart".into(),
+        tag_field: "op".into(),
+        skip_history: false,
+    };
+    c.retry_backoff_min = Duration::from_millis(50);
+    c.retry_backoff_max = Duration::from_millis(300);
+    c.postgresql_cdc = Some(PostgresCdcSettings {
+        dsn: private.dsn("postgres"),
+        slot: "restart".into(),
+        publication: "restart".into(),
+        tables: vec!["orders".into()],
+        ..Default::default()
+    });
+    let server = TestServer::start_with(|conf| conf.consumers = vec![c]).await;
+    let mut ws = subscribed(&server, "chat:restart").await;
+    wait_until("the slot exists", Duration::from_secs(20), || async {
+        admin
+            .query_opt("SELECT 1 FROM pg_replication_slots WHERE active", &[])
+            .await
+            .is_ok_and(|r| r.is_some())
+    })
+    .await;
+    let mut ids = Vec::new();
+    for id in 1..=20i64 {
+        admin
+            .execute("INSERT INTO orders VALUES ($1, 'before')", &[&id])
+            .await
+            .expect("insert");
+    }
+    for _ in 1..=10 {
+        ids.push(ws.next_publication("chat:restart").await["data"]["row"]["id"].clone());
+    }
+    // Restarted under the stream (fast shutdown: sessions cut); some changes still in flight.
+    let restart = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--", &format!("{PG_BIN}/pg_ctl")])
+        .arg("-D")
+        .arg(private.dir.join("data"))
+        .args(["restart", "-m", "fast", "-w", "-l"])
+        .arg(private.dir.join("restart.log"))
+        .output()
+        .expect("pg_ctl restart");
+    assert!(restart.status.success(), "pg_ctl restart: {restart:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let admin = loop {
+        if let Some(client) = private.client("postgres").await {
+            break client;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for id in 21..=30i64 {
+        admin
+            .execute("INSERT INTO orders VALUES ($1, 'after')", &[&id])
+            .await
+            .expect("insert after the restart");
+    }
+    while ids.len() < 30 {
+        ids.push(ws.next_publication("chat:restart").await["data"]["row"]["id"].clone());
+    }
+    assert_eq!(
+        ids,
+        (1..=30).map(|i| json!(i)).collect::<Vec<_>>(),
+        "every change once, in commit order, across the restart"
+    );
+    assert!(
+        ws.silent_for(Duration::from_millis(500)).await,
+        "no change twice"
+    );
     server.stop().await;
 }
