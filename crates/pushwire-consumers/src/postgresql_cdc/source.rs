@@ -103,8 +103,7 @@ async fn session(
                 };
                 // The stream needs no other connection.
                 conn.driver.abort();
-                backoff.reset();
-                stream::read(name, s, tls, from, processor, shutdown).await
+                stream::read(name, s, tls, from, processor, shutdown, backoff).await
             }
         }
     }

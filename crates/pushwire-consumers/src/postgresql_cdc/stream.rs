@@ -20,6 +20,7 @@ use super::replication::{ReplicationConnection, ReplicationError};
 use super::settings::PostgresCdcSettings;
 use super::source::key;
 use super::transactions::{Step, Transactions};
+use crate::backoff::Backoff;
 use crate::error::ConsumerError;
 use crate::processor::Processor;
 
@@ -41,7 +42,9 @@ impl Drop for Pump {
     }
 }
 
-/// Streams the slot from `from` (its confirmed position) until `shutdown` or an error.
+/// Streams the slot from `from` (its confirmed position) until `shutdown` or an error;
+/// `backoff` is reset once the stream has started (a refused replication connection keeps
+/// backing off).
 pub(super) async fn read(
     name: &str,
     s: &PostgresCdcSettings,
@@ -49,6 +52,7 @@ pub(super) async fn read(
     from: Lsn,
     processor: &Processor,
     shutdown: &CancellationToken,
+    backoff: &mut Backoff,
 ) -> Result<(), ConsumerError> {
     let config: tokio_postgres::Config = s
         .dsn
@@ -61,6 +65,7 @@ pub(super) async fn read(
         .await
         .map_err(|_| ConsumerError::Connection("START_REPLICATION: timed out".into()))?
         .map_err(|e| refused(name, &e))?;
+    backoff.reset();
     processor.metrics().set_source_down(None);
     tracing::info!(consumer = %name, slot = %s.slot, %from, "postgresql cdc streaming");
 
