@@ -7,7 +7,8 @@
 # Markdown table rows (the figures in docs/benchmarks.md come from this script).
 #
 # Env: N (changes in the throughput phase, 20000), RATE (changes/s in the steady phase, 500),
-# SECONDS_STEADY (length of the steady phase, 10), CARGO_TARGET_DIR
+# SECONDS_STEADY (length of the steady phase, 10), ONLY (run only the sources whose label
+# contains it, e.g. postgresql), CARGO_TARGET_DIR
 # ($HOME/.cache/pushwire-target).
 set -euo pipefail
 
@@ -16,6 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pushwire-target}"
 export PUSHWIRE_CDC_BENCH_N="${N:-20000}"
 export PUSHWIRE_CDC_BENCH_RATE="${RATE:-500}"
 export PUSHWIRE_CDC_BENCH_SECONDS="${SECONDS_STEADY:-10}"
+export PUSHWIRE_CDC_BENCH_ONLY="${ONLY:-}"
 
 PUSHWIRE_SKIP_KAFKA=1 bash scripts/services.sh
 

@@ -9,6 +9,32 @@ use serde::{Deserialize, Serialize};
 use crate::config::required;
 use crate::postgresql_outbox::identifier;
 
+/// How the slot is read (`postgresql_cdc.read`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// The streaming replication protocol (`replication=database` connection,
+    /// `START_REPLICATION … LOGICAL`): each transaction is pushed as soon as it commits, and
+    /// the confirmed position goes back in standby status updates. The default.
+    #[default]
+    Stream,
+    /// The SQL interface over an ordinary connection (`pg_logical_slot_peek_binary_changes`
+    /// every `poll_interval`, confirmed with `pg_replication_slot_advance`): for poolers and
+    /// proxies that refuse replication connections. Slower (a change waits up to
+    /// `poll_interval`).
+    Peek,
+}
+
+impl ReadMode {
+    /// `stream` or `peek`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadMode::Stream => "stream",
+            ReadMode::Peek => "peek",
+        }
+    }
+}
+
 /// `consumers[].postgresql_cdc`: the change stream of a logical replication slot (built-in
 /// `pgoutput` plugin) over a publication. Needs `wal_level = logical` and a role with the
 /// `REPLICATION` attribute (or superuser).
@@ -36,10 +62,21 @@ pub struct PostgresCdcSettings {
     /// Column filters per table (`schema.table`): `allow` keeps only the listed columns,
     /// `deny` drops the listed ones (after `allow`).
     pub columns: BTreeMap<String, ColumnFilter>,
-    /// Changes read from the slot per round trip (whole transactions: a round trip ends at the
-    /// first transaction end past this many). Default 1000.
+    /// How the slot is read: `stream` (the replication protocol, default) or `peek` (the SQL
+    /// interface polled every `poll_interval`, for poolers that refuse replication
+    /// connections). See [`ReadMode`].
+    pub read: ReadMode,
+    /// `read = "stream"`: how often the confirmed position is reported to PostgreSQL in a
+    /// standby status update (also sent whenever the server asks, so an idle stream outlives
+    /// `wal_sender_timeout`). Keep it below the server's `wal_sender_timeout` (60s by default):
+    /// while the consumer is behind, these updates are what keeps the stream alive. A node
+    /// killed re-reads at most about this much, suppressed by the idempotency keys. Default 10s.
+    #[serde(with = "humantime_serde")]
+    pub status_interval: Duration,
+    /// `read = "peek"`: changes read from the slot per round trip (whole transactions: a
+    /// round trip ends at the first transaction end past this many). Default 1000.
     pub batch_size: u32,
-    /// Pause between reads when the slot had nothing new. Default 100ms.
+    /// `read = "peek"`: pause between reads when the slot had nothing new. Default 100ms.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
 }
@@ -72,6 +109,8 @@ impl Default for PostgresCdcSettings {
             create_slot: true,
             tables: Vec::new(),
             columns: BTreeMap::new(),
+            read: ReadMode::Stream,
+            status_interval: Duration::from_secs(10),
             batch_size: 1000,
             poll_interval: Duration::from_millis(100),
         }
@@ -129,6 +168,12 @@ impl PostgresCdcSettings {
                 "must be > 0",
             ));
         }
+        if self.status_interval < Duration::from_millis(10) {
+            return Err(ConfigError::new(
+                format!("{key}.status_interval"),
+                "must be at least 10ms",
+            ));
+        }
         Ok(())
     }
 
@@ -174,6 +219,11 @@ mod tests {
             ..ok.clone()
         };
         assert_eq!(e.validate("k").unwrap_err().key, "k.tables[1]");
+        let e = PostgresCdcSettings {
+            status_interval: Duration::ZERO,
+            ..ok.clone()
+        };
+        assert_eq!(e.validate("k").unwrap_err().key, "k.status_interval");
         if cfg!(feature = "postgresql_cdc") {
             let e = PostgresCdcSettings {
                 dsn: "host=a port=notaport".into(),
@@ -181,6 +231,18 @@ mod tests {
             };
             assert_eq!(e.validate("k").unwrap_err().key, "k.dsn");
         }
+    }
+
+    #[test]
+    fn read_mode_is_stream_by_default_and_named_in_config() {
+        assert_eq!(PostgresCdcSettings::default().read, ReadMode::Stream);
+        let s: PostgresCdcSettings =
+            serde_json::from_value(serde_json::json!({"read": "peek"})).expect("peek");
+        assert_eq!(s.read, ReadMode::Peek);
+        let bad =
+            serde_json::from_value::<PostgresCdcSettings>(serde_json::json!({"read": "poll"}))
+                .expect_err("unknown mode");
+        assert!(bad.to_string().contains("stream"), "{bad}");
     }
 
     #[test]

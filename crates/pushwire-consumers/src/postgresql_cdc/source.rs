@@ -1,27 +1,23 @@
-//! The PostgreSQL CDC read loop.
-//!
-//! Changes are read from the slot with `pg_logical_slot_peek_binary_changes` (the `pgoutput`
-//! plugin, whole transactions per read) over an ordinary connection, so no replication
-//! protocol client is needed; the slot is confirmed with `pg_replication_slot_advance` to the
-//! end of the last transaction whose every change is in channel history (or dead-lettered).
-//! A node killed before that re-reads those changes: their idempotency keys
+//! The PostgreSQL CDC session loop: connect, check (and create) the publication and the slot
+//! over an ordinary connection, then read the slot the configured way
+//! ([`super::stream`], the default, or [`super::peek`]). Either way the slot is confirmed
+//! only past transactions whose every change is in channel history (or dead-lettered); a
+//! node killed before that re-reads those changes, and their idempotency keys
 //! (`pgcdc:<slot>:<commit LSN>:<n-th change>`) suppress what was already published.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use super::change::{Change, Op};
-use super::pgoutput::{decode, Lsn, PgOutput, Relation};
-use super::settings::{qualified, PostgresCdcSettings};
+use super::pgoutput::Lsn;
+use super::settings::{qualified, PostgresCdcSettings, ReadMode};
+use super::{peek, stream};
 use crate::backoff::Backoff;
 use crate::error::ConsumerError;
-use crate::message::Message;
-use crate::metrics::ConsumerMetrics;
 use crate::postgresql_outbox::{connect, PostgresOutboxSettings};
-use crate::processor::{Outcome, Processor};
+use crate::processor::Processor;
 
 /// Timeout of connecting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,15 +51,14 @@ pub async fn run(
     tracing::info!(consumer = %name, "postgresql cdc consumer stopped");
 }
 
-fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> ConsumerError {
+/// A `tokio-postgres` error as a broker error saying `what` failed.
+pub(super) fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> ConsumerError {
     move |e| ConsumerError::Broker(format!("{what}: {e}"))
 }
 
-/// The transaction being read.
-struct Txn {
-    final_lsn: Lsn,
-    commit_time: i64,
-    changes: u32,
+/// The config key `field` of consumer `name`'s section.
+pub(super) fn key(name: &str, field: &str) -> String {
+    format!("consumers[name={name}].postgresql_cdc.{field}")
 }
 
 async fn session(
@@ -84,24 +79,47 @@ async fn session(
     .await?;
     let client = &conn.client;
     let result = async {
-        prepare(name, client, s).await?;
-        backoff.reset();
-        processor.metrics().set_source_down(None);
-        tracing::info!(consumer = %name, slot = %s.slot, publication = %s.publication, "postgresql cdc consumer connected");
-        read(s, client, processor, shutdown).await
+        let from = prepare(name, client, s).await?;
+        tracing::info!(consumer = %name, slot = %s.slot, publication = %s.publication, read = s.read.as_str(), "postgresql cdc consumer connected");
+        match s.read {
+            ReadMode::Peek => {
+                backoff.reset();
+                processor.metrics().set_source_down(None);
+                peek::read(s, client, processor, shutdown).await
+            }
+            ReadMode::Stream => {
+                let config: tokio_postgres::Config = s
+                    .dsn
+                    .parse()
+                    .map_err(|e| ConsumerError::config(key(name, "dsn"), format!("{e}")))?;
+                let tls = if connect::wants_tls(&config, &s.tls_ca_pem_file) {
+                    let tls = connect::client_config(
+                        &key(name, "tls_ca_pem_file"),
+                        &s.tls_ca_pem_file,
+                    )?;
+                    Some(Arc::new(tls))
+                } else {
+                    None
+                };
+                // The stream needs no other connection.
+                conn.driver.abort();
+                stream::read(name, s, tls, from, processor, shutdown, backoff).await
+            }
+        }
     }
     .await;
     conn.driver.abort();
     result
 }
 
-/// Checks wal_level, the publication and the slot; creates them when allowed.
+/// Checks wal_level, the publication and the slot; creates them when allowed. Returns the
+/// slot's confirmed position.
 async fn prepare(
     name: &str,
     client: &Client,
     s: &PostgresCdcSettings,
-) -> Result<(), ConsumerError> {
-    let key = |field: &str| format!("consumers[name={name}].postgresql_cdc.{field}");
+) -> Result<Lsn, ConsumerError> {
+    let key = |field: &str| key(name, field);
     let level: String = client
         .query_one("SHOW wal_level", &[])
         .await
@@ -148,12 +166,12 @@ async fn prepare(
     }
     let slot = client
         .query_opt(
-            "SELECT plugin::text, database::text FROM pg_replication_slots WHERE slot_name = $1",
+            "SELECT plugin::text, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
             &[&s.slot],
         )
         .await
         .map_err(pg("read pg_replication_slots"))?;
-    match slot {
+    let confirmed: Option<String> = match slot {
         Some(row) => {
             let plugin: Option<String> = row.get(0);
             if plugin.as_deref() != Some("pgoutput") {
@@ -162,16 +180,18 @@ async fn prepare(
                     format!("slot {:?} uses plugin {plugin:?}, not pgoutput", s.slot),
                 ));
             }
+            row.get(1)
         }
         None if s.create_slot => {
-            client
+            let created = client
                 .query_one(
-                    "SELECT pg_create_logical_replication_slot($1, 'pgoutput')::text",
+                    "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
                     &[&s.slot],
                 )
                 .await
                 .map_err(|e| ConsumerError::config(key("slot"), format!("cannot create slot (the role needs REPLICATION): {e}")))?;
             tracing::info!(consumer = %name, slot = %s.slot, "replication slot created");
+            created.get(0)
         }
         None => {
             return Err(ConsumerError::config(
@@ -179,162 +199,9 @@ async fn prepare(
                 format!("replication slot {:?} does not exist (create it with pgoutput, or set create_slot)", s.slot),
             ))
         }
-    }
-    Ok(())
-}
-
-/// Reads and applies transactions until `shutdown` or an error.
-async fn read(
-    s: &PostgresCdcSettings,
-    client: &Client,
-    processor: &Processor,
-    shutdown: &CancellationToken,
-) -> Result<(), ConsumerError> {
-    let peek = client
-        .prepare(
-            "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
-             'proto_version', '1', 'publication_names', $3)",
-        )
-        .await
-        .map_err(pg("prepare peek"))?;
-    let advance = client
-        .prepare("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)::text")
-        .await
-        .map_err(pg("prepare advance"))?;
-    let lag = client
-        .prepare(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint \
-             FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .await
-        .map_err(pg("prepare lag"))?;
-    let batch = i32::try_from(s.batch_size).unwrap_or(i32::MAX);
-    let mut relations: HashMap<u32, Relation> = HashMap::new();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = processor.ready() => {}
-        }
-        // A fresh decoding session sends relation descriptions again before their first use.
-        relations.clear();
-        let rows = client
-            .query(&peek, &[&s.slot, &batch, &s.publication])
-            .await
-            .map_err(pg("read slot"))?;
-        if let Ok(row) = client.query_one(&lag, &[&s.slot]).await {
-            processor
-                .metrics()
-                .set_lag(row.get::<_, Option<i64>>(0).unwrap_or(-1));
-        }
-        if rows.is_empty() {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(s.poll_interval) => {}
-            }
-            continue;
-        }
-        let mut txn: Option<Txn> = None;
-        let mut confirm: Option<Lsn> = None;
-        for row in rows {
-            let lsn: String = row.get(0);
-            let lsn: Lsn = lsn.parse().map_err(ConsumerError::Broker)?;
-            let data: &[u8] = row.get(1);
-            let message = decode(data).map_err(|e| ConsumerError::Broker(e.to_string()))?;
-            let (op, rel, new, old) = match message {
-                PgOutput::Begin {
-                    final_lsn,
-                    commit_time,
-                    ..
-                } => {
-                    txn = Some(Txn {
-                        final_lsn,
-                        commit_time,
-                        changes: 0,
-                    });
-                    continue;
-                }
-                PgOutput::Commit { end_lsn, .. } => {
-                    txn = None;
-                    confirm = Some(end_lsn);
-                    continue;
-                }
-                PgOutput::Relation(r) => {
-                    relations.insert(r.id, r);
-                    continue;
-                }
-                PgOutput::Insert { rel, new } => (Op::Insert, rel, new, None),
-                PgOutput::Update { rel, old, new } => (Op::Update, rel, new, old),
-                PgOutput::Delete { rel, old } => (Op::Delete, rel, old, None),
-                PgOutput::Truncate { rels } => {
-                    tracing::info!(relations = ?rels, "postgresql cdc: TRUNCATE is not routed");
-                    continue;
-                }
-                PgOutput::Other(_) => continue,
-            };
-            let t = txn
-                .as_mut()
-                .ok_or_else(|| ConsumerError::Broker("change outside a transaction".into()))?;
-            t.changes += 1;
-            let relation = relations.get(&rel).ok_or_else(|| {
-                ConsumerError::Broker(format!("change of relation {rel} before its description"))
-            })?;
-            let table = format!("{}.{}", relation.schema, relation.table);
-            if !s.routes(&table) {
-                continue;
-            }
-            let change = Change {
-                op,
-                relation,
-                row: &new,
-                old: old.as_ref(),
-                lsn,
-                commit_time: t.commit_time,
-            };
-            let msg = Message {
-                id: format!("pgcdc:{}:{}:{}", s.slot, t.final_lsn, t.changes),
-                subject: table.clone(),
-                headers: vec![
-                    ("op".into(), op.as_str().into()),
-                    ("schema".into(), relation.schema.clone()),
-                    ("table".into(), relation.table.clone()),
-                ],
-                body: change
-                    .event(s.filter(&table))
-                    .to_string()
-                    .into_bytes()
-                    .into(),
-            };
-            if !apply(processor, &msg, shutdown).await {
-                return Ok(());
-            }
-        }
-        if let Some(lsn) = confirm {
-            client
-                .query_one(&advance, &[&s.slot, &lsn.to_string()])
-                .await
-                .map_err(pg("confirm slot position"))?;
-        }
-    }
-}
-
-/// Applies one change until it is done or dead-lettered (retrying transient failures with
-/// backoff); false when shut down first.
-async fn apply(processor: &Processor, msg: &Message, shutdown: &CancellationToken) -> bool {
-    let mut retry = processor.backoff();
-    loop {
-        match processor.process(msg).await {
-            Outcome::Done => return true,
-            Outcome::Poison(why) => {
-                ConsumerMetrics::inc(&processor.metrics().dead_lettered);
-                tracing::warn!(consumer = %processor.name(), id = %msg.id, reason = %why, "change dead-lettered (logged and skipped)");
-                return true;
-            }
-            Outcome::Retry(_) => {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return false,
-                    _ = tokio::time::sleep(retry.next_delay()) => {}
-                }
-            }
-        }
+    };
+    match confirmed {
+        Some(lsn) => lsn.parse().map_err(ConsumerError::Broker),
+        None => Ok(Lsn(0)),
     }
 }

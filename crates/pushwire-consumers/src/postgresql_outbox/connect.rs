@@ -36,13 +36,16 @@ pub(crate) async fn connect(
         .dsn
         .parse()
         .map_err(|e| ConsumerError::config("postgresql_outbox.dsn", format!("{e}")))?;
-    let tls = config.get_ssl_mode() == SslMode::Require || !s.tls_ca_pem_file.is_empty();
+    let tls = wants_tls(&config, &s.tls_ca_pem_file);
     let timed_out = || ConsumerError::Connection("connect: timed out".into());
     let failed = |e: tokio_postgres::Error| ConsumerError::Connection(e.to_string());
     if tls {
         let mut config = config;
         config.ssl_mode(SslMode::Require);
-        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(s)?);
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(
+            "postgresql_outbox.tls_ca_pem_file",
+            &s.tls_ca_pem_file,
+        )?);
         let (client, connection) = tokio::time::timeout(timeout, config.connect(connector))
             .await
             .map_err(|_| timed_out())?
@@ -85,19 +88,28 @@ where
     }
 }
 
-/// System roots plus `tls_ca_pem_file`.
-fn client_config(s: &PostgresOutboxSettings) -> Result<rustls::ClientConfig, ConsumerError> {
-    let bad = |m: String| ConsumerError::config("postgresql_outbox.tls_ca_pem_file", m);
+/// Whether a connection with this DSN and CA file is encrypted (see the module docs).
+pub(crate) fn wants_tls(config: &Config, tls_ca_pem_file: &str) -> bool {
+    config.get_ssl_mode() == SslMode::Require || !tls_ca_pem_file.is_empty()
+}
+
+/// System roots plus `tls_ca_pem_file` (`key` names it in errors); the server's certificate
+/// is verified and must name the host.
+pub(crate) fn client_config(
+    key: &str,
+    tls_ca_pem_file: &str,
+) -> Result<rustls::ClientConfig, ConsumerError> {
+    let bad = |m: String| ConsumerError::config(key, m);
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    if !s.tls_ca_pem_file.is_empty() {
-        let certs = CertificateDer::pem_file_iter(&s.tls_ca_pem_file)
-            .map_err(|e| bad(format!("{}: {e}", s.tls_ca_pem_file)))?;
+    if !tls_ca_pem_file.is_empty() {
+        let certs = CertificateDer::pem_file_iter(tls_ca_pem_file)
+            .map_err(|e| bad(format!("{tls_ca_pem_file}: {e}")))?;
         for cert in certs {
-            let cert = cert.map_err(|e| bad(format!("{}: {e}", s.tls_ca_pem_file)))?;
+            let cert = cert.map_err(|e| bad(format!("{tls_ca_pem_file}: {e}")))?;
             roots
                 .add(cert)
-                .map_err(|e| bad(format!("{}: {e}", s.tls_ca_pem_file)))?;
+                .map_err(|e| bad(format!("{tls_ca_pem_file}: {e}")))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

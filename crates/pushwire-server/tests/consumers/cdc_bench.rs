@@ -12,9 +12,15 @@
 //! - **steady rate**: `RATE` single-row transactions (messages) per second for `SECONDS`; the
 //!   latency percentiles at a rate the source keeps up with.
 //!
+//! PostgreSQL runs three ways: streamed (`read = "stream"`, the default) and polled (`read =
+//! "peek"`) at `poll_interval` 100 ms and 10 ms, one after the other in the same run. Each
+//! phase also reports this process's CPU time per change (node, subscriber and producer client
+//! together: the same for every source but the consumer's read loop).
+//!
 //! Ignored by default; `scripts/bench-cdc.sh` runs it in release mode. Env:
 //! `PUSHWIRE_CDC_BENCH_N` (20000), `PUSHWIRE_CDC_BENCH_RATE` (500), `PUSHWIRE_CDC_BENCH_SECONDS`
-//! (10). Needs PostgreSQL (wal_level = logical), MariaDB (row binlog) and Mosquitto on
+//! (10), `PUSHWIRE_CDC_BENCH_ONLY` (run only the sources whose label contains it, e.g.
+//! `postgresql`). Needs PostgreSQL (wal_level = logical), MariaDB (row binlog) and Mosquitto on
 //! 127.0.0.1 (`scripts/services.sh`).
 
 use crate::consumers_common;
@@ -25,7 +31,7 @@ use consumers_common::*;
 use mysql_async::prelude::Queryable;
 use pushwire_consumers::mqtt::{MqttSettings, ProtocolVersion};
 use pushwire_consumers::mysql_cdc::MysqlCdcSettings;
-use pushwire_consumers::postgresql_cdc::PostgresCdcSettings;
+use pushwire_consumers::postgresql_cdc::{PostgresCdcSettings, ReadMode};
 use pushwire_consumers::{ConsumerConfig, ConsumerType, Mode, RouteConfig};
 use pushwire_test_support::{TestServer, WsClient};
 use serde_json::{json, Value};
@@ -55,6 +61,8 @@ fn now_us() -> u64 {
 struct Phase {
     changes: u64,
     elapsed: Duration,
+    /// This process's CPU time over the phase.
+    cpu: Duration,
     /// Commit → receive, microseconds, sorted.
     latencies: Vec<u64>,
 }
@@ -70,15 +78,33 @@ impl Phase {
 
     fn line(&self, source: &str, phase: &str) -> String {
         format!(
-            "CDC BENCH {source} {phase}: {} changes in {:.2} s = {:.0} changes/s; commit -> subscriber p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "CDC BENCH {source} {phase}: {} changes in {:.2} s = {:.0} changes/s; commit -> subscriber p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; process CPU {:.1} us/change",
             self.changes,
             self.elapsed.as_secs_f64(),
             self.changes as f64 / self.elapsed.as_secs_f64(),
             self.percentile(0.5),
             self.percentile(0.99),
             self.percentile(1.0),
+            self.cpu_per_change_us(),
         )
     }
+
+    fn cpu_per_change_us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.changes as f64
+    }
+}
+
+/// This process's user + system CPU time (`/proc/self/stat`, 100 ticks a second).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// A source under test: writes changes whose rows carry `ts`.
@@ -149,6 +175,7 @@ async fn bench<P: Producer + 'static>(
 
     let n = env("PUSHWIRE_CDC_BENCH_N", 20_000);
     let started = Instant::now();
+    let cpu = process_cpu();
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     let writer = tokio::spawn(async move {
         let mut id = 1;
@@ -164,6 +191,7 @@ async fn bench<P: Producer + 'static>(
     let throughput = Phase {
         changes: n,
         elapsed: done - started,
+        cpu: process_cpu().saturating_sub(cpu),
         latencies,
     };
     println!("{}", throughput.line(label, "throughput"));
@@ -175,6 +203,7 @@ async fn bench<P: Producer + 'static>(
     let tick = Duration::from_secs_f64(1.0 / rate as f64);
     let base = n + 1;
     let started = Instant::now();
+    let cpu = process_cpu();
     let writer = tokio::spawn(async move {
         let mut next = tokio::time::Instant::now();
         for i in 0..total {
@@ -188,6 +217,7 @@ async fn bench<P: Producer + 'static>(
     let steady = Phase {
         changes: total,
         elapsed: done - started,
+        cpu: process_cpu().saturating_sub(cpu),
         latencies,
     };
     println!("{}", steady.line(label, &format!("steady {rate}/s")));
@@ -232,7 +262,7 @@ fn row(d: &Value) -> (u64, u64) {
     )
 }
 
-async fn postgresql(poll_interval: Duration) -> (Phase, Phase) {
+async fn postgresql(read: ReadMode, poll_interval: Duration) -> (Phase, Phase) {
     require_service("127.0.0.1:5432", "PostgreSQL").await;
     let id = unique();
     let (client, conn) = tokio_postgres::connect(PG_DSN, tokio_postgres::NoTls)
@@ -256,10 +286,14 @@ async fn postgresql(poll_interval: Duration) -> (Phase, Phase) {
         publication: slot.clone(),
         create_slot: true,
         tables: vec![table.clone()],
+        read,
         poll_interval,
         ..Default::default()
     });
-    let label = format!("postgresql_cdc (poll_interval {poll_interval:?})");
+    let label = match read {
+        ReadMode::Stream => "postgresql_cdc (stream)".to_owned(),
+        ReadMode::Peek => format!("postgresql_cdc (peek, poll_interval {poll_interval:?})"),
+    };
     let (cleanup, conn) = tokio_postgres::connect(PG_DSN, tokio_postgres::NoTls)
         .await
         .expect("connect");
@@ -401,31 +435,41 @@ async fn mqtt(version: ProtocolVersion) -> (Phase, Phase) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: scripts/bench-cdc.sh (release mode)"]
 async fn cdc_commit_to_subscriber() {
+    let only = std::env::var("PUSHWIRE_CDC_BENCH_ONLY").unwrap_or_default();
+    let sources = [
+        "postgresql_cdc, read = stream (default)",
+        "postgresql_cdc, read = peek, poll_interval 100ms",
+        "postgresql_cdc, read = peek, poll_interval 10ms",
+        "mysql_cdc (MariaDB, GTID)",
+        "mqtt 3.1.1",
+        "mqtt 5",
+    ];
     let mut lines = Vec::new();
-    for (name, (t, s)) in [
-        (
-            "postgresql_cdc, poll_interval 100ms (default)",
-            postgresql(Duration::from_millis(100)).await,
-        ),
-        (
-            "postgresql_cdc, poll_interval 10ms",
-            postgresql(Duration::from_millis(10)).await,
-        ),
-        ("mysql_cdc (MariaDB, GTID)", mariadb().await),
-        ("mqtt 3.1.1", mqtt(ProtocolVersion::V311).await),
-        ("mqtt 5", mqtt(ProtocolVersion::V5).await),
-    ] {
+    for (i, name) in sources.into_iter().enumerate() {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        let (t, s) = match i {
+            0 => postgresql(ReadMode::Stream, Duration::from_millis(100)).await,
+            1 => postgresql(ReadMode::Peek, Duration::from_millis(100)).await,
+            2 => postgresql(ReadMode::Peek, Duration::from_millis(10)).await,
+            3 => mariadb().await,
+            4 => mqtt(ProtocolVersion::V311).await,
+            _ => mqtt(ProtocolVersion::V5).await,
+        };
         lines.push(format!(
-            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.0} / {:.0} |",
             t.changes as f64 / t.elapsed.as_secs_f64(),
             t.percentile(0.5),
             t.percentile(0.99),
             s.percentile(0.5),
             s.percentile(0.99),
+            t.cpu_per_change_us(),
+            s.cpu_per_change_us(),
         ));
     }
     let rate = env("PUSHWIRE_CDC_BENCH_RATE", 500);
-    println!("CDC TABLE | source | changes/s (throughput) | p50 / p99 ms under that load | p50 / p99 ms at {rate}/s |");
+    println!("CDC TABLE | source | changes/s (throughput) | p50 / p99 ms under that load | p50 / p99 ms at {rate}/s | process CPU us/change (throughput / steady) |");
     for l in lines {
         println!("CDC TABLE {l}");
     }

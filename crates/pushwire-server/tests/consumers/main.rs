@@ -14,6 +14,7 @@ mod mysql;
 mod mysql_gtid;
 mod nats;
 mod postgres;
+mod postgres_stream;
 mod rabbitmq;
 mod redis_stream;
 mod throughput;
