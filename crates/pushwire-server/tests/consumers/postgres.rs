@@ -204,14 +204,17 @@ impl Source for Outbox {
 
 impl Redelivering for Outbox {
     /// Rows the dead node had already published come back with their ids, as after a crash
-    /// between publish and the deleting commit.
+    /// between publish and the deleting commit. A row the dead node had not deleted yet (a
+    /// loaded machine: it was killed before getting that far) is still there and is left as
+    /// it is.
     async fn redeliver(&self, sent: &[Sent<i64>], from: usize) {
         for s in &sent[from..] {
             let (method, payload) = command_parts(&s.body);
             self.pg
                 .execute(
                     &format!(
-                        "INSERT INTO {} (id, method, payload) VALUES ($1, $2, $3::text::jsonb)",
+                        "INSERT INTO {} (id, method, payload) VALUES ($1, $2, $3::text::jsonb) \
+                         ON CONFLICT (id) DO NOTHING",
                         self.table
                     ),
                     &[&s.receipt, &method, &payload.to_string()],
