@@ -73,7 +73,9 @@ impl Outboxes {
 struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
-    closed: Option<Disconnect>,
+    /// Why the connection must close; boxed (set once per connection, at its end) so an open
+    /// outbox pays one word: `Arc<Outbox>` stays in the 192-byte size class.
+    closed: Option<Box<Disconnect>>,
     /// Stamp of the oldest queued publication ([`crate::metrics::stamp_now`]); 0 = none.
     stamp: u64,
     /// With a write delay: when the oldest queued message was queued.
@@ -274,7 +276,7 @@ impl Outbox {
                     return Pushed::Shed;
                 }
                 Room::None => {
-                    st.closed = Some(Disconnect::SLOW);
+                    st.closed = Some(Box::new(Disconnect::SLOW));
                     st.queue.clear();
                     st.bytes = 0;
                     st.stamp = 0;
@@ -326,7 +328,7 @@ impl Outbox {
     pub fn close(&self, disconnect: Disconnect) {
         let mut st = self.state.lock();
         if st.closed.is_none() {
-            st.closed = Some(disconnect);
+            st.closed = Some(Box::new(disconnect));
         }
         drop(st);
         self.notify.notify_one();
@@ -346,7 +348,7 @@ impl Outbox {
 
     /// The disconnect recorded by [`Outbox::close`], if any.
     pub fn closed(&self) -> Option<Disconnect> {
-        self.state.lock().closed.clone()
+        self.state.lock().closed.as_deref().cloned()
     }
 
     /// Takes everything queued without waiting.
@@ -370,7 +372,7 @@ impl Outbox {
         let queue = std::mem::take(&mut st.queue);
         Drained {
             messages: Vec::from(queue),
-            disconnect: st.closed.clone(),
+            disconnect: st.closed.as_deref().cloned(),
             stamp: std::mem::take(&mut st.stamp),
             shed,
         }
