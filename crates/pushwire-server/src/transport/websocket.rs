@@ -341,8 +341,11 @@ async fn write(
     let (frames, mut written) = build_frames(socket, client, queued, config)?;
     // The common case: the socket takes the frames at once. Trying that first avoids arming a
     // timer and a close watch for every message.
-    let mut cx = Context::from_waker(Waker::noop());
-    match socket.poll_write_frames(&mut cx, &frames, &mut written) {
+    let first = {
+        let mut cx = Context::from_waker(Waker::noop());
+        socket.poll_write_frames(&mut cx, &frames, &mut written)
+    };
+    match first {
         Poll::Ready(Ok(())) => return Ok(()),
         Poll::Ready(Err(_)) => return Err(Outcome::Gone),
         // Partly written: go on below, from where it stopped.
