@@ -387,8 +387,10 @@ impl Outbox {
             // a close wait) must not make it bigger for connections without a delay.
             return Box::pin(self.drain_delayed()).await;
         }
+        // One notification, pinned in place and awaited by reference: awaiting it by value
+        // would keep a second copy of it (64 bytes) in the future of every idle connection.
+        let mut notified = std::pin::pin!(self.notify.notified());
         loop {
-            let notified = self.notify.notified();
             // Scoped, so the (empty) result is not kept in the future across the wait.
             {
                 let drained = self.try_drain();
@@ -399,7 +401,8 @@ impl Outbox {
                     return drained;
                 }
             }
-            notified.await;
+            notified.as_mut().await;
+            notified.set(self.notify.notified());
         }
     }
 

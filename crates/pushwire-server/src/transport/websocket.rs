@@ -230,12 +230,13 @@ fn read_failure(e: &WsError) -> Outcome {
 
 /// The read/write/timer loop. Everything it holds while waiting sits in every idle
 /// connection, so it keeps little: no copy of the outbox handle or of the shutdown token, no
-/// buffer between writes, the deadline only inside the timer, and the shutdown watch (needed
-/// only until the client is connected) boxed and dropped once connected.
+/// buffer between writes, the deadline only inside the timer (boxed), and the shutdown watch
+/// (needed only until the client is connected) boxed and dropped once connected.
 async fn drive(socket: &mut WebSocket, client: &Arc<Client>, config: &ServerConfig) -> Outcome {
     let outbox = client.outbox();
-    let sleep = tokio::time::sleep_until(client.next_deadline());
-    tokio::pin!(sleep);
+    // Boxed (about 120 bytes, mimalloc's 128-byte class): inline it takes the task past the
+    // 1,024-byte class into the 1,280-byte one.
+    let mut sleep = Box::pin(tokio::time::sleep_until(client.next_deadline()));
     // Connected clients hear about shutdown through their outbox (3001).
     let mut shutdown = Some(Box::pin(
         client.node().shutdown_token().clone().cancelled_owned(),
@@ -498,11 +499,13 @@ mod tests {
     }
 
     /// Every idle connection holds its task: the future plus tokio's task header and trailer,
-    /// 128-byte aligned. Kept under 896 bytes the task fits mimalloc's 1,024-byte class.
+    /// 128-byte aligned: tokio's header, scheduler, id, stage tag and trailer take 104 bytes
+    /// and the task tracker's token 8, so a future of at most 912 bytes keeps the task in
+    /// mimalloc's 1,024-byte class (past it, the 1,280-byte one).
     #[test]
     fn connection_task_fits_the_1024_byte_class() {
         let task = returned_size(super::serve);
         eprintln!("connection task future: {task} bytes");
-        assert!(task <= 896, "the connection task future is {task} bytes");
+        assert!(task <= 912, "the connection task future is {task} bytes");
     }
 }
