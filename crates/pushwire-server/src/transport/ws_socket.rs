@@ -55,7 +55,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsSocket<S> {
 
     /// The next message from the peer (pings are answered and closes acknowledged inside),
     /// `None` once the connection is closed; an error ends reading too.
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, WsError>>> {
         if self.ended {
             return Poll::Ready(None);
         }
@@ -210,7 +213,10 @@ mod tests {
 
     #[test]
     fn header_lengths_at_each_boundary() {
-        assert_eq!(data_header(true, false, 125), ([0x81, 125, 0, 0, 0, 0, 0, 0, 0, 0], 2));
+        assert_eq!(
+            data_header(true, false, 125),
+            ([0x81, 125, 0, 0, 0, 0, 0, 0, 0, 0], 2)
+        );
         let (h, n) = data_header(false, true, 126);
         assert_eq!((&h[..n], n), (&[0xC2, 126, 0, 126][..], 4));
         let (h, n) = data_header(true, false, 65_535);
