@@ -73,7 +73,9 @@ impl Outboxes {
 struct State {
     queue: VecDeque<Bytes>,
     bytes: usize,
-    closed: Option<Disconnect>,
+    /// Why the connection must close; boxed (set once per connection, at its end) so an open
+    /// outbox pays one word: `Arc<Outbox>` stays in the 192-byte size class.
+    closed: Option<Box<Disconnect>>,
     /// Stamp of the oldest queued publication ([`crate::metrics::stamp_now`]); 0 = none.
     stamp: u64,
     /// With a write delay: when the oldest queued message was queued.
@@ -277,7 +279,7 @@ impl Outbox {
                     return Pushed::Shed;
                 }
                 Room::None => {
-                    st.closed = Some(Disconnect::SLOW);
+                    st.closed = Some(Box::new(Disconnect::SLOW));
                     st.queue.clear();
                     st.bytes = 0;
                     st.stamp = 0;
@@ -329,7 +331,7 @@ impl Outbox {
     pub fn close(&self, disconnect: Disconnect) {
         let mut st = self.state.lock();
         if st.closed.is_none() {
-            st.closed = Some(disconnect);
+            st.closed = Some(Box::new(disconnect));
         }
         drop(st);
         self.notify.notify_one();
@@ -349,7 +351,7 @@ impl Outbox {
 
     /// The disconnect recorded by [`Outbox::close`], if any.
     pub fn closed(&self) -> Option<Disconnect> {
-        self.state.lock().closed.clone()
+        self.state.lock().closed.as_deref().cloned()
     }
 
     /// Takes everything queued without waiting.
@@ -373,7 +375,7 @@ impl Outbox {
         let queue = std::mem::take(&mut st.queue);
         Drained {
             messages: Vec::from(queue),
-            disconnect: st.closed.clone(),
+            disconnect: st.closed.as_deref().cloned(),
             stamp: std::mem::take(&mut st.stamp),
             shed,
         }
@@ -388,8 +390,10 @@ impl Outbox {
             // a close wait) must not make it bigger for connections without a delay.
             return Box::pin(self.drain_delayed()).await;
         }
+        // One notification, pinned in place and awaited by reference: awaiting it by value
+        // would keep a second copy of it (64 bytes) in the future of every idle connection.
+        let mut notified = std::pin::pin!(self.notify.notified());
         loop {
-            let notified = self.notify.notified();
             // Scoped, so the (empty) result is not kept in the future across the wait.
             {
                 let drained = self.try_drain();
@@ -400,7 +404,8 @@ impl Outbox {
                     return drained;
                 }
             }
-            notified.await;
+            notified.as_mut().await;
+            notified.set(self.notify.notified());
         }
     }
 

@@ -118,5 +118,10 @@ mod sizes {
             size_of::<super::super::Client>() <= 240,
             "Client grew past 240 bytes"
         );
+        // `Arc<Outbox>` likewise: at most 176 bytes keeps it in the 192-byte class (then 224).
+        assert!(
+            size_of::<crate::outbox::Outbox>() <= 176,
+            "Outbox grew past 176 bytes"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! frames, and writes what its outbox yields; none of them knows about channels.
 //!
 //! - [`websocket`]: bidirectional and unidirectional WebSocket; [`ws_upgrade`]: its HTTP
-//!   handshake (subprotocol, permessage-deflate).
+//!   handshake (subprotocol, permessage-deflate); `ws_socket`: one connection's socket
+//!   (tungstenite's state machine driven from the connection task, data frames written
+//!   straight to the stream).
 //! - [`http_stream`], [`sse`], [`emulation`]: bidirectional emulation over HTTP.
 //! - [`uni`]: unidirectional HTTP-streaming and SSE.
 //! - [`long_poll`]: long-polling and polling by offset.
@@ -27,4 +29,5 @@ pub mod sse;
 pub mod stream;
 pub mod uni;
 pub mod websocket;
+mod ws_socket;
 pub mod ws_upgrade;

@@ -2,7 +2,7 @@
 //! request, picks the subprotocol, negotiates permessage-deflate (RFC 7692) when the server
 //! allows it and the client offered it, and answers 101. Done here rather than by axum's
 //! `WebSocketUpgrade` because tungstenite knows no extensions: the connection is driven by
-//! `tokio_tungstenite::WebSocketStream::from_raw_socket` over a
+//! tungstenite's `WebSocketContext` (`super::ws_socket`) over a
 //! [`pushwire_deflate::DeflateStream`].
 
 use axum::http::header::{

@@ -213,3 +213,60 @@ async fn write_delay_gathers_writes() {
     assert!(frames as u128 <= burst_ms / 20 + 3, "{frames} frames");
     server.stop().await;
 }
+
+/// The server writes data frames itself and leaves control frames to tungstenite: a ping gets
+/// its pong, and frames before and after it arrive whole (no interleaving).
+#[tokio::test]
+async fn ping_answered_between_deliveries() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = TestServer::start().await;
+    let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
+    c.command(json!({"subscribe": {"channel": "pings"}})).await;
+    server.publish("pings", json!({"n": 1})).await;
+    c.stream()
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    server.publish("pings", json!({"n": 2})).await;
+    let mut pong = None;
+    let mut ns = Vec::new();
+    while pong.is_none() || ns.len() < 2 {
+        let m = tokio::time::timeout(std::time::Duration::from_secs(5), c.stream().next())
+            .await
+            .expect("a frame in time")
+            .expect("connection open")
+            .expect("a valid frame");
+        match m {
+            Message::Pong(p) => pong = Some(p),
+            Message::Text(t) => {
+                for line in t.as_str().lines() {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    if let Some(n) = v["push"]["pub"]["data"]["n"].as_u64() {
+                        ns.push(n);
+                    }
+                }
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert_eq!(pong.as_deref(), Some(&b"are you there"[..]));
+    assert_eq!(ns, [1, 2]);
+    server.stop().await;
+}
+
+/// Frame lengths in all three header forms (7-bit, 16-bit, 64-bit) arrive intact.
+#[tokio::test]
+async fn publications_of_every_frame_length_form() {
+    let server = TestServer::start().await;
+    let (mut c, _) = WsClient::connected(&server.ws_url(), None).await;
+    c.command(json!({"subscribe": {"channel": "sizes"}})).await;
+    for len in [1, 200, 70_000] {
+        let pad = "x".repeat(len);
+        server.publish("sizes", json!({"pad": pad})).await;
+        let p = c.next_publication("sizes").await;
+        assert_eq!(p["data"]["pad"].as_str().map(str::len), Some(len));
+    }
+    server.stop().await;
+}
