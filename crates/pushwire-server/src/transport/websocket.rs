@@ -191,7 +191,7 @@ fn serve(
         let pending = client.outbox().try_drain().messages;
         // The close reason, for the disconnect metrics and log (first reason wins).
         match &outcome {
-            Outcome::Close(d) => client.disconnect(d.clone()),
+            Outcome::Close(d) | Outcome::Interrupted(d, _) => client.disconnect(d.clone()),
             Outcome::Refused(code, reason) => client.disconnect(Disconnect {
                 code: u32::from(*code),
                 reason: (*reason).into(),
@@ -209,9 +209,19 @@ enum Outcome {
     Gone,
     /// The server closes with this disconnect.
     Close(Disconnect),
+    /// The server closes with this disconnect while a write was part-way through its frames:
+    /// the rest of them goes out first, so the peer reads whole frames and then the close
+    /// frame (a close frame after half a data frame would read as garbage, then 1006).
+    Interrupted(Disconnect, Box<Unsent>),
     /// The peer sent a message the server refuses: too big (1009), compressed data that does
     /// not inflate (1007), frames breaking permessage-deflate's rules (1002).
     Refused(u16, &'static str),
+}
+
+/// Data frames a write had started: `frames[written..]` is still to go.
+struct Unsent {
+    frames: Vec<u8>,
+    written: usize,
 }
 
 /// How a read error ends the connection.
@@ -355,25 +365,34 @@ async fn write(
     // A slow peer blocks the write; if its queue overflows meanwhile (or the server closes it
     // for any reason), stop waiting at once so its resources are released now.
     let outbox = client.outbox();
-    let send = tokio::time::timeout(
-        config.websocket.write_timeout,
-        poll_fn(|cx| socket.poll_write_frames(cx, &frames, &mut written)),
-    );
-    tokio::pin!(send);
-    loop {
-        tokio::select! {
-            sent = &mut send => return match sent {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(Outcome::Gone),
-                Err(_) => Err(Outcome::Close(outbox.closed().unwrap_or(Disconnect::WRITE_ERROR))),
-            },
-            _ = outbox.changed(), if watch_close => {
-                if let Some(d) = outbox.closed() {
-                    return Err(Outcome::Close(d));
+    let closed = {
+        let send = tokio::time::timeout(
+            config.websocket.write_timeout,
+            poll_fn(|cx| socket.poll_write_frames(cx, &frames, &mut written)),
+        );
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                sent = &mut send => return match sent {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Outcome::Gone),
+                    // Timed out: the peer takes nothing, so neither the rest nor a close
+                    // frame would go out either.
+                    Err(_) => Err(Outcome::Close(outbox.closed().unwrap_or(Disconnect::WRITE_ERROR))),
+                },
+                _ = outbox.changed(), if watch_close => {
+                    if let Some(d) = outbox.closed() {
+                        break d;
+                    }
                 }
             }
         }
-    }
+    };
+    Err(if written == 0 {
+        Outcome::Close(closed)
+    } else {
+        Outcome::Interrupted(closed, Box::new(Unsent { frames, written }))
+    })
 }
 
 /// The data frames for `queued`, header and payload, in one buffer, and where they start in
@@ -442,8 +461,24 @@ async fn finish(
     pending: Vec<bytes::Bytes>,
     config: &ServerConfig,
 ) {
+    let outcome = match outcome {
+        Outcome::Interrupted(d, mut unsent) => {
+            // Whole frames first, within the write timeout; a peer that takes nothing more
+            // gets no close frame (it would land inside a data frame).
+            let Unsent { frames, written } = &mut *unsent;
+            let rest = tokio::time::timeout(
+                config.websocket.write_timeout,
+                poll_fn(|cx| socket.poll_write_frames(cx, frames, written)),
+            );
+            if !matches!(rest.await, Ok(Ok(()))) {
+                return;
+            }
+            Outcome::Close(d)
+        }
+        other => other,
+    };
     let close = match outcome {
-        Outcome::Gone => return,
+        Outcome::Gone | Outcome::Interrupted(..) => return,
         Outcome::Refused(code, reason) => CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),
